@@ -1,0 +1,148 @@
+/**
+ * `deno task bench`: engine throughput on a random checkpoint shaped like Qwen2.5-0.5B.
+ *
+ * Prints one JSON object: session creation time, peak RSS, prefill tokens/s (128 tokens), decode
+ * tokens/s at batch 1, 8 and 32 (context ~128), and the hook overhead ratio (decode step time of the
+ * hooked graph with neutral hooks / a graph compiled without hook inputs).
+ *
+ * Options: `--layers N` (default 24) to shrink the model for a quick run, `--steps N` decode steps per
+ * measurement (default 8), `--keep DIR` to build the checkpoint in DIR and keep it.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { writeRandomCheckpoint } from "../model/random_checkpoint.ts";
+import { HookedModel } from "../model/hooked_model.ts";
+import type { KVCache } from "../model/kv_cache.ts";
+
+/** Peak resident set size of this process in MiB (Linux VmHWM). */
+export function peakRssMiB(): number {
+  try {
+    const status = Deno.readTextFileSync("/proc/self/status");
+    const m = /VmHWM:\s+(\d+) kB/.exec(status);
+    if (m) return Number(m[1]) / 1024;
+  } catch {
+    // not Linux
+  }
+  return Deno.memoryUsage().rss / 2 ** 20;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function timeIt<T>(fn: () => Promise<T>): Promise<[T, number]> {
+  const t0 = performance.now();
+  const r = await fn();
+  return [r, performance.now() - t0];
+}
+
+function promptRows(batch: number, length: number, vocab: number, salt = 0): number[][] {
+  return Array.from({ length: batch }, (_, b) =>
+    Array.from({ length }, (_, t) => (1 + b * 7919 + t * 104729 + salt * 13) % vocab));
+}
+
+/** Decode-step times (ms) for `steps` steps after a prefill of `context` tokens at batch `batch`. */
+async function decodeTimes(
+  model: HookedModel,
+  batch: number,
+  context: number,
+  steps: number,
+  variant: "hooked" | "plain",
+): Promise<number[]> {
+  const V = model.config.vocabSize;
+  let { cache } = await model.forward(promptRows(batch, context, V), { returnCache: true, variant });
+  const times: number[] = [];
+  for (let s = 0; s < steps; s++) {
+    const next = Array.from({ length: batch }, (_, b) => [(s * 31 + b * 17 + 5) % V]);
+    const [r, ms] = await timeIt(() => model.forward(next, { cache: cache as KVCache, returnCache: true, variant }));
+    cache = r.cache;
+    times.push(ms);
+  }
+  return times;
+}
+
+/** Run the benchmark and return its figures. */
+export async function runBench(options: { layers?: number; steps?: number; keep?: string } = {}) {
+  const layers = options.layers ?? 24, steps = options.steps ?? 8;
+  const dir = options.keep ?? await Deno.makeTempDir({ prefix: "bt-bench-" });
+  try {
+    const [, buildMs] = await timeIt(() =>
+      writeRandomCheckpoint(dir, {
+        modelType: "qwen2",
+        hiddenSize: 896,
+        numLayers: layers,
+        numHeads: 14,
+        numKvHeads: 2,
+        intermediateSize: 4864,
+        vocabSize: 151936,
+        tieWordEmbeddings: true,
+        seed: 1,
+      })
+    );
+    const [model, loadMs] = await timeIt(() => HookedModel.load(dir, { cacheDir: `${dir}/.graphs` }));
+    const [, hookedSessionMs] = await timeIt(() => model.session("hooked"));
+    const [, plainSessionMs] = await timeIt(() => model.session("plain"));
+
+    // Prefill: 128 tokens at batch 1 (warm-up first).
+    const V = model.config.vocabSize;
+    await model.forward(promptRows(1, 16, V, 1));
+    const prefillMs = median(
+      await Promise.all([0, 1, 2].map((i) => i)).then(async (idx) => {
+        const out: number[] = [];
+        for (const i of idx) out.push((await timeIt(() => model.forward(promptRows(1, 128, V, i))))[1]);
+        return out;
+      }),
+    );
+
+    const decode: Record<string, { step_ms: number; tokens_per_s: number }> = {};
+    for (const batch of [1, 8, 32]) {
+      const t = median(await decodeTimes(model, batch, 128, steps, "hooked"));
+      decode[`batch_${batch}`] = { step_ms: round(t), tokens_per_s: round((batch * 1000) / t) };
+    }
+
+    // Hook overhead: interleave hooked and plain runs so drift affects both alike.
+    const hooked: number[] = [], plain: number[] = [];
+    for (let rep = 0; rep < 3; rep++) {
+      hooked.push(...await decodeTimes(model, 1, 128, steps, "hooked"));
+      plain.push(...await decodeTimes(model, 1, 128, steps, "plain"));
+    }
+    const overhead = median(hooked) / median(plain);
+    await model.dispose();
+    return {
+      model: { shape: "Qwen2.5-0.5B (random weights, fp32)", layers, device: model.device.used },
+      checkpoint_build_s: round(buildMs / 1000),
+      load_s: round(loadMs / 1000),
+      session_creation_s: { hooked: round(hookedSessionMs / 1000), plain: round(plainSessionMs / 1000) },
+      peak_rss_mib: Math.round(peakRssMiB()),
+      prefill_128_tokens_per_s: round((128 * 1000) / prefillMs),
+      decode_context_128: decode,
+      batch32_vs_batch1_throughput: round(decode.batch_32!.tokens_per_s / decode.batch_1!.tokens_per_s),
+      hook_overhead_ratio: round(overhead, 4),
+      hook_overhead_detail_ms: { hooked_median: round(median(hooked)), plain_median: round(median(plain)) },
+      threads: navigator.hardwareConcurrency,
+    };
+  } finally {
+    if (!options.keep) await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+function round(x: number, digits = 2): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: { layers: { type: "string" }, steps: { type: "string" }, keep: { type: "string" } },
+  });
+  const result = await runBench({
+    ...(values.layers ? { layers: Number(values.layers) } : {}),
+    ...(values.steps ? { steps: Number(values.steps) } : {}),
+    ...(values.keep ? { keep: values.keep } : {}),
+  });
+  console.log(JSON.stringify(result, null, 2));
+}

@@ -1,0 +1,451 @@
+/**
+ * The hooked model: a Hugging Face decoder checkpoint compiled to ONNX and run with onnxruntime-node,
+ * with TransformerLens-style hook points as graph inputs (interventions) and outputs (captures).
+ *
+ * @example
+ * ```ts
+ * const model = await HookedModel.load("path/to/checkpoint");
+ * const { logits } = await model.forward([[1, 2, 3]], {
+ *   interventions: [{ hook: "blocks.0.hook_mlp_out", op: "scale", value: 0 }],
+ * });
+ * await model.dispose();
+ * ```
+ *
+ * @module
+ */
+
+import * as ort from "onnxruntime-node";
+import { createRequire } from "node:module";
+import { type Checkpoint, loadCheckpoint } from "./checkpoint.ts";
+import type { ModelConfig } from "./config.ts";
+import { compileGraph, type GraphVariant } from "./graph.ts";
+import { type HookName, type Intervention, parseHookName, selectsPosition } from "./hooks.ts";
+import { KVCache } from "./kv_cache.ts";
+import { prepareGraphFolder } from "./graph_folder.ts";
+
+/** Execution provider choice. `auto` = CUDA when available, else CPU. */
+export type DeviceRequest = "cpu" | "cuda" | "auto";
+
+/** Which execution provider a model got, and why. */
+export interface DeviceInfo {
+  readonly requested: DeviceRequest;
+  readonly used: "cpu" | "cuda";
+  readonly reason: string;
+}
+
+/** Options of {@link HookedModel.load}. */
+export interface LoadOptions {
+  /** Default "cpu". */
+  readonly device?: DeviceRequest;
+  /** Intra-op threads; default: all cores. */
+  readonly threads?: number;
+  /** Weight prepacking (faster batched matmuls, slower session creation, more memory). Default true. */
+  readonly prepack?: boolean;
+  /** Where compiled graphs are kept; default `$BT_CACHE_DIR` or `~/.cache/backtracking-interp`. */
+  readonly cacheDir?: string;
+  /** Graph variants to compile eagerly; others compile on first use. */
+  readonly variants?: readonly GraphVariantName[];
+}
+
+/** Named graph variants: generation (hooks, no captures), analysis (hooks + captures), plain (no hooks). */
+export type GraphVariantName = "hooked" | "analysis" | "plain";
+
+const VARIANTS: Readonly<Record<GraphVariantName, GraphVariant>> = {
+  hooked: { hooks: true, captures: false },
+  analysis: { hooks: true, captures: true },
+  plain: { hooks: false, captures: false },
+};
+
+/** What logits a forward pass returns, per row. */
+export type LogitPositions = "last" | "all" | "none" | readonly (readonly number[])[];
+
+/** Options of {@link HookedModel.forward}. */
+export interface ForwardOptions {
+  readonly interventions?: readonly Intervention[];
+  /** Default "last": the last token of each row. Explicit lists hold absolute positions per row. */
+  readonly logits?: LogitPositions;
+  /** Continue from this cache (rows must match); the rows then hold only the new tokens. */
+  readonly cache?: KVCache;
+  /** Return the updated cache. Default false. */
+  readonly returnCache?: boolean;
+  /** Capture residuals, component outputs and the logit lens at these absolute positions per row. */
+  readonly capture?: {
+    readonly positions: readonly (readonly number[])[];
+    /** Per row, per capture position, the token ids to read in the lens (same count everywhere). */
+    readonly lensTokenIds?: readonly (readonly (readonly number[])[])[];
+  };
+  /** Force a graph variant (e.g. "plain" for benchmarks); default picks the cheapest that serves. */
+  readonly variant?: GraphVariantName;
+}
+
+/** Captured activations at the requested positions. */
+export interface Captures {
+  readonly positions: readonly (readonly number[])[];
+  /** `resid[layer][row][k]`: layer l = `blocks.l.hook_resid_pre`, layer L = last `hook_resid_post`. */
+  readonly resid: Float32Array[][][];
+  readonly attnOut: Float32Array[][][];
+  readonly mlpOut: Float32Array[][][];
+  /** `lens[layer][row][k][m]` for layer 0..L (0 = embedding output, L = final logits). */
+  readonly lens?: { logit: number; logprob: number; rank: number }[][][][];
+}
+
+/** Result of {@link HookedModel.forward}. */
+export interface ForwardResult {
+  /** `logits[row][k]`: vocabulary logits at the k-th requested position of the row. */
+  readonly logits: Float32Array[][];
+  /** Absolute positions the logits belong to, per row. */
+  readonly logitPositions: number[][];
+  readonly cache?: KVCache;
+  readonly captures?: Captures;
+}
+
+/** A loaded, compiled model. Call {@link HookedModel.dispose} when done. */
+export class HookedModel {
+  readonly #sessions = new Map<GraphVariantName, Promise<ort.InferenceSession>>();
+  readonly #graphFolder: Awaited<ReturnType<typeof prepareGraphFolder>>;
+  readonly #sessionOptions: ort.InferenceSession.SessionOptions;
+
+  private constructor(
+    readonly checkpoint: Checkpoint,
+    readonly device: DeviceInfo,
+    graphFolder: Awaited<ReturnType<typeof prepareGraphFolder>>,
+    sessionOptions: ort.InferenceSession.SessionOptions,
+  ) {
+    this.#graphFolder = graphFolder;
+    this.#sessionOptions = sessionOptions;
+  }
+
+  /** The model's architecture parameters. */
+  get config(): ModelConfig {
+    return this.checkpoint.config;
+  }
+
+  /**
+   * Load a checkpoint folder and prepare its graphs.
+   * @param dir a Hugging Face model folder (config.json + safetensors), possibly a hub-cache snapshot.
+   * @throws when the folder is not a valid checkpoint (the error names the file or tensor at fault).
+   */
+  static async load(dir: string, options: LoadOptions = {}): Promise<HookedModel> {
+    const checkpoint = await loadCheckpoint(dir);
+    const device = pickDevice(options.device ?? "cpu");
+    const threads = options.threads ?? navigator.hardwareConcurrency;
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
+      executionProviders: [device.used],
+      graphOptimizationLevel: "all",
+      intraOpNumThreads: threads,
+      interOpNumThreads: 1,
+      ...(options.prepack === false ? { extra: { session: { disable_prepacking: "1" } } } : {}),
+    };
+    const folder = await prepareGraphFolder(checkpoint, options.cacheDir);
+    let model = new HookedModel(checkpoint, device, folder, sessionOptions);
+    // A CUDA request is verified by starting a session now, so a missing GPU falls back at load time.
+    const eager = options.variants ?? (device.used === "cuda" ? ["hooked" as const] : []);
+    for (const v of eager) {
+      try {
+        await model.session(v);
+      } catch (error) {
+        if (device.used !== "cuda") throw error;
+        // CUDA was available to ORT but the session could not start (no GPU, driver mismatch): fall back.
+        const fallback: DeviceInfo = {
+          requested: device.requested,
+          used: "cpu",
+          reason: `CUDA session creation failed (${(error as Error).message.split("\n")[0]}); using CPU`,
+        };
+        model = new HookedModel(checkpoint, fallback, folder, { ...sessionOptions, executionProviders: ["cpu"] });
+        await model.session(v);
+      }
+    }
+    return model;
+  }
+
+  /** The ONNX Runtime session of a graph variant (compiled and created on first use). */
+  session(variant: GraphVariantName): Promise<ort.InferenceSession> {
+    let s = this.#sessions.get(variant);
+    if (!s) {
+      s = (async () => {
+        const bytes = compileGraph(this.checkpoint, { locate: this.#graphFolder.locate, variant: VARIANTS[variant] });
+        const path = await this.#graphFolder.writeGraph(variant, bytes);
+        return await ort.InferenceSession.create(path, this.#sessionOptions);
+      })();
+      this.#sessions.set(variant, s);
+      s.catch(() => this.#sessions.delete(variant));
+    }
+    return s;
+  }
+
+  /** Release the ONNX Runtime sessions. */
+  async dispose(): Promise<void> {
+    for (const s of this.#sessions.values()) {
+      try {
+        await (await s).release();
+      } catch {
+        // A session that failed to start has nothing to release.
+      }
+    }
+    this.#sessions.clear();
+  }
+
+  /**
+   * Run the model on a batch of token rows (left-padded internally), optionally continuing a cache.
+   * @param rows token ids per row; with `cache`, only the new tokens of each row.
+   * @throws {RangeError} on empty input, unknown hooks, positions outside a row, or a cache mismatch.
+   */
+  async forward(rows: readonly (readonly number[])[], options: ForwardOptions = {}): Promise<ForwardResult> {
+    const cfg = this.config;
+    const B = rows.length;
+    if (B === 0) throw new RangeError("forward() needs at least one row of token ids");
+    const cache = options.cache ?? KVCache.empty(cfg.numLayers, B, cfg.numKvHeads, cfg.headDim);
+    if (cache.batchSize !== B) {
+      throw new RangeError(`forward(): ${B} rows but the cache holds ${cache.batchSize}`);
+    }
+    const T = Math.max(...rows.map((r) => r.length));
+    if (T === 0) throw new RangeError("forward(): every row is empty; give at least one token per call");
+    const P = cache.length, S = P + T;
+    const { numLayers: L, vocabSize: V } = cfg;
+
+    const inputIds = new BigInt64Array(B * T);
+    const mask = new BigInt64Array(B * S);
+    const positionIds = new BigInt64Array(B * T);
+    const absPos = new Int32Array(B * T).fill(-1); // -1 = padding
+    for (let b = 0; b < B; b++) {
+      const row = rows[b]!;
+      const pad = T - row.length;
+      for (let s = 0; s < P; s++) mask[b * S + s] = BigInt(cache.mask[b * P + s]!);
+      for (let t = 0; t < T; t++) {
+        if (t < pad) continue;
+        const id = row[t - pad]!;
+        if (!Number.isInteger(id) || id < 0 || id >= V) {
+          throw new RangeError(`forward(): token id ${id} at row ${b}, index ${t - pad} is outside [0, ${V})`);
+        }
+        const pos = cache.nextPositions[b]! + t - pad;
+        inputIds[b * T + t] = BigInt(id);
+        mask[b * S + P + t] = 1n;
+        positionIds[b * T + t] = BigInt(pos);
+        absPos[b * T + t] = pos;
+      }
+    }
+    const chunkIndex = (b: number, pos: number): number => {
+      const t = pos - cache.nextPositions[b]! + (T - rows[b]!.length);
+      if (t < T - rows[b]!.length || t >= T) {
+        throw new RangeError(
+          `Position ${pos} of row ${b} is not among this call's tokens (positions ${cache.nextPositions[b]}..${
+            cache.nextPositions[b]! + rows[b]!.length - 1
+          })`,
+        );
+      }
+      return t;
+    };
+
+    // Which logits.
+    const want = options.logits ?? "last";
+    let logitIdx: number[][];
+    if (want === "last") logitIdx = rows.map(() => [T - 1]);
+    else if (want === "none") logitIdx = rows.map(() => [T - 1]);
+    else if (want === "all") logitIdx = rows.map((r) => Array.from({ length: r.length }, (_, i) => T - r.length + i));
+    else {
+      if (want.length !== B) throw new RangeError(`logits: ${want.length} position lists for ${B} rows`);
+      logitIdx = want.map((list, b) => list.map((p) => chunkIndex(b, p)));
+    }
+    const K = Math.max(1, ...logitIdx.map((l) => l.length));
+    const logitPositions = new BigInt64Array(B * K);
+    for (let b = 0; b < B; b++) {
+      for (let k = 0; k < K; k++) logitPositions[b * K + k] = BigInt(logitIdx[b]![k] ?? logitIdx[b]![0] ?? T - 1);
+    }
+
+    const variant: GraphVariantName = options.variant ??
+      (options.capture ? "analysis" : "hooked");
+    if (options.capture && variant !== "analysis") {
+      throw new RangeError(`capture needs the "analysis" graph variant, not "${variant}"`);
+    }
+    const feeds: Record<string, ort.Tensor> = {
+      input_ids: new ort.Tensor("int64", inputIds, [B, T]),
+      attention_mask: new ort.Tensor("int64", mask, [B, S]),
+      position_ids: new ort.Tensor("int64", positionIds, [B, T]),
+      logit_positions: new ort.Tensor("int64", logitPositions, [B, K]),
+    };
+    for (let l = 0; l < L; l++) {
+      const dims = [B, cfg.numKvHeads, P, cfg.headDim];
+      feeds[`past.${l}.key`] = new ort.Tensor("float32", cache.keys[l]!, dims);
+      feeds[`past.${l}.value`] = new ort.Tensor("float32", cache.values[l]!, dims);
+    }
+    if (VARIANTS[variant].hooks) {
+      Object.assign(feeds, this.#hookFeeds(options.interventions ?? [], B, T, absPos));
+    } else if (options.interventions?.length) {
+      throw new RangeError(`The "${variant}" graph variant has no hook inputs; interventions need "hooked"`);
+    }
+    let C = 0, M = 0;
+    if (options.capture) {
+      const cap = options.capture;
+      if (cap.positions.length !== B) throw new RangeError(`capture.positions: ${cap.positions.length} lists for ${B} rows`);
+      C = Math.max(1, ...cap.positions.map((p) => p.length));
+      M = Math.max(1, ...(cap.lensTokenIds ?? []).flatMap((r) => r.map((ids) => ids.length)));
+      const capIdx = new BigInt64Array(B * C);
+      const lensIds = new BigInt64Array(B * C * M);
+      for (let b = 0; b < B; b++) {
+        const idx = cap.positions[b]!.map((p) => chunkIndex(b, p));
+        for (let c = 0; c < C; c++) {
+          capIdx[b * C + c] = BigInt(idx[c] ?? idx[0] ?? T - 1);
+          const ids = cap.lensTokenIds?.[b]?.[c] ?? [];
+          for (let m = 0; m < M; m++) lensIds[(b * C + c) * M + m] = BigInt(ids[m] ?? ids[0] ?? 0);
+        }
+      }
+      feeds.capture_positions = new ort.Tensor("int64", capIdx, [B, C]);
+      feeds.lens_token_ids = new ort.Tensor("int64", lensIds, [B, C, M]);
+    }
+
+    const session = await this.session(variant);
+    const out = await session.run(feeds);
+
+    const logitsData = out.logits!.data as Float32Array;
+    const logits = want === "none" ? rows.map(() => []) : logitIdx.map((list, b) =>
+      list.map((_, k) => logitsData.subarray((b * K + k) * V, (b * K + k + 1) * V))
+    );
+    const logitAbs = want === "none" ? rows.map(() => []) : logitIdx.map((list, b) => list.map((t) => absPos[b * T + t]!));
+
+    let newCache: KVCache | undefined;
+    if (options.returnCache) {
+      const newMask = new Uint8Array(B * S);
+      for (let i = 0; i < B * S; i++) newMask[i] = Number(mask[i]);
+      newCache = new KVCache(
+        Array.from({ length: L }, (_, l) => out[`present.${l}.key`]!.data as Float32Array),
+        Array.from({ length: L }, (_, l) => out[`present.${l}.value`]!.data as Float32Array),
+        newMask,
+        rows.map((r, b) => cache.nextPositions[b]! + r.length),
+        cfg.numKvHeads,
+        cfg.headDim,
+      );
+    }
+
+    let captures: Captures | undefined;
+    if (options.capture) {
+      const H = cfg.hiddenSize;
+      const counts = options.capture.positions.map((p) => p.length);
+      const split = (data: Float32Array, layers: number) =>
+        Array.from({ length: layers }, (_, l) =>
+          counts.map((n, b) =>
+            Array.from({ length: n }, (_, c) => data.subarray(((l * B + b) * C + c) * H, ((l * B + b) * C + c + 1) * H))
+          ));
+      const lensCounts = options.capture.lensTokenIds;
+      let lens: Captures["lens"];
+      if (lensCounts) {
+        const lg = out.lens_logit!.data as Float32Array;
+        const lp = out.lens_logprob!.data as Float32Array;
+        const rk = out.lens_rank!.data as BigInt64Array;
+        lens = Array.from({ length: L + 1 }, (_, l) =>
+          counts.map((n, b) =>
+            Array.from({ length: n }, (_, c) =>
+              Array.from({ length: lensCounts[b]?.[c]?.length ?? 0 }, (_, m) => {
+                const i = ((l * B + b) * C + c) * M + m;
+                return { logit: lg[i]!, logprob: lp[i]!, rank: Number(rk[i]!) };
+              }))
+          ));
+      }
+      captures = {
+        positions: options.capture.positions,
+        resid: split(out.resid!.data as Float32Array, L + 1),
+        attnOut: split(out.attn_out!.data as Float32Array, L),
+        mlpOut: split(out.mlp_out!.data as Float32Array, L),
+        ...(lens ? { lens } : {}),
+      };
+    }
+    return {
+      logits,
+      logitPositions: logitAbs,
+      ...(newCache ? { cache: newCache } : {}),
+      ...(captures ? { captures } : {}),
+    };
+  }
+
+  /** Hook input tensors for a call; neutral everywhere except where an intervention applies. */
+  #hookFeeds(interventions: readonly Intervention[], B: number, T: number, absPos: Int32Array) {
+    const cfg = this.config;
+    const L = cfg.numLayers, H = cfg.hiddenSize;
+    const attnScale = new Float32Array(L * B * T).fill(1);
+    const mlpScale = new Float32Array(L * B * T).fill(1);
+    const steerVectors = new Float32Array(L * H);
+    const steerCoef = new Float32Array(L * B * T);
+    const steerSet = new Set<number>();
+    for (const iv of interventions) {
+      const hook = parseHookName(iv.hook, L);
+      if (hook.layer === undefined) throw new RangeError(`Interventions on "${iv.hook}" are not supported`);
+      const l = hook.layer;
+      const forEachPos = (fn: (i: number) => void) => {
+        for (let b = 0; b < B; b++) {
+          for (let t = 0; t < T; t++) {
+            const pos = absPos[b * T + t]!;
+            if (pos >= 0 && selectsPosition(iv.positions, b, pos)) fn((l * B + b) * T + t);
+          }
+        }
+      };
+      if (iv.op === "scale") {
+        if (!Number.isFinite(iv.value)) throw new RangeError(`Scale for "${iv.hook}" must be finite, got ${iv.value}`);
+        if (hook.kind === "hook_attn_out") forEachPos((i) => (attnScale[i] = attnScale[i]! * iv.value));
+        else if (hook.kind === "hook_mlp_out") forEachPos((i) => (mlpScale[i] = mlpScale[i]! * iv.value));
+        else {
+          throw new RangeError(
+            `Scale interventions apply to hook_attn_out or hook_mlp_out, not "${iv.hook}"`,
+          );
+        }
+      } else {
+        if (hook.kind !== "hook_resid_pre") {
+          throw new RangeError(`Add (steering) interventions apply to blocks.{l}.hook_resid_pre, not "${iv.hook}"`);
+        }
+        if (iv.vector.length !== H) {
+          throw new RangeError(`Steering vector for "${iv.hook}" has length ${iv.vector.length}; expected ${H}`);
+        }
+        if (steerSet.has(l)) {
+          throw new RangeError(`Only one steering vector per layer is supported; "${iv.hook}" has two`);
+        }
+        steerSet.add(l);
+        steerVectors.set(Float32Array.from(iv.vector), l * H);
+        const coef = iv.coef ?? 1;
+        forEachPos((i) => (steerCoef[i] = coef));
+      }
+    }
+    return {
+      attn_scale: new ort.Tensor("float32", attnScale, [L, B, T]),
+      mlp_scale: new ort.Tensor("float32", mlpScale, [L, B, T]),
+      steer_vectors: new ort.Tensor("float32", steerVectors, [L, H]),
+      steer_coef: new ort.Tensor("float32", steerCoef, [L, B, T]),
+    };
+  }
+}
+
+/** Validate hook names of interventions up front (before any work starts). */
+export function validateInterventions(interventions: readonly Intervention[], numLayers: number): void {
+  for (const iv of interventions) parseHookName(iv.hook as HookName, numLayers);
+}
+
+/** Decide the execution provider from what this onnxruntime-node build bundles. */
+export function pickDevice(requested: DeviceRequest): DeviceInfo {
+  if (requested === "cpu") return { requested, used: "cpu", reason: "CPU requested" };
+  // onnxruntime-node bundles only CPU binaries; CUDA ones come from its install script (network).
+  if (cudaProviderInstalled()) return { requested, used: "cuda", reason: "CUDA execution provider installed" };
+  const why = "this onnxruntime-node install has no CUDA binaries (they are downloaded by its install " +
+    "script, which needs network access and `deno install --allow-scripts=npm:onnxruntime-node`)";
+  return {
+    requested,
+    used: "cpu",
+    reason: requested === "cuda" ? `CUDA requested but unavailable: ${why}; using CPU` : `auto: ${why}; using CPU`,
+  };
+}
+
+/** Whether onnxruntime-node's CUDA provider library is present next to its native binding. */
+function cudaProviderInstalled(): boolean {
+  try {
+    const main = createRequire(import.meta.url).resolve("onnxruntime-node");
+    const root = main.slice(0, main.lastIndexOf("/onnxruntime-node/") + "/onnxruntime-node/".length);
+    for (const entry of Deno.readDirSync(`${root}bin`)) {
+      const dir = `${root}bin/${entry.name}/linux/x64`;
+      try {
+        Deno.statSync(`${dir}/libonnxruntime_providers_cuda.so`);
+        return true;
+      } catch {
+        // not in this napi folder
+      }
+    }
+  } catch {
+    // resolution or listing failed: treat as not installed
+  }
+  return false;
+}

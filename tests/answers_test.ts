@@ -1,0 +1,200 @@
+import assert from "node:assert/strict";
+import {
+  accuracySummary,
+  extractAnswer,
+  extractAnswerReference,
+  isCorrectReference,
+  normalizeReference,
+  parseGsm8kGold,
+  pyFloat,
+  pyFloatRepr,
+  scoreAnswer,
+} from "../lib/answers.ts";
+
+const SHARED = new URL("../../shared/data/reference/", import.meta.url);
+
+/** Minimal RFC-4180 CSV reader for the committed reference files. */
+function readCsv(text: string): Record<string, string>[] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = "";
+  let q = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (q) {
+      if (c === '"' && text[i + 1] === '"') (field += '"', i++);
+      else if (c === '"') q = false;
+      else field += c;
+    } else if (c === '"') q = true;
+    else if (c === ",") (row.push(field), field = "");
+    else if (c === "\n") (row.push(field.replace(/\r$/, "")), rows.push(row), row = [], field = "");
+    else field += c;
+  }
+  if (field !== "" || row.length > 0) (row.push(field), rows.push(row));
+  const [header, ...body] = rows;
+  return body.map((r) => Object.fromEntries(header!.map((h, i) => [h, r[i] ?? ""])));
+}
+
+Deno.test("pyFloatRepr follows Python repr", () => {
+  const cases: [number, string][] = [
+    [18, "18.0"],
+    [3.5, "3.5"],
+    [0.1, "0.1"],
+    [1e16, "1e+16"],
+    [1e15, "1000000000000000.0"],
+    [1.5e16, "1.5e+16"],
+    [1e-5, "1e-05"],
+    [1.25e-5, "1.25e-05"],
+    [0.0001, "0.0001"],
+    [-0.0001234, "-0.0001234"],
+    [1e300, "1e+300"],
+    [5e-324, "5e-324"],
+    [0.7083333333333334, "0.7083333333333334"],
+    [123456789012345.6, "123456789012345.6"],
+    [-0, "-0.0"],
+    [Infinity, "inf"],
+    [NaN, "nan"],
+  ];
+  for (const [x, want] of cases) assert.equal(pyFloatRepr(x), want, `repr(${x})`);
+});
+
+Deno.test("pyFloat accepts exactly what Python float() accepts", () => {
+  const ok: [string, number][] = [
+    [" 18 ", 18],
+    ["+1.5", 1.5],
+    ["-.5", -0.5],
+    ["5.", 5],
+    ["1_000", 1000],
+    ["1_000.000_1", 1000.0001],
+    ["1e5", 1e5],
+    ["1E+05", 1e5],
+    ["2.5e-3", 0.0025],
+    ["1_0e1_0", 1e11],
+    ["inf", Infinity],
+    ["-Infinity", -Infinity],
+    ["1e999", Infinity],
+    ["\u0661\u0662", 12], // Arabic-Indic digits
+    ["\uff13", 3], // fullwidth 3
+    ["\u{1D7D7}", 9], // MATHEMATICAL BOLD DIGIT NINE (second run of a contiguous block)
+  ];
+  for (const [s, v] of ok) assert.equal(pyFloat(s), v, s);
+  assert.ok(Number.isNaN(pyFloat("NaN")!));
+  for (const s of ["", "_1", "1_", "1__0", "1_.5", "1e_5", "0x10", "1,000", "1.2.3", "e5", ". 5", "infinit"]) {
+    assert.equal(pyFloat(s), undefined, s);
+  }
+});
+
+Deno.test("normalizeReference", () => {
+  assert.equal(normalizeReference("18.0"), "18");
+  assert.equal(normalizeReference(" $1,234. "), "1234");
+  assert.equal(normalizeReference("3.50"), "3.5");
+  assert.equal(normalizeReference("€5"), "5");
+  assert.equal(normalizeReference("0.00001"), "1e-05");
+  assert.equal(normalizeReference("1e16"), "10000000000000000");
+  assert.equal(normalizeReference("1e300"), BigInt(1e300).toString());
+  assert.equal(normalizeReference("-Inf"), "-inf");
+  assert.equal(normalizeReference("NaN"), "nan");
+  assert.equal(normalizeReference("1_000"), "1000");
+  assert.equal(normalizeReference("**"), "**");
+  assert.equal(normalizeReference("Answer"), "answer");
+  assert.equal(normalizeReference("18..."), "18");
+});
+
+Deno.test("reference extractor: first Final:, patterns, last-number chunking bug", () => {
+  const echo = "End with a single line: Final: <answer>\n\nWe compute 3*6 = 18.\nFinal: 18";
+  assert.equal(extractAnswerReference(echo), "answer");
+  assert.equal(extractAnswerReference("blah\n**Final:**\n\n\\boxed{18}"), "**");
+  assert.equal(extractAnswerReference("blah\n**Final:** 18"), "** 18");
+  assert.equal(extractAnswerReference("Final:\n\n 42 apples\n"), "42 apples");
+  assert.equal(extractAnswerReference("so the final answer: [42]."), "42.");
+  assert.equal(extractAnswerReference("The answer is 18."), "is 18.");
+  assert.equal(extractAnswerReference("He earns 7500 dollars"), "0");
+  assert.equal(extractAnswerReference("total 10000"), "00");
+  assert.equal(extractAnswerReference("total 1,234.5 and -3"), "-3");
+  assert.equal(extractAnswerReference("it is 1,234.5"), "1234.5");
+  assert.equal(extractAnswerReference("no digits here"), undefined);
+  assert.equal(extractAnswerReference("Final:  "), "");
+  assert.equal(extractAnswerReference("x = 5", "x = (\\d+)"), "5");
+  assert.equal(isCorrectReference("18.0", "18"), true);
+  assert.equal(isCorrectReference("**", "18"), false);
+  assert.equal(isCorrectReference(undefined, "18"), undefined);
+  assert.equal(isCorrectReference("276000", "276,000"), true);
+});
+
+Deno.test("isCorrectReference reproduces is_correct of all 6000 committed events", async () => {
+  const gold = new Map<number, string | null>();
+  for (const line of (await Deno.readTextFile(new URL("gsm8k_200.jsonl", SHARED))).trim().split("\n")) {
+    const r = JSON.parse(line);
+    gold.set(r.id, r.answer_value);
+  }
+  const rows = readCsv(
+    await Deno.readTextFile(new URL("runs/20251223_232541/analysis/backtracking_events.csv", SHARED)),
+  );
+  assert.equal(rows.length, 6000);
+  let checked = 0;
+  for (const r of rows) {
+    // The CSV writes None and "" alike; an empty prediction with is_correct False was the empty string.
+    const pred = r.predicted_answer === "" && r.is_correct === "" ? undefined : r.predicted_answer;
+    const got = isCorrectReference(pred, gold.get(Number(r.example_id)));
+    const want = r.is_correct === "" ? undefined : r.is_correct === "True";
+    assert.equal(got, want, `example ${r.example_id} sample ${r.sample_id}: ${JSON.stringify(r.predicted_answer)}`);
+    checked++;
+  }
+  assert.equal(checked, 6000);
+});
+
+Deno.test("robust extractor on R1-style endings", () => {
+  const e = (t: string) => extractAnswer(t);
+  assert.deepEqual(e("So the total is \\boxed{18}."), { value: 18, raw: "18", method: "boxed" });
+  assert.deepEqual(e("Thus.\n**Final:** 18"), { value: 18, raw: "18", method: "final" });
+  assert.equal(e("Final: $1,234.50").value, 1234.5);
+  assert.equal(e("Final: $1,234.50").method, "final");
+  const r1 = "</think>\n\nThe total is 621.\n\n**Final Answer**\n\n\\[\n\\boxed{621}\n\\]";
+  assert.deepEqual(e(r1), { value: 621, raw: "621", method: "boxed" });
+  assert.equal(e("**Final:** \\(\\boxed{621}\\)").value, 621);
+  assert.equal(e("**Final Answer:** 42 apples").value, 42);
+  assert.equal(e("Final answer:\n\n  7").value, 7);
+  const echo = "End with a single line: Final: <answer>\n\nProblem: 3 bags of 6.\n<think>3*6=18</think>\nFinal: 18";
+  assert.deepEqual(e(echo), { value: 18, raw: "18", method: "final" });
+  // Echo last (truncated after echoing): no candidate has a number → last number of the text.
+  assert.deepEqual(e("3 bags of 6 apples.\nEnd with a single line: Final: <answer>"), {
+    value: 6,
+    raw: "6",
+    method: "last_number",
+  });
+  assert.deepEqual(e("Let me think about how the ducks eat"), { value: undefined, raw: undefined, method: "none" });
+  assert.deepEqual(e("so we have 35 pounds and then we divide by"), { value: 35, raw: "35", method: "last_number" });
+  assert.equal(e("He earns 7500 dollars").value, 7500);
+  assert.equal(e("Final: 3/4").value, 0.75);
+  assert.equal(e("\\boxed{\\dfrac{3}{4}}").value, 0.75);
+  assert.equal(e("\\boxed{\\frac{-6}{4}}").value, -1.5);
+  assert.equal(e("Final: -5").value, -5);
+  assert.equal(e("the change is −12 degrees").value, -12);
+  assert.equal(e("Final: 25%").value, 25);
+  assert.equal(e("Final: 18 - 3 = 15").value, 15);
+  assert.equal(e("\\boxed{8,\\!000}").value, 8000);
+  assert.equal(e("\\boxed{\\$250}").value, 250);
+  assert.equal(e("\\boxed{18 \\text{ dollars}}").value, 18);
+  assert.equal(e("answer621/answer").value, 621);
+  // A later boxed answer beats an earlier Final line, and vice versa.
+  assert.equal(e("Final: 3\nWait, no.\n\\boxed{4}").value, 4);
+  assert.equal(e("\\boxed{4}\nWait, recheck.\nFinal: 5").value, 5);
+  assert.equal(e("Finally: 5 then 6").method, "last_number");
+});
+
+Deno.test("scoreAnswer, gold parsing and the single accuracy definition", () => {
+  assert.equal(scoreAnswer(extractAnswer("\\boxed{18}"), 18), "correct");
+  assert.equal(scoreAnswer(extractAnswer("Final: 18.0000001"), 18), "correct");
+  assert.equal(scoreAnswer(extractAnswer("Final: 18.01"), 18), "incorrect");
+  assert.equal(scoreAnswer(extractAnswer("nothing"), 18), "unknown");
+  assert.equal(scoreAnswer(1e-7, 0), "correct");
+  assert.equal(scoreAnswer(1e-7, 0, { tolerance: 0 }), "incorrect");
+  assert.equal(parseGsm8kGold("x\n#### 18"), 18);
+  assert.equal(parseGsm8kGold("a #### 1\nb #### 276,000 "), 276000);
+  assert.equal(parseGsm8kGold("#### -3.5"), -3.5);
+  assert.throws(() => parseGsm8kGold("no marker"), /no "####"/);
+  assert.throws(() => parseGsm8kGold("#### ten"), /not a number: "ten"/);
+  const s = accuracySummary(["correct", "incorrect", "unknown", "correct"]);
+  assert.deepEqual(s, { n: 4, correct: 2, incorrect: 1, unknown: 1, accuracy: 0.5, unknown_rate: 0.25 });
+  assert.ok(Number.isNaN(accuracySummary([]).accuracy));
+});

@@ -1,0 +1,274 @@
+/**
+ * Parity of the compiled ONNX engine with the independent float64 forward pass in
+ * tests/naive_forward.ts, on tiny random checkpoints written in Hugging Face format.
+ */
+import assert from "node:assert/strict";
+import { HookedModel } from "../../lib/model/hooked_model.ts";
+import type { Intervention } from "../../lib/model/hooks.ts";
+import { type RandomCheckpointOptions, writeRandomCheckpoint } from "../../lib/model/random_checkpoint.ts";
+import { loadNaiveWeights, naiveForward, naiveLens, type NaiveWeights } from "../naive_forward.ts";
+
+const TOL = 1e-4;
+
+/** Worst absolute difference, with its index, for a readable failure message. */
+function worstDiff(a: ArrayLike<number>, b: ArrayLike<number>): { diff: number; index: number } {
+  assert.equal(a.length, b.length, "length mismatch");
+  let diff = 0, index = -1;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - b[i]!);
+    if (!(d <= diff)) {
+      diff = d;
+      index = i;
+    }
+  }
+  return { diff, index };
+}
+
+function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string) {
+  const { diff, index } = worstDiff(a, b);
+  assert.ok(diff <= tol, `${what}: worst |diff| ${diff.toExponential(3)} at ${index} exceeds ${tol}`);
+}
+
+const SHAPES: Record<string, RandomCheckpointOptions> = {
+  "qwen2 tied, GQA 6q/2kv, hidden 48": {
+    modelType: "qwen2",
+    hiddenSize: 48,
+    numLayers: 3,
+    numHeads: 6,
+    numKvHeads: 2,
+    intermediateSize: 72,
+    vocabSize: 101,
+    tieWordEmbeddings: true,
+    seed: 11,
+  },
+  "qwen2 untied, bf16, 2 shards": {
+    modelType: "qwen2",
+    hiddenSize: 40,
+    numLayers: 2,
+    numHeads: 5,
+    numKvHeads: 5,
+    intermediateSize: 56,
+    vocabSize: 89,
+    tieWordEmbeddings: false,
+    dtype: "BF16",
+    shards: 2,
+    seed: 12,
+  },
+  "llama, llama3 rope, head_dim 12 != hidden/heads, fp16": {
+    modelType: "llama",
+    hiddenSize: 40,
+    numLayers: 2,
+    numHeads: 4,
+    numKvHeads: 2,
+    headDim: 12,
+    intermediateSize: 64,
+    vocabSize: 97,
+    dtype: "F16",
+    ropeTheta: 500000,
+    ropeScaling: { factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositionEmbeddings: 16 },
+    seed: 13,
+  },
+};
+
+function rowsFor(vocab: number): number[][] {
+  return [
+    [3, 17, 42, 5, 9, 60, 1],
+    [8, 2, 77],
+    [50, 51, 52, 53, 11],
+  ].map((r) => r.map((t) => t % vocab));
+}
+
+for (const [label, shape] of Object.entries(SHAPES)) {
+  Deno.test(`engine matches the naive forward pass: ${label}`, async (t) => {
+    const dir = await Deno.makeTempDir({ prefix: "bt-engine-" });
+    let model: HookedModel | undefined;
+    try {
+      await writeRandomCheckpoint(dir, shape);
+      const naive: NaiveWeights = await loadNaiveWeights(dir);
+      model = await HookedModel.load(dir, { cacheDir: `${dir}/.graphs` });
+      const m = model;
+      const rows = rowsFor(shape.vocabSize);
+      const L = shape.numLayers;
+
+      await t.step("all-position logits of a left-padded batch", async () => {
+        const ref = naiveForward(naive, rows);
+        const out = await m.forward(rows, { logits: "all" });
+        rows.forEach((row, b) => {
+          assert.deepEqual(out.logitPositions[b], row.map((_, i) => i));
+          row.forEach((_, p) => assertClose(out.logits[b]![p]!, ref.logits[b]![p]!, TOL, `row ${b} pos ${p}`));
+        });
+        const last = await m.forward(rows);
+        rows.forEach((row, b) =>
+          assertClose(last.logits[b]![0]!, ref.logits[b]![row.length - 1]!, TOL, `last logits row ${b}`)
+        );
+      });
+
+      await t.step("prefill then cached decode, rows of different lengths", async () => {
+        const ref = naiveForward(naive, rows);
+        const split = [3, 1, 2];
+        let res = await m.forward(rows.map((r, b) => r.slice(0, split[b])), { returnCache: true });
+        rows.forEach((_, b) => assertClose(res.logits[b]![0]!, ref.logits[b]![split[b]! - 1]!, TOL, `prefill ${b}`));
+        for (let step = 0; step < 2; step++) {
+          const next = rows.map((r, b) => [r[split[b]! + step]!]);
+          res = await m.forward(next, { cache: res.cache!, returnCache: true });
+          rows.forEach((_, b) => {
+            assert.deepEqual(res.logitPositions[b], [split[b]! + step]);
+            assertClose(res.logits[b]![0]!, ref.logits[b]![split[b]! + step]!, TOL, `decode ${step} row ${b}`);
+          });
+        }
+        // Rows leave the batch (row 1 finishes), the others continue from their cache.
+        const kept = res.cache!.selectRows([2, 0]);
+        const after = await m.forward([[rows[2]![split[2]! + 2]!], [rows[0]![split[0]! + 2]!]], { cache: kept });
+        assertClose(after.logits[0]![0]!, ref.logits[2]![split[2]! + 2]!, TOL, "row 2 after selectRows");
+        assertClose(after.logits[1]![0]!, ref.logits[0]![split[0]! + 2]!, TOL, "row 0 after selectRows");
+      });
+
+      await t.step("a new row joins a running batch (cache concat)", async () => {
+        const ref = naiveForward(naive, rows);
+        const a = await m.forward([rows[0]!.slice(0, 5)], { returnCache: true });
+        const b = await m.forward([rows[1]!.slice(0, 2)], { returnCache: true });
+        const joined = a.cache!.concat(b.cache!);
+        const out = await m.forward([[rows[0]![5]!], [rows[1]![2]!]], { cache: joined });
+        assertClose(out.logits[0]![0]!, ref.logits[0]![5]!, TOL, "joined row 0");
+        assertClose(out.logits[1]![0]!, ref.logits[1]![2]!, TOL, "joined row 1");
+      });
+
+      const H = shape.hiddenSize;
+      const steer = Array.from({ length: H }, (_, i) => Math.sin(i * 0.7) * 0.8);
+      const interventions: Intervention[] = [
+        { hook: `blocks.${L - 1}.hook_attn_out`, op: "scale", value: 0.5 },
+        { hook: "blocks.0.hook_mlp_out", op: "scale", value: 0, positions: [[2, 4], [], [0, 1, 2, 3, 4]] },
+        { hook: "blocks.1.hook_attn_out", op: "scale", value: 0, positions: { from: [5, 1, 3] } },
+        { hook: `blocks.${L - 1}.hook_resid_pre`, op: "add", vector: steer, coef: 1.5, positions: { from: [3, 0, 4] } },
+      ];
+
+      await t.step("every hook kind: scale (all / per-row / from) and steering", async () => {
+        const ref = naiveForward(naive, rows, { interventions });
+        const clean = naiveForward(naive, rows);
+        const out = await m.forward(rows, { logits: "all", interventions });
+        rows.forEach((row, b) =>
+          row.forEach((_, p) => assertClose(out.logits[b]![p]!, ref.logits[b]![p]!, TOL, `hooked row ${b} pos ${p}`))
+        );
+        // The interventions must actually change something, or this test could not fail.
+        const moved = worstDiff(ref.logits[0]![6]!, clean.logits[0]![6]!).diff;
+        assert.ok(moved > 1e-2, `interventions changed logits by only ${moved}`);
+      });
+
+      await t.step("interventions during cached decode use absolute positions", async () => {
+        const ref = naiveForward(naive, rows, { interventions });
+        let res = await m.forward(rows.map((r) => r.slice(0, 2)), { returnCache: true, interventions });
+        res = await m.forward(rows.map((r) => [r[2]!]), { cache: res.cache!, returnCache: true, interventions });
+        rows.forEach((_, b) => assertClose(res.logits[b]![0]!, ref.logits[b]![2]!, TOL, `decode p=2 row ${b}`));
+        // Row 1 (3 tokens) is done; rows 0 and 2 go on. Their positions-per-row lists now index the
+        // remaining rows, so the per-row interventions are re-stated for the new batch order.
+        const remap = (iv: Intervention): Intervention => {
+          const pos = iv.positions;
+          if (pos === undefined || pos === "all") return iv;
+          if ("from" in pos) return { ...iv, positions: { from: [pos.from[0]!, pos.from[2]!] } };
+          const lists = pos as readonly (readonly number[])[];
+          return { ...iv, positions: [lists[0]!, lists[2]!] };
+        };
+        let cache = res.cache!.selectRows([0, 2]);
+        for (const p of [3, 4]) {
+          res = await m.forward([[rows[0]![p]!], [rows[2]![p]!]], {
+            cache,
+            returnCache: true,
+            interventions: interventions.map(remap),
+          });
+          cache = res.cache!;
+          assertClose(res.logits[0]![0]!, ref.logits[0]![p]!, TOL, `decode p=${p} row 0`);
+          assertClose(res.logits[1]![0]!, ref.logits[2]![p]!, TOL, `decode p=${p} row 2`);
+        }
+      });
+
+      await t.step("neutral hooks equal the graph compiled without hooks", async () => {
+        const plain = await m.forward(rows, { logits: "all", variant: "plain" });
+        const neutral = await m.forward(rows, {
+          logits: "all",
+          interventions: [
+            { hook: "blocks.0.hook_attn_out", op: "scale", value: 1 },
+            { hook: "blocks.1.hook_resid_pre", op: "add", vector: steer, coef: 0 },
+          ],
+        });
+        rows.forEach((row, b) =>
+          row.forEach((_, p) => assertClose(neutral.logits[b]![p]!, plain.logits[b]![p]!, 1e-6, `neutral ${b}/${p}`))
+        );
+      });
+
+      await t.step("captures: residuals, component outputs and the logit lens", async () => {
+        const positions = [[0, 6], [2], [1, 4]];
+        const lensIds = positions.map((ps, b) => ps.map((p) => [rows[b]![p]!, 7 % shape.vocabSize, 0]));
+        const lensAll = rows.map((row, b) => row.map((_, p) => lensIds[b]![positions[b]!.indexOf(p)] ?? [0]));
+        const ref = naiveForward(naive, rows, { interventions, lensTokenIds: lensAll });
+        const out = await m.forward(rows, {
+          logits: "all",
+          interventions,
+          capture: { positions, lensTokenIds: lensIds },
+        });
+        const cap = out.captures!;
+        positions.forEach((ps, b) =>
+          ps.forEach((p, k) => {
+            for (let l = 0; l <= L; l++) {
+              assertClose(cap.resid[l]![b]![k]!, ref.resid[l]![b]![p]!, TOL, `resid l=${l} row ${b} pos ${p}`);
+              const lens = cap.lens![l]![b]![k]!;
+              const want = naiveLens(naive, ref.resid[l]![b]![p]!, lensIds[b]![k]!);
+              lens.forEach((v, j) => {
+                assert.ok(Math.abs(v.logit - want[j]!.logit) <= TOL, `lens logit l=${l} b=${b} p=${p} id#${j}`);
+                assert.ok(Math.abs(v.logprob - want[j]!.logprob) <= TOL, `lens logprob l=${l} b=${b} p=${p}`);
+                assert.equal(v.rank, want[j]!.rank, `lens rank l=${l} b=${b} p=${p} id#${j}`);
+              });
+            }
+            for (let l = 0; l < L; l++) {
+              assertClose(cap.attnOut[l]![b]![k]!, ref.attnOut[l]![b]![p]!, TOL, `attn_out l=${l} ${b}/${p}`);
+              assertClose(cap.mlpOut[l]![b]![k]!, ref.mlpOut[l]![b]![p]!, TOL, `mlp_out l=${l} ${b}/${p}`);
+            }
+            // The last lens layer is the model's own output.
+            lensIds[b]![k]!.forEach((id, j) => {
+              const d = Math.abs(cap.lens![L]![b]![k]![j]!.logit - out.logits[b]![p]![id]!);
+              assert.ok(d <= 1e-6, `last lens layer differs from logits by ${d}`);
+            });
+          })
+        );
+      });
+    } finally {
+      await model?.dispose();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("forward rejects bad input with clear errors", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bt-engine-" });
+  const model = await (async () => {
+    await writeRandomCheckpoint(dir, SHAPES["qwen2 tied, GQA 6q/2kv, hidden 48"]!);
+    return HookedModel.load(dir, { cacheDir: `${dir}/.graphs` });
+  })();
+  try {
+    await assert.rejects(model.forward([]), /at least one row/);
+    await assert.rejects(model.forward([[1, 500]]), /token id 500 at row 0, index 1/);
+    await assert.rejects(
+      model.forward([[1, 2]], { interventions: [{ hook: "blocks.9.hook_mlp_out", op: "scale", value: 0 }] }),
+      /Unknown hook "blocks\.9\.hook_mlp_out".*did you mean/,
+    );
+    await assert.rejects(
+      model.forward([[1, 2]], { interventions: [{ hook: "blocks.0.hook_resid_pre", op: "scale", value: 0 }] }),
+      /hook_attn_out or hook_mlp_out/,
+    );
+    await assert.rejects(
+      model.forward([[1, 2]], { interventions: [{ hook: "blocks.0.hook_resid_pre", op: "add", vector: [1, 2] }] }),
+      /length 2; expected 48/,
+    );
+    await assert.rejects(model.forward([[1, 2]], { logits: [[5]] }), /Position 5 of row 0/);
+  } finally {
+    await model.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("device selection reports what it got and why", async () => {
+  const { pickDevice } = await import("../../lib/model/hooked_model.ts");
+  assert.deepEqual(pickDevice("cpu"), { requested: "cpu", used: "cpu", reason: "CPU requested" });
+  const cuda = pickDevice("cuda");
+  // This machine's onnxruntime-node has no CUDA provider: a clear message, not a crash.
+  if (cuda.used === "cpu") assert.match(cuda.reason, /CUDA requested but unavailable/);
+});
