@@ -19,7 +19,8 @@
 // Python semantics helpers
 
 /** Python `str.isspace()` characters (the `\s` of a `str` pattern). Differs from JS `\s`. */
-const PY_WS = "\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
+const PY_WS =
+  "\\t\\n\\v\\f\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
 const PY_WS_RE = new RegExp(`[${PY_WS}]`, "u");
 
 /** Python `str.strip()` (no argument). */
@@ -60,9 +61,12 @@ export function pyFloat(s: string): number | undefined {
   if (!m) return undefined;
   const sign = m[1] === "-" ? -1 : 1;
   if (m[4] !== undefined) return m[4].toLowerCase() === "nan" ? NaN : sign * Infinity;
-  const ascii = (t: string) => Array.from(t.replaceAll("_", ""), (c) => (c === "." ? "." : String(digitValue(c)))).join("");
+  const ascii = (t: string) =>
+    Array.from(t.replaceAll("_", ""), (c) => (c === "." ? "." : String(digitValue(c)))).join("");
   const mant = ascii(m[2]!);
-  const exp = m[3] === undefined ? "" : `e${m[3][0] === "-" || m[3][0] === "+" ? m[3][0] + ascii(m[3].slice(1)) : ascii(m[3])}`;
+  const exp = m[3] === undefined
+    ? ""
+    : `e${m[3][0] === "-" || m[3][0] === "+" ? m[3][0] + ascii(m[3].slice(1)) : ascii(m[3])}`;
   return sign * Number(mant + exp);
 }
 
@@ -269,7 +273,8 @@ function numberOfSnippet(snippet: string): NumberHit | undefined {
   return numbersIn(tail)[0] ?? (eq >= 0 ? numbersIn(cleaned).at(-1) : undefined);
 }
 
-const FINAL_RE = /(?<!\p{L})final(?:\s+answer)?(?:\s*(?:\*\*|__))?\s*[:：](?:\s*(?:\*\*|__))?[^\S\n]*([^\n]*)/giu;
+const FINAL_RE =
+  /(?<!\p{L})final(?:\s+answer)?(?:\s*(?:\*\*|__))?\s*[:：](?:\s*(?:\*\*|__))?[^\S\n]*([^\n]*)/giu;
 
 /**
  * The robust extractor (corrected protocol). Candidates are every `\boxed{…}` (nested braces
@@ -348,7 +353,9 @@ export function parseGsm8kGold(answerText: string): number {
   if (i < 0) throw new RangeError(`GSM8K answer has no "####": ${JSON.stringify(answerText.slice(-80))}`);
   const s = answerText.slice(i + 4).trim().replaceAll(",", "");
   const v = /^[-+]?(?:\d+(?:\.\d*)?|\.\d+)$/.test(s) ? Number(s) : NaN;
-  if (!Number.isFinite(v)) throw new RangeError(`GSM8K gold after "####" is not a number: ${JSON.stringify(s)}`);
+  if (!Number.isFinite(v)) {
+    throw new RangeError(`GSM8K gold after "####" is not a number: ${JSON.stringify(s)}`);
+  }
   return v;
 }
 

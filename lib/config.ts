@@ -255,7 +255,10 @@ function resolve(raw: RawConfig) {
     run: raw.run,
     model: { ...raw.model, source: raw.model.source ?? raw.model.hf_id },
     dataset: raw.dataset,
-    prompting: { ...raw.prompting, use_chat_template: raw.prompting.use_chat_template ?? d.use_chat_template },
+    prompting: {
+      ...raw.prompting,
+      use_chat_template: raw.prompting.use_chat_template ?? d.use_chat_template,
+    },
     generation: {
       ...raw.generation,
       intervention_scope: raw.generation.intervention_scope ?? d.intervention_scope,
@@ -379,7 +382,9 @@ function formatIssue(issue: z.core.$ZodIssue, input: unknown): string[] {
       });
     }
     case "invalid_type":
-      return [`${where || "(root)"}: expected ${issue.expected}, got ${describe(valueAt(input, issue.path))}`];
+      return [
+        `${where || "(root)"}: expected ${issue.expected}, got ${describe(valueAt(input, issue.path))}`,
+      ];
     case "invalid_value":
       return [
         `${where}: expected one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}, got ${

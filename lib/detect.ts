@@ -206,7 +206,9 @@ function scan(
 export function detect(input: DetectionInput, options: DetectOptions): DetectionResult {
   const { tokenTexts, tokenIds, promptTokens } = input;
   if (tokenIds !== undefined && tokenIds.length !== tokenTexts.length) {
-    throw new RangeError(`detect: tokenIds has ${tokenIds.length} entries but tokenTexts has ${tokenTexts.length}`);
+    throw new RangeError(
+      `detect: tokenIds has ${tokenIds.length} entries but tokenTexts has ${tokenTexts.length}`,
+    );
   }
   const text = tokenTexts.join("");
   const starts = tokenStarts(tokenTexts);

@@ -79,7 +79,9 @@ Deno.test("pyFloat accepts exactly what Python float() accepts", () => {
   ];
   for (const [s, v] of ok) assert.equal(pyFloat(s), v, s);
   assert.ok(Number.isNaN(pyFloat("NaN")!));
-  for (const s of ["", "_1", "1_", "1__0", "1_.5", "1e_5", "0x10", "1,000", "1.2.3", "e5", ". 5", "infinit"]) {
+  for (
+    const s of ["", "_1", "1_", "1__0", "1_.5", "1e_5", "0x10", "1,000", "1.2.3", "e5", ". 5", "infinit"]
+  ) {
     assert.equal(pyFloat(s), undefined, s);
   }
 });
@@ -137,7 +139,11 @@ Deno.test("isCorrectReference reproduces is_correct of all 6000 committed events
     const pred = r.predicted_answer === "" && r.is_correct === "" ? undefined : r.predicted_answer;
     const got = isCorrectReference(pred, gold.get(Number(r.example_id)));
     const want = r.is_correct === "" ? undefined : r.is_correct === "True";
-    assert.equal(got, want, `example ${r.example_id} sample ${r.sample_id}: ${JSON.stringify(r.predicted_answer)}`);
+    assert.equal(
+      got,
+      want,
+      `example ${r.example_id} sample ${r.sample_id}: ${JSON.stringify(r.predicted_answer)}`,
+    );
     checked++;
   }
   assert.equal(checked, 6000);
@@ -154,7 +160,8 @@ Deno.test("robust extractor on R1-style endings", () => {
   assert.equal(e("**Final:** \\(\\boxed{621}\\)").value, 621);
   assert.equal(e("**Final Answer:** 42 apples").value, 42);
   assert.equal(e("Final answer:\n\n  7").value, 7);
-  const echo = "End with a single line: Final: <answer>\n\nProblem: 3 bags of 6.\n<think>3*6=18</think>\nFinal: 18";
+  const echo =
+    "End with a single line: Final: <answer>\n\nProblem: 3 bags of 6.\n<think>3*6=18</think>\nFinal: 18";
   assert.deepEqual(e(echo), { value: 18, raw: "18", method: "final" });
   // Echo last (truncated after echoing): no candidate has a number → last number of the text.
   assert.deepEqual(e("3 bags of 6 apples.\nEnd with a single line: Final: <answer>"), {
@@ -162,8 +169,16 @@ Deno.test("robust extractor on R1-style endings", () => {
     raw: "6",
     method: "last_number",
   });
-  assert.deepEqual(e("Let me think about how the ducks eat"), { value: undefined, raw: undefined, method: "none" });
-  assert.deepEqual(e("so we have 35 pounds and then we divide by"), { value: 35, raw: "35", method: "last_number" });
+  assert.deepEqual(e("Let me think about how the ducks eat"), {
+    value: undefined,
+    raw: undefined,
+    method: "none",
+  });
+  assert.deepEqual(e("so we have 35 pounds and then we divide by"), {
+    value: 35,
+    raw: "35",
+    method: "last_number",
+  });
   assert.equal(e("He earns 7500 dollars").value, 7500);
   assert.equal(e("Final: 3/4").value, 0.75);
   assert.equal(e("\\boxed{\\dfrac{3}{4}}").value, 0.75);

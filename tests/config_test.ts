@@ -97,7 +97,10 @@ Deno.test("typo key names the full path, the file, and the valid keys", () => {
   assert.match(e.message, /generation\.temprature: unknown key \(did you mean "temperature"\?\)/);
   assert.match(e.message, /valid keys under generation: num_samples_per_prompt, max_new_tokens, temperature/);
   const top = errorOf(() => parseConfig({ modle: {} }, "t"));
-  assert.match(top.message, /modle: unknown key \(did you mean "model"\?\); valid keys at top level: protocol, run/);
+  assert.match(
+    top.message,
+    /modle: unknown key \(did you mean "model"\?\); valid keys at top level: protocol, run/,
+  );
   const deep = errorOf(() =>
     parseConfig({ prompting: { formatting_variants: [{ name: "a", think_opn: "" }] } }, "t")
   );
@@ -112,7 +115,9 @@ Deno.test("wrong types name the key path, the expected type and the value found"
   assert.match(e.message, /run\.seed: .*got number 1\.5/);
   const en = errorOf(() => parseConfig({ model: { device: "tpu" } }, "t"));
   assert.match(en.message, /model\.device: expected one of "cpu", "cuda", "auto", got string "tpu"/);
-  const sub = errorOf(() => parseConfig({ phase2: { subset_sweep: { subsets: { a: [["mlp", "x"]] } } } }, "t"));
+  const sub = errorOf(() =>
+    parseConfig({ phase2: { subset_sweep: { subsets: { a: [["mlp", "x"]] } } } }, "t")
+  );
   assert.match(sub.message, /phase2\.subset_sweep\.subsets\.a\[0\]\[1\]: expected number, got string "x"/);
 });
 

@@ -125,11 +125,27 @@ Deno.test("non-ASCII neighbours use Python's Unicode \\b; indices in UTF-16 and 
 Deno.test("reference onset agrees with a naive per-index oracle on generated texts", () => {
   let seed = 7;
   const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
-  const words = ["wait", "Wait", "WAIT", "awaits", "é", "Actually", "hold", "on", "mistake", "mistakes", "_", "7", "x"];
+  const words = [
+    "wait",
+    "Wait",
+    "WAIT",
+    "awaits",
+    "é",
+    "Actually",
+    "hold",
+    "on",
+    "mistake",
+    "mistakes",
+    "_",
+    "7",
+    "x",
+  ];
   const seps = [" ", "", ",", "\n", "é", ".", "_"];
   for (let k = 0; k < 500; k++) {
     const toks: string[] = [];
-    for (let i = 0; i < 8; i++) toks.push(seps[Math.floor(rnd() * seps.length)]! + words[Math.floor(rnd() * words.length)]!);
+    for (let i = 0; i < 8; i++) {
+      toks.push(seps[Math.floor(rnd() * seps.length)]! + words[Math.floor(rnd() * words.length)]!);
+    }
     const text = toks.join("");
     const r = detect({ tokenTexts: toks, promptTokens: 0 }, ref);
     const naive = naiveReferenceOnset(text, STRICT);

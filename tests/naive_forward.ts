@@ -289,7 +289,9 @@ export function naiveForward(
     const tokens = rows[r]!;
     const T = tokens.length;
     let h: Float64Array[] = tokens.map((t) => {
-      if (!Number.isInteger(t) || t < 0 || t >= model.vocabSize) throw new RangeError(`token id ${t} out of range`);
+      if (!Number.isInteger(t) || t < 0 || t >= model.vocabSize) {
+        throw new RangeError(`token id ${t} out of range`);
+      }
       return model.embed.slice(t * H, (t + 1) * H);
     });
     for (let l = 0; l < L; l++) {
@@ -333,10 +335,15 @@ export function naiveForward(
             max = Math.max(max, scores[s]!);
           }
           let sum = 0;
-          for (let s = 0; s <= t; s++) sum += scores[s] = Math.exp(scores[s]! - max);
+          for (let s = 0; s <= t; s++) {
+            scores[s] = Math.exp(scores[s]! - max);
+            sum += scores[s]!;
+          }
           for (let s = 0; s <= t; s++) {
             const p = scores[s]! / sum;
-            for (let i = 0; i < D; i++) concat[head * D + i] = concat[head * D + i]! + p * vs[s]![kvHead * D + i]!;
+            for (let i = 0; i < D; i++) {
+              concat[head * D + i] = concat[head * D + i]! + p * vs[s]![kvHead * D + i]!;
+            }
           }
         }
         const out = linear(w.o, concat, H, w.oBias);

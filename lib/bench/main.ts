@@ -40,8 +40,10 @@ async function timeIt<T>(fn: () => Promise<T>): Promise<[T, number]> {
 }
 
 function promptRows(batch: number, length: number, vocab: number, salt = 0): number[][] {
-  return Array.from({ length: batch }, (_, b) =>
-    Array.from({ length }, (_, t) => (1 + b * 7919 + t * 104729 + salt * 13) % vocab));
+  return Array.from(
+    { length: batch },
+    (_, b) => Array.from({ length }, (_, t) => (1 + b * 7919 + t * 104729 + salt * 13) % vocab),
+  );
 }
 
 /** Decode-step times (ms) for `steps` steps after a prefill of `context` tokens at batch `batch`. */
@@ -57,7 +59,9 @@ async function decodeTimes(
   const times: number[] = [];
   for (let s = 0; s < steps; s++) {
     const next = Array.from({ length: batch }, (_, b) => [(s * 31 + b * 17 + 5) % V]);
-    const [r, ms] = await timeIt(() => model.forward(next, { cache: cache as KVCache, returnCache: true, variant }));
+    const [r, ms] = await timeIt(() =>
+      model.forward(next, { cache: cache as KVCache, returnCache: true, variant })
+    );
     cache = r.cache;
     times.push(ms);
   }

@@ -223,7 +223,9 @@ export function deriveStreamSeed(seed: number | bigint, ...keys: readonly Stream
       absorb(view.getBigUint64(0));
     } else {
       throw new RangeError(
-        `Stream key ${i} must be a string or a finite number, got ${typeof key === "number" ? key : typeof key}`,
+        `Stream key ${i} must be a string or a finite number, got ${
+          typeof key === "number" ? key : typeof key
+        }`,
       );
     }
   });

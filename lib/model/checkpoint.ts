@@ -104,7 +104,9 @@ export function expectedTensorShapes(cfg: ModelConfig): Map<string, readonly num
 }
 
 /** Whether layer biases exist: which of the `*Bias` names of {@link layerTensorNames} to use. */
-export function layerBiases(cfg: ModelConfig): { readonly qkv: boolean; readonly o: boolean; readonly mlp: boolean } {
+export function layerBiases(
+  cfg: ModelConfig,
+): { readonly qkv: boolean; readonly o: boolean; readonly mlp: boolean } {
   return {
     qkv: cfg.attentionBias,
     o: cfg.attentionBias && cfg.modelType === "llama",
@@ -238,7 +240,9 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
 export function checkpointTensor(ckpt: Checkpoint, name: string): TensorInfo {
   const info = ckpt.tensors.get(name);
   if (info === undefined) {
-    throw new CheckpointError(`Checkpoint "${ckpt.dir}" has no tensor "${name}" (files: ${ckpt.files.join(", ")})`);
+    throw new CheckpointError(
+      `Checkpoint "${ckpt.dir}" has no tensor "${name}" (files: ${ckpt.files.join(", ")})`,
+    );
   }
   return info;
 }
@@ -272,7 +276,9 @@ async function readWeightMap(dir: string, at: string): Promise<Map<string, strin
   }
   const out = new Map<string, string>();
   for (const [name, file] of Object.entries(wm)) {
-    if (typeof file !== "string" || file === "" || file.startsWith("/") || file.split(/[\\/]/).includes("..")) {
+    if (
+      typeof file !== "string" || file === "" || file.startsWith("/") || file.split(/[\\/]/).includes("..")
+    ) {
       throw new CheckpointError(
         `${at}: ${INDEX_FILE} maps tensor "${name}" to ${JSON.stringify(file)}, not a file inside the folder`,
       );

@@ -119,7 +119,9 @@ export function parseModelConfig(json: unknown, source: string): ModelConfig {
 
   const hiddenAct = o.hidden_act ?? "silu";
   if (hiddenAct !== "silu") {
-    throw new RangeError(`Cannot load ${where}: hidden_act ${JSON.stringify(hiddenAct)} is not supported; only "silu"`);
+    throw new RangeError(
+      `Cannot load ${where}: hidden_act ${JSON.stringify(hiddenAct)} is not supported; only "silu"`,
+    );
   }
   if (type === "qwen2" && o.use_sliding_window === true) {
     throw new RangeError(
@@ -145,7 +147,9 @@ export function parseModelConfig(json: unknown, source: string): ModelConfig {
     );
   }
   const headDim = int("head_dim", hiddenSize / numHeads);
-  if (headDim % 2 !== 0) throw new RangeError(`Cannot load ${where}: head_dim ${headDim} must be even for RoPE`);
+  if (headDim % 2 !== 0) {
+    throw new RangeError(`Cannot load ${where}: head_dim ${headDim} must be even for RoPE`);
+  }
 
   const ropeParams = o.rope_parameters;
   const rope: Json = typeof ropeParams === "object" && ropeParams !== null ? ropeParams as Json : {};
@@ -268,9 +272,12 @@ export async function readModelConfig(dir: string): Promise<ModelConfig> {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new TypeError(`Cannot load model config "${path}": it is not valid JSON (${(e as Error).message})`, {
-      cause: e,
-    });
+    throw new TypeError(
+      `Cannot load model config "${path}": it is not valid JSON (${(e as Error).message})`,
+      {
+        cause: e,
+      },
+    );
   }
   return parseModelConfig(json, path);
 }

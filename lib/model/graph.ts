@@ -74,7 +74,12 @@ class GraphBuilder {
     this.nodes.push({ opType, inputs, outputs: names, name: base, ...(attributes ? { attributes } : {}) });
     return names[0]!;
   }
-  opMulti(opType: string, inputs: readonly string[], outputs: readonly string[], attributes?: Node["attributes"]) {
+  opMulti(
+    opType: string,
+    inputs: readonly string[],
+    outputs: readonly string[],
+    attributes?: Node["attributes"],
+  ) {
     this.nodes.push({
       opType,
       inputs,
@@ -92,7 +97,12 @@ class GraphBuilder {
     let name = this.#consts.get(key);
     if (!name) {
       name = `const_i64_${this.#consts.size}`;
-      this.initializers.push({ name, dataType: DataType.INT64, dims: [values.length], raw: int64Raw(values) });
+      this.initializers.push({
+        name,
+        dataType: DataType.INT64,
+        dims: [values.length],
+        raw: int64Raw(values),
+      });
       this.#consts.set(key, name);
     }
     return name;
@@ -175,7 +185,11 @@ export function compileGraph(
   ];
   for (let l = 0; l < L; l++) {
     for (const kind of ["key", "value"]) {
-      inputs.push({ name: `past.${l}.${kind}`, elemType: DataType.FLOAT, shape: ["batch", kvh, "past_seq", D] });
+      inputs.push({
+        name: `past.${l}.${kind}`,
+        elemType: DataType.FLOAT,
+        shape: ["batch", kvh, "past_seq", D],
+      });
     }
   }
   if (variant.hooks) {
@@ -312,7 +326,9 @@ export function compileGraph(
 
   // Logits at the requested positions only: gathering before the LM head keeps prefill cheap.
   const xBTH = g.op("Reshape", [x, shapeBTH]);
-  const picked = g.op("GatherND", [xBTH, g.op("Unsqueeze", ["logit_positions", g.ints([2])])], { batch_dims: 1 });
+  const picked = g.op("GatherND", [xBTH, g.op("Unsqueeze", ["logit_positions", g.ints([2])])], {
+    batch_dims: 1,
+  });
   const pickedShape = g.op("Shape", [picked]); // [B, K, H]
   const pickedFlat = g.op("Reshape", [picked, g.ints([-1, H])]);
   const normed = g.op("RMSNormalization", [pickedFlat, normW], { axis: -1, epsilon: eps });
@@ -347,7 +363,9 @@ export function compileGraph(
       g.op("Unsqueeze", [lensLogits, g.ints([1])]), // [R, 1, V]
       g.op("Unsqueeze", [target, g.ints([2])]), // [R, M, 1]
     ]);
-    const rank = g.op("ReduceSum", [g.op("Cast", [greater], { to: DataType.INT64 }), g.ints([2])], { keepdims: 0 });
+    const rank = g.op("ReduceSum", [g.op("Cast", [greater], { to: DataType.INT64 }), g.ints([2])], {
+      keepdims: 0,
+    });
     g.named("Reshape", [target, expandShape], "lens_logit");
     g.named("Reshape", [logprob, expandShape], "lens_logprob");
     g.named("Reshape", [rank, expandShape], "lens_rank");
@@ -355,9 +373,21 @@ export function compileGraph(
       { name: "resid", elemType: DataType.FLOAT, shape: [L + 1, "batch", "num_captures", H] },
       { name: "attn_out", elemType: DataType.FLOAT, shape: [L, "batch", "num_captures", H] },
       { name: "mlp_out", elemType: DataType.FLOAT, shape: [L, "batch", "num_captures", H] },
-      { name: "lens_logit", elemType: DataType.FLOAT, shape: [L + 1, "batch", "num_captures", "num_lens_ids"] },
-      { name: "lens_logprob", elemType: DataType.FLOAT, shape: [L + 1, "batch", "num_captures", "num_lens_ids"] },
-      { name: "lens_rank", elemType: DataType.INT64, shape: [L + 1, "batch", "num_captures", "num_lens_ids"] },
+      {
+        name: "lens_logit",
+        elemType: DataType.FLOAT,
+        shape: [L + 1, "batch", "num_captures", "num_lens_ids"],
+      },
+      {
+        name: "lens_logprob",
+        elemType: DataType.FLOAT,
+        shape: [L + 1, "batch", "num_captures", "num_lens_ids"],
+      },
+      {
+        name: "lens_rank",
+        elemType: DataType.INT64,
+        shape: [L + 1, "batch", "num_captures", "num_lens_ids"],
+      },
     );
   }
 
@@ -373,7 +403,9 @@ export function compileGraph(
 }
 
 /** Names of the graph's KV-cache inputs/outputs for layer `l`. */
-export function kvNames(l: number): { pastKey: string; pastValue: string; presentKey: string; presentValue: string } {
+export function kvNames(
+  l: number,
+): { pastKey: string; pastValue: string; presentKey: string; presentValue: string } {
   return {
     pastKey: `past.${l}.key`,
     pastValue: `past.${l}.value`,

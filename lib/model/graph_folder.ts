@@ -39,7 +39,10 @@ export interface GraphFolder {
  * Prepare the folder that holds a checkpoint's compiled graphs next to (links of) its weight files.
  * @throws when neither hard links nor writing beside the weights is possible.
  */
-export async function prepareGraphFolder(checkpoint: Checkpoint, cacheDir = defaultCacheDir()): Promise<GraphFolder> {
+export async function prepareGraphFolder(
+  checkpoint: Checkpoint,
+  cacheDir = defaultCacheDir(),
+): Promise<GraphFolder> {
   const files = [...new Set([...checkpoint.tensors.values()].map((t) => t.file))].sort();
   const real = new Map<string, string>();
   const stamp: string[] = [];
@@ -98,7 +101,9 @@ export async function prepareGraphFolder(checkpoint: Checkpoint, cacheDir = defa
         await Deno.rename(tmp, path);
       } catch (error) {
         await Deno.remove(tmp).catch(() => {});
-        throw new Error(`Cannot write the compiled graph to ${path}: ${(error as Error).message}`, { cause: error });
+        throw new Error(`Cannot write the compiled graph to ${path}: ${(error as Error).message}`, {
+          cause: error,
+        });
       }
       return path;
     },

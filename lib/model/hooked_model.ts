@@ -151,7 +151,10 @@ export class HookedModel {
           used: "cpu",
           reason: `CUDA session creation failed (${(error as Error).message.split("\n")[0]}); using CPU`,
         };
-        model = new HookedModel(checkpoint, fallback, folder, { ...sessionOptions, executionProviders: ["cpu"] });
+        model = new HookedModel(checkpoint, fallback, folder, {
+          ...sessionOptions,
+          executionProviders: ["cpu"],
+        });
         await model.session(v);
       }
     }
@@ -163,7 +166,10 @@ export class HookedModel {
     let s = this.#sessions.get(variant);
     if (!s) {
       s = (async () => {
-        const bytes = compileGraph(this.checkpoint, { locate: this.#graphFolder.locate, variant: VARIANTS[variant] });
+        const bytes = compileGraph(this.checkpoint, {
+          locate: this.#graphFolder.locate,
+          variant: VARIANTS[variant],
+        });
         const path = await this.#graphFolder.writeGraph(variant, bytes);
         return await ort.InferenceSession.create(path, this.#sessionOptions);
       })();
@@ -215,7 +221,9 @@ export class HookedModel {
         if (t < pad) continue;
         const id = row[t - pad]!;
         if (!Number.isInteger(id) || id < 0 || id >= V) {
-          throw new RangeError(`forward(): token id ${id} at row ${b}, index ${t - pad} is outside [0, ${V})`);
+          throw new RangeError(
+            `forward(): token id ${id} at row ${b}, index ${t - pad} is outside [0, ${V})`,
+          );
         }
         const pos = cache.nextPositions[b]! + t - pad;
         inputIds[b * T + t] = BigInt(id);
@@ -228,9 +236,9 @@ export class HookedModel {
       const t = pos - cache.nextPositions[b]! + (T - rows[b]!.length);
       if (t < T - rows[b]!.length || t >= T) {
         throw new RangeError(
-          `Position ${pos} of row ${b} is not among this call's tokens (positions ${cache.nextPositions[b]}..${
-            cache.nextPositions[b]! + rows[b]!.length - 1
-          })`,
+          `Position ${pos} of row ${b} is not among this call's tokens (positions ${
+            cache.nextPositions[b]
+          }..${cache.nextPositions[b]! + rows[b]!.length - 1})`,
         );
       }
       return t;
@@ -241,15 +249,18 @@ export class HookedModel {
     let logitIdx: number[][];
     if (want === "last") logitIdx = rows.map(() => [T - 1]);
     else if (want === "none") logitIdx = rows.map(() => [T - 1]);
-    else if (want === "all") logitIdx = rows.map((r) => Array.from({ length: r.length }, (_, i) => T - r.length + i));
-    else {
+    else if (want === "all") {
+      logitIdx = rows.map((r) => Array.from({ length: r.length }, (_, i) => T - r.length + i));
+    } else {
       if (want.length !== B) throw new RangeError(`logits: ${want.length} position lists for ${B} rows`);
       logitIdx = want.map((list, b) => list.map((p) => chunkIndex(b, p)));
     }
     const K = Math.max(1, ...logitIdx.map((l) => l.length));
     const logitPositions = new BigInt64Array(B * K);
     for (let b = 0; b < B; b++) {
-      for (let k = 0; k < K; k++) logitPositions[b * K + k] = BigInt(logitIdx[b]![k] ?? logitIdx[b]![0] ?? T - 1);
+      for (let k = 0; k < K; k++) {
+        logitPositions[b * K + k] = BigInt(logitIdx[b]![k] ?? logitIdx[b]![0] ?? T - 1);
+      }
     }
 
     const variant: GraphVariantName = options.variant ??
@@ -276,7 +287,9 @@ export class HookedModel {
     let C = 0, M = 0;
     if (options.capture) {
       const cap = options.capture;
-      if (cap.positions.length !== B) throw new RangeError(`capture.positions: ${cap.positions.length} lists for ${B} rows`);
+      if (cap.positions.length !== B) {
+        throw new RangeError(`capture.positions: ${cap.positions.length} lists for ${B} rows`);
+      }
       C = Math.max(1, ...cap.positions.map((p) => p.length));
       M = Math.max(1, ...(cap.lensTokenIds ?? []).flatMap((r) => r.map((ids) => ids.length)));
       const capIdx = new BigInt64Array(B * C);
@@ -297,10 +310,14 @@ export class HookedModel {
     const out = await session.run(feeds);
 
     const logitsData = out.logits!.data as Float32Array;
-    const logits = want === "none" ? rows.map(() => []) : logitIdx.map((list, b) =>
-      list.map((_, k) => logitsData.subarray((b * K + k) * V, (b * K + k + 1) * V))
-    );
-    const logitAbs = want === "none" ? rows.map(() => []) : logitIdx.map((list, b) => list.map((t) => absPos[b * T + t]!));
+    const logits = want === "none"
+      ? rows.map(() => [])
+      : logitIdx.map((list, b) =>
+        list.map((_, k) => logitsData.subarray((b * K + k) * V, (b * K + k + 1) * V))
+      );
+    const logitAbs = want === "none"
+      ? rows.map(() => [])
+      : logitIdx.map((list, b) => list.map((t) => absPos[b * T + t]!));
 
     let newCache: KVCache | undefined;
     if (options.returnCache) {
@@ -321,24 +338,34 @@ export class HookedModel {
       const H = cfg.hiddenSize;
       const counts = options.capture.positions.map((p) => p.length);
       const split = (data: Float32Array, layers: number) =>
-        Array.from({ length: layers }, (_, l) =>
-          counts.map((n, b) =>
-            Array.from({ length: n }, (_, c) => data.subarray(((l * B + b) * C + c) * H, ((l * B + b) * C + c + 1) * H))
-          ));
+        Array.from(
+          { length: layers },
+          (_, l) =>
+            counts.map((n, b) =>
+              Array.from({ length: n }, (_, c) =>
+                data.subarray(((l * B + b) * C + c) * H, ((l * B + b) * C + c + 1) * H))
+            ),
+        );
       const lensCounts = options.capture.lensTokenIds;
       let lens: Captures["lens"];
       if (lensCounts) {
         const lg = out.lens_logit!.data as Float32Array;
         const lp = out.lens_logprob!.data as Float32Array;
         const rk = out.lens_rank!.data as BigInt64Array;
-        lens = Array.from({ length: L + 1 }, (_, l) =>
-          counts.map((n, b) =>
-            Array.from({ length: n }, (_, c) =>
-              Array.from({ length: lensCounts[b]?.[c]?.length ?? 0 }, (_, m) => {
-                const i = ((l * B + b) * C + c) * M + m;
-                return { logit: lg[i]!, logprob: lp[i]!, rank: Number(rk[i]!) };
-              }))
-          ));
+        lens = Array.from(
+          { length: L + 1 },
+          (_, l) =>
+            counts.map((n, b) =>
+              Array.from(
+                { length: n },
+                (_, c) =>
+                  Array.from({ length: lensCounts[b]?.[c]?.length ?? 0 }, (_, m) => {
+                    const i = ((l * B + b) * C + c) * M + m;
+                    return { logit: lg[i]!, logprob: lp[i]!, rank: Number(rk[i]!) };
+                  }),
+              )
+            ),
+        );
       }
       captures = {
         positions: options.capture.positions,
@@ -378,7 +405,9 @@ export class HookedModel {
         }
       };
       if (iv.op === "scale") {
-        if (!Number.isFinite(iv.value)) throw new RangeError(`Scale for "${iv.hook}" must be finite, got ${iv.value}`);
+        if (!Number.isFinite(iv.value)) {
+          throw new RangeError(`Scale for "${iv.hook}" must be finite, got ${iv.value}`);
+        }
         if (hook.kind === "hook_attn_out") forEachPos((i) => (attnScale[i] = attnScale[i]! * iv.value));
         else if (hook.kind === "hook_mlp_out") forEachPos((i) => (mlpScale[i] = mlpScale[i]! * iv.value));
         else {
@@ -388,10 +417,14 @@ export class HookedModel {
         }
       } else {
         if (hook.kind !== "hook_resid_pre") {
-          throw new RangeError(`Add (steering) interventions apply to blocks.{l}.hook_resid_pre, not "${iv.hook}"`);
+          throw new RangeError(
+            `Add (steering) interventions apply to blocks.{l}.hook_resid_pre, not "${iv.hook}"`,
+          );
         }
         if (iv.vector.length !== H) {
-          throw new RangeError(`Steering vector for "${iv.hook}" has length ${iv.vector.length}; expected ${H}`);
+          throw new RangeError(
+            `Steering vector for "${iv.hook}" has length ${iv.vector.length}; expected ${H}`,
+          );
         }
         if (steerSet.has(l)) {
           throw new RangeError(`Only one steering vector per layer is supported; "${iv.hook}" has two`);
@@ -420,13 +453,17 @@ export function validateInterventions(interventions: readonly Intervention[], nu
 export function pickDevice(requested: DeviceRequest): DeviceInfo {
   if (requested === "cpu") return { requested, used: "cpu", reason: "CPU requested" };
   // onnxruntime-node bundles only CPU binaries; CUDA ones come from its install script (network).
-  if (cudaProviderInstalled()) return { requested, used: "cuda", reason: "CUDA execution provider installed" };
+  if (cudaProviderInstalled()) {
+    return { requested, used: "cuda", reason: "CUDA execution provider installed" };
+  }
   const why = "this onnxruntime-node install has no CUDA binaries (they are downloaded by its install " +
     "script, which needs network access and `deno install --allow-scripts=npm:onnxruntime-node`)";
   return {
     requested,
     used: "cpu",
-    reason: requested === "cuda" ? `CUDA requested but unavailable: ${why}; using CPU` : `auto: ${why}; using CPU`,
+    reason: requested === "cuda"
+      ? `CUDA requested but unavailable: ${why}; using CPU`
+      : `auto: ${why}; using CPU`,
   };
 }
 

@@ -17,7 +17,12 @@ export type HookName =
   | "ln_final.hook_normalized";
 
 /** Kinds of per-block hook points. */
-export const BLOCK_HOOK_KINDS = ["hook_resid_pre", "hook_attn_out", "hook_mlp_out", "hook_resid_post"] as const;
+export const BLOCK_HOOK_KINDS = [
+  "hook_resid_pre",
+  "hook_attn_out",
+  "hook_mlp_out",
+  "hook_resid_post",
+] as const;
 export type BlockHookKind = typeof BLOCK_HOOK_KINDS[number];
 
 /** A parsed hook name. */

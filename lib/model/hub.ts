@@ -290,7 +290,10 @@ function describeHubError(e: unknown, repoId: string, revision: string, hadToken
  * const tokenizer = await loadTokenizer(dir);
  * ```
  */
-export async function resolveModel(idOrPath: string, options: ResolveModelOptions = {}): Promise<ResolvedModel> {
+export async function resolveModel(
+  idOrPath: string,
+  options: ResolveModelOptions = {},
+): Promise<ResolvedModel> {
   const pathLike = isAbsolute(idOrPath) || /^\.{1,2}(\/|\\|$)/.test(idOrPath) || /^~(\/|$)/.test(idOrPath) ||
     idOrPath.includes("\\");
   const localPath = resolve(expandHome(idOrPath));
@@ -341,7 +344,9 @@ async function checkLocalFolder(dir: string): Promise<string> {
         `files, or a Hugging Face repo id like "org/name"`,
     );
   }
-  if (!info.isDirectory) throw new Error(`"${dir}" is a file, not a model folder; pass the folder that holds it`);
+  if (!info.isDirectory) {
+    throw new Error(`"${dir}" is a file, not a model folder; pass the folder that holds it`);
+  }
   if (!(await isFile(join(dir, "config.json")))) {
     throw new Error(
       `Model folder "${dir}" has no config.json; pass a Hugging Face model folder (config.json, ` +
@@ -366,7 +371,9 @@ async function download(
 ): Promise<ResolvedModel> {
   const token = options.token ?? envVar("HF_TOKEN");
   if (token !== undefined && !token.startsWith("hf_")) {
-    throw new TypeError(`The Hugging Face token (options.token or HF_TOKEN) must start with "hf_"; fix or unset it`);
+    throw new TypeError(
+      `The Hugging Face token (options.token or HF_TOKEN) must start with "hf_"; fix or unset it`,
+    );
   }
   const hubUrl = envVar("HF_ENDPOINT")?.replace(/\/+$/, "");
   const common = {
@@ -391,7 +398,9 @@ async function download(
     throw describeHubError(e, repoId, revision, token !== undefined);
   }
   if (!COMMIT_RE.test(commit)) {
-    throw new Error(`The Hugging Face Hub answered commit "${commit}" for "${repoId}" (revision ${revision}); retry later`);
+    throw new Error(
+      `The Hugging Face Hub answered commit "${commit}" for "${repoId}" (revision ${revision}); retry later`,
+    );
   }
   const names = new Set(files.map((f) => f.path));
   const lacking = ["config.json", "tokenizer.json", "tokenizer_config.json"].filter((f) => !names.has(f));
@@ -407,7 +416,9 @@ async function download(
   const folder = repoFolder(cacheDir, repoId);
   const snapshot = join(folder, "snapshots", commit);
   const report = options.onProgress ?? defaultProgress();
-  for (const f of files) await downloadOne(f, repo, commit, cacheDir, folder, common, report, repoId, revision);
+  for (const f of files) {
+    await downloadOne(f, repo, commit, cacheDir, folder, common, report, repoId, revision);
+  }
 
   if (revision !== commit) {
     const ref = join(folder, "refs", revision);
@@ -430,8 +441,11 @@ async function downloadOne(
 ): Promise<void> {
   report({ file: f.path, loaded: 0, total: f.size });
   const incomplete = f.blob === undefined ? undefined : join(folder, "blobs", `${f.blob}.incomplete`);
+  let finished = false;
   const timer = incomplete === undefined ? undefined : setInterval(() => {
-    stat(incomplete).then((s) => report({ file: f.path, loaded: s.size, total: f.size }), () => {});
+    stat(incomplete).then((s) => {
+      if (!finished) report({ file: f.path, loaded: s.size, total: f.size });
+    }, () => {});
   }, 250);
   // xet: false downloads through the hub's resolve URL (plain HTTP, the bytes of the file itself)
   // rather than reconstructing the file from xet chunks in WebAssembly; the type omits the option
@@ -442,11 +456,19 @@ async function downloadOne(
   console.debug = () => {};
   let pointer: string;
   try {
-    pointer = await downloadFileToCacheDir({ repo, path: f.path, revision: commit, cacheDir, ...common, ...plainHttp });
+    pointer = await downloadFileToCacheDir({
+      repo,
+      path: f.path,
+      revision: commit,
+      cacheDir,
+      ...common,
+      ...plainHttp,
+    });
   } catch (e) {
     throw describeHubError(e, repoId, revision, common.accessToken !== undefined);
   } finally {
     console.debug = debug;
+    finished = true;
     if (timer !== undefined) clearInterval(timer);
   }
   const actual = (await stat(pointer)).size;

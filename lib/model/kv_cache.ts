@@ -22,7 +22,9 @@ export class KVCache {
     const expected = this.batchSize * kvHeads * this.length * headDim;
     for (const [l, k] of keys.entries()) {
       if (k.length !== expected || values[l]!.length !== expected) {
-        throw new RangeError(`KVCache layer ${l}: expected ${expected} values, got ${k.length}/${values[l]!.length}`);
+        throw new RangeError(
+          `KVCache layer ${l}: expected ${expected} values, got ${k.length}/${values[l]!.length}`,
+        );
       }
     }
   }
@@ -107,7 +109,9 @@ export class KVCache {
 
   /** Rows of `this` followed by rows of `other`, both left-padded to the longer length. */
   concat(other: KVCache): KVCache {
-    if (other.numLayers !== this.numLayers || other.kvHeads !== this.kvHeads || other.headDim !== this.headDim) {
+    if (
+      other.numLayers !== this.numLayers || other.kvHeads !== this.kvHeads || other.headDim !== this.headDim
+    ) {
       throw new RangeError("Cannot join KV caches of different models");
     }
     if (this.batchSize === 0) return other;

@@ -8,7 +8,13 @@
 import { join } from "node:path";
 import { type ModelConfig, parseModelConfig } from "./config.ts";
 import { expectedTensorShapes, FINAL_NORM, INDEX_FILE, LM_HEAD, SINGLE_FILE } from "./checkpoint.ts";
-import { DTYPE_BYTES, numElements, type TensorToWrite, type WritableDtype, writeSafetensors } from "./safetensors.ts";
+import {
+  DTYPE_BYTES,
+  numElements,
+  type TensorToWrite,
+  type WritableDtype,
+  writeSafetensors,
+} from "./safetensors.ts";
 
 /** Options of {@link writeRandomCheckpoint}. */
 export interface RandomCheckpointOptions {
@@ -60,7 +66,11 @@ export interface RandomCheckpoint {
   readonly files: readonly string[];
 }
 
-const TORCH_DTYPE: Readonly<Record<WritableDtype, string>> = { F32: "float32", F16: "float16", BF16: "bfloat16" };
+const TORCH_DTYPE: Readonly<Record<WritableDtype, string>> = {
+  F32: "float32",
+  F16: "float16",
+  BF16: "bfloat16",
+};
 
 /**
  * Write a complete Hugging Face model folder with seeded random weights.
@@ -86,7 +96,10 @@ const TORCH_DTYPE: Readonly<Record<WritableDtype, string>> = { F32: "float32", F
  * });
  * ```
  */
-export async function writeRandomCheckpoint(dir: string, options: RandomCheckpointOptions): Promise<RandomCheckpoint> {
+export async function writeRandomCheckpoint(
+  dir: string,
+  options: RandomCheckpointOptions,
+): Promise<RandomCheckpoint> {
   const json = randomCheckpointConfigJson(options);
   const config = parseModelConfig(json, `writeRandomCheckpoint options for "${dir}"`);
   const dtype = options.dtype ?? "F32";
@@ -127,7 +140,9 @@ export async function writeRandomCheckpoint(dir: string, options: RandomCheckpoi
       }
       files.push(file);
     }
-    const sorted = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    const sorted = Object.fromEntries(
+      Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    );
     await writeTextAtomic(
       join(dir, INDEX_FILE),
       JSON.stringify({ metadata: { total_size: totalSize }, weight_map: sorted }, null, 2) + "\n",
@@ -249,7 +264,7 @@ function randomValues(
   const scale = (2 * half) / 4294967296;
   const offset = mean - half;
   for (let i = 0; i < n; i++) {
-    const r = Math.imul(((Math.imul(s1, 5) << 7) | (Math.imul(s1, 5) >>> 25)), 9);
+    const r = Math.imul((Math.imul(s1, 5) << 7) | (Math.imul(s1, 5) >>> 25), 9);
     const t = s1 << 9;
     s2 ^= s0;
     s3 ^= s1;

@@ -10,7 +10,7 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { bf16ToF32, f16Table32, f32ToBf16, f32ToF16 } from "./float16.ts";
+import { f16Table32, f32ToBf16, f32ToF16 } from "./float16.ts";
 
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./float16.ts";
 
@@ -124,7 +124,9 @@ export async function readSafetensorsHeader(path: string): Promise<Map<string, T
   const size = (await file.stat()).size;
   const at = `safetensors file "${path}"`;
   if (size < 8) {
-    throw new SafetensorsError(`Cannot read ${at}: only ${size} bytes, not even a header length; re-download it`);
+    throw new SafetensorsError(
+      `Cannot read ${at}: only ${size} bytes, not even a header length; re-download it`,
+    );
   }
   const lenBuf = new Uint8Array(8);
   await readFully(file, lenBuf, at);
@@ -333,12 +335,16 @@ async function writeTensorData(file: Deno.FsFile, t: TensorToWrite, scratch: Uin
   const n = numElements(t.shape);
   if (values.length !== n) {
     throw new RangeError(
-      `Cannot write tensor "${t.name}": shape ${JSON.stringify(t.shape)} needs ${n} values, got ${values.length}`,
+      `Cannot write tensor "${t.name}": shape ${
+        JSON.stringify(t.shape)
+      } needs ${n} values, got ${values.length}`,
     );
   }
   if (t.dtype === "F32" && values instanceof Float32Array) {
     const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-    for (let i = 0; i < bytes.length; i += CHUNK_BYTES) await writeAll(file, bytes.subarray(i, i + CHUNK_BYTES));
+    for (let i = 0; i < bytes.length; i += CHUNK_BYTES) {
+      await writeAll(file, bytes.subarray(i, i + CHUNK_BYTES));
+    }
     return;
   }
   const size = DTYPE_BYTES[t.dtype];

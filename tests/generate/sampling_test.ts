@@ -4,9 +4,9 @@ import {
   applyTemperature,
   argmax,
   logSoftmax,
+  sampleToken,
   samplingDistribution,
   type SamplingParams,
-  sampleToken,
   softmax,
   topKFilter,
   topPFilter,
@@ -218,12 +218,18 @@ Deno.test("softmax and logSoftmax are stable and consistent", () => {
 Deno.test("invalid logits and parameters are rejected by name", () => {
   const rng = sampleStream(0);
   const ok = new Float32Array([0, 1]);
-  assert.throws(() => sampleToken(new Float32Array([0, Number.NaN]), { temperature: 1 }, rng), /logit 1 is NaN/);
+  assert.throws(
+    () => sampleToken(new Float32Array([0, Number.NaN]), { temperature: 1 }, rng),
+    /logit 1 is NaN/,
+  );
   assert.throws(() => softmax(new Float32Array([0, Infinity])), /logit 1 is \+Infinity/);
   assert.throws(() => softmax(new Float32Array([-Infinity, -Infinity])), /every logit is -Infinity/);
   assert.throws(() => softmax(new Float32Array(0)), /empty/);
   assert.throws(() => sampleToken(ok, { temperature: 0 }, rng), /temperature must be .*greedy.*got 0/);
   assert.throws(() => sampleToken(ok, { temperature: 1, topK: -1 }, rng), /topK .*got -1/);
-  assert.throws(() => sampleToken(ok, { temperature: 1, topP: 1.5 }, rng), /top-p must be in \[0, 1\], got 1.5/);
+  assert.throws(
+    () => sampleToken(ok, { temperature: 1, topP: 1.5 }, rng),
+    /top-p must be in \[0, 1\], got 1.5/,
+  );
   assert.throws(() => topKFilter(ok, 0), /top-k must be a positive integer, got 0/);
 });

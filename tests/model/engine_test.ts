@@ -95,7 +95,9 @@ for (const [label, shape] of Object.entries(SHAPES)) {
         const out = await m.forward(rows, { logits: "all" });
         rows.forEach((row, b) => {
           assert.deepEqual(out.logitPositions[b], row.map((_, i) => i));
-          row.forEach((_, p) => assertClose(out.logits[b]![p]!, ref.logits[b]![p]!, TOL, `row ${b} pos ${p}`));
+          row.forEach((_, p) =>
+            assertClose(out.logits[b]![p]!, ref.logits[b]![p]!, TOL, `row ${b} pos ${p}`)
+          );
         });
         const last = await m.forward(rows);
         rows.forEach((row, b) =>
@@ -107,18 +109,27 @@ for (const [label, shape] of Object.entries(SHAPES)) {
         const ref = naiveForward(naive, rows);
         const split = [3, 1, 2];
         let res = await m.forward(rows.map((r, b) => r.slice(0, split[b])), { returnCache: true });
-        rows.forEach((_, b) => assertClose(res.logits[b]![0]!, ref.logits[b]![split[b]! - 1]!, TOL, `prefill ${b}`));
+        rows.forEach((_, b) =>
+          assertClose(res.logits[b]![0]!, ref.logits[b]![split[b]! - 1]!, TOL, `prefill ${b}`)
+        );
         for (let step = 0; step < 2; step++) {
           const next = rows.map((r, b) => [r[split[b]! + step]!]);
           res = await m.forward(next, { cache: res.cache!, returnCache: true });
           rows.forEach((_, b) => {
             assert.deepEqual(res.logitPositions[b], [split[b]! + step]);
-            assertClose(res.logits[b]![0]!, ref.logits[b]![split[b]! + step]!, TOL, `decode ${step} row ${b}`);
+            assertClose(
+              res.logits[b]![0]!,
+              ref.logits[b]![split[b]! + step]!,
+              TOL,
+              `decode ${step} row ${b}`,
+            );
           });
         }
         // Rows leave the batch (row 1 finishes), the others continue from their cache.
         const kept = res.cache!.selectRows([2, 0]);
-        const after = await m.forward([[rows[2]![split[2]! + 2]!], [rows[0]![split[0]! + 2]!]], { cache: kept });
+        const after = await m.forward([[rows[2]![split[2]! + 2]!], [rows[0]![split[0]! + 2]!]], {
+          cache: kept,
+        });
         assertClose(after.logits[0]![0]!, ref.logits[2]![split[2]! + 2]!, TOL, "row 2 after selectRows");
         assertClose(after.logits[1]![0]!, ref.logits[0]![split[0]! + 2]!, TOL, "row 0 after selectRows");
       });
@@ -139,7 +150,13 @@ for (const [label, shape] of Object.entries(SHAPES)) {
         { hook: `blocks.${L - 1}.hook_attn_out`, op: "scale", value: 0.5 },
         { hook: "blocks.0.hook_mlp_out", op: "scale", value: 0, positions: [[2, 4], [], [0, 1, 2, 3, 4]] },
         { hook: "blocks.1.hook_attn_out", op: "scale", value: 0, positions: { from: [5, 1, 3] } },
-        { hook: `blocks.${L - 1}.hook_resid_pre`, op: "add", vector: steer, coef: 1.5, positions: { from: [3, 0, 4] } },
+        {
+          hook: `blocks.${L - 1}.hook_resid_pre`,
+          op: "add",
+          vector: steer,
+          coef: 1.5,
+          positions: { from: [3, 0, 4] },
+        },
       ];
 
       await t.step("every hook kind: scale (all / per-row / from) and steering", async () => {
@@ -147,7 +164,9 @@ for (const [label, shape] of Object.entries(SHAPES)) {
         const clean = naiveForward(naive, rows);
         const out = await m.forward(rows, { logits: "all", interventions });
         rows.forEach((row, b) =>
-          row.forEach((_, p) => assertClose(out.logits[b]![p]!, ref.logits[b]![p]!, TOL, `hooked row ${b} pos ${p}`))
+          row.forEach((_, p) =>
+            assertClose(out.logits[b]![p]!, ref.logits[b]![p]!, TOL, `hooked row ${b} pos ${p}`)
+          )
         );
         // The interventions must actually change something, or this test could not fail.
         const moved = worstDiff(ref.logits[0]![6]!, clean.logits[0]![6]!).diff;
@@ -157,8 +176,14 @@ for (const [label, shape] of Object.entries(SHAPES)) {
       await t.step("interventions during cached decode use absolute positions", async () => {
         const ref = naiveForward(naive, rows, { interventions });
         let res = await m.forward(rows.map((r) => r.slice(0, 2)), { returnCache: true, interventions });
-        res = await m.forward(rows.map((r) => [r[2]!]), { cache: res.cache!, returnCache: true, interventions });
-        rows.forEach((_, b) => assertClose(res.logits[b]![0]!, ref.logits[b]![2]!, TOL, `decode p=2 row ${b}`));
+        res = await m.forward(rows.map((r) => [r[2]!]), {
+          cache: res.cache!,
+          returnCache: true,
+          interventions,
+        });
+        rows.forEach((_, b) =>
+          assertClose(res.logits[b]![0]!, ref.logits[b]![2]!, TOL, `decode p=2 row ${b}`)
+        );
         // Row 1 (3 tokens) is done; rows 0 and 2 go on. Their positions-per-row lists now index the
         // remaining rows, so the per-row interventions are re-stated for the new batch order.
         const remap = (iv: Intervention): Intervention => {
@@ -191,7 +216,9 @@ for (const [label, shape] of Object.entries(SHAPES)) {
           ],
         });
         rows.forEach((row, b) =>
-          row.forEach((_, p) => assertClose(neutral.logits[b]![p]!, plain.logits[b]![p]!, 1e-6, `neutral ${b}/${p}`))
+          row.forEach((_, p) =>
+            assertClose(neutral.logits[b]![p]!, plain.logits[b]![p]!, 1e-6, `neutral ${b}/${p}`)
+          )
         );
       });
 
@@ -209,11 +236,19 @@ for (const [label, shape] of Object.entries(SHAPES)) {
         positions.forEach((ps, b) =>
           ps.forEach((p, k) => {
             for (let l = 0; l <= L; l++) {
-              assertClose(cap.resid[l]![b]![k]!, ref.resid[l]![b]![p]!, TOL, `resid l=${l} row ${b} pos ${p}`);
+              assertClose(
+                cap.resid[l]![b]![k]!,
+                ref.resid[l]![b]![p]!,
+                TOL,
+                `resid l=${l} row ${b} pos ${p}`,
+              );
               const lens = cap.lens![l]![b]![k]!;
               const want = naiveLens(naive, ref.resid[l]![b]![p]!, lensIds[b]![k]!);
               lens.forEach((v, j) => {
-                assert.ok(Math.abs(v.logit - want[j]!.logit) <= TOL, `lens logit l=${l} b=${b} p=${p} id#${j}`);
+                assert.ok(
+                  Math.abs(v.logit - want[j]!.logit) <= TOL,
+                  `lens logit l=${l} b=${b} p=${p} id#${j}`,
+                );
                 assert.ok(Math.abs(v.logprob - want[j]!.logprob) <= TOL, `lens logprob l=${l} b=${b} p=${p}`);
                 assert.equal(v.rank, want[j]!.rank, `lens rank l=${l} b=${b} p=${p} id#${j}`);
               });
@@ -251,11 +286,15 @@ Deno.test("forward rejects bad input with clear errors", async () => {
       /Unknown hook "blocks\.9\.hook_mlp_out".*did you mean/,
     );
     await assert.rejects(
-      model.forward([[1, 2]], { interventions: [{ hook: "blocks.0.hook_resid_pre", op: "scale", value: 0 }] }),
+      model.forward([[1, 2]], {
+        interventions: [{ hook: "blocks.0.hook_resid_pre", op: "scale", value: 0 }],
+      }),
       /hook_attn_out or hook_mlp_out/,
     );
     await assert.rejects(
-      model.forward([[1, 2]], { interventions: [{ hook: "blocks.0.hook_resid_pre", op: "add", vector: [1, 2] }] }),
+      model.forward([[1, 2]], {
+        interventions: [{ hook: "blocks.0.hook_resid_pre", op: "add", vector: [1, 2] }],
+      }),
       /length 2; expected 48/,
     );
     await assert.rejects(model.forward([[1, 2]], { logits: [[5]] }), /Position 5 of row 0/);

@@ -44,7 +44,11 @@ Deno.test("f32ToF16 rounds to nearest even, saturates to Infinity, keeps NaN and
     [1023 * 2 ** -24, 0x03ff], // largest subnormal
   ];
   for (const [x, bits] of cases) {
-    assert.equal(f32ToF16(x), bits, `f32ToF16(${x}) = 0x${f32ToF16(x).toString(16)}, want 0x${bits.toString(16)}`);
+    assert.equal(
+      f32ToF16(x),
+      bits,
+      `f32ToF16(${x}) = 0x${f32ToF16(x).toString(16)}, want 0x${bits.toString(16)}`,
+    );
   }
   assert.ok(Number.isNaN(f16ToF32(f32ToF16(NaN))));
   assert.equal(f16ToF32(0x0001), 2 ** -24);
@@ -86,7 +90,11 @@ Deno.test("f32ToBf16 rounds to nearest even and keeps NaN, Infinity and subnorma
     [-0, 0x8000],
   ];
   for (const [x, bits] of cases) {
-    assert.equal(f32ToBf16(x), bits, `f32ToBf16(${x}) = 0x${f32ToBf16(x).toString(16)}, want 0x${bits.toString(16)}`);
+    assert.equal(
+      f32ToBf16(x),
+      bits,
+      `f32ToBf16(${x}) = 0x${f32ToBf16(x).toString(16)}, want 0x${bits.toString(16)}`,
+    );
   }
   assert.equal(f32ToBf16(NaN), 0x7fc0);
   assert.ok(Number.isNaN(bf16ToF32(f32ToBf16(NaN))));
@@ -143,7 +151,10 @@ Deno.test("writeSafetensors is deterministic and keeps the given tensor order", 
     ];
     await writeSafetensors(join(dir, "1.safetensors"), tensors);
     await writeSafetensors(join(dir, "2.safetensors"), tensors);
-    assert.deepEqual(await Deno.readFile(join(dir, "1.safetensors")), await Deno.readFile(join(dir, "2.safetensors")));
+    assert.deepEqual(
+      await Deno.readFile(join(dir, "1.safetensors")),
+      await Deno.readFile(join(dir, "2.safetensors")),
+    );
     assert.deepEqual([...(await readSafetensorsHeader(join(dir, "1.safetensors"))).keys()], ["z", "a"]);
   });
 });
@@ -234,7 +245,14 @@ Deno.test("writeSafetensors is atomic: a failure leaves neither a partial file n
 
 Deno.test("readTensorF32 rejects non-float tensors with the tensor named", async () => {
   await assert.rejects(
-    readTensorF32({ name: "ids", dtype: "I64", shape: [1], file: "x.safetensors", dataOffset: 8, byteLength: 8 }),
+    readTensorF32({
+      name: "ids",
+      dtype: "I64",
+      shape: [1],
+      file: "x.safetensors",
+      dataOffset: 8,
+      byteLength: 8,
+    }),
     (e: unknown) => e instanceof TypeError && /"ids".*I64/.test(e.message),
   );
 });

@@ -164,7 +164,10 @@ Deno.test("chat template from tokenizer_config.json when there is no chat_templa
     config.chat_template = "{{ bos_token }}{% for m in messages %}[{{ m.role }}]{{ m.content }}{% endfor %}";
     await writeFile(join(dir, "tokenizer_config.json"), JSON.stringify(config));
     const tok = await loadTokenizer(dir);
-    assert.equal(tok.applyChatTemplate([{ role: "user", content: "x" }], { addGenerationPrompt: false }), `${BOS}[user]x`);
+    assert.equal(
+      tok.applyChatTemplate([{ role: "user", content: "x" }], { addGenerationPrompt: false }),
+      `${BOS}[user]x`,
+    );
     // No generation_config.json: EOS comes from tokenizer_config.json alone.
     assert.deepEqual(tok.eosTokenIds, [151643]);
   });
@@ -173,7 +176,10 @@ Deno.test("chat template from tokenizer_config.json when there is no chat_templa
 Deno.test("loadTokenizer errors name the folder and the missing file", async () => {
   await withTempDir(async (dir) => {
     const missing = join(dir, "nope");
-    await assert.rejects(loadTokenizer(missing), (e: Error) => e.message.includes(missing) && /does not exist/.test(e.message));
+    await assert.rejects(
+      loadTokenizer(missing),
+      (e: Error) => e.message.includes(missing) && /does not exist/.test(e.message),
+    );
     await copyFile(join(MINI, "tokenizer_config.json"), join(dir, "tokenizer_config.json"));
     await assert.rejects(
       loadTokenizer(dir),
@@ -183,7 +189,10 @@ Deno.test("loadTokenizer errors name the folder and the missing file", async () 
     await assert.rejects(loadTokenizer(dir), /tokenizer\.json and tokenizer_config\.json missing/);
     await copyFile(join(MINI, "tokenizer.json"), join(dir, "tokenizer.json"));
     await writeFile(join(dir, "tokenizer_config.json"), "{ not json");
-    await assert.rejects(loadTokenizer(dir), (e: Error) => e.message.includes("tokenizer_config.json") && /not valid JSON/.test(e.message));
+    await assert.rejects(
+      loadTokenizer(dir),
+      (e: Error) => e.message.includes("tokenizer_config.json") && /not valid JSON/.test(e.message),
+    );
     await rm(join(dir, "tokenizer_config.json"));
     await mkdir(join(dir, "tokenizer_config.json"));
     await assert.rejects(loadTokenizer(dir), /tokenizer_config\.json missing/);
@@ -193,7 +202,10 @@ Deno.test("loadTokenizer errors name the folder and the missing file", async () 
     const config = JSON.parse(await readFile(join(MINI, "tokenizer_config.json"), "utf8"));
     await writeFile(join(dir, "tokenizer_config.json"), JSON.stringify(config));
     const tok = await loadTokenizer(dir);
-    assert.throws(() => tok.applyChatTemplate([{ role: "user", content: "x" }], { addGenerationPrompt: true }), (e: Error) => e.message.includes(dir) && e.message.includes("chat_template.jinja"));
+    assert.throws(
+      () => tok.applyChatTemplate([{ role: "user", content: "x" }], { addGenerationPrompt: true }),
+      (e: Error) => e.message.includes(dir) && e.message.includes("chat_template.jinja"),
+    );
   });
 });
 
@@ -236,7 +248,11 @@ Deno.test({
         .map((line) => line.trim() === "" ? [] : line.trim().split(/\s+/).map(Number));
       assert.equal(inputs.length, 46);
       inputs.forEach((text, i) => {
-        assert.deepEqual(tok.encode(text, { addSpecialTokens: false }), expected[i], `case ${i}: ${JSON.stringify(text)}`);
+        assert.deepEqual(
+          tok.encode(text, { addSpecialTokens: false }),
+          expected[i],
+          `case ${i}: ${JSON.stringify(text)}`,
+        );
         assert.equal(tok.decode(expected[i] ?? []), text, `decode case ${i}`);
       });
       const known: Record<string, number> = {

@@ -1,0 +1,102 @@
+/**
+ * Generation into a record store: each finished sample becomes one complete JSONL record, samples
+ * already in the store are skipped (resume after a crash), and the file is finalised in canonical
+ * order so an interrupted-and-resumed run ends byte-identical to an uninterrupted one.
+ *
+ * @module
+ */
+
+import type { HookedModel } from "../model/hooked_model.ts";
+import { generate, type GeneratedSample, type GenerateOptions, validateGenerateInputs } from "./generate.ts";
+import { type GenerationRecord, openRecordStore } from "./records.ts";
+
+/** A prompt with its text, as recorded. */
+export interface PromptRecordInput {
+  readonly exampleId: number | string;
+  readonly prompt: string;
+  readonly tokenIds: readonly number[];
+}
+
+/** Options of {@link generateToStore}. */
+export interface GenerateToStoreOptions extends Omit<GenerateOptions, "skip" | "onSample"> {
+  /** The JSONL file (its folder must exist and be writable). */
+  readonly path: string;
+  readonly variant: string;
+  readonly condition: string;
+  /** Decodes completion ids to text (special tokens skipped). */
+  readonly decodeCompletion: (ids: readonly number[]) => string;
+  readonly modelId?: string;
+  /** Called after each stored record (e.g. a progress bar). */
+  readonly onRecord?: (record: GenerationRecord) => void;
+  /** Keep prompt token ids in each record. Default true. */
+  readonly storePromptTokenIds?: boolean;
+}
+
+/**
+ * Generate every missing (example, sample) of `prompts` into the store at `options.path`.
+ * @returns counts of samples generated now and already present.
+ * @throws {RangeError} on bad input and an Error when the output folder is not writable, both before
+ *   any model work starts.
+ */
+export async function generateToStore(
+  model: HookedModel,
+  prompts: readonly PromptRecordInput[],
+  options: GenerateToStoreOptions,
+): Promise<{ generated: number; resumed: number; path: string }> {
+  const inputs = prompts.map((p) => ({ id: p.exampleId, tokenIds: p.tokenIds }));
+  validateGenerateInputs(model, inputs, options);
+  const store = await openRecordStore(options.path);
+  const samples = options.samplesPerPrompt ?? 1;
+  const key = (exampleId: number | string, sampleId: number) => ({
+    variant: options.variant,
+    condition: options.condition,
+    example_id: exampleId,
+    sample_id: sampleId,
+  });
+  let resumed = 0;
+  for (const p of prompts) for (let s = 0; s < samples; s++) if (store.has(key(p.exampleId, s))) resumed++;
+  let generated = 0;
+  const genParams = {
+    temperature: options.sampling.temperature,
+    ...(options.sampling.topP !== undefined ? { top_p: options.sampling.topP } : {}),
+    ...(options.sampling.topK !== undefined ? { top_k: options.sampling.topK } : {}),
+    max_new_tokens: options.maxNewTokens,
+    do_sample: !options.sampling.greedy,
+  };
+  const interventions = (options.interventions ?? []).map((iv) =>
+    iv.op === "add" ? { ...iv, vector: Array.from(iv.vector) } : { ...iv }
+  );
+  try {
+    await generate(model, inputs, {
+      ...options,
+      skip: (p, s) => store.has(key(prompts[p]!.exampleId, s)),
+      onSample: async (sample: GeneratedSample) => {
+        const p = prompts[sample.promptIndex]!;
+        const record: GenerationRecord = {
+          ...key(p.exampleId, sample.sampleId),
+          prompt: p.prompt,
+          prompt_tokens: p.tokenIds.length,
+          ...(options.storePromptTokenIds === false ? {} : { prompt_token_ids: [...p.tokenIds] }),
+          completion: options.decodeCompletion(sample.tokenIds),
+          completion_token_ids: sample.tokenIds,
+          completion_tokens: sample.tokenIds.length,
+          finish_reason: sample.finishReason,
+          ...(sample.stopString !== undefined ? { stop_string: sample.stopString } : {}),
+          interventions,
+          intervention_scope: interventions.length ? (options.scope ?? "generated_only") : "none",
+          seed: options.seed,
+          gen_params: { ...genParams, stream_seed: sample.streamSeed },
+          timings: { started_at: new Date().toISOString(), duration_ms: Math.round(sample.durationMs) },
+          ...(options.modelId ? { model_id: options.modelId } : {}),
+        };
+        await store.append(record);
+        generated++;
+        options.onRecord?.(record);
+      },
+    });
+    await store.finalize();
+  } finally {
+    await store.close();
+  }
+  return { generated, resumed, path: options.path };
+}
