@@ -292,12 +292,19 @@ export class Kernel {
     return this.#events.shift();
   }
 
-  /** Kills the process with SIGKILL synchronously (signal and unload handlers). */
+  /**
+   * Kills the process with SIGKILL and removes the connection file, synchronously: for signal and
+   * unload handlers, where no await is possible. Prefer {@linkcode shutdown}.
+   */
   killNow(): void {
-    if (this.#exited) return;
+    if (!this.#exited) {
+      try {
+        this.#child.kill("SIGKILL");
+      } catch { /* already gone */ }
+    }
     try {
-      this.#child.kill("SIGKILL");
-    } catch { /* already gone */ }
+      Deno.removeSync(dirname(this.connectionFile), { recursive: true });
+    } catch { /* already removed */ }
   }
 
   /**
@@ -324,7 +331,11 @@ export class Kernel {
         new Promise<false>((r) => timer = setTimeout(() => r(false), TERM_GRACE_MS)),
       ]);
       clearTimeout(timer);
-      if (!termed) this.killNow();
+      if (!termed) {
+        try {
+          this.#child.kill("SIGKILL");
+        } catch { /* already gone */ }
+      }
     }
     await this.#status;
     this.#shell?.close();
