@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import { writeRandomCheckpoint } from "../model/random_checkpoint.ts";
 import { HookedModel } from "../model/hooked_model.ts";
 import type { KVCache } from "../model/kv_cache.ts";
+import { generate } from "../generate/generate.ts";
 
 /** Peak resident set size of this process in MiB (Linux VmHWM). */
 export function peakRssMiB(): number {
@@ -69,7 +70,15 @@ async function decodeTimes(
 }
 
 /** Run the benchmark and return its figures. */
-export async function runBench(options: { layers?: number; steps?: number; keep?: string } = {}) {
+export async function runBench(
+  options: {
+    layers?: number;
+    steps?: number;
+    keep?: string;
+    generationBatches?: readonly number[];
+    newTokens?: number;
+  } = {},
+) {
   const layers = options.layers ?? 24, steps = options.steps ?? 8;
   const dir = options.keep ?? await Deno.makeTempDir({ prefix: "bt-bench-" });
   try {
@@ -114,6 +123,36 @@ export async function runBench(options: { layers?: number; steps?: number; keep?
       plain.push(...await decodeTimes(model, 1, 128, steps, "plain"));
     }
     const overhead = median(hooked) / median(plain);
+
+    // End-to-end generation vs the raw decode loop over the same steps (same prompts, same batch).
+    const generation: Record<string, unknown> = {};
+    for (const batch of options.generationBatches ?? [8, 32]) {
+      const newTokens = options.newTokens ?? 128;
+      const prompts = promptRows(batch, 16, V, 3).map((tokenIds, i) => ({ id: i, tokenIds }));
+      const [, rawMs] = await timeIt(async () => {
+        let r = await model.forward(prompts.map((p) => p.tokenIds), { returnCache: true });
+        for (let s = 1; s < newTokens; s++) {
+          const next = Array.from({ length: batch }, (_, b) => [(s * 31 + b * 17 + 5) % V]);
+          r = await model.forward(next, { cache: r.cache!, returnCache: true });
+        }
+      });
+      const [samples, genMs] = await timeIt(() =>
+        generate(model, prompts, {
+          maxNewTokens: newTokens,
+          sampling: { temperature: 0.7, topP: 0.95, topK: 50 },
+          eosTokenIds: [],
+          seed: 1,
+          batchSize: batch,
+        })
+      );
+      const tokens = samples.reduce((n, s) => n + s.tokenIds.length, 0);
+      generation[`batch_${batch}`] = {
+        new_tokens: newTokens,
+        generate_tokens_per_s: round((tokens * 1000) / genMs),
+        raw_decode_loop_tokens_per_s: round((batch * newTokens * 1000) / rawMs),
+        ratio_to_raw: round(rawMs / genMs, 3),
+      };
+    }
     await model.dispose();
     return {
       model: { shape: "Qwen2.5-0.5B (random weights, fp32)", layers, device: model.device.used },
@@ -126,6 +165,7 @@ export async function runBench(options: { layers?: number; steps?: number; keep?
       batch32_vs_batch1_throughput: round(decode.batch_32!.tokens_per_s / decode.batch_1!.tokens_per_s),
       hook_overhead_ratio: round(overhead, 4),
       hook_overhead_detail_ms: { hooked_median: round(median(hooked)), plain_median: round(median(plain)) },
+      generation_sampling_t0_7_top_p_0_95_top_k_50: generation,
       threads: navigator.hardwareConcurrency,
     };
   } finally {

@@ -17,7 +17,7 @@
  * @module
  */
 
-import type { HookedModel } from "../model/hooked_model.ts";
+import type { ForwardResult, HookedModel } from "../model/hooked_model.ts";
 import { type Intervention, parseHookName, type Positions } from "../model/hooks.ts";
 import type { KVCache } from "../model/kv_cache.ts";
 import { deriveStreamSeed, type Rng, sampleStream, type StreamKey } from "./rng.ts";
@@ -165,14 +165,20 @@ export async function generate(
     return options.interventions.map((iv) => ({ ...iv, positions }));
   };
 
+  // With top-k (or greedy) only the k best logits per row leave the engine: far less data per step.
+  const k = options.sampling.greedy ? 1 : options.sampling.topK;
+  const candidates = k && k > 0 ? Math.min(k, model.config.vocabSize) : undefined;
+
   let active: Row[] = [];
   let cache: KVCache | undefined;
 
   /** Sample the next token of every row from its logits; returns indices of rows that finished. */
-  const advance = async (rows: Row[], logits: Float32Array[][]): Promise<Set<number>> => {
+  const advance = async (rows: Row[], step: Pick<ForwardResult, "logits" | "topk">): Promise<Set<number>> => {
     const finished = new Set<number>();
     for (const [i, row] of rows.entries()) {
-      const token = sampleToken(logits[i]![0]!, options.sampling, row.rng);
+      const token = step.topk
+        ? sampleFromCandidates(step.topk[i]![0]!, options.sampling, row.rng)
+        : sampleToken(step.logits[i]![0]!, options.sampling, row.rng);
       row.tokens.push(token);
       let reason: GeneratedSample["finishReason"] | undefined;
       let stopString: string | undefined;
@@ -227,10 +233,14 @@ export async function generate(
       const pre = await model.forward(distinct.map((p) => prompts[p]!.tokenIds), {
         returnCache: true,
         interventions: interventionsFor(prefillRows),
+        ...(candidates ? { topK: candidates } : {}),
       });
       const rowOf = jobs.map((j) => distinct.indexOf(j.promptIndex));
       const expanded = pre.cache!.selectRows(rowOf);
-      const finished = await advance(newRows, rowOf.map((r) => pre.logits[r]!));
+      const finished = await advance(newRows, {
+        logits: rowOf.map((r) => pre.logits[r] ?? []),
+        ...(pre.topk ? { topk: rowOf.map((r) => pre.topk![r]!) } : {}),
+      });
       const keep = newRows.map((_, i) => i).filter((i) => !finished.has(i));
       const kept = expanded.selectRows(keep);
       cache = cache ? cache.concat(kept) : kept;
@@ -243,8 +253,9 @@ export async function generate(
       cache: cache!,
       returnCache: true,
       interventions: interventionsFor(active),
+      ...(candidates ? { topK: candidates } : {}),
     });
-    const finished = await advance(active, step.logits);
+    const finished = await advance(active, step);
     if (finished.size > 0) {
       const keep = active.map((_, i) => i).filter((i) => !finished.has(i));
       active = keep.map((i) => active[i]!);
@@ -254,4 +265,25 @@ export async function generate(
     }
   }
   return results.sort((a, b) => a.promptIndex - b.promptIndex || a.sampleId - b.sampleId);
+}
+
+/**
+ * Sample from top-k candidates exactly as {@link sampleToken} would from the whole row with the same
+ * `topK`: temperature is monotonic, so the kept set is the same; the candidates are put in id order so
+ * the draw walks them in the same order. (Only logits tied with the k-th value could differ: HF keeps
+ * all of them, the engine's TopK exactly k.)
+ */
+export function sampleFromCandidates(
+  candidates: { readonly ids: Int32Array; readonly values: Float32Array },
+  params: SamplingParams,
+  rng: Rng,
+): number {
+  if (params.greedy) return candidates.ids[0]!;
+  const order = Array.from(candidates.ids.keys()).sort((a, b) => candidates.ids[a]! - candidates.ids[b]!);
+  const values = Float32Array.from(order, (i) => candidates.values[i]!);
+  const pick = sampleToken(values, {
+    temperature: params.temperature,
+    ...(params.topP !== undefined ? { topP: params.topP } : {}),
+  }, rng);
+  return candidates.ids[order[pick]!]!;
 }

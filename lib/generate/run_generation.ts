@@ -9,6 +9,7 @@
 import type { HookedModel } from "../model/hooked_model.ts";
 import { generate, type GeneratedSample, type GenerateOptions, validateGenerateInputs } from "./generate.ts";
 import { type GenerationRecord, openRecordStore } from "./records.ts";
+import { createProgress, type ProgressMode } from "../progress.ts";
 
 /** A prompt with its text, as recorded. */
 export interface PromptRecordInput {
@@ -30,6 +31,8 @@ export interface GenerateToStoreOptions extends Omit<GenerateOptions, "skip" | "
   readonly onRecord?: (record: GenerationRecord) => void;
   /** Keep prompt token ids in each record. Default true. */
   readonly storePromptTokenIds?: boolean;
+  /** Progress display (samples, tokens/s, ETA): terminal, notebook cell or log lines. Default "auto". */
+  readonly progress?: "auto" | ProgressMode;
 }
 
 /**
@@ -56,6 +59,13 @@ export async function generateToStore(
   let resumed = 0;
   for (const p of prompts) for (let s = 0; s < samples; s++) if (store.has(key(p.exampleId, s))) resumed++;
   let generated = 0;
+  const progress = createProgress({
+    total: prompts.length * samples,
+    initial: resumed,
+    label: `generate ${options.variant}/${options.condition}`,
+    unit: "samples",
+    stream: options.progress ?? "auto",
+  });
   const genParams = {
     temperature: options.sampling.temperature,
     ...(options.sampling.topP !== undefined ? { top_p: options.sampling.topP } : {}),
@@ -91,11 +101,13 @@ export async function generateToStore(
         };
         await store.append(record);
         generated++;
+        progress.tick(1, { tokens: sample.tokenIds.length });
         options.onRecord?.(record);
       },
     });
     await store.finalize();
   } finally {
+    await progress.done();
     await store.close();
   }
   return { generated, resumed, path: options.path };

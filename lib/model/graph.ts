@@ -9,14 +9,16 @@
  * inputs
  * - `input_ids` int64 [B, T], `attention_mask` int64 [B, S] (1 = real token, 0 = padding),
  *   `position_ids` int64 [B, T], `past.{l}.key|value` float [B, kvh, P, D] (P may be 0),
- *   `logit_positions` int64 [B, K] (indices into the T new tokens whose logits are returned).
+ *   `logit_positions` int64 [B, K] (indices into the T new tokens whose logits are returned),
+ *   `top_k` int64 [1] (how many candidates `topk_*` return).
  * - hooks variant: `attn_scale`, `mlp_scale` float [L, B, T] (multiplier on each block's attention /
  *   MLP output before the residual add; 1 = neutral), `steer_vectors` float [L, H] and `steer_coef`
  *   float [L, B, T] (adds `coef * vector` to `blocks.{l}.hook_resid_pre`; 0 = neutral).
  * - captures variant: `capture_positions` int64 [B, C], `lens_token_ids` int64 [B, C, M].
  *
  * outputs
- * - `logits` float [B, K, V], `present.{l}.key|value` float [B, kvh, S, D].
+ * - `logits` float [B, K, V], `present.{l}.key|value` float [B, kvh, S, D], `topk_values` float and
+ *   `topk_indices` int64 [B, K, k]: the k largest logits, sorted, lower id first on ties.
  * - captures: `resid` [L + 1, B, C, H] (index l = `blocks.{l}.hook_resid_pre`, index L = the last
  *   block's `hook_resid_post`), `attn_out`, `mlp_out` [L, B, C, H] (after hook scaling),
  *   `lens_logit`, `lens_logprob` float and `lens_rank` int64 [L + 1, B, C, M]: the logit lens of each
@@ -182,6 +184,7 @@ export function compileGraph(
     { name: "attention_mask", elemType: DataType.INT64, shape: ["batch", "total_seq"] },
     { name: "position_ids", elemType: DataType.INT64, shape: ["batch", "seq"] },
     { name: "logit_positions", elemType: DataType.INT64, shape: ["batch", "num_logits"] },
+    { name: "top_k", elemType: DataType.INT64, shape: [1] },
   ];
   for (let l = 0; l < L; l++) {
     for (const kind of ["key", "value"]) {
@@ -338,6 +341,16 @@ export function compileGraph(
     g.ints([cfg.vocabSize]),
   ], { axis: 0 });
   g.named("Reshape", [logitsFlat, logitsShape], "logits");
+  // Top-k candidates for sampling: fetching k values instead of the whole vocabulary row per token.
+  g.opMulti("TopK", ["logits", "top_k"], ["topk_values", "topk_indices"], {
+    axis: -1,
+    largest: 1,
+    sorted: 1,
+  });
+  outputs.push(
+    { name: "topk_values", elemType: DataType.FLOAT, shape: ["batch", "num_logits", "k"] },
+    { name: "topk_indices", elemType: DataType.INT64, shape: ["batch", "num_logits", "k"] },
+  );
 
   if (variant.captures) {
     g.named("Concat", residCaps, "resid", { axis: 0 }); // [L+1, B, C, H]

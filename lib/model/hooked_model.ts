@@ -74,6 +74,11 @@ export interface ForwardOptions {
     /** Per row, per capture position, the token ids to read in the lens (same count everywhere). */
     readonly lensTokenIds?: readonly (readonly (readonly number[])[])[];
   };
+  /**
+   * Return only the `topK` largest logits (sorted, lower id first on ties) per requested position
+   * instead of whole vocabulary rows: much less data per step for top-k sampling.
+   */
+  readonly topK?: number;
   /** Force a graph variant (e.g. "plain" for benchmarks); default picks the cheapest that serves. */
   readonly variant?: GraphVariantName;
 }
@@ -91,8 +96,10 @@ export interface Captures {
 
 /** Result of {@link HookedModel.forward}. */
 export interface ForwardResult {
-  /** `logits[row][k]`: vocabulary logits at the k-th requested position of the row. */
+  /** `logits[row][k]`: vocabulary logits at the k-th requested position of the row (empty with `topK`). */
   readonly logits: Float32Array[][];
+  /** With `topK`: `topk[row][k]` = the candidates' ids and logits, largest first. */
+  readonly topk?: { ids: Int32Array; values: Float32Array }[][];
   /** Absolute positions the logits belong to, per row. */
   readonly logitPositions: number[][];
   readonly cache?: KVCache;
@@ -263,6 +270,10 @@ export class HookedModel {
       }
     }
 
+    const topK = options.topK;
+    if (topK !== undefined && (!Number.isInteger(topK) || topK < 1 || topK > V)) {
+      throw new RangeError(`topK must be an integer in [1, ${V}], got ${topK}`);
+    }
     const variant: GraphVariantName = options.variant ??
       (options.capture ? "analysis" : "hooked");
     if (options.capture && variant !== "analysis") {
@@ -273,6 +284,7 @@ export class HookedModel {
       attention_mask: new ort.Tensor("int64", mask, [B, S]),
       position_ids: new ort.Tensor("int64", positionIds, [B, T]),
       logit_positions: new ort.Tensor("int64", logitPositions, [B, K]),
+      top_k: new ort.Tensor("int64", BigInt64Array.of(BigInt(topK ?? 1)), [1]),
     };
     for (let l = 0; l < L; l++) {
       const dims = [B, cfg.numKvHeads, P, cfg.headDim];
@@ -307,14 +319,35 @@ export class HookedModel {
     }
 
     const session = await this.session(variant);
-    const out = await session.run(feeds);
+    // Fetch only what the caller needs: whole logits rows are the largest transfer per step.
+    const fetches = session.outputNames.filter((name) => {
+      if (name === "logits") return want !== "none" && topK === undefined;
+      if (name === "topk_values" || name === "topk_indices") return topK !== undefined;
+      if (name.startsWith("present.")) return options.returnCache === true;
+      return true;
+    });
+    const out = await session.run(feeds, fetches);
 
-    const logitsData = out.logits!.data as Float32Array;
-    const logits = want === "none"
-      ? rows.map(() => [])
-      : logitIdx.map((list, b) =>
+    let logits: Float32Array[][] = rows.map(() => []);
+    let topk: ForwardResult["topk"];
+    if (want !== "none" && topK === undefined) {
+      const logitsData = out.logits!.data as Float32Array;
+      logits = logitIdx.map((list, b) =>
         list.map((_, k) => logitsData.subarray((b * K + k) * V, (b * K + k + 1) * V))
       );
+    } else if (topK !== undefined) {
+      const values = out.topk_values!.data as Float32Array;
+      const indices = out.topk_indices!.data as BigInt64Array;
+      topk = logitIdx.map((list, b) =>
+        list.map((_, k) => {
+          const at = (b * K + k) * topK;
+          return {
+            ids: Int32Array.from(indices.subarray(at, at + topK), Number),
+            values: values.subarray(at, at + topK),
+          };
+        })
+      );
+    }
     const logitAbs = want === "none"
       ? rows.map(() => [])
       : logitIdx.map((list, b) => list.map((t) => absPos[b * T + t]!));
@@ -377,6 +410,7 @@ export class HookedModel {
     }
     return {
       logits,
+      ...(topk ? { topk } : {}),
       logitPositions: logitAbs,
       ...(newCache ? { cache: newCache } : {}),
       ...(captures ? { captures } : {}),

@@ -19,6 +19,7 @@ await generateToStore(model, prompts, {
   eosTokenIds: [63],
   seed: 7,
   batchSize: 4,
+  progress: "silent",
   decodeCompletion: (ids) => ids.map((i) => String.fromCharCode(97 + (i % 26))).join(""),
   onRecord: () => {
     const delay = Number(Deno.env.get("BT_TEST_DELAY_MS") ?? "0");

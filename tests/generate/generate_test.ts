@@ -183,3 +183,21 @@ Deno.test("skip resumes: the remaining samples equal those of a full run", async
     );
   });
 });
+
+Deno.test("sampling from the engine's top-k candidates equals sampling from the whole row", async () => {
+  const { sampleFromCandidates } = await import("../../lib/generate/generate.ts");
+  const { sampleToken } = await import("../../lib/generate/sampling.ts");
+  const { sampleStream } = await import("../../lib/generate/rng.ts");
+  const vocab = 5000;
+  for (let trial = 0; trial < 200; trial++) {
+    const r = sampleStream(9, trial);
+    const logits = Float32Array.from({ length: vocab }, () => (r.nextFloat() - 0.5) * 12);
+    const params = { temperature: 0.7, topK: 1 + (trial % 60), topP: trial % 3 === 0 ? 1 : 0.9 };
+    // The engine's TopK: largest first, lower id first on ties.
+    const order = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]! || a - b).slice(0, params.topK);
+    const candidates = { ids: Int32Array.from(order), values: Float32Array.from(order, (i) => logits[i]!) };
+    const a = sampleToken(logits, params, sampleStream(1, trial));
+    const b = sampleFromCandidates(candidates, params, sampleStream(1, trial));
+    assert.equal(b, a, `trial ${trial}`);
+  }
+});

@@ -57,3 +57,52 @@ Deno.test("generation killed with SIGKILL resumes to the same final file as an u
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("generateToStore: an output folder that is missing fails before any model work", async () => {
+  const { generateToStore } = await import("../../lib/generate/run_generation.ts");
+  const { HookedModel } = await import("../../lib/model/hooked_model.ts");
+  const dir = await Deno.makeTempDir({ prefix: "bt-resume-" });
+  try {
+    await writeRandomCheckpoint(`${dir}/ckpt`, {
+      modelType: "qwen2",
+      hiddenSize: 16,
+      numLayers: 1,
+      numHeads: 2,
+      numKvHeads: 1,
+      intermediateSize: 24,
+      vocabSize: 32,
+    });
+    const model = await HookedModel.load(`${dir}/ckpt`, { cacheDir: `${dir}/.graphs` });
+    let forwards = 0;
+    const spy = new Proxy(model, {
+      get(target, prop) {
+        if (prop === "forward") {
+          return (...args: Parameters<typeof model.forward>) => (forwards++, target.forward(...args));
+        }
+        const v = Reflect.get(target, prop, target);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    try {
+      await assert.rejects(
+        generateToStore(spy, [{ exampleId: 0, prompt: "p", tokenIds: [1, 2] }], {
+          path: `${dir}/no/such/folder/out.jsonl`,
+          variant: "v",
+          condition: "baseline",
+          maxNewTokens: 4,
+          sampling: { temperature: 1 },
+          eosTokenIds: [],
+          seed: 0,
+          decodeCompletion: (ids) => ids.join(" "),
+          progress: "silent",
+        }),
+        /no[/]such[/]folder/,
+      );
+      assert.equal(forwards, 0);
+    } finally {
+      await model.dispose();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,208 @@
+/**
+ * One call to get a model and its tokenizer from a hub id, a local folder, or the built-in model
+ * organism, with the provenance a run records (commit, weight-file hashes, execution provider).
+ *
+ * @example
+ * ```ts
+ * const loaded = await loadModel("organism", { device: "cpu" });
+ * loaded.model.device.used; // "cpu"
+ * await loaded.model.dispose();
+ * ```
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { type DeviceRequest, HookedModel } from "./hooked_model.ts";
+import { type DownloadProgress, resolveModel } from "./hub.ts";
+import { loadTokenizer, type Tokenizer } from "./tokenizer.ts";
+import { sha256File } from "../run.ts";
+
+/** Options of the built-in model organism (passed through to its builder). */
+export type OrganismOptions = Readonly<Record<string, unknown>>;
+
+/** What {@linkcode loadModel} accepts: a hub id, a local folder, `"organism"`, or organism options. */
+export type ModelSource = string | { readonly organism: OrganismOptions };
+
+/** Options of {@linkcode loadModel}. */
+export interface LoadModelOptions {
+  /** Hub revision (branch, tag or commit). Default the default branch. */
+  readonly revision?: string | null;
+  /** Execution provider request. Default `"auto"`. */
+  readonly device?: DeviceRequest;
+  /** Hub cache folder (see `resolveModel`). */
+  readonly cacheDir?: string;
+  /** Cache only, no network. Default `HF_HUB_OFFLINE`. */
+  readonly offline?: boolean;
+  /** Hub token. Default `HF_TOKEN`. */
+  readonly token?: string;
+  /** Download progress. */
+  readonly onProgress?: (p: DownloadProgress) => void;
+  /** Intra-op threads (default all cores). */
+  readonly threads?: number;
+  /** Compute sha256 of each weight file (streamed; ~seconds per GB). Default true. */
+  readonly hashWeights?: boolean;
+  /** Where the organism is built (default its builder's own cache). */
+  readonly organismDir?: string;
+}
+
+/** A loaded model with its tokenizer and provenance. */
+export interface LoadedModel {
+  readonly model: HookedModel;
+  readonly tokenizer: Tokenizer;
+  /** The checkpoint folder. */
+  readonly dir: string;
+  /** Hub id, local path, or `"organism"`. */
+  readonly modelId: string;
+  readonly revision: string | undefined;
+  readonly commit: string | undefined;
+  /** `local`, `cache`, `download`, or `organism`. */
+  readonly source: "local" | "cache" | "download" | "organism";
+  /** sha256 per safetensors file name. */
+  readonly weightHashes?: Readonly<Record<string, string>>;
+  /** The organism's manifest (`organism.json`) when the source is the organism. */
+  readonly organism?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * sha256 of every `*.safetensors` file in a folder, streamed in 4 MiB chunks.
+ *
+ * @param dir A checkpoint folder.
+ * @returns File name → lowercase hex digest, sorted by name.
+ */
+export async function weightFileHashes(dir: string): Promise<Record<string, string>> {
+  const names: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.name.endsWith(".safetensors") && (e.isFile || e.isSymlink)) names.push(e.name);
+  }
+  names.sort();
+  const out: Record<string, string> = {};
+  for (const n of names) out[n] = await sha256File(join(dir, n));
+  return out;
+}
+
+interface OrganismModule {
+  buildOrganism(options?: Record<string, unknown>): Promise<unknown>;
+}
+
+/** Import the organism builder lazily (it is only needed for the organism source). */
+async function organismModule(): Promise<OrganismModule> {
+  const candidates = ["./organism.ts", "./organism/mod.ts"];
+  const errors: string[] = [];
+  for (const c of candidates) {
+    try {
+      const spec = new URL(c, import.meta.url).href;
+      const mod = await import(spec) as Partial<OrganismModule>;
+      if (typeof mod.buildOrganism === "function") return mod as OrganismModule;
+      errors.push(`${c}: no buildOrganism export`);
+    } catch (e) {
+      errors.push(`${c}: ${(e as Error).message.split("\n")[0]}`);
+    }
+  }
+  throw new Error(`The model organism builder is not available (${errors.join("; ")})`);
+}
+
+/** Normalise what `buildOrganism` returns into a folder and a manifest. */
+async function organismResult(built: unknown): Promise<{ dir: string; manifest: Record<string, unknown> }> {
+  let dir: string | undefined;
+  let manifest: Record<string, unknown> | undefined;
+  if (typeof built === "string") dir = built;
+  else if (built && typeof built === "object") {
+    const b = built as Record<string, unknown>;
+    dir = [b.dir, b.path, b.folder].find((x): x is string => typeof x === "string");
+    const m = b.manifest;
+    if (m && typeof m === "object") manifest = m as Record<string, unknown>;
+  }
+  if (!dir) throw new Error("buildOrganism returned no folder path");
+  if (!manifest) {
+    try {
+      manifest = JSON.parse(await Deno.readTextFile(join(dir, "organism.json")));
+    } catch {
+      manifest = {};
+    }
+  }
+  return { dir, manifest: manifest! };
+}
+
+/** Where a model source's files are (no model loaded). */
+export interface ResolvedSource {
+  readonly dir: string;
+  readonly modelId: string;
+  readonly revision: string | undefined;
+  readonly commit: string | undefined;
+  readonly source: LoadedModel["source"];
+  readonly organism?: Record<string, unknown>;
+}
+
+/**
+ * Find (download, or build for the organism) a model source's folder without loading it.
+ *
+ * @param source Hub id, local folder, `"organism"`, or `{organism: options}`.
+ * @param options Revision, cache, offline, token, progress, organismDir.
+ */
+export async function resolveModelSource(
+  source: ModelSource,
+  options: LoadModelOptions = {},
+): Promise<ResolvedSource> {
+  if (source === "organism" || typeof source === "object") {
+    const opts: Record<string, unknown> = typeof source === "object" ? { ...source.organism } : {};
+    if (options.organismDir && opts.outDir === undefined) opts.outDir = options.organismDir;
+    const mod = await organismModule();
+    const built = await organismResult(await mod.buildOrganism(opts));
+    return {
+      dir: built.dir,
+      modelId: "organism",
+      revision: undefined,
+      commit: undefined,
+      source: "organism",
+      organism: built.manifest,
+    };
+  }
+  const resolved = await resolveModel(source, {
+    ...(options.revision ? { revision: options.revision } : {}),
+    ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
+    ...(options.offline !== undefined ? { offline: options.offline } : {}),
+    ...(options.token ? { token: options.token } : {}),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  });
+  return {
+    dir: resolved.dir,
+    modelId: resolved.repoId ?? source,
+    revision: resolved.revision,
+    commit: resolved.commit,
+    source: resolved.source,
+  };
+}
+
+/**
+ * Load a model and its tokenizer.
+ *
+ * - `"organism"` or `{organism: options}`: build the model organism (deterministic, cached) and load it.
+ * - a hub id or a local folder: `resolveModel` (download or cache), then `HookedModel.load` and
+ *   `loadTokenizer` on the folder.
+ *
+ * @param source Hub id, local folder, `"organism"`, or `{organism: options}`.
+ * @param options Revision, device, cache, offline, token, progress.
+ * @returns The model, tokenizer and provenance.
+ * @throws {Error} from the resolver or loaders, naming the folder or file at fault.
+ */
+export async function loadModel(source: ModelSource, options: LoadModelOptions = {}): Promise<LoadedModel> {
+  const r = await resolveModelSource(source, options);
+  const tokenizer = await loadTokenizer(r.dir);
+  const model = await HookedModel.load(r.dir, {
+    device: options.device ?? "auto",
+    ...(options.threads ? { threads: options.threads } : {}),
+  });
+  const weightHashes = options.hashWeights === false ? undefined : await weightFileHashes(r.dir);
+  return {
+    model,
+    tokenizer,
+    dir: r.dir,
+    modelId: r.modelId,
+    revision: r.revision,
+    commit: r.commit,
+    source: r.source,
+    ...(weightHashes ? { weightHashes } : {}),
+    ...(r.organism ? { organism: r.organism } : {}),
+  };
+}
