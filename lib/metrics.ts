@@ -20,9 +20,9 @@
 import { pyFloatRepr } from "./answers.ts";
 import type { EventRow } from "./event_row.ts";
 import {
-  type ClusteredValue,
   clusterBootstrap,
   clusteredMeanCI,
+  type ClusteredValue,
   mcnemarExact,
   pairedClusteredDifferenceCI,
   wilsonInterval,
@@ -254,7 +254,10 @@ function isFinished(r: EventRow): boolean {
  * console.log(s.bt_rate.value, s.bt_rate.bootstrap.lower, s.bt_rate.bootstrap.upper);
  * ```
  */
-export function summarizeCondition(rows: readonly EventRow[], options: SummaryOptions = {}): ConditionSummary {
+export function summarizeCondition(
+  rows: readonly EventRow[],
+  options: SummaryOptions = {},
+): ConditionSummary {
   const o = resolveOptions(options, "summarizeCondition");
   if (rows.length === 0) throw new RangeError("summarizeCondition: no rows to summarise");
   const rules = new Set(rows.map((r) => r.rule));
@@ -374,7 +377,11 @@ export interface PairedComparison {
   /** Accuracy (correct / n): other − baseline. */
   readonly delta_accuracy: PairedDifference;
   /** McNemar exact test on per-sample BT (a = other, b = baseline). */
-  readonly mcnemar_bt: { readonly other_only: number; readonly baseline_only: number; readonly p_value: number };
+  readonly mcnemar_bt: {
+    readonly other_only: number;
+    readonly baseline_only: number;
+    readonly p_value: number;
+  };
   /** McNemar exact test on per-sample correctness. */
   readonly mcnemar_accuracy: {
     readonly other_only: number;
@@ -442,7 +449,12 @@ export function compareToBaseline(
     const b = pairs.map(([y]) => ({ cluster: y.example_id, value: get(y) }));
     const r = pairedClusteredDifferenceCI(a, b, boot);
     const rate = (v: readonly ClusteredValue[]) => v.reduce((s, q) => s + (q.value ? 1 : 0), 0) / v.length;
-    return { baseline: rate(b), other: rate(a), difference: r.estimate, bootstrap: { lower: r.lower, upper: r.upper } };
+    return {
+      baseline: rate(b),
+      other: rate(a),
+      difference: r.estimate,
+      bootstrap: { lower: r.lower, upper: r.upper },
+    };
   };
   const bt = (r: EventRow) => r.has_backtracking_strict;
   const ok = (r: EventRow) => r.answer_status === "correct";
@@ -663,7 +675,9 @@ export function conditionComparisonReference(
   const vRows = rows.filter((r) => r.variant === variant);
   if (vRows.length === 0) {
     const have = uniqueInOrder(rows.map((r) => r.variant));
-    throw new RangeError(`conditionComparisonReference: no rows for variant "${variant}" (have: ${have.join(", ")})`);
+    throw new RangeError(
+      `conditionComparisonReference: no rows for variant "${variant}" (have: ${have.join(", ")})`,
+    );
   }
   const s = summaryMetricsReference(vRows, options);
   return Object.entries(s.by_condition).map(([condition, g]) => ({
@@ -693,7 +707,8 @@ export interface FormattingSummaryRow {
  */
 export function formattingSummaryReference(
   rows: readonly EventRow[],
-  options: ReferenceSummaryOptions & { readonly variants?: readonly string[]; readonly condition?: string } = {},
+  options: ReferenceSummaryOptions & { readonly variants?: readonly string[]; readonly condition?: string } =
+    {},
 ): FormattingSummaryRow[] {
   const condition = options.condition ?? "baseline";
   const variants = options.variants ?? uniqueInOrder(rows.map((r) => r.variant));

@@ -130,7 +130,9 @@ function render(
     style: { fontFamily: FONT_STACK, fontSize: "12px", background: "white", color: "black" },
   }) as unknown as Element;
   if (el.tagName.toLowerCase() !== "svg") {
-    throw new Error(`figure "${name}": Plot returned <${el.tagName}>, expected <svg> (no title/caption/legend)`);
+    throw new Error(
+      `figure "${name}": Plot returned <${el.tagName}>, expected <svg> (no title/caption/legend)`,
+    );
   }
   const top = (title ? TITLE_HEIGHT : 0) + (subtitle ? SUBTITLE_HEIGHT : 0) + (title || subtitle ? 6 : 0);
   el.setAttribute("y", String(top));
@@ -146,7 +148,9 @@ function render(
   }
   if (subtitle) {
     const y = (title ? TITLE_HEIGHT : 0) + 14;
-    head.push(`<text x="12" y="${y}" font-size="12" fill="#555" text-anchor="start">${escapeXml(subtitle)}</text>`);
+    head.push(
+      `<text x="12" y="${y}" font-size="12" fill="#555" text-anchor="start">${escapeXml(subtitle)}</text>`,
+    );
   }
   const svg = `<svg xmlns="${SVG_NS}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
     `font-family="${FONT_STACK}" font-size="12">` +
@@ -191,30 +195,42 @@ export interface VariantRate extends ValueCI {
 export function btRateByVariant(data: readonly VariantRate[], options: FigureOptions = {}): Figure {
   nonEmpty(data, "btRateByVariant");
   checkCI(data, "btRateByVariant");
-  return render("bt_rate_by_variant", {
-    title: "Backtracking rate by prompt variant",
-    subtitle: "strict triggers, baseline condition; bars: 95% CI (problem-clustered bootstrap)",
-    height: 60 + 44 * data.length,
-  }, options, {
-    marginLeft: 190,
-    marginRight: 70,
-    x: { label: "Backtracking rate (%) →", percent: true, domain: [0, 100], grid: true, labelAnchor: "center", labelOffset: 36 },
-    y: { label: null, domain: data.map((d) => d.variant) },
-    marks: [
-      Plot.barX(data, { y: "variant", x: "value", fill: COLORS.baseline, fillOpacity: 0.85 }),
-      Plot.ruleY(data, { y: "variant", x1: "lower", x2: "upper", stroke: "black", strokeWidth: 1.5 }),
-      Plot.tickX(data, { y: "variant", x: "lower", stroke: "black", inset: 10 }),
-      Plot.tickX(data, { y: "variant", x: "upper", stroke: "black", inset: 10 }),
-      Plot.text(data, {
-        y: "variant",
-        x: "upper",
-        text: (d: VariantRate) => `${pct(d.value)}${d.n === undefined ? "" : ` (n=${d.n})`}`,
-        dx: 6,
-        textAnchor: "start",
-      }),
-      Plot.ruleX([0]),
-    ],
-  });
+  return render(
+    "bt_rate_by_variant",
+    {
+      title: "Backtracking rate by prompt variant",
+      subtitle: "strict triggers, baseline condition; bars: 95% CI (problem-clustered bootstrap)",
+      height: 60 + 44 * data.length,
+    },
+    options,
+    {
+      marginLeft: 190,
+      marginRight: 70,
+      x: {
+        label: "Backtracking rate (%) →",
+        percent: true,
+        domain: [0, 100],
+        grid: true,
+        labelAnchor: "center",
+        labelOffset: 36,
+      },
+      y: { label: null, domain: data.map((d) => d.variant) },
+      marks: [
+        Plot.barX(data, { y: "variant", x: "value", fill: COLORS.baseline, fillOpacity: 0.85 }),
+        Plot.ruleY(data, { y: "variant", x1: "lower", x2: "upper", stroke: "black", strokeWidth: 1.5 }),
+        Plot.tickX(data, { y: "variant", x: "lower", stroke: "black", inset: 10 }),
+        Plot.tickX(data, { y: "variant", x: "upper", stroke: "black", inset: 10 }),
+        Plot.text(data, {
+          y: "variant",
+          x: "upper",
+          text: (d: VariantRate) => `${pct(d.value)}${d.n === undefined ? "" : ` (n=${d.n})`}`,
+          dx: 6,
+          textAnchor: "start",
+        }),
+        Plot.ruleX([0]),
+      ],
+    },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -248,31 +264,44 @@ export function accuracyByBacktracking(
     }))
   );
   checkCI(rows, "accuracyByBacktracking");
-  return render("accuracy_by_backtracking", {
-    title: "Accuracy with vs without backtracking",
-    subtitle: "accuracy = correct / n (unknown = wrong); bars: 95% CI; correlational, not causal",
-    height: 60 + 40 * rows.length,
-  }, options, {
-    marginLeft: Math.min(360, 30 + 7 * Math.max(...rows.map((r) => r.label.length))),
-    marginRight: 90,
-    x: { label: "Accuracy (%) →", percent: true, domain: [0, 100], grid: true, labelAnchor: "center", labelOffset: 36 },
-    y: { label: null, domain: rows.map((r) => r.label) },
-    color: { domain: ["with backtracking", "without backtracking"], range: [COLORS.with, COLORS.without] },
-    marks: [
-      Plot.barX(rows, { y: "label", x: "value", fill: "kind", fillOpacity: 0.85 }),
-      Plot.ruleY(rows, { y: "label", x1: "lower", x2: "upper", stroke: "black", strokeWidth: 1.5 }),
-      Plot.tickX(rows, { y: "label", x: "lower", stroke: "black", inset: 9 }),
-      Plot.tickX(rows, { y: "label", x: "upper", stroke: "black", inset: 9 }),
-      Plot.text(rows, {
-        y: "label",
-        x: "upper",
-        text: (d: { value: number; n?: number }) => `${pct(d.value)}${d.n === undefined ? "" : ` (n=${d.n})`}`,
-        dx: 6,
-        textAnchor: "start",
-      }),
-      Plot.ruleX([0]),
-    ],
-  });
+  return render(
+    "accuracy_by_backtracking",
+    {
+      title: "Accuracy with vs without backtracking",
+      subtitle: "accuracy = correct / n (unknown = wrong); bars: 95% CI; correlational, not causal",
+      height: 60 + 40 * rows.length,
+    },
+    options,
+    {
+      marginLeft: Math.min(360, 30 + 7 * Math.max(...rows.map((r) => r.label.length))),
+      marginRight: 90,
+      x: {
+        label: "Accuracy (%) →",
+        percent: true,
+        domain: [0, 100],
+        grid: true,
+        labelAnchor: "center",
+        labelOffset: 36,
+      },
+      y: { label: null, domain: rows.map((r) => r.label) },
+      color: { domain: ["with backtracking", "without backtracking"], range: [COLORS.with, COLORS.without] },
+      marks: [
+        Plot.barX(rows, { y: "label", x: "value", fill: "kind", fillOpacity: 0.85 }),
+        Plot.ruleY(rows, { y: "label", x1: "lower", x2: "upper", stroke: "black", strokeWidth: 1.5 }),
+        Plot.tickX(rows, { y: "label", x: "lower", stroke: "black", inset: 9 }),
+        Plot.tickX(rows, { y: "label", x: "upper", stroke: "black", inset: 9 }),
+        Plot.text(rows, {
+          y: "label",
+          x: "upper",
+          text: (d: { value: number; n?: number }) =>
+            `${pct(d.value)}${d.n === undefined ? "" : ` (n=${d.n})`}`,
+          dx: 6,
+          textAnchor: "start",
+        }),
+        Plot.ruleX([0]),
+      ],
+    },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -302,48 +331,66 @@ export function logitLensByLayer(data: readonly LensPoint[], options: LensFigure
   nonEmpty(data, "logitLensByLayer");
   checkCI(data, "logitLensByLayer");
   const metric = options.metric ?? "logprob";
-  const label = { logprob: "Log-probability of trigger token", logit: "Logit of trigger token", rank: "Rank of trigger token" }[
+  const label = {
+    logprob: "Log-probability of trigger token",
+    logit: "Logit of trigger token",
+    rank: "Rank of trigger token",
+  }[
     metric
   ];
-  if (!label) throw new RangeError(`option "metric" must be "logprob", "logit" or "rank", got ${String(metric)}`);
+  if (!label) {
+    throw new RangeError(`option "metric" must be "logprob", "logit" or "rank", got ${String(metric)}`);
+  }
   const sorted = [...data].sort((a, b) => a.layer - b.layer || (a.series < b.series ? -1 : 1));
   const maxLayer = Math.max(...sorted.map((d) => d.layer));
   const step = maxLayer > 16 ? 4 : maxLayer > 8 ? 2 : 1;
   const ticks = Array.from({ length: Math.floor(maxLayer / step) + 1 }, (_, i) => i * step);
-  return render("logit_lens_by_layer", {
-    title: "Logit lens: trigger token by layer, backtracking vs control",
-    subtitle: "lines: mean; bands: 95% CI (problem-clustered bootstrap); layer 0 = embedding output",
-    height: 400,
-  }, options, {
-    marginLeft: 60,
-    marginRight: 110,
-    x: {
-      label: "Layer →",
-      domain: [0, maxLayer],
-      ticks,
-      tickFormat: (d: number) => (d === 0 ? "emb" : String(d)),
+  return render(
+    "logit_lens_by_layer",
+    {
+      title: "Logit lens: trigger token by layer, backtracking vs control",
+      subtitle: "lines: mean; bands: 95% CI (problem-clustered bootstrap); layer 0 = embedding output",
+      height: 400,
     },
-    y: { label: `↑ ${label}`, grid: true, reverse: metric === "rank" },
-    color: { domain: ["backtracking", "control"], range: [COLORS.bt, COLORS.control] },
-    marks: [
-      Plot.ruleX(options.markLayers ?? [], { stroke: COLORS.highlight, strokeDasharray: "4,3" }),
-      Plot.areaY(sorted, { x: "layer", y1: "lower", y2: "upper", fill: "series", fillOpacity: 0.2, z: "series" }),
-      Plot.lineY(sorted, { x: "layer", y: "value", stroke: "series", strokeWidth: 2, z: "series" }),
-      Plot.dot(sorted, { x: "layer", y: "value", fill: "series", r: 2.5 }),
-      Plot.text(
-        sorted,
-        Plot.selectLast({
+    options,
+    {
+      marginLeft: 60,
+      marginRight: 110,
+      x: {
+        label: "Layer →",
+        domain: [0, maxLayer],
+        ticks,
+        tickFormat: (d: number) => (d === 0 ? "emb" : String(d)),
+      },
+      y: { label: `↑ ${label}`, grid: true, reverse: metric === "rank" },
+      color: { domain: ["backtracking", "control"], range: [COLORS.bt, COLORS.control] },
+      marks: [
+        Plot.ruleX(options.markLayers ?? [], { stroke: COLORS.highlight, strokeDasharray: "4,3" }),
+        Plot.areaY(sorted, {
           x: "layer",
-          y: "value",
-          z: "series",
-          text: "series",
+          y1: "lower",
+          y2: "upper",
           fill: "series",
-          dx: 8,
-          textAnchor: "start",
+          fillOpacity: 0.2,
+          z: "series",
         }),
-      ),
-    ],
-  });
+        Plot.lineY(sorted, { x: "layer", y: "value", stroke: "series", strokeWidth: 2, z: "series" }),
+        Plot.dot(sorted, { x: "layer", y: "value", fill: "series", r: 2.5 }),
+        Plot.text(
+          sorted,
+          Plot.selectLast({
+            x: "layer",
+            y: "value",
+            z: "series",
+            text: "series",
+            fill: "series",
+            dx: 8,
+            textAnchor: "start",
+          }),
+        ),
+      ],
+    },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -383,24 +430,33 @@ export function ablationImportanceByLayer(
   }));
   const layers = [...new Set(data.map((d) => d.layer))].sort((a, b) => a - b);
   const hasHighlight = rows.some((r) => r.kind === hl);
-  return render("ablation_importance_by_layer", {
-    title: "Ablation scan: effect on the trigger by layer",
-    subtitle: `bars: mean over events; error bars: 95% CI${hasHighlight ? `; orange: ${hl}` : ""}`,
-    height: 460,
-  }, options, {
-    marginLeft: 60,
-    marginRight: 70,
-    x: { label: "Layer →", domain: layers, tickFormat: (d: number) => (layers.length > 20 && d % 2 ? "" : String(d)) },
-    y: { label: `↑ ${options.valueLabel ?? "Mean Δ log-prob of trigger when ablated"}`, grid: true },
-    fy: { label: null, domain: ["Attention", "MLP"] },
-    color: { domain: [hl, "other"], range: [COLORS.highlight, COLORS.muted] },
-    marks: [
-      Plot.frame({ stroke: "#ddd" }),
-      Plot.barY(rows, { x: "layer", y: "value", fy: "facet", fill: "kind" }),
-      Plot.ruleX(rows, { x: "layer", y1: "lower", y2: "upper", fy: "facet", stroke: "black" }),
-      Plot.ruleY([0]),
-    ],
-  });
+  return render(
+    "ablation_importance_by_layer",
+    {
+      title: "Ablation scan: effect on the trigger by layer",
+      subtitle: `bars: mean over events; error bars: 95% CI${hasHighlight ? `; orange: ${hl}` : ""}`,
+      height: 460,
+    },
+    options,
+    {
+      marginLeft: 60,
+      marginRight: 70,
+      x: {
+        label: "Layer →",
+        domain: layers,
+        tickFormat: (d: number) => (layers.length > 20 && d % 2 ? "" : String(d)),
+      },
+      y: { label: `↑ ${options.valueLabel ?? "Mean Δ log-prob of trigger when ablated"}`, grid: true },
+      fy: { label: null, domain: ["Attention", "MLP"] },
+      color: { domain: [hl, "other"], range: [COLORS.highlight, COLORS.muted] },
+      marks: [
+        Plot.frame({ stroke: "#ddd" }),
+        Plot.barY(rows, { x: "layer", y: "value", fy: "facet", fill: "kind" }),
+        Plot.ruleX(rows, { x: "layer", y1: "lower", y2: "upper", fy: "facet", stroke: "black" }),
+        Plot.ruleY([0]),
+      ],
+    },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -423,35 +479,47 @@ export function btRateByCondition(data: readonly ConditionRate[], options: Figur
   nonEmpty(data, "btRateByCondition");
   checkCI(data, "btRateByCondition");
   const base = data.find((d) => d.kind === "baseline");
-  return render("bt_rate_by_condition", {
-    title: "Backtracking rate: baseline vs targeted vs random ablation",
-    subtitle: "strict triggers; bars: 95% CI (problem-clustered bootstrap); dashed: baseline",
-    height: 60 + 40 * data.length,
-  }, options, {
-    marginLeft: Math.min(300, 30 + 7 * Math.max(...data.map((d) => d.condition.length))),
-    marginRight: 90,
-    x: { label: "Backtracking rate (%) →", percent: true, domain: [0, 100], grid: true, labelAnchor: "center", labelOffset: 36 },
-    y: { label: null, domain: data.map((d) => d.condition) },
-    color: {
-      domain: ["baseline", "targeted", "random", "other"],
-      range: [COLORS.baseline, COLORS.targeted, COLORS.random, COLORS.other],
+  return render(
+    "bt_rate_by_condition",
+    {
+      title: "Backtracking rate: baseline vs targeted vs random ablation",
+      subtitle: "strict triggers; bars: 95% CI (problem-clustered bootstrap); dashed: baseline",
+      height: 60 + 40 * data.length,
     },
-    marks: [
-      Plot.barX(data, { y: "condition", x: "value", fill: "kind", fillOpacity: 0.85 }),
-      Plot.ruleY(data, { y: "condition", x1: "lower", x2: "upper", stroke: "black", strokeWidth: 1.5 }),
-      Plot.tickX(data, { y: "condition", x: "lower", stroke: "black", inset: 9 }),
-      Plot.tickX(data, { y: "condition", x: "upper", stroke: "black", inset: 9 }),
-      Plot.ruleX(base ? [base.value] : [], { stroke: COLORS.baseline, strokeDasharray: "5,4" }),
-      Plot.text(data, {
-        y: "condition",
-        x: "upper",
-        text: (d: ConditionRate) => `${pct(d.value)}${d.n === undefined ? "" : ` (n=${d.n})`}`,
-        dx: 6,
-        textAnchor: "start",
-      }),
-      Plot.ruleX([0]),
-    ],
-  });
+    options,
+    {
+      marginLeft: Math.min(300, 30 + 7 * Math.max(...data.map((d) => d.condition.length))),
+      marginRight: 90,
+      x: {
+        label: "Backtracking rate (%) →",
+        percent: true,
+        domain: [0, 100],
+        grid: true,
+        labelAnchor: "center",
+        labelOffset: 36,
+      },
+      y: { label: null, domain: data.map((d) => d.condition) },
+      color: {
+        domain: ["baseline", "targeted", "random", "other"],
+        range: [COLORS.baseline, COLORS.targeted, COLORS.random, COLORS.other],
+      },
+      marks: [
+        Plot.barX(data, { y: "condition", x: "value", fill: "kind", fillOpacity: 0.85 }),
+        Plot.ruleY(data, { y: "condition", x1: "lower", x2: "upper", stroke: "black", strokeWidth: 1.5 }),
+        Plot.tickX(data, { y: "condition", x: "lower", stroke: "black", inset: 9 }),
+        Plot.tickX(data, { y: "condition", x: "upper", stroke: "black", inset: 9 }),
+        Plot.ruleX(base ? [base.value] : [], { stroke: COLORS.baseline, strokeDasharray: "5,4" }),
+        Plot.text(data, {
+          y: "condition",
+          x: "upper",
+          text: (d: ConditionRate) => `${pct(d.value)}${d.n === undefined ? "" : ` (n=${d.n})`}`,
+          dx: 6,
+          textAnchor: "start",
+        }),
+        Plot.ruleX([0]),
+      ],
+    },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -472,31 +540,51 @@ export function formattingEffect(data: readonly FormattingPoint[], options: Figu
     { variant: d.variant, metric: "Accuracy", ...d.accuracy },
   ]);
   checkCI(rows, "formattingEffect");
-  return render("formatting_effect", {
-    title: "Effect of prompt formatting on backtracking and accuracy",
-    subtitle: "baseline condition; bars: 95% CI (problem-clustered bootstrap)",
-    height: 80 + 36 * data.length,
-  }, options, {
-    marginLeft: Math.min(300, 30 + 7 * Math.max(...data.map((d) => d.variant.length))),
-    marginRight: 30,
-    x: { label: "Percent →", percent: true, domain: [0, 100], grid: true, labelAnchor: "center", labelOffset: 36, ticks: 5 },
-    y: { label: null, domain: data.map((d) => d.variant) },
-    fx: { label: null, domain: ["Backtracking rate", "Accuracy"] },
-    color: { domain: ["Backtracking rate", "Accuracy"], range: [COLORS.targeted, COLORS.baseline] },
-    marks: [
-      Plot.frame({ stroke: "#ddd" }),
-      Plot.barX(rows, { y: "variant", x: "value", fx: "metric", fill: "metric", fillOpacity: 0.85 }),
-      Plot.ruleY(rows, { y: "variant", x1: "lower", x2: "upper", fx: "metric", stroke: "black", strokeWidth: 1.5 }),
-      Plot.text(rows, {
-        y: "variant",
-        x: "upper",
-        fx: "metric",
-        text: (d: ValueCI) => pct(d.value),
-        dx: 5,
-        textAnchor: "start",
-      }),
-    ],
-  });
+  return render(
+    "formatting_effect",
+    {
+      title: "Effect of prompt formatting on backtracking and accuracy",
+      subtitle: "baseline condition; bars: 95% CI (problem-clustered bootstrap)",
+      height: 80 + 36 * data.length,
+    },
+    options,
+    {
+      marginLeft: Math.min(300, 30 + 7 * Math.max(...data.map((d) => d.variant.length))),
+      marginRight: 30,
+      x: {
+        label: "Percent →",
+        percent: true,
+        domain: [0, 100],
+        grid: true,
+        labelAnchor: "center",
+        labelOffset: 36,
+        ticks: 5,
+      },
+      y: { label: null, domain: data.map((d) => d.variant) },
+      fx: { label: null, domain: ["Backtracking rate", "Accuracy"] },
+      color: { domain: ["Backtracking rate", "Accuracy"], range: [COLORS.targeted, COLORS.baseline] },
+      marks: [
+        Plot.frame({ stroke: "#ddd" }),
+        Plot.barX(rows, { y: "variant", x: "value", fx: "metric", fill: "metric", fillOpacity: 0.85 }),
+        Plot.ruleY(rows, {
+          y: "variant",
+          x1: "lower",
+          x2: "upper",
+          fx: "metric",
+          stroke: "black",
+          strokeWidth: 1.5,
+        }),
+        Plot.text(rows, {
+          y: "variant",
+          x: "upper",
+          fx: "metric",
+          text: (d: ValueCI) => pct(d.value),
+          dx: 5,
+          textAnchor: "start",
+        }),
+      ],
+    },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -529,55 +617,76 @@ export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureO
   }));
   const groups = [...new Set(rows.map((r) => r.group))];
   const yMax = Math.min(1, Math.max(0.05, ...rows.map((r) => r.y2).filter(Number.isFinite)) * 1.15);
-  return render("tradeoff_scatter", {
-    title: "Trade-off: backtracking rate vs accuracy",
-    subtitle: "points: conditions; bars: 95% CI on both axes",
-    height: 440,
-  }, options, {
-    marginLeft: 60,
-    marginRight: 90,
-    x: { label: "Backtracking rate (%) →", percent: true, domain: [0, 100], grid: true, labelAnchor: "center", labelOffset: 36 },
-    y: { label: "↑ Accuracy (%)", percent: true, domain: [0, yMax * 100], grid: true },
-    color: {
-      domain: groups,
-      range: groups.map((g, i) =>
-        g === "baseline" ? COLORS.baseline : [COLORS.targeted, COLORS.other, COLORS.without, COLORS.random][i % 4]!
-      ),
+  return render(
+    "tradeoff_scatter",
+    {
+      title: "Trade-off: backtracking rate vs accuracy",
+      subtitle: "points: conditions; bars: 95% CI on both axes",
+      height: 440,
     },
-    marks: [
-      Plot.ruleY(rows, { y: "y", x1: "x1", x2: "x2", stroke: "group", strokeOpacity: 0.7 }),
-      Plot.ruleX(rows, { x: "x", y1: "y1", y2: "y2", stroke: "group", strokeOpacity: 0.7 }),
-      Plot.dot(rows, { x: "x", y: "y", fill: "group", r: 4.5, stroke: "white" }),
-      Plot.text(rows, {
-        x: "x",
-        y: "y",
-        text: "label",
-        dx: 7,
-        dy: -8,
-        textAnchor: "start",
-        stroke: "white",
-        strokeWidth: 3,
-        paintOrder: "stroke",
-        fill: "black",
-      }),
-    ],
-  });
+    options,
+    {
+      marginLeft: 60,
+      marginRight: 90,
+      x: {
+        label: "Backtracking rate (%) →",
+        percent: true,
+        domain: [0, 100],
+        grid: true,
+        labelAnchor: "center",
+        labelOffset: 36,
+      },
+      y: { label: "↑ Accuracy (%)", percent: true, domain: [0, yMax * 100], grid: true },
+      color: {
+        domain: groups,
+        range: groups.map((g, i) =>
+          g === "baseline"
+            ? COLORS.baseline
+            : [COLORS.targeted, COLORS.other, COLORS.without, COLORS.random][i % 4]!
+        ),
+      },
+      marks: [
+        Plot.ruleY(rows, { y: "y", x1: "x1", x2: "x2", stroke: "group", strokeOpacity: 0.7 }),
+        Plot.ruleX(rows, { x: "x", y1: "y1", y2: "y2", stroke: "group", strokeOpacity: 0.7 }),
+        Plot.dot(rows, { x: "x", y: "y", fill: "group", r: 4.5, stroke: "white" }),
+        Plot.text(rows, {
+          x: "x",
+          y: "y",
+          text: "label",
+          dx: 7,
+          dy: -8,
+          textAnchor: "start",
+          stroke: "white",
+          strokeWidth: 3,
+          paintOrder: "stroke",
+          fill: "black",
+        }),
+      ],
+    },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Output: fonts, PNG, files, Jupyter
 
-const SYSTEM_FONT_DIRS = ["/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/TTF", "/usr/share/fonts/dejavu"];
+const SYSTEM_FONT_DIRS = [
+  "/usr/share/fonts/truetype/dejavu",
+  "/usr/share/fonts/TTF",
+  "/usr/share/fonts/dejavu",
+];
 const FONT_FILES = ["DejaVuSans.ttf", "DejaVuSans-Bold.ttf"];
 
+/** The paths that are files, resolved through symlinks and deduplicated, in order. */
 function existing(paths: readonly string[]): string[] {
-  return paths.filter((p) => {
+  const out = new Set<string>();
+  for (const p of paths) {
     try {
-      return Deno.statSync(p).isFile;
+      if (Deno.statSync(p).isFile) out.add(Deno.realPathSync(p));
     } catch {
-      return false;
+      // missing: skip
     }
-  });
+  }
+  return [...out];
 }
 
 /** Where the fonts came from, and the files. */
@@ -600,7 +709,9 @@ export function resolveFontFiles(): FontSource {
   if (env) {
     const files = env.split(":").filter((p) => p !== "");
     const missing = files.filter((p) => existing([p]).length === 0);
-    if (missing.length > 0) throw new Error(`BT_FONT_FILES names missing font file(s): ${missing.join(", ")}`);
+    if (missing.length > 0) {
+      throw new Error(`BT_FONT_FILES names missing font file(s): ${missing.join(", ")}`);
+    }
     return (fontCache = { source: "env", files });
   }
   const npm: string[] = [];
@@ -613,7 +724,7 @@ export function resolveFontFiles(): FontSource {
     }
     npm.push(new URL(`../node_modules/dejavu-fonts-ttf/ttf/${f}`, import.meta.url).pathname);
   }
-  const fromNpm = [...new Set(existing(npm))];
+  const fromNpm = existing(npm);
   if (fromNpm.length > 0) return (fontCache = { source: "npm", files: fromNpm });
   const sys = existing(SYSTEM_FONT_DIRS.flatMap((d) => FONT_FILES.map((f) => `${d}/${f}`)));
   if (sys.length > 0) return (fontCache = { source: "system", files: sys });
@@ -640,7 +751,7 @@ export function renderPng(svg: string, options: PngOptions = {}): Uint8Array {
   const scale = options.scale ?? 2;
   if (!(scale > 0 && scale <= 8)) throw new RangeError(`option "scale" must be in (0, 8], got ${scale}`);
   const fontFiles = options.fontFiles ?? resolveFontFiles().files;
-  if (fontFiles.length === 0 && !warnedNoFont) {
+  if (options.fontFiles === undefined && fontFiles.length === 0 && !warnedNoFont) {
     warnedNoFont = true;
     console.warn(
       "plots: no font file found, PNG text will be missing. Install the npm package dejavu-fonts-ttf " +
@@ -671,7 +782,9 @@ export async function saveFigure(
   dir: string,
   name: string = fig.name,
 ): Promise<{ svgPath: string; pngPath: string }> {
-  if (!/^[\w.-]+$/.test(name)) throw new RangeError(`saveFigure: figure name must be a plain file stem, got "${name}"`);
+  if (!/^[\w.-]+$/.test(name)) {
+    throw new RangeError(`saveFigure: figure name must be a plain file stem, got "${name}"`);
+  }
   const svgPath = `${dir}/${name}.svg`;
   const pngPath = `${dir}/${name}.png`;
   await writeTextAtomic(svgPath, fig.svg);

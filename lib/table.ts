@@ -69,7 +69,9 @@ export function toCsv(rows: readonly Row[], options: CsvOptions = {}): string {
   const floats = new Set(options.floatColumns ?? []);
   const python = options.python ?? false;
   const lines = [columns.map(quoteField).join(",")];
-  for (const r of rows) lines.push(columns.map((c) => quoteField(cellText(cell(r, c), c, python, floats))).join(","));
+  for (const r of rows) {
+    lines.push(columns.map((c) => quoteField(cellText(cell(r, c), c, python, floats))).join(","));
+  }
   const eol = options.lineTerminator ?? (python ? "\r\n" : "\n");
   return lines.join(eol) + eol;
 }
@@ -151,7 +153,9 @@ export function parseCsv(text: string): { columns: string[]; records: Record<str
   if (!header) return { columns: [], records: [] };
   const records = body.map((r, k) => {
     if (r.length !== header.length) {
-      throw new SyntaxError(`parseCsv: record ${k + 1} has ${r.length} fields, the header has ${header.length}`);
+      throw new SyntaxError(
+        `parseCsv: record ${k + 1} has ${r.length} fields, the header has ${header.length}`,
+      );
     }
     return Object.fromEntries(header.map((c, j) => [c, r[j]!]));
   });
@@ -159,7 +163,9 @@ export function parseCsv(text: string): { columns: string[]; records: Record<str
 }
 
 /** Read and parse a CSV file (see {@linkcode parseCsv}). */
-export async function readCsv(path: string): Promise<{ columns: string[]; records: Record<string, string>[] }> {
+export async function readCsv(
+  path: string,
+): Promise<{ columns: string[]; records: Record<string, string>[] }> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -206,7 +212,11 @@ export function toDataFrame(rows: readonly Row[], columns?: readonly string[]): 
  *
  * @throws {TypeError} as {@linkcode toDataFrame}.
  */
-export async function writeParquet(path: string, rows: readonly Row[], columns?: readonly string[]): Promise<void> {
+export async function writeParquet(
+  path: string,
+  rows: readonly Row[],
+  columns?: readonly string[],
+): Promise<void> {
   const df = toDataFrame(rows, columns);
   const slash = path.lastIndexOf("/");
   await Deno.mkdir(slash >= 0 ? path.slice(0, slash) || "/" : ".", { recursive: true });

@@ -13,7 +13,8 @@ import {
 import { seededRng } from "../lib/stats.ts";
 import { parseCsv, readCsv, toCsv, toDataFrame, writeCsv, writeParquet } from "../lib/table.ts";
 
-const REF_DIR = new URL("../../shared/data/reference/runs/20251223_232541/analysis/", import.meta.url).pathname;
+const REF_DIR =
+  new URL("../../shared/data/reference/runs/20251223_232541/analysis/", import.meta.url).pathname;
 
 /** A reference CSV row (17 columns, §5.5) as an EventRow; our extra columns get neutral values. */
 function rowFromReference(r: Record<string, string>): EventRow {
@@ -194,7 +195,14 @@ Deno.test("summarizeCondition: empty subsets give NaN, bad options and no rows t
 
 Deno.test("summarizeGroups keeps (variant, condition) groups apart", () => {
   const a = synthRows({ problems: 5, samples: 2, pBt: 0.9, pOk: 0.5, seed: 1 });
-  const b = synthRows({ problems: 5, samples: 2, pBt: 0.1, pOk: 0.5, seed: 2, condition: "targeted_ablation" });
+  const b = synthRows({
+    problems: 5,
+    samples: 2,
+    pBt: 0.1,
+    pOk: 0.5,
+    seed: 2,
+    condition: "targeted_ablation",
+  });
   const g = summarizeGroups([...a, ...b], { bootstrap: 20 });
   assert.deepEqual(g.map((x) => [x.variant, x.condition, x.summary.n]), [
     ["v", "baseline", 10],
@@ -284,7 +292,9 @@ Deno.test("reference: metrics_v2 baseline-only numbers (spec §12.2) and the cor
   assert.equal(s.accuracy, 0.19932998324958123);
   assert.equal(s.accuracy_with_backtracking, 0.23735725938009788);
   assert.equal(s.accuracy_without_backtracking, 0.11498257839721254);
-  const ours = summarizeCondition(rows.filter((r) => r.variant === "baseline_think_newline"), { bootstrap: 200 });
+  const ours = summarizeCondition(rows.filter((r) => r.variant === "baseline_think_newline"), {
+    bootstrap: 200,
+  });
   assert.equal(ours.accuracy.value, 259 / 1200);
   assert.equal(ours.bt_rate.value, 850 / 1200);
   assert.equal(ours.problems, 200);

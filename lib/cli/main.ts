@@ -4,10 +4,12 @@
  */
 
 import { logitsCommand } from "./logits.ts";
+import { STEP_COMMANDS, stepCommand } from "./steps.ts";
 import { UsageError } from "./util.ts";
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   logits: logitsCommand,
+  ...Object.fromEntries(Object.keys(STEP_COMMANDS).map((step) => [step, stepCommand(step)])),
 };
 
 /** Dispatch a command line; returns the exit code. */

@@ -17,6 +17,7 @@ import { type DeviceRequest, HookedModel } from "./hooked_model.ts";
 import { type DownloadProgress, resolveModel } from "./hub.ts";
 import { loadTokenizer, type Tokenizer } from "./tokenizer.ts";
 import { sha256File } from "../run.ts";
+import { buildOrganism, type BuildOrganismOptions, readOrganismManifest } from "./organism.ts";
 
 /** Options of the built-in model organism (passed through to its builder). */
 export type OrganismOptions = Readonly<Record<string, unknown>>;
@@ -42,7 +43,7 @@ export interface LoadModelOptions {
   readonly threads?: number;
   /** Compute sha256 of each weight file (streamed; ~seconds per GB). Default true. */
   readonly hashWeights?: boolean;
-  /** Where the organism is built (default its builder's own cache). */
+  /** Parent folder of organism builds (`buildOrganism`'s `cacheDir`; default its own cache). */
   readonly organismDir?: string;
 }
 
@@ -81,49 +82,6 @@ export async function weightFileHashes(dir: string): Promise<Record<string, stri
   return out;
 }
 
-interface OrganismModule {
-  buildOrganism(options?: Record<string, unknown>): Promise<unknown>;
-}
-
-/** Import the organism builder lazily (it is only needed for the organism source). */
-async function organismModule(): Promise<OrganismModule> {
-  const candidates = ["./organism.ts", "./organism/mod.ts"];
-  const errors: string[] = [];
-  for (const c of candidates) {
-    try {
-      const spec = new URL(c, import.meta.url).href;
-      const mod = await import(spec) as Partial<OrganismModule>;
-      if (typeof mod.buildOrganism === "function") return mod as OrganismModule;
-      errors.push(`${c}: no buildOrganism export`);
-    } catch (e) {
-      errors.push(`${c}: ${(e as Error).message.split("\n")[0]}`);
-    }
-  }
-  throw new Error(`The model organism builder is not available (${errors.join("; ")})`);
-}
-
-/** Normalise what `buildOrganism` returns into a folder and a manifest. */
-async function organismResult(built: unknown): Promise<{ dir: string; manifest: Record<string, unknown> }> {
-  let dir: string | undefined;
-  let manifest: Record<string, unknown> | undefined;
-  if (typeof built === "string") dir = built;
-  else if (built && typeof built === "object") {
-    const b = built as Record<string, unknown>;
-    dir = [b.dir, b.path, b.folder].find((x): x is string => typeof x === "string");
-    const m = b.manifest;
-    if (m && typeof m === "object") manifest = m as Record<string, unknown>;
-  }
-  if (!dir) throw new Error("buildOrganism returned no folder path");
-  if (!manifest) {
-    try {
-      manifest = JSON.parse(await Deno.readTextFile(join(dir, "organism.json")));
-    } catch {
-      manifest = {};
-    }
-  }
-  return { dir, manifest: manifest! };
-}
-
 /** Where a model source's files are (no model loaded). */
 export interface ResolvedSource {
   readonly dir: string;
@@ -145,17 +103,18 @@ export async function resolveModelSource(
   options: LoadModelOptions = {},
 ): Promise<ResolvedSource> {
   if (source === "organism" || typeof source === "object") {
-    const opts: Record<string, unknown> = typeof source === "object" ? { ...source.organism } : {};
-    if (options.organismDir && opts.outDir === undefined) opts.outDir = options.organismDir;
-    const mod = await organismModule();
-    const built = await organismResult(await mod.buildOrganism(opts));
+    const opts = (typeof source === "object" ? { ...source.organism } : {}) as BuildOrganismOptions;
+    const dir = await buildOrganism(
+      options.organismDir && opts.cacheDir === undefined ? { ...opts, cacheDir: options.organismDir } : opts,
+    );
+    const manifest = await readOrganismManifest(dir);
     return {
-      dir: built.dir,
+      dir,
       modelId: "organism",
       revision: undefined,
       commit: undefined,
       source: "organism",
-      organism: built.manifest,
+      organism: manifest as unknown as Record<string, unknown>,
     };
   }
   const resolved = await resolveModel(source, {

@@ -1,0 +1,260 @@
+import assert from "node:assert/strict";
+import {
+  ablationImportanceByLayer,
+  accuracyByBacktracking,
+  btRateByCondition,
+  btRateByVariant,
+  type Figure,
+  figureBundle,
+  formattingEffect,
+  logitLensByLayer,
+  renderPng,
+  resolveFontFiles,
+  saveFigure,
+  tradeoffScatter,
+  valueCI,
+} from "../lib/plots.ts";
+import { seededRng } from "../lib/stats.ts";
+import { summarizeCondition } from "../lib/metrics.ts";
+
+/** Set UPDATE_SNAPSHOTS=1 to rewrite tests/fixtures/plots/*.svg. */
+const UPDATE = Deno.env.get("UPDATE_SNAPSHOTS") === "1";
+const SNAP_DIR = new URL("./fixtures/plots/", import.meta.url).pathname;
+
+/** Seeded figure inputs: every figure from deterministic data. */
+function figures(): Figure[] {
+  const rng = seededRng(42);
+  const ci = (v: number, h = 0.03 + 0.02 * rng()) => ({
+    value: v,
+    lower: Math.max(0, v - h),
+    upper: Math.min(1, v + h),
+  });
+  const layers = Array.from({ length: 13 }, (_, l) => l);
+  return [
+    btRateByVariant([
+      { variant: "baseline_think_newline", ...ci(0.708), n: 1200 },
+      { variant: "think_same_line", ...ci(0.682), n: 1200 },
+      { variant: "no_think_tags", ...ci(0.653) },
+    ]),
+    accuracyByBacktracking([
+      { group: "chat / baseline", with_bt: { ...ci(0.25), n: 850 }, without_bt: { ...ci(0.14), n: 350 } },
+      { group: "legacy / baseline", with_bt: ci(0.24), without_bt: ci(0.11) },
+    ]),
+    logitLensByLayer(
+      layers.flatMap((l) => {
+        const bt = -9 + (l > 7 ? (l - 7) * 1.4 : 0) + rng() * 0.3;
+        const c = -10 + rng() * 0.3;
+        return [
+          { layer: l, series: "backtracking" as const, value: bt, lower: bt - 0.8, upper: bt + 0.8 },
+          { layer: l, series: "control" as const, value: c, lower: c - 0.6, upper: c + 0.6 },
+        ];
+      }),
+      { markLayers: [9], metric: "logprob" },
+    ),
+    ablationImportanceByLayer(
+      layers.slice(0, 12).flatMap((l) =>
+        (["attn", "mlp"] as const).map((component) => {
+          const v = component === "mlp" && l === 9 ? -4 : (rng() - 0.5) * 0.6;
+          return { layer: l, component, value: v, lower: v - 0.3, upper: v + 0.3, highlight: l === 9 };
+        })
+      ),
+      { highlightLabel: "planted" },
+    ),
+    btRateByCondition([
+      { condition: "baseline", kind: "baseline", ...ci(0.7), n: 600 },
+      { condition: "targeted", kind: "targeted", ...ci(0.05) },
+      { condition: "random #1", kind: "random", ...ci(0.66) },
+      { condition: "random #2", kind: "random", ...ci(0.69) },
+    ]),
+    formattingEffect([
+      { variant: "chat_think", bt_rate: ci(0.7), accuracy: ci(0.6) },
+      { variant: "legacy", bt_rate: ci(0.68), accuracy: ci(0.2) },
+    ]),
+    tradeoffScatter([0, 0.5, 1].map((s, i) => ({
+      label: `s=${s}`,
+      group: s === 1 ? "baseline" : "scaled",
+      bt_rate: ci([0.1, 0.4, 0.7][i]!),
+      accuracy: ci([0.3, 0.5, 0.6][i]!),
+    }))),
+  ];
+}
+
+/** SVG with every decimal number rounded to 1 place, for snapshots. */
+function roundedSvg(svg: string): string {
+  return svg.replace(/-?\d+\.\d+/g, (m) => {
+    const r = Number(m).toFixed(1);
+    return r === "-0.0" ? "0.0" : r;
+  }).replaceAll("><", ">\n<") + "\n";
+}
+
+function pngSize(png: Uint8Array): { width: number; height: number } {
+  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+  assert.deepEqual([...png.slice(0, 8)], sig, "PNG signature");
+  assert.equal(new TextDecoder().decode(png.slice(12, 16)), "IHDR");
+  const dv = new DataView(png.buffer, png.byteOffset, png.byteLength);
+  return { width: dv.getUint32(16), height: dv.getUint32(20) };
+}
+
+Deno.test("plots: every figure is a standalone SVG with labelled axes, matching its snapshot", async () => {
+  const figs = figures();
+  assert.deepEqual(figs.map((f) => f.name), [
+    "bt_rate_by_variant",
+    "accuracy_by_backtracking",
+    "logit_lens_by_layer",
+    "ablation_importance_by_layer",
+    "bt_rate_by_condition",
+    "formatting_effect",
+    "tradeoff_scatter",
+  ]);
+  if (UPDATE) await Deno.mkdir(SNAP_DIR, { recursive: true });
+  for (const f of figs) {
+    assert.ok(f.svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"'), `${f.name}: xmlns`);
+    assert.ok(f.svg.includes('fill="white"'), `${f.name}: white background`);
+    assert.ok(!f.svg.includes("<figure"), `${f.name}: no HTML wrapper`);
+    assert.ok(
+      (f.svg.match(/aria-label="[xy]-axis label"|aria-label="f[xy]-axis/g) ?? []).length >= 1,
+      f.name,
+    );
+    const snap = roundedSvg(f.svg);
+    const path = `${SNAP_DIR}${f.name}.svg`;
+    if (UPDATE) await Deno.writeTextFile(path, snap);
+    else {
+      let want: string;
+      try {
+        want = await Deno.readTextFile(path);
+      } catch {
+        throw new Error(`missing snapshot ${path}: run with UPDATE_SNAPSHOTS=1`);
+      }
+      assert.equal(snap, want, `${f.name} differs from its snapshot (UPDATE_SNAPSHOTS=1 to accept)`);
+    }
+  }
+  // Deterministic: the same inputs give the same SVG
+  assert.deepEqual(figures().map((f) => f.svg), figs.map((f) => f.svg));
+});
+
+Deno.test("plots: axis labels and CI marks are present", () => {
+  const [variant, , lens, ablation, cond] = figures();
+  assert.match(variant!.svg, /Backtracking rate \(%\)/);
+  assert.match(variant!.svg, /70\.8% \(n=1200\)/);
+  assert.match(lens!.svg, /Log-probability of trigger token/);
+  assert.match(lens!.svg, />emb</, "layer 0 is labelled as the embedding");
+  assert.match(lens!.svg, /aria-label="area"/, "CI bands");
+  assert.match(ablation!.svg, />Attention</);
+  assert.match(ablation!.svg, />MLP</);
+  assert.match(ablation!.svg, /#d95f02/, "highlighted component");
+  assert.match(cond!.svg, /stroke-dasharray="5,4"/, "baseline reference line");
+  assert.ok((cond!.svg.match(/aria-label="rule"/g) ?? []).length >= 2, "CI rules");
+  const logit = logitLensByLayer([{ layer: 0, series: "control", value: 1, lower: 0, upper: 2 }], {
+    metric: "logit",
+  });
+  assert.match(logit.svg, /Logit of trigger token/);
+});
+
+Deno.test("plots: invalid inputs are named in the error", () => {
+  assert.throws(() => btRateByVariant([]), /btRateByVariant: no data/);
+  assert.throws(
+    () => btRateByVariant([{ variant: "v", value: 0.5, lower: 0.6, upper: 0.7 }]),
+    /row 0 has value 0.5 outside its interval \[0.6, 0.7\]/,
+  );
+  assert.throws(
+    () => btRateByVariant([{ variant: "v", value: 0.5, lower: 0.4, upper: 0.7 }], { width: 5 }),
+    /option "width"/,
+  );
+  assert.throws(
+    () =>
+      logitLensByLayer([{ layer: 0, series: "control", value: 1, lower: 0, upper: 2 }], {
+        metric: "x" as unknown as "logit",
+      }),
+    /option "metric"/,
+  );
+});
+
+Deno.test("plots: PNG is valid, 2x the SVG size, and text is drawn", () => {
+  const fonts = resolveFontFiles();
+  assert.notEqual(
+    fonts.source,
+    "none",
+    "a DejaVu Sans font file must be available (npm or fonts-dejavu-core)",
+  );
+  const f = figures()[0]!;
+  const png = renderPng(f.svg);
+  const size = pngSize(png);
+  assert.equal(size.width, f.width * 2);
+  assert.equal(size.height, f.height * 2);
+  assert.ok(png.length > 5000, `PNG is ${png.length} bytes`);
+  const noText = f.svg.replace(/(<text\b[^>]*>)[^<]*(<\/text>)/g, "$1$2");
+  assert.notEqual(noText, f.svg);
+  const pngNoText = renderPng(noText);
+  assert.notDeepEqual(pngNoText, png, "labels must change the pixels (fonts loaded)");
+  const noFont = renderPng(f.svg, { fontFiles: [] });
+  assert.deepEqual(noFont, pngNoText, "without fonts the text vanishes, so the check above is meaningful");
+  assert.throws(() => renderPng(f.svg, { scale: 0 }), /option "scale"/);
+});
+
+Deno.test("plots: saveFigure writes SVG + PNG atomically; figureBundle is a display bundle", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const f = figures()[4]!;
+    const { svgPath, pngPath } = await saveFigure(f, `${dir}/figures`);
+    assert.equal(svgPath, `${dir}/figures/bt_rate_by_condition.svg`);
+    assert.equal(await Deno.readTextFile(svgPath), f.svg);
+    pngSize(await Deno.readFile(pngPath));
+    const named = await saveFigure(f, dir, "custom");
+    assert.equal(named.pngPath, `${dir}/custom.png`);
+    assert.deepEqual([...Deno.readDirSync(`${dir}/figures`)].map((e) => e.name).sort(), [
+      "bt_rate_by_condition.png",
+      "bt_rate_by_condition.svg",
+    ]);
+    await assert.rejects(() => saveFigure(f, dir, "../x"), /plain file stem/);
+    const b = figureBundle(f);
+    assert.equal(b["image/svg+xml"], f.svg);
+    const bytes = Uint8Array.from(atob(b["image/png"]), (c) => c.charCodeAt(0));
+    assert.equal(pngSize(bytes).width, f.width * 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("plots: valueCI reads metrics estimates", () => {
+  const rows = Array.from({ length: 20 }, (_, i) => ({ example_id: i % 5, bt: i % 3 === 0 }));
+  const s = summarizeCondition(
+    rows.map((r, i) => ({
+      example_id: r.example_id,
+      sample_id: i,
+      variant: "v",
+      condition: "baseline",
+      has_backtracking_strict: r.bt,
+      has_backtracking_relaxed: r.bt,
+      onset_phrase: "",
+      onset_char: -1,
+      onset_token_in_completion: -1,
+      onset_token_in_full: -1,
+      onset_token_id: -1,
+      onset_token_text: "",
+      pred_pos_in_full: -1,
+      predicted_answer: "",
+      is_correct: undefined,
+      prompt_tokens: 1,
+      completion_tokens: 10,
+      rule: "corrected",
+      bt_other_rule: r.bt,
+      triggers_per_1k: 0,
+      trigger_counts: {},
+      reasoning_closed: true,
+      finish_reason: "eos",
+      gold: 1,
+      answer_status: "unknown",
+      answer_method: "none",
+      correct_reference: undefined,
+      repetition_4gram: 0,
+      distinct_2: 1,
+      digit_free: false,
+    })),
+    { bootstrap: 50 },
+  );
+  const b = valueCI(s.bt_rate);
+  assert.equal(b.value, 7 / 20);
+  assert.equal(b.lower, s.bt_rate.bootstrap.lower);
+  assert.equal(valueCI(s.bt_rate, "wilson").upper, s.bt_rate.wilson.upper);
+  assert.throws(() => valueCI(s.mean_length, "wilson"), /no Wilson interval/);
+});

@@ -1,0 +1,208 @@
+import assert from "node:assert/strict";
+import type { EventRow } from "../lib/event_row.ts";
+import { compareToBaseline, summarizeCondition } from "../lib/metrics.ts";
+import { markdownTable, renderReport, type ReportParts, writeReport } from "../lib/report.ts";
+import { seededRng } from "../lib/stats.ts";
+
+/** Set UPDATE_SNAPSHOTS=1 to rewrite tests/fixtures/plots/report.md. */
+const UPDATE = Deno.env.get("UPDATE_SNAPSHOTS") === "1";
+const SNAP = new URL("./fixtures/plots/report.md", import.meta.url).pathname;
+
+function rows(condition: string, pBt: number, pOk: number, seed: number, degenerate = false): EventRow[] {
+  const rng = seededRng(seed);
+  const out: EventRow[] = [];
+  for (let e = 0; e < 20; e++) {
+    for (let s = 0; s < 4; s++) {
+      const bt = rng() < pBt;
+      const status = rng() < 0.05 ? "unknown" : rng() < pOk ? "correct" : "incorrect";
+      out.push({
+        example_id: e,
+        sample_id: s,
+        variant: "chat",
+        condition,
+        has_backtracking_strict: bt,
+        has_backtracking_relaxed: bt,
+        onset_phrase: bt ? "Wait" : "",
+        onset_char: bt ? 10 : -1,
+        onset_token_in_completion: bt ? 3 : -1,
+        onset_token_in_full: bt ? 20 : -1,
+        onset_token_id: bt ? 7 : -1,
+        onset_token_text: bt ? "Wait" : "",
+        pred_pos_in_full: bt ? 19 : -1,
+        predicted_answer: "",
+        is_correct: status === "unknown" ? undefined : status === "correct",
+        prompt_tokens: 17,
+        completion_tokens: 100 + Math.floor(rng() * 100),
+        rule: "corrected",
+        bt_other_rule: bt,
+        triggers_per_1k: bt ? 5 : 0,
+        trigger_counts: { Wait: bt ? 1 : 0 },
+        reasoning_closed: true,
+        finish_reason: degenerate ? "length" : rng() < 0.9 ? "eos" : "length",
+        gold: 1,
+        answer_status: status,
+        answer_method: "final",
+        correct_reference: status === "correct",
+        repetition_4gram: degenerate ? 0.6 : 0.05,
+        distinct_2: degenerate ? 0.3 : 0.9,
+        digit_free: degenerate && rng() < 0.3,
+      });
+    }
+  }
+  return out;
+}
+
+function parts(): ReportParts {
+  const opts = { bootstrap: 200, seed: 1 };
+  const base = rows("baseline", 0.7, 0.6, 1);
+  const targeted = rows("targeted_ablation", 0.1, 0.2, 2, true);
+  const random = rows("random_ablation", 0.65, 0.55, 3);
+  const baseSummary = summarizeCondition(base, opts);
+  return {
+    writtenAt: "2025-01-01T00:00:00.000Z",
+    meta: {
+      run_id: "20250101_000000",
+      timestamp: "2025-01-01T00:00:00.000+00:00",
+      updated_at: "2025-01-01T01:00:00.000+00:00",
+      git_sha: "abcdef12",
+      git_sha_full: "abcdef1234567890",
+      git_dirty: true,
+      hostname: "ci-host",
+      model_id: "organism/tiny",
+      config_path: "configs/default.yaml",
+      protocol: "corrected",
+      versions: { deno: "2.9.6", "onnxruntime-node": "1.30.0" },
+      model: { revision: "r1", hashes: { "model.safetensors": "sha256:00ff" } },
+      data: { sha256: "beef", problems: 20 },
+      execution_provider: { requested: "auto", used: "cpu", reason: "no CUDA" },
+      ignored_field: { deep: [1, 2] },
+    },
+    summaryNotes: ["Planted components recovered."],
+    baseline: [{ label: "chat", summary: baseSummary }],
+    conditions: {
+      variant: "chat",
+      baseline: { label: "baseline", summary: baseSummary },
+      others: [
+        {
+          label: "targeted",
+          kind: "targeted",
+          summary: summarizeCondition(targeted, opts),
+          comparison: compareToBaseline(base, targeted, opts),
+        },
+        {
+          label: "random #1",
+          kind: "random",
+          summary: summarizeCondition(random, opts),
+          comparison: compareToBaseline(base, random, opts),
+        },
+      ],
+    },
+    lens: {
+      metric: "logprob",
+      rows: [0, 1, 2].map((l) => ({
+        layer: l,
+        bt_mean: -5 + l,
+        bt_lower: -5.5 + l,
+        bt_upper: -4.5 + l,
+        control_mean: -6,
+        control_lower: -6.4,
+        control_upper: -5.6,
+        diff: 1 + l,
+        diff_lower: 0.4 + l,
+        diff_upper: 1.6 + l,
+        n_bt: 50,
+        n_control: 50,
+      })),
+    },
+    scan: {
+      top: 3,
+      metric: "log-prob",
+      criterion: "specificity",
+      selected: { attn: [1], mlp: [2] },
+      rows: [
+        { layer: 0, component: "attn", mean: -0.1, lower: -0.2, upper: 0, specificity: 0.01, n_events: 50 },
+        { layer: 1, component: "attn", mean: -2, lower: -2.5, upper: -1.5, specificity: -1.8, n_events: 50 },
+        { layer: 2, component: "mlp", mean: -3, lower: -3.4, upper: -2.6, specificity: -2.9, n_events: 50 },
+        { layer: 1, component: "mlp", mean: 0.2, lower: 0, upper: 0.4, n_events: 50 },
+      ],
+    },
+    formatting: [{ label: "chat | think", summary: baseSummary }],
+    referenceComparison: [
+      {
+        metric: "BT rate (baseline)",
+        corrected: "70.0%",
+        reference_mode: "72.5%",
+        reference_committed: "70.8%",
+      },
+      { metric: "accuracy", corrected: 0.6, reference_mode: 0.2, note: "reference extractor" },
+    ],
+    figures: [
+      { title: "BT rate by condition", path: "/tmp/runs/20250101_000000/figures/bt_rate_by_condition.png" },
+      { title: "Logit lens", path: "figures/logit_lens_by_layer.png" },
+    ],
+  };
+}
+
+Deno.test("report: full synthetic report matches its snapshot", async () => {
+  const md = renderReport("/tmp/runs/20250101_000000", parts());
+  if (UPDATE) await Deno.writeTextFile(SNAP, md);
+  else {assert.equal(
+      md,
+      await Deno.readTextFile(SNAP),
+      "report differs from snapshot (UPDATE_SNAPSHOTS=1 to accept)",
+    );}
+  assert.match(md, /^# Backtracking experiment report: run 20250101_000000\n/);
+  assert.match(md, /- Git: abcdef1234567890 \(dirty work tree\)/);
+  assert.match(md, / {2}- hashes\.model\.safetensors: sha256:00ff/);
+  assert.match(md, /- Execution provider: cpu \(requested auto\): no CUDA/);
+  assert.match(md, /\]\(figures\/bt_rate_by_condition\.png\)/, "absolute figure path made relative");
+  assert.match(md, /chat \\\| think/, "pipes escaped in cells");
+  assert.match(md, /## Caveats/);
+  // numbers in the summary come from the data
+  const s = parts().conditions!.baseline.summary;
+  assert.ok(md.includes(`backtracking rate ${(s.bt_rate.value * 100).toFixed(1)}%`));
+});
+
+Deno.test("report: every section is optional", () => {
+  const md = renderReport("runs/x", { writtenAt: "t", caveats: [] });
+  assert.equal(md, "# Backtracking experiment report: run x\n\nReport written t.\n");
+  const onlyRef = renderReport("runs/x", {
+    writtenAt: "t",
+    caveats: [],
+    referenceComparison: [{ metric: "m", corrected: 1, reference_mode: 2 }],
+  });
+  assert.ok(onlyRef.includes("| metric | corrected (default) | reference-compatible | note |"));
+  assert.ok(!onlyRef.includes("Executive summary"));
+});
+
+Deno.test("report: writeReport reads meta.json, writes atomically, names a bad meta.json", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(
+      `${dir}/meta.json`,
+      JSON.stringify({ run_id: "r42", git_sha: "1234abcd", git_dirty: false }),
+    );
+    const path = await writeReport(dir, { writtenAt: "t" });
+    assert.equal(path, `${dir}/report.md`);
+    const md = await Deno.readTextFile(path);
+    assert.match(md, /run r42/);
+    assert.match(md, /- Git: 1234abcd \(clean\)/);
+    assert.match(md, /- Host: not recorded/);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["meta.json", "report.md"]);
+    await Deno.writeTextFile(`${dir}/meta.json`, "{oops");
+    await assert.rejects(() => writeReport(dir, {}), /meta\.json" is not valid JSON/);
+    const noMeta = await Deno.makeTempDir();
+    await writeReport(noMeta, { meta: null, writtenAt: "t" });
+    assert.ok(!(await Deno.readTextFile(`${noMeta}/report.md`)).includes("## Provenance"));
+    await Deno.remove(noMeta, { recursive: true });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("report: markdownTable", () => {
+  assert.equal(
+    markdownTable(["a", "b"], [[1, "x|y"], [undefined, "l1\nl2"]]),
+    "| a | b |\n|---|---|\n| 1 | x\\|y |\n|  | l1 l2 |",
+  );
+});
