@@ -91,7 +91,10 @@ export interface EventOptions {
 }
 
 /** The event options a config implies. */
-export function eventOptionsFromConfig(config: Config, thinkClose?: (variant: string) => string): EventOptions {
+export function eventOptionsFromConfig(
+  config: Config,
+  thinkClose?: (variant: string) => string,
+): EventOptions {
   return {
     rule: config.detection.rule,
     extractor: config.detection.answer_extractor,
@@ -183,7 +186,8 @@ export function buildEventRow(
   onsetTokenText: (id: number) => string,
   options: EventOptions,
 ): EventRow {
-  const where = `record ${record.variant}/${record.condition} example ${record.example_id} sample ${record.sample_id}`;
+  const where =
+    `record ${record.variant}/${record.condition} example ${record.example_id} sample ${record.sample_id}`;
   if (typeof record.example_id !== "number") {
     throw new RangeError(`${where}: example_id must be a number to join with the problems`);
   }
@@ -306,11 +310,11 @@ export function buildEventRows(
 // ---------------------------------------------------------------------------------------------------
 // CSV
 
-function csvCell(v: unknown): string {
+function csvCell(v: unknown, float = false): string {
   let s: string;
   if (v === undefined || v === null) s = "";
   else if (typeof v === "boolean") s = v ? "True" : "False";
-  else if (typeof v === "number") s = Number.isInteger(v) ? String(v) : pyFloatRepr(v);
+  else if (typeof v === "number") s = Number.isInteger(v) && !float ? String(v) : pyFloatRepr(v);
   else if (typeof v === "object") s = JSON.stringify(v);
   else s = String(v);
   return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
@@ -322,11 +326,19 @@ function csvCell(v: unknown): string {
  *
  * @param rows Objects.
  * @param columns Column order; default the keys of the first row.
+ * @param floatColumns Columns Python holds as floats: integral values are written `1.0`, as `repr(float)`.
  */
-export function toCsv(rows: readonly object[], columns?: readonly string[]): string {
+export function toCsv(
+  rows: readonly object[],
+  columns?: readonly string[],
+  floatColumns: readonly string[] = [],
+): string {
   const cols = columns ?? (rows[0] ? Object.keys(rows[0]) : []);
-  const lines = [cols.map(csvCell).join(",")];
-  for (const r of rows) lines.push(cols.map((c) => csvCell((r as Record<string, unknown>)[c])).join(","));
+  const floats = new Set(floatColumns);
+  const lines = [cols.map((c) => csvCell(c)).join(",")];
+  for (const r of rows) {
+    lines.push(cols.map((c) => csvCell((r as Record<string, unknown>)[c], floats.has(c))).join(","));
+  }
   return lines.join("\r\n") + "\r\n";
 }
 
@@ -367,10 +379,16 @@ export function parseCsv(text: string): { header: string[]; rows: string[][] } {
 
 /** `backtracking_events.csv` text: the reference's 17 columns, then ours. */
 export function eventsToCsv(rows: readonly EventRow[]): string {
-  return toCsv(rows, EVENT_COLUMNS);
+  return toCsv(rows, EVENT_COLUMNS, ["triggers_per_1k", "repetition_4gram", "distinct_2"]);
 }
 
-const BOOL_COLS = new Set(["has_backtracking_strict", "has_backtracking_relaxed", "bt_other_rule", "reasoning_closed", "digit_free"]);
+const BOOL_COLS = new Set([
+  "has_backtracking_strict",
+  "has_backtracking_relaxed",
+  "bt_other_rule",
+  "reasoning_closed",
+  "digit_free",
+]);
 const OPT_BOOL_COLS = new Set(["is_correct", "correct_reference"]);
 const NUM_COLS = new Set([
   "example_id",
@@ -470,7 +488,8 @@ export function correctedSummary(rows: readonly EventRow[], config: Config): Cor
     protocol: config.protocol,
     rule: config.detection.rule,
     extractor: config.detection.answer_extractor,
-    accuracy_definition: "correct / n (unknown answers count as not correct); unknown_rate reported beside it",
+    accuracy_definition:
+      "correct / n (unknown answers count as not correct); unknown_rate reported beside it",
     groups: summarizeGroups(rows, opts),
   };
 }

@@ -175,7 +175,10 @@ export function chatPromptText(
   const user = userPrompt(prompting.template, question, variant.think_open === "");
   const messages = prompting.system_prompt === ""
     ? [{ role: "user" as const, content: user }]
-    : [{ role: "system" as const, content: prompting.system_prompt }, { role: "user" as const, content: user }];
+    : [{ role: "system" as const, content: prompting.system_prompt }, {
+      role: "user" as const,
+      content: user,
+    }];
   const rendered = tokenizer.applyChatTemplate(messages, { addGenerationPrompt: true });
   return stripTemplateThinkOpen(rendered) + variant.think_open;
 }
@@ -208,7 +211,12 @@ export function buildPrompt(
   const form = options.form ?? (prompting.use_chat_template ? "chat" : "reference");
   if (form === "chat") {
     const text = chatPromptText(tokenizer, prompting, question, variant);
-    return { text, tokenIds: tokenizer.encode(text, { addSpecialTokens: false }), variant: variant.name, form };
+    return {
+      text,
+      tokenIds: tokenizer.encode(text, { addSpecialTokens: false }),
+      variant: variant.name,
+      form,
+    };
   }
   const phase2 = form === "phase2";
   const text = referencePromptText(prompting, question, variant.name, phase2);

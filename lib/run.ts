@@ -74,7 +74,9 @@ export interface RunMeta {
 /** A refused overwrite of a finished artifact. */
 export class ArtifactExistsError extends Error {
   constructor(readonly path: string) {
-    super(`${path} already exists; refusing to overwrite a finished artifact (pass --force / overwrite: true)`);
+    super(
+      `${path} already exists; refusing to overwrite a finished artifact (pass --force / overwrite: true)`,
+    );
     this.name = "ArtifactExistsError";
   }
 }
@@ -363,7 +365,11 @@ export async function gitState(
 ): Promise<{ sha: string; short: string; dirty: boolean | "unknown" }> {
   const git = async (...args: string[]): Promise<string | undefined> => {
     try {
-      const out = await new Deno.Command("git", { args: ["-C", dir, ...args], stdout: "piped", stderr: "null" })
+      const out = await new Deno.Command("git", {
+        args: ["-C", dir, ...args],
+        stdout: "piped",
+        stderr: "null",
+      })
         .output();
       return out.success ? new TextDecoder().decode(out.stdout) : undefined;
     } catch {

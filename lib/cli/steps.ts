@@ -50,7 +50,10 @@ interface Flags {
   readonly force: boolean;
 }
 
-type Spec = { readonly flags: readonly ("variant" | "condition")[]; readonly run: (f: Flags) => Promise<unknown> };
+type Spec = {
+  readonly flags: readonly ("variant" | "condition")[];
+  readonly run: (f: Flags) => Promise<unknown>;
+};
 
 async function withContext<T>(f: Flags, body: (ctx: StepContext) => Promise<T>): Promise<T> {
   const ctx = await openContext(f.config, { runId: f.runId ?? null });
@@ -77,10 +80,16 @@ export const STEP_COMMANDS: Readonly<Record<string, Spec>> = {
   generate: {
     flags: ["variant", "condition"],
     run: (f) =>
-      withContext(f, (ctx) => generate(ctx, { condition: f.condition ?? "baseline", ...v(f), force: f.force })),
+      withContext(
+        f,
+        (ctx) => generate(ctx, { condition: f.condition ?? "baseline", ...v(f), force: f.force }),
+      ),
   },
   "detect-events": { flags: [], run: (f) => withContext(f, (ctx) => detectEvents(ctx, { force: f.force })) },
-  "logit-lens": { flags: ["variant"], run: (f) => withContext(f, (ctx) => logitLens(ctx, { ...v(f), force: f.force })) },
+  "logit-lens": {
+    flags: ["variant"],
+    run: (f) => withContext(f, (ctx) => logitLens(ctx, { ...v(f), force: f.force })),
+  },
   "ablation-scan": {
     flags: ["variant"],
     run: (f) => withContext(f, (ctx) => ablationScan(ctx, { ...v(f), force: f.force })),
@@ -89,7 +98,10 @@ export const STEP_COMMANDS: Readonly<Record<string, Spec>> = {
     flags: ["variant"],
     run: (f) => withContext(f, (ctx) => compareConditions(ctx, { ...v(f), force: f.force })),
   },
-  "formatting-sweep": { flags: [], run: (f) => withContext(f, (ctx) => formattingSweep(ctx, { force: f.force })) },
+  "formatting-sweep": {
+    flags: [],
+    run: (f) => withContext(f, (ctx) => formattingSweep(ctx, { force: f.force })),
+  },
   "make-report": { flags: [], run: (f) => withContext(f, (ctx) => makeReport(ctx, { force: f.force })) },
   pipeline: {
     flags: [],
@@ -132,7 +144,9 @@ export function stepCommand(step: string): (args: string[]) => Promise<number> {
       console.log(usage(step, spec));
       return 0;
     }
-    if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"\n${usage(step, spec)}`);
+    if (positionals.length > 0) {
+      throw new UsageError(`unexpected argument "${positionals[0]}"\n${usage(step, spec)}`);
+    }
     for (const flag of ["variant", "condition"] as const) {
       if (values[flag] !== undefined && !spec.flags.includes(flag)) {
         throw new UsageError(`--${flag} does not apply to ${step}\n${usage(step, spec)}`);

@@ -8,7 +8,7 @@
  *
  * Construction (details in `organism/grammar.ts` and `organism/weights.ts`):
  *
- * - Word-level tokenizer (~230 tokens: numbers 0–100 and some round ones, reasoning words, `+ - × / =`,
+ * - Word-level tokenizer (218 tokens: numbers 0–100 and some round ones, reasoning words, `+ - × / =`,
  *   `.`, `,`, `Final:`, newlines, the trigger words, the R1 special tokens, `[UNK]`) with an R1 chat
  *   template ending the generation prompt with `<｜Assistant｜><think>\n`.
  * - Hidden size 256 ≥ vocabulary + features; orthonormal token embeddings; every norm weight 1; the

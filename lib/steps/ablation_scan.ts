@@ -52,7 +52,10 @@ export interface AblationScanResult {
 export function importanceTable(rows: readonly ScanRow[]): Record<string, unknown>[] {
   const ours = new Map(rows.map((r) => [`${r.layer}|${r.component}`, r]));
   return referenceImportanceRows(rows).map((ref) => {
-    const { layer: _l, component: _c, n_events: _n, ...rest } = ours.get(`${ref.layer}|${ref.component}`)!;
+    const { layer: _l, component: _c, n_events: _n, delta_logit_mean: _m, delta_logit_std: _s, ...rest } =
+      ours.get(
+        `${ref.layer}|${ref.component}`,
+      )!;
     return { ...ref, ...rest };
   });
 }
@@ -63,7 +66,10 @@ export function importanceTable(rows: readonly ScanRow[]): Record<string, unknow
  * @param ctx Run context (loads the model).
  * @param options Variant, force.
  */
-export async function ablationScan(ctx: StepContext, options: AnalysisStepOptions = {}): Promise<AblationScanResult> {
+export async function ablationScan(
+  ctx: StepContext,
+  options: AnalysisStepOptions = {},
+): Promise<AblationScanResult> {
   const cfg = ctx.config;
   const overwrite = options.force ?? false;
   await assertWritable(ctx.run, SCAN_OUTPUTS, { overwrite });
@@ -73,7 +79,11 @@ export async function ablationScan(ctx: StepContext, options: AnalysisStepOption
   const layers = cfg.analysis.ablation_layers === "all" ? undefined : [...cfg.analysis.ablation_layers];
   for (const l of layers ?? []) {
     if (l >= numLayers) {
-      throw new RangeError(`analysis.ablation_layers has layer ${l}, but the model has ${numLayers} layers (0..${numLayers - 1})`);
+      throw new RangeError(
+        `analysis.ablation_layers has layer ${l}, but the model has ${numLayers} layers (0..${
+          numLayers - 1
+        })`,
+      );
     }
   }
   let progress: ReturnType<typeof createProgress> | undefined;
@@ -84,7 +94,12 @@ export async function ablationScan(ctx: StepContext, options: AnalysisStepOption
     scale,
     ...statsOptions(cfg),
     onProgress: (done, total) => {
-      progress ??= createProgress({ total, label: "ablation-scan", unit: "positions", stream: ctx.progress ?? "auto" });
+      progress ??= createProgress({
+        total,
+        label: "ablation-scan",
+        unit: "positions",
+        stream: ctx.progress ?? "auto",
+      });
       progress.tick(done - progress.completed);
     },
   });
@@ -103,7 +118,12 @@ export async function ablationScan(ctx: StepContext, options: AnalysisStepOption
     mode,
   });
   const random: RandomAblationSpecs = { mode, seed, selected, draws };
-  await writeArtifact(ctx.run, SCAN_OUTPUTS[0], toCsv(importanceTable(rows)), { overwrite });
+  await writeArtifact(
+    ctx.run,
+    SCAN_OUTPUTS[0],
+    toCsv(importanceTable(rows), undefined, ["delta_wait_logit_mean", "delta_wait_logit_std"]),
+    { overwrite },
+  );
   await writeArtifact(ctx.run, SCAN_OUTPUTS[1], selected, { overwrite });
   await writeArtifact(ctx.run, SCAN_OUTPUTS[2], random, { overwrite });
   await recordStep(ctx, "ablation-scan", {
@@ -114,6 +134,9 @@ export async function ablationScan(ctx: StepContext, options: AnalysisStepOption
     selected,
     random_draws: draws,
   });
-  say(ctx, `ablation-scan: selected attn [${selected.attn}] mlp [${selected.mlp}]; ${draws.length} random draw(s)`);
+  say(
+    ctx,
+    `ablation-scan: selected attn [${selected.attn}] mlp [${selected.mlp}]; ${draws.length} random draw(s)`,
+  );
   return { items, rows, selected, random };
 }

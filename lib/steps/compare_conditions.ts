@@ -16,8 +16,8 @@ import type { EventRow } from "../event_row.ts";
 import { toCsv } from "../events.ts";
 import {
   compareToBaseline,
-  type ConditionSummary,
   conditionComparisonReference,
+  type ConditionSummary,
   type PairedComparison,
   summarizeCondition,
 } from "../metrics.ts";
@@ -117,12 +117,27 @@ export async function compareConditions(
     summary: summarizeCondition(g, opts),
     vs_baseline: condition === "baseline" ? undefined : compareToBaseline(base, g, opts),
   }));
-  await writeArtifact(ctx.run, COMPARE_OUTPUTS[0], toCsv(conditionComparisonReference(rows, variant)), { overwrite });
+  await writeArtifact(
+    ctx.run,
+    COMPARE_OUTPUTS[0],
+    toCsv(conditionComparisonReference(rows, variant), undefined, ["backtracking_rate", "accuracy"]),
+    { overwrite },
+  );
   await writeArtifact(ctx.run, COMPARE_OUTPUTS[1], { variant, conditions }, { overwrite });
-  await writeArtifact(ctx.run, COMPARE_OUTPUTS[2], toCsv(conditions.map((e) => compactConditionRow(variant, e))), {
-    overwrite,
-  });
+  await writeArtifact(
+    ctx.run,
+    COMPARE_OUTPUTS[2],
+    toCsv(conditions.map((e) => compactConditionRow(variant, e))),
+    {
+      overwrite,
+    },
+  );
   await recordStep(ctx, "compare-conditions", { variant, conditions: conditions.map((c) => c.condition) });
-  say(ctx, `compare-conditions: ${variant}: ${conditions.map((c) => `${c.condition} BT ${(c.summary.bt_rate.value * 100).toFixed(1)}%`).join(", ")}`);
+  say(
+    ctx,
+    `compare-conditions: ${variant}: ${
+      conditions.map((c) => `${c.condition} BT ${(c.summary.bt_rate.value * 100).toFixed(1)}%`).join(", ")
+    }`,
+  );
   return { variant, conditions };
 }

@@ -11,7 +11,7 @@ import { loadConfig } from "../config.ts";
 import { parseGsm8kGold } from "../answers.ts";
 import type { Gsm8kProblem } from "../data.ts";
 import { type GenerationRecord, readStore, timingsPathFor } from "../generate/records.ts";
-import { loadModel, type LoadedModel, resolveModelSource } from "../model/load.ts";
+import { type LoadedModel, loadModel, resolveModelSource } from "../model/load.ts";
 import type { Tokenizer } from "../model/tokenizer.ts";
 import { loadTokenizer } from "../model/tokenizer.ts";
 import type { ProgressMode } from "../progress.ts";
@@ -55,8 +55,11 @@ export function say(ctx: Pick<StepContext, "log">, line: string): void {
  */
 export async function openContext(
   config: Config | string,
-  options: { readonly runId?: string | null; readonly root?: string; readonly progress?: "auto" | ProgressMode } =
-    {},
+  options: {
+    readonly runId?: string | null;
+    readonly root?: string;
+    readonly progress?: "auto" | ProgressMode;
+  } = {},
 ): Promise<StepContext> {
   const cfg = typeof config === "string" ? await loadConfig(config) : config;
   const run = await openRun(cfg, options.runId, options.root ? { root: options.root } : {});
@@ -69,7 +72,9 @@ export async function openContext(
 }
 
 function organismSource(config: Config): { organism: Record<string, unknown> } | string {
-  return config.model.source === "organism" ? { organism: { ...config.model.organism } } : config.model.source;
+  return config.model.source === "organism"
+    ? { organism: { ...config.model.organism } }
+    : config.model.source;
 }
 
 /**
@@ -153,7 +158,9 @@ export async function readProblems(run: Run): Promise<Gsm8kProblem[]> {
       const o = JSON.parse(l);
       return { ...o, gold: typeof o.gold === "number" ? o.gold : parseGsm8kGold(o.answer) } as Gsm8kProblem;
     } catch (e) {
-      throw new Error(`${path}:${i + 1}: ${(e as Error).message}; re-run prepare-data with --force`, { cause: e });
+      throw new Error(`${path}:${i + 1}: ${(e as Error).message}; re-run prepare-data with --force`, {
+        cause: e,
+      });
     }
   });
 }
@@ -207,12 +214,18 @@ export async function listGenerationStores(
 }
 
 /** Read one generation store of the run (records in file order). */
-export async function readGenerations(run: Run, variant: string, condition: string): Promise<GenerationRecord[]> {
+export async function readGenerations(
+  run: Run,
+  variant: string,
+  condition: string,
+): Promise<GenerationRecord[]> {
   const path = artifactPath(run, generationFile(variant, condition));
   try {
     await Deno.stat(path);
   } catch {
-    throw new Error(`${path} does not exist; run \`bt generate --condition ${condition} --variant ${variant}\` first`);
+    throw new Error(
+      `${path} does not exist; run \`bt generate --condition ${condition} --variant ${variant}\` first`,
+    );
   }
   return await readStore(path, timingsPathFor(path));
 }
@@ -270,6 +283,10 @@ export function defaultAnalysisVariant(config: Config): string {
 }
 
 /** Per-step record in meta.json. */
-export async function recordStep(ctx: StepContext, step: string, info: Record<string, unknown>): Promise<void> {
+export async function recordStep(
+  ctx: StepContext,
+  step: string,
+  info: Record<string, unknown>,
+): Promise<void> {
   await updateMeta(ctx.run, { steps: { [step]: { ...info, finished_at: new Date().toISOString() } } });
 }

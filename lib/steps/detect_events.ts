@@ -81,8 +81,11 @@ export async function detectEvents(ctx: StepContext, options: StepOptions = {}):
   }
   if (rows.length === 0) throw new Error(`The generation stores under ${ctx.run.dir}/generations are empty`);
   if (textMismatches > 0) {
-    say(ctx, `detect-events: ${textMismatches} record(s) store a completion text that differs from the decode ` +
-      `of their token ids; the decode was used`);
+    say(
+      ctx,
+      `detect-events: ${textMismatches} record(s) store a completion text that differs from the decode ` +
+        `of their token ids; the decode was used`,
+    );
   }
   await writeArtifact(ctx.run, DETECT_OUTPUTS[0], eventsToCsv(rows), { overwrite });
   await writeArtifact(ctx.run, DETECT_OUTPUTS[1], formatReferenceSummaryJson(summaryMetricsReference(rows)), {

@@ -13,7 +13,11 @@
 import { toCsv } from "../events.ts";
 import { compareToBaseline, formattingSummaryReference, summarizeCondition } from "../metrics.ts";
 import { assertWritable, writeArtifact } from "../run.ts";
-import { type CompareConditionsResult, compactConditionRow, type ConditionEntry } from "./compare_conditions.ts";
+import {
+  compactConditionRow,
+  type CompareConditionsResult,
+  type ConditionEntry,
+} from "./compare_conditions.ts";
 import { recordStep, say, type StepContext, type StepOptions } from "./context.ts";
 import { readEvents } from "./detect_events.ts";
 import { statsOptions } from "./logit_lens.ts";
@@ -50,14 +54,28 @@ export async function formattingSweep(
   const first = rows.filter((r) => r.variant === names[0]);
   const variants: VariantEntry[] = names.map((v, i) => {
     const g = rows.filter((r) => r.variant === v);
-    return { condition: v, summary: summarizeCondition(g, opts), vs_baseline: i === 0 ? undefined : compareToBaseline(first, g, opts) };
+    return {
+      condition: v,
+      summary: summarizeCondition(g, opts),
+      vs_baseline: i === 0 ? undefined : compareToBaseline(first, g, opts),
+    };
   });
   const reference = formattingSummaryReference(rows, { variants: names });
-  await writeArtifact(ctx.run, FORMATTING_OUTPUTS[0], toCsv(reference), { overwrite });
+  await writeArtifact(
+    ctx.run,
+    FORMATTING_OUTPUTS[0],
+    toCsv(reference, undefined, ["backtracking_rate", "accuracy"]),
+    { overwrite },
+  );
   const result: CompareConditionsResult = { variant: "baseline", conditions: variants };
-  await writeArtifact(ctx.run, FORMATTING_OUTPUTS[1], { compared_to: names[0], variants: result.conditions }, {
-    overwrite,
-  });
+  await writeArtifact(
+    ctx.run,
+    FORMATTING_OUTPUTS[1],
+    { compared_to: names[0], variants: result.conditions },
+    {
+      overwrite,
+    },
+  );
   await writeArtifact(
     ctx.run,
     FORMATTING_OUTPUTS[2],
@@ -68,6 +86,11 @@ export async function formattingSweep(
     { overwrite },
   );
   await recordStep(ctx, "formatting-sweep", { variants: names });
-  say(ctx, `formatting-sweep: ${variants.map((v) => `${v.condition} BT ${(v.summary.bt_rate.value * 100).toFixed(1)}%`).join(", ")}`);
+  say(
+    ctx,
+    `formatting-sweep: ${
+      variants.map((v) => `${v.condition} BT ${(v.summary.bt_rate.value * 100).toFixed(1)}%`).join(", ")
+    }`,
+  );
   return { variants, reference };
 }

@@ -98,8 +98,15 @@ export async function conditionSpecs(
   }
   const m = /^random_ablation(?:_(\d+))?$/.exec(condition);
   if (m) {
-    const specs = await readJson<RandomAblationSpecs>(ctx, "analysis/random_ablation_specs.json", "ablation-scan");
-    const names = specs.draws.map((_, k) => (specs.draws.length === 1 ? "random_ablation" : `random_ablation_${k}`));
+    const specs = await readJson<RandomAblationSpecs>(
+      ctx,
+      "analysis/random_ablation_specs.json",
+      "ablation-scan",
+    );
+    const names = specs.draws.map((
+      _,
+      k,
+    ) => (specs.draws.length === 1 ? "random_ablation" : `random_ablation_${k}`));
     if (m[1] === undefined) return specs.draws.map((d, k) => ({ condition: names[k]!, spec: d }));
     const k = Number(m[1]);
     const d = specs.draws[k];
@@ -125,7 +132,10 @@ export async function conditionSpecs(
  * @returns The stores written, with counts of new and resumed samples.
  * @throws {Error} when an ablation's layer file is missing (run ablation-scan first).
  */
-export async function generate(ctx: StepContext, options: GenerateStepOptions = {}): Promise<GeneratedStore[]> {
+export async function generate(
+  ctx: StepContext,
+  options: GenerateStepOptions = {},
+): Promise<GeneratedStore[]> {
   const cfg = ctx.config;
   const condition = options.condition ?? "baseline";
   const variants = options.variant
@@ -181,7 +191,14 @@ export async function generate(ctx: StepContext, options: GenerateStepOptions = 
         progress: ctx.progress ?? "auto",
       });
       say(ctx, `generate ${variant}/${cond}: ${res.generated} new, ${res.resumed} already stored → ${rel}`);
-      out.push({ variant, condition: cond, path, generated: res.generated, resumed: res.resumed, interventions });
+      out.push({
+        variant,
+        condition: cond,
+        path,
+        generated: res.generated,
+        resumed: res.resumed,
+        interventions,
+      });
     }
   }
   await recordStep(ctx, `generate:${condition}`, {

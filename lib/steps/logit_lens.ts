@@ -19,7 +19,7 @@ import type { Config } from "../config.ts";
 import type { BacktrackEvent, ControlPosition } from "../events_select.ts";
 import { matchControlsReport, selectEvents } from "../events_select.ts";
 import { toCsv } from "../events.ts";
-import { logitLens as runLens, type LensRow, referenceLensRows, summarizeLens } from "../lens.ts";
+import { type LensRow, logitLens as runLens, referenceLensRows, summarizeLens } from "../lens.ts";
 import { createProgress } from "../progress.ts";
 import { assertWritable, writeArtifact } from "../run.ts";
 import { readEvents } from "./detect_events.ts";
@@ -83,7 +83,9 @@ export async function analysisItems(ctx: StepContext, variant?: string): Promise
   const records = await readGenerations(ctx.run, v, "baseline");
   const { events, pool } = eventsAndPool(rows, records);
   if (events.length === 0) {
-    throw new Error(`Variant "${v}" has no strict backtracking event in its baseline samples: nothing to analyse`);
+    throw new Error(
+      `Variant "${v}" has no strict backtracking event in its baseline samples: nothing to analyse`,
+    );
   }
   const selected = selectEvents(events, {
     max: cfg.analysis.max_events,
@@ -125,33 +127,69 @@ export interface LogitLensResult {
  * @param ctx Run context (loads the model).
  * @param options Variant, force.
  */
-export async function logitLens(ctx: StepContext, options: AnalysisStepOptions = {}): Promise<LogitLensResult> {
+export async function logitLens(
+  ctx: StepContext,
+  options: AnalysisStepOptions = {},
+): Promise<LogitLensResult> {
   const overwrite = options.force ?? false;
   await assertWritable(ctx.run, LENS_OUTPUTS, { overwrite });
   const items = await analysisItems(ctx, options.variant);
   const { model } = await ensureModel(ctx);
   const total = items.events.length + items.controls.length;
-  const progress = createProgress({ total, label: "logit-lens", unit: "positions", stream: ctx.progress ?? "auto" });
+  const progress = createProgress({
+    total,
+    label: "logit-lens",
+    unit: "positions",
+    stream: ctx.progress ?? "auto",
+  });
   let base = 0;
   const onProgress = (done: number) => progress.tick(base + done - progress.completed);
   const bt = await runLens(
     model,
-    items.events.map((e) => ({ tokenIds: e.tokenIds, predPos: e.predPos, targetId: e.onsetTokenId, exampleId: e.exampleId })),
+    items.events.map((e) => ({
+      tokenIds: e.tokenIds,
+      predPos: e.predPos,
+      targetId: e.onsetTokenId,
+      exampleId: e.exampleId,
+    })),
     { onProgress },
   );
   base = items.events.length;
   const control = await runLens(
     model,
-    items.controls.map((c) => ({ tokenIds: c.tokenIds, predPos: c.predPos, targetId: c.targetId, exampleId: c.exampleId })),
+    items.controls.map((c) => ({
+      tokenIds: c.tokenIds,
+      predPos: c.predPos,
+      targetId: c.targetId,
+      exampleId: c.exampleId,
+    })),
     { onProgress },
   );
   await progress.done();
   const summary = summarizeLens(bt, control, statsOptions(ctx.config));
   await writeArtifact(ctx.run, LENS_OUTPUTS[0], toCsv(summary.map(flattenRow)), { overwrite });
-  await writeArtifact(ctx.run, LENS_OUTPUTS[1], toCsv(referenceLensRows(summary)), { overwrite });
+  await writeArtifact(
+    ctx.run,
+    LENS_OUTPUTS[1],
+    toCsv(referenceLensRows(summary), undefined, [
+      "mean_target_logit_bt",
+      "mean_target_logit_control",
+      "std_bt",
+      "std_control",
+    ]),
+    { overwrite },
+  );
   const itemRows = [
-    ...bt.map((r) => ({ group: "bt", ...itemInfo(items.events[r.item]!, items.events[r.item]!.onsetTokenId), ...r })),
-    ...control.map((r) => ({ group: "control", ...itemInfo(items.controls[r.item]!, items.controls[r.item]!.targetId), ...r })),
+    ...bt.map((r) => ({
+      group: "bt",
+      ...itemInfo(items.events[r.item]!, items.events[r.item]!.onsetTokenId),
+      ...r,
+    })),
+    ...control.map((r) => ({
+      group: "control",
+      ...itemInfo(items.controls[r.item]!, items.controls[r.item]!.targetId),
+      ...r,
+    })),
   ].map(({ exampleId: _e, ...rest }) => rest);
   await writeArtifact(ctx.run, LENS_OUTPUTS[2], toCsv(itemRows), { overwrite });
   await recordStep(ctx, "logit-lens", {
@@ -161,7 +199,10 @@ export async function logitLens(ctx: StepContext, options: AnalysisStepOptions =
     unmatched_events: items.unmatched.length,
     available_events: items.available,
   });
-  say(ctx, `logit-lens: ${items.events.length} events, ${items.controls.length} controls (${items.unmatched.length} unmatched)`);
+  say(
+    ctx,
+    `logit-lens: ${items.events.length} events, ${items.controls.length} controls (${items.unmatched.length} unmatched)`,
+  );
   return { items, summary, bt, control };
 }
 

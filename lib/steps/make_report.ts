@@ -53,7 +53,9 @@ async function readCsvRecords(path: string): Promise<Record<string, string>[] | 
     return undefined;
   }
   const { header, rows } = parseCsv(text);
-  return rows.filter((r) => r.length === header.length).map((r) => Object.fromEntries(header.map((h, i) => [h, r[i]!])));
+  return rows.filter((r) => r.length === header.length).map((r) =>
+    Object.fromEntries(header.map((h, i) => [h, r[i]!]))
+  );
 }
 
 async function readJsonFile<T>(path: string): Promise<T | undefined> {
@@ -81,7 +83,10 @@ export async function buildFigures(ctx: StepContext, rows: readonly EventRow[]):
   const figs: Figure[] = [];
   const variants = cfg.prompting.formatting_variants.map((v) => v.name);
   const base = (v: string) => rows.filter((r) => r.variant === v && r.condition === "baseline");
-  const perVariant = variants.filter((v) => base(v).length > 0).map((v) => ({ v, s: summarizeCondition(base(v), opts) }));
+  const perVariant = variants.filter((v) => base(v).length > 0).map((v) => ({
+    v,
+    s: summarizeCondition(base(v), opts),
+  }));
   if (perVariant.length > 0) {
     figs.push(btRateByVariant(perVariant.map(({ v, s }) => ({ variant: v, n: s.n, ...valueCI(s.bt_rate) }))));
     figs.push(accuracyByBacktracking(perVariant.map(({ v, s }) => ({
@@ -146,7 +151,9 @@ export async function buildFigures(ctx: StepContext, rows: readonly EventRow[]):
       };
     });
     figs.push(ablationImportanceByLayer(bars, {
-      valueLabel: spec ? "Specificity (Δ log-prob trigger − control)" : "Mean Δ log-prob of trigger when ablated",
+      valueLabel: spec
+        ? "Specificity (Δ log-prob trigger − control)"
+        : "Mean Δ log-prob of trigger when ablated",
     }));
   }
   return figs;
@@ -158,7 +165,10 @@ export async function buildFigures(ctx: StepContext, rows: readonly EventRow[]):
  * @param ctx Run context (no model needed).
  * @param options force (replace report.md), projectFigures.
  */
-export async function makeReport(ctx: StepContext, options: MakeReportOptions = {}): Promise<MakeReportResult> {
+export async function makeReport(
+  ctx: StepContext,
+  options: MakeReportOptions = {},
+): Promise<MakeReportResult> {
   const overwrite = options.force ?? false;
   const rel = "report.md";
   if (!overwrite) {
@@ -178,7 +188,9 @@ export async function makeReport(ctx: StepContext, options: MakeReportOptions = 
     const { svgPath, pngPath } = await saveFigure(f, figDir);
     figures.push(svgPath, pngPath);
   }
-  const copied = options.projectFigures === null ? [] : await copyFiguresToProject(ctx.run, options.projectFigures);
+  const copied = options.projectFigures === null
+    ? []
+    : await copyFiguresToProject(ctx.run, options.projectFigures);
   const meta = await readMeta(ctx.run);
   const text = await writeReportMarkdown(ctx, rows, meta, figs.map((f) => f.name));
   const reportPath = await writeArtifact(ctx.run, rel, text, { overwrite });

@@ -40,7 +40,13 @@ export {
   specInterventions,
 } from "./generate.ts";
 export { DETECT_OUTPUTS, detectEvents, type DetectEventsResult, readEvents } from "./detect_events.ts";
-export { analysisItems, type AnalysisItems, type AnalysisStepOptions, logitLens, type LogitLensResult } from "./logit_lens.ts";
+export {
+  type AnalysisItems,
+  analysisItems,
+  type AnalysisStepOptions,
+  logitLens,
+  type LogitLensResult,
+} from "./logit_lens.ts";
 export { ablationScan, type AblationScanResult, importanceTable } from "./ablation_scan.ts";
 export { compareConditions, type CompareConditionsResult } from "./compare_conditions.ts";
 export { formattingSweep } from "./formatting_sweep.ts";

@@ -50,7 +50,10 @@ export interface PipelineResult {
  * @param options Run id, root, force, progress.
  * @returns The context (run folder, loaded model: already disposed), step timings, the report path.
  */
-export async function runPipeline(config: Config | string, options: PipelineOptions = {}): Promise<PipelineResult> {
+export async function runPipeline(
+  config: Config | string,
+  options: PipelineOptions = {},
+): Promise<PipelineResult> {
   const cfg = typeof config === "string" ? await loadConfig(config) : config;
   const force = options.force ?? false;
   const timings: { step: string; seconds: number }[] = [];

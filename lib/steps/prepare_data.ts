@@ -22,7 +22,7 @@ import { basename } from "node:path";
 import type { Config } from "../config.ts";
 import { type Gsm8kProblem, loadGsm8kJsonl, loadReferenceSample, seededSample } from "../data.ts";
 import { seededRng } from "../stats.ts";
-import { assertWritable, artifactPath, sha256File, updateMeta, writeArtifact } from "../run.ts";
+import { artifactPath, assertWritable, sha256File, updateMeta, writeArtifact } from "../run.ts";
 import { PROBLEMS_FILE, recordStep, say, type StepContext, type StepOptions } from "./context.ts";
 
 /** Result of {@linkcode prepareData}. */
@@ -61,7 +61,11 @@ async function isReferenceFormat(path: string): Promise<boolean> {
   }
 }
 
-const NAMES = [["Tom", "he", "his"], ["Anna", "she", "her"], ["Sam", "he", "his"], ["Mia", "she", "her"]] as const;
+const NAMES = [["Tom", "he", "his"], ["Anna", "she", "her"], ["Sam", "he", "his"], [
+  "Mia",
+  "she",
+  "her",
+]] as const;
 const ITEMS = ["apples", "books", "pens", "cookies", "cards", "eggs"] as const;
 
 /**
@@ -83,7 +87,9 @@ export function syntheticProblems(n: number, seed: number): Gsm8kProblem[] {
     let question: string, steps: string, gold: number;
     if (kind === 0) {
       gold = a + b;
-      question = `${name} has ${a} ${item}. ${cap(he)} buys ${b} more ${item}. How many ${item} does ${he} have now?`;
+      question = `${name} has ${a} ${item}. ${
+        cap(he)
+      } buys ${b} more ${item}. How many ${item} does ${he} have now?`;
       steps = `${a} + ${b} = ${gold}`;
     } else if (kind === 1) {
       const big = a + b;
@@ -155,7 +161,13 @@ export async function prepareData(ctx: StepContext, options: StepOptions = {}): 
   await assertWritable(ctx.run, [PROBLEMS_FILE], { overwrite: options.force ?? false });
   const { problems, source, file } = await selectProblems(ctx.config);
   const text = problems.map((p) =>
-    JSON.stringify({ id: p.id, question: p.question, answer: p.answer, answer_value: p.answer_value, gold: p.gold })
+    JSON.stringify({
+      id: p.id,
+      question: p.question,
+      answer: p.answer,
+      answer_value: p.answer_value,
+      gold: p.gold,
+    })
   ).join("\n") + "\n";
   const path = await writeArtifact(ctx.run, PROBLEMS_FILE, text, { overwrite: options.force ?? false });
   const sourceSha256 = file ? await sha256File(file) : undefined;

@@ -44,9 +44,15 @@ export async function writeReportMarkdown(
   const model = meta.model as Record<string, unknown> | undefined;
   lines.push(
     `- Protocol: **${cfg.protocol}** (detection rule ${cfg.detection.rule}, extractor ${cfg.detection.answer_extractor}, ` +
-      `chat template ${cfg.prompting.use_chat_template ? "on" : "off"}, intervention scope ${cfg.generation.intervention_scope})`,
-    `- Model: ${meta.model_id}${model?.commit ? ` @ ${model.commit}` : ""}; execution provider ${ep ? `${ep.used} (${ep.reason})` : "–"}`,
-    `- Git ${meta.git_sha}${meta.git_dirty === true ? " (dirty)" : ""}; host ${meta.hostname}; created ${meta.timestamp}`,
+      `chat template ${
+        cfg.prompting.use_chat_template ? "on" : "off"
+      }, intervention scope ${cfg.generation.intervention_scope})`,
+    `- Model: ${meta.model_id}${model?.commit ? ` @ ${model.commit}` : ""}; execution provider ${
+      ep ? `${ep.used} (${ep.reason})` : "–"
+    }`,
+    `- Git ${meta.git_sha}${
+      meta.git_dirty === true ? " (dirty)" : ""
+    }; host ${meta.hostname}; created ${meta.timestamp}`,
     `- Sampling: T=${cfg.generation.temperature}, top-p ${cfg.generation.top_p}, top-k ${cfg.generation.top_k}, ` +
       `max ${cfg.generation.max_new_tokens} new tokens, ${cfg.generation.num_samples_per_prompt} samples per problem`,
     "",
@@ -73,9 +79,11 @@ export async function writeReportMarkdown(
     lines.push(
       `| ${v} | ${c} | ${s.n} | ${pct(s.bt_rate.value)} [${pct(s.bt_rate.bootstrap.lower)}, ${
         pct(s.bt_rate.bootstrap.upper)
-      }] | ${pct(s.accuracy.value)} [${pct(s.accuracy.bootstrap.lower)}, ${pct(s.accuracy.bootstrap.upper)}] | ${
-        pct(s.unknown_rate)
-      } | ${pct(s.truncation_rate.value)} | ${s.repetition_4gram.value.toFixed(3)} | ${pct(s.digit_free_rate.value)} |`,
+      }] | ${pct(s.accuracy.value)} [${pct(s.accuracy.bootstrap.lower)}, ${
+        pct(s.accuracy.bootstrap.upper)
+      }] | ${pct(s.unknown_rate)} | ${pct(s.truncation_rate.value)} | ${
+        s.repetition_4gram.value.toFixed(3)
+      } | ${pct(s.digit_free_rate.value)} |`,
     );
   }
   const ref = summaryMetricsReference(rows);
@@ -83,9 +91,13 @@ export async function writeReportMarkdown(
     "",
     "## Reference-compatible summary (all rows pooled, as the reference's summary_metrics.json)",
     "",
-    `Strict BT ${pct(ref.backtracking_strict_rate)}, relaxed ${pct(ref.backtracking_relaxed_rate)}, accuracy ` +
+    `Strict BT ${pct(ref.backtracking_strict_rate)}, relaxed ${
+      pct(ref.backtracking_relaxed_rate)
+    }, accuracy ` +
       `(unknowns excluded) ${pct(ref.accuracy)}, with BT ${pct(ref.accuracy_with_backtracking)}, without ` +
-      `${pct(ref.accuracy_without_backtracking)}. These pool conditions (spec §13.5); read the table above instead.`,
+      `${
+        pct(ref.accuracy_without_backtracking)
+      }. These pool conditions (spec §13.5); read the table above instead.`,
     "",
   );
   const cmp = await readText(artifactPath(ctx.run, "analysis/condition_comparison_corrected.csv"));

@@ -57,7 +57,11 @@ function setup(): Promise<Fixture> {
   return fixture;
 }
 
-async function sample(f: Fixture, interventions: readonly Intervention[] = [], samplesPerPrompt = SAMPLES_PER_PROMPT) {
+async function sample(
+  f: Fixture,
+  interventions: readonly Intervention[] = [],
+  samplesPerPrompt = SAMPLES_PER_PROMPT,
+) {
   return await generate(f.model, f.prompts, {
     samplesPerPrompt,
     maxNewTokens: MAX_NEW_TOKENS,
@@ -91,20 +95,41 @@ Deno.test("organism: same options give byte-identical files; the cache is reused
     const a = await buildOrganism({ dir: join(root, "a"), seed: 3 });
     const buildMs = performance.now() - t0;
     const b = await buildOrganism({ dir: join(root, "b"), seed: 3 });
-    const files = ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "generation_config.json", "organism.json"];
+    const files = [
+      "config.json",
+      "model.safetensors",
+      "tokenizer.json",
+      "tokenizer_config.json",
+      "generation_config.json",
+      "organism.json",
+    ];
     for (const f of files) {
-      assert.deepEqual(await Deno.readFile(join(a, f)), await Deno.readFile(join(b, f)), `${f} differs between builds`);
+      assert.deepEqual(
+        await Deno.readFile(join(a, f)),
+        await Deno.readFile(join(b, f)),
+        `${f} differs between builds`,
+      );
     }
     assert.ok(buildMs < 10_000, `build took ${buildMs.toFixed(0)} ms`);
     const c1 = await buildOrganism({ cacheDir: root, seed: 3 });
     const stat1 = await Deno.stat(join(c1, "model.safetensors"));
     const c2 = await buildOrganism({ cacheDir: root, seed: 3 });
     assert.equal(c2, c1);
-    assert.equal((await Deno.stat(join(c2, "model.safetensors"))).mtime?.getTime(), stat1.mtime?.getTime(), "rebuilt instead of reused");
+    assert.equal(
+      (await Deno.stat(join(c2, "model.safetensors"))).mtime?.getTime(),
+      stat1.mtime?.getTime(),
+      "rebuilt instead of reused",
+    );
     const other = await buildOrganism({ cacheDir: root, seed: 4 });
     assert.notEqual(other, c1);
-    assert.notDeepEqual(await Deno.readFile(join(other, "model.safetensors")), await Deno.readFile(join(c1, "model.safetensors")));
-    assert.deepEqual(await Deno.readFile(join(other, "tokenizer.json")), await Deno.readFile(join(c1, "tokenizer.json")));
+    assert.notDeepEqual(
+      await Deno.readFile(join(other, "model.safetensors")),
+      await Deno.readFile(join(c1, "model.safetensors")),
+    );
+    assert.deepEqual(
+      await Deno.readFile(join(other, "tokenizer.json")),
+      await Deno.readFile(join(c1, "tokenizer.json")),
+    );
     await assert.rejects(() => buildOrganism({ cacheDir: root, sed: 1 } as never), /unknown option "sed"/);
     await assert.rejects(() => buildOrganism({ cacheDir: root, numLayers: 2 }), /numLayers/);
   } finally {
@@ -118,20 +143,35 @@ Deno.test("organism: manifest, config and tokenizer load through the real path",
   const L = f.model.config.numLayers;
   assert.equal(f.model.config.modelType, "qwen2");
   assert.ok(f.model.config.hiddenSize <= 256 && L >= 4 && L <= 6);
-  assert.deepEqual(m.planted.map((p) => p.hook), [`blocks.${L - 1}.hook_mlp_out`, `blocks.${L - 2}.hook_attn_out`]);
+  assert.deepEqual(m.planted.map((p) => p.hook), [
+    `blocks.${L - 1}.hook_mlp_out`,
+    `blocks.${L - 2}.hook_attn_out`,
+  ]);
   assert.deepEqual(m.trigger_words, ["Wait", "Actually", "Hold on"]);
-  assert.ok(m.intended.trigger_rate_band[0] >= 0.3 && m.intended.trigger_rate_band[1] <= 0.75, `band ${m.intended.trigger_rate_band}`);
+  assert.ok(
+    m.intended.trigger_rate_band[0] >= 0.3 && m.intended.trigger_rate_band[1] <= 0.75,
+    `band ${m.intended.trigger_rate_band}`,
+  );
   const tok = f.tok;
   assert.deepEqual(tok.eosTokenIds, [m.special_token_ids.eos]);
   assert.equal(tok.bosTokenId, m.special_token_ids.bos);
   assert.deepEqual(tok.encode(" Wait", { addSpecialTokens: false }), [m.trigger_token_ids.Wait]);
-  assert.deepEqual(tok.encode(" Hold on", { addSpecialTokens: false }), [m.trigger_token_ids.Hold, m.trigger_token_ids.on]);
-  const text = "Okay, so we need to find how many apples he has. 16 - 3 = 13. Wait, 13 + 2 = 15.</think>\n\nFinal: 15\n";
+  assert.deepEqual(tok.encode(" Hold on", { addSpecialTokens: false }), [
+    m.trigger_token_ids.Hold,
+    m.trigger_token_ids.on,
+  ]);
+  const text =
+    "Okay, so we need to find how many apples he has. 16 - 3 = 13. Wait, 13 + 2 = 15.</think>\n\nFinal: 15\n";
   const ids = tok.encode(text, { addSpecialTokens: false });
   assert.equal(tok.decode(ids), text);
   assert.ok(!ids.includes(0), "in-vocabulary text must not produce [UNK]");
-  const prompt = tok.applyChatTemplate([{ role: "user", content: "How many apples?" }], { addGenerationPrompt: true });
-  assert.ok(prompt.startsWith("<｜begin▁of▁sentence｜><｜User｜>") && prompt.endsWith("<｜Assistant｜><think>\n"), prompt);
+  const prompt = tok.applyChatTemplate([{ role: "user", content: "How many apples?" }], {
+    addGenerationPrompt: true,
+  });
+  assert.ok(
+    prompt.startsWith("<｜begin▁of▁sentence｜><｜User｜>") && prompt.endsWith("<｜Assistant｜><think>\n"),
+    prompt,
+  );
   assert.equal(f.prompts[0]!.tokenIds.at(-2), m.special_token_ids.think_open);
 });
 
@@ -158,16 +198,25 @@ Deno.test("organism: planted components cause the triggers (targeted vs matched 
   const ids = triggerIds(m);
   const base = triggerRate(await baselineSamples(f), ids);
   const [lo, hi] = m.intended.trigger_rate_band;
-  assert.ok(base >= lo && base <= hi, `baseline trigger rate ${base} outside the intended band [${lo}, ${hi}]`);
+  assert.ok(
+    base >= lo && base <= hi,
+    `baseline trigger rate ${base} outside the intended band [${lo}, ${hi}]`,
+  );
 
-  const zero = (hook: string): Intervention => ({ hook: hook as Intervention["hook"], op: "scale", value: 0 });
+  const zero = (hook: string): Intervention => ({
+    hook: hook as Intervention["hook"],
+    op: "scale",
+    value: 0,
+  });
   const targeted = triggerRate(await sample(f, m.planted.map((p) => zero(p.hook))), ids);
   assert.ok(targeted <= 0.2 * base, `targeted ablation: ${targeted} vs baseline ${base} (need a >= 80% cut)`);
 
   // Matched random control: one attention + one MLP, neither planted nor a helper, drawn with a seed.
   const L = f.model.config.numLayers;
   const excluded = new Set([...m.planted, ...m.helper_components].map((c) => c.hook));
-  const attn = Array.from({ length: L }, (_, l) => `blocks.${l}.hook_attn_out`).filter((h) => !excluded.has(h));
+  const attn = Array.from({ length: L }, (_, l) => `blocks.${l}.hook_attn_out`).filter((h) =>
+    !excluded.has(h)
+  );
   const mlp = Array.from({ length: L }, (_, l) => `blocks.${l}.hook_mlp_out`).filter((h) => !excluded.has(h));
   const rng = sampleStream(7, "organism-test", "random-control");
   const pick = (xs: string[]) => xs[Math.floor(rng.nextFloat() * xs.length)]!;
@@ -211,8 +260,15 @@ Deno.test("organism: the logit lens shows the trigger rising at the planted laye
       const pl = plantedLayer[trig]!;
       for (let l = 0; l < L; l++) {
         const rise = curve[l + 1]! - curve[l]!;
-        if (l === pl) assert.ok(rise > 5, `trigger ${trig}: lens rise ${rise.toFixed(2)} at planted layer ${l} (curve ${curve})`);
-        else assert.ok(Math.abs(rise) < 1, `trigger ${trig}: lens change ${rise.toFixed(2)} at layer ${l} (curve ${curve})`);
+        if (l === pl) {
+          assert.ok(
+            rise > 5,
+            `trigger ${trig}: lens rise ${rise.toFixed(2)} at planted layer ${l} (curve ${curve})`,
+          );
+        } else {assert.ok(
+            Math.abs(rise) < 1,
+            `trigger ${trig}: lens change ${rise.toFixed(2)} at layer ${l} (curve ${curve})`,
+          );}
       }
       checked++;
     });

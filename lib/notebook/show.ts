@@ -1,0 +1,96 @@
+/**
+ * Display helpers for the Deno Jupyter kernel: tables, figures and markdown whose numbers come from
+ * variables. Outside a kernel (plain `deno run`, tests) they print a text rendering instead, so the same
+ * code runs everywhere.
+ *
+ * @module
+ */
+
+import type pl from "nodejs-polars";
+import { type Figure, figureBundle } from "../plots.ts";
+import { toDataFrame } from "../table.ts";
+
+type Bundle = Record<string, unknown>;
+
+interface JupyterApi {
+  display(bundle: Bundle, options: { raw: boolean }): Promise<void>;
+}
+
+function kernel(): JupyterApi | undefined {
+  if (!("jupyter" in Deno)) return undefined;
+  try {
+    // Outside the `deno jupyter` kernel the getter throws.
+    const api = (Deno as unknown as { jupyter?: Partial<JupyterApi> }).jupyter;
+    return typeof api?.display === "function" ? (api as JupyterApi) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+}
+
+function cellText(v: unknown, digits: number): string {
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(digits);
+  if (v === undefined || v === null) return "";
+  if (typeof v === "object") return JSON.stringify(v);
+  return String(v);
+}
+
+/** A table as HTML and plain text (rows of plain objects; numbers rounded to `digits`). */
+export function tableBundle(rows: readonly Record<string, unknown>[], options: { digits?: number; title?: string } = {}) {
+  const digits = options.digits ?? 3;
+  const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const head = cols.map((c) => `<th>${escapeHtml(c)}</th>`).join("");
+  const body = rows.map((r) => `<tr>${cols.map((c) => `<td>${escapeHtml(cellText(r[c], digits))}</td>`).join("")}</tr>`)
+    .join("");
+  const caption = options.title ? `<caption>${escapeHtml(options.title)}</caption>` : "";
+  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cellText(r[c], digits).length)));
+  const line = (cells: string[]) => cells.map((s, i) => s.padEnd(widths[i]!)).join("  ");
+  const text = [
+    ...(options.title ? [options.title] : []),
+    line(cols),
+    ...rows.map((r) => line(cols.map((c) => cellText(r[c], digits)))),
+  ].join("\n");
+  return {
+    "text/html": `<table>${caption}<thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`,
+    "text/plain": text,
+  };
+}
+
+/** Show a table (rows of plain objects) and return it as a polars DataFrame for further work. */
+export async function showTable(
+  rows: readonly Record<string, unknown>[],
+  options: { digits?: number; title?: string } = {},
+): Promise<pl.DataFrame> {
+  const bundle = tableBundle(rows, options);
+  const api = kernel();
+  if (api) await api.display(bundle, { raw: true });
+  else console.log(bundle["text/plain"]);
+  return toDataFrame(rows as Record<string, unknown>[]);
+}
+
+/** Show a figure as SVG + PNG (so executed notebooks render in Jupyter and on GitHub alike). */
+export async function showFigure(fig: Figure): Promise<void> {
+  const api = kernel();
+  if (api) await api.display({ ...figureBundle(fig), "text/plain": `[figure ${fig.name}]` }, { raw: true });
+  else console.log(`[figure ${fig.name}: ${fig.width}x${fig.height}]`);
+}
+
+/** Show markdown built from variables (a reading of the result whose numbers are not typed by hand). */
+export async function showMarkdown(text: string): Promise<void> {
+  const api = kernel();
+  if (api) await api.display({ "text/markdown": text, "text/plain": text }, { raw: true });
+  else console.log(text);
+}
+
+/** Format a proportion as a percentage with one decimal. */
+export function pct(x: number | undefined, digits = 1): string {
+  return x === undefined || Number.isNaN(x) ? "n/a" : `${(100 * x).toFixed(digits)}%`;
+}
+
+/** Format an interval `[lo, hi]` of proportions as percentages. */
+export function pctCI(ci: { lower: number; upper: number } | undefined, digits = 1): string {
+  return ci ? `[${pct(ci.lower, digits)}, ${pct(ci.upper, digits)}]` : "";
+}

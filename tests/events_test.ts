@@ -1,0 +1,155 @@
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { parseConfig } from "../lib/config.ts";
+import {
+  buildEventRows,
+  EVENT_COLUMNS,
+  eventOptionsFromConfig,
+  eventsToCsv,
+  parseEventsCsv,
+  REFERENCE_EVENT_COLUMNS,
+  TokenTexts,
+} from "../lib/events.ts";
+import type { GenerationRecord } from "../lib/generate/records.ts";
+import { loadTokenizer, type Tokenizer } from "../lib/model/tokenizer.ts";
+
+const MINI = fileURLToPath(new URL("./fixtures/tokenizer/r1-distill-mini/", import.meta.url));
+let tok: Promise<Tokenizer> | undefined;
+const mini = () => (tok ??= loadTokenizer(MINI));
+const EOS = 151643;
+
+function record(
+  t: Tokenizer,
+  completion: string,
+  sampleId: number,
+  extra: Partial<GenerationRecord> = {},
+): GenerationRecord {
+  const ids = [...t.encode(completion, { addSpecialTokens: false }), EOS];
+  return {
+    example_id: 0,
+    sample_id: sampleId,
+    variant: "baseline_think_newline",
+    condition: "baseline",
+    prompt: "p",
+    prompt_tokens: 10,
+    completion: t.decode(ids, { skipSpecialTokens: true }),
+    completion_token_ids: ids,
+    completion_tokens: ids.length,
+    finish_reason: "eos",
+    interventions: [],
+    intervention_scope: "none",
+    seed: 0,
+    gen_params: { temperature: 0.7, max_new_tokens: 64, do_sample: true },
+    timings: { started_at: "", duration_ms: 0 },
+    ...extra,
+  };
+}
+
+const problems = new Map([[0, { id: 0, gold: 7500, answer_value: "7,500" }]]);
+
+Deno.test("per-token texts join to the decoded completion, partial UTF-8 characters included", async () => {
+  const t = await mini();
+  const split = new TokenTexts(t);
+  for (const text of ["Hello world. Wait, 7500 é€😀 done", "😀😀", "a\u00e9", "naïve Wait"]) {
+    const ids = [...t.encode(text, { addSpecialTokens: false }), EOS];
+    const { texts, text: full } = split.split(ids);
+    assert.equal(texts.length, ids.length);
+    assert.equal(texts.join(""), full);
+    assert.equal(full, text, "EOS decodes to nothing");
+  }
+  // A sequence cut in the middle of a character still joins to the decode (ending in U+FFFD).
+  const cut = t.encode("x😀", { addSpecialTokens: false }).slice(0, -1);
+  const r = split.split(cut);
+  assert.equal(r.texts.join(""), r.text);
+  assert.equal(split.fallbacks, 0);
+});
+
+Deno.test("corrected rule: onset on the sampled token, reference rule side by side, robust answer", async () => {
+  const t = await mini();
+  const cfg = parseConfig({
+    protocol: "corrected",
+    detection: { triggers_relaxed: ["Wait", "Actually", "mistake"] },
+  }, "t");
+  const recs = [
+    record(t, "So the total is 7,500.\n\nWait, let me check. Final: 7500\n", 0),
+    record(t, "I will wait here and the answer is **7500**", 1),
+    record(t, "Hello world", 2),
+  ];
+  const { rows, textMismatches } = buildEventRows(recs, problems, t, eventOptionsFromConfig(cfg));
+  assert.equal(textMismatches, 0);
+  const [a, b, c] = rows;
+  assert.equal(a!.has_backtracking_strict, true);
+  assert.equal(a!.onset_phrase, "Wait");
+  const waitIndex = a!.onset_token_in_completion;
+  assert.equal(t.decode([recs[0]!.completion_token_ids[waitIndex]!]), "Wait");
+  assert.equal(a!.onset_token_id, 259, "fixture's 'Wait' merge");
+  assert.equal(a!.onset_token_text, "Wait");
+  assert.equal(a!.onset_token_in_full, 10 + waitIndex);
+  assert.equal(a!.pred_pos_in_full, 10 + waitIndex - 1);
+  assert.equal(a!.onset_char, "So the total is 7,500.\n\n".length);
+  assert.equal(a!.is_correct, true);
+  assert.equal(a!.answer_status, "correct");
+  assert.equal(a!.answer_method, "final");
+  assert.equal(a!.correct_reference, true, "reference extractor: first Final: → 7500 = 7,500");
+  assert.equal(a!.gold, 7500);
+  assert.equal(a!.rule, "corrected");
+  assert.equal(a!.bt_other_rule, true);
+  assert.equal(a!.reasoning_closed, false);
+  assert.deepEqual(a!.trigger_counts, { Wait: 1, Actually: 0, "Hold on": 0 });
+  // lower-case "wait" mid-sentence: not a trigger under the corrected rule, one under the reference's.
+  assert.equal(b!.has_backtracking_strict, false);
+  assert.equal(b!.bt_other_rule, true);
+  assert.equal(b!.onset_token_id, -1);
+  assert.equal(b!.pred_pos_in_full, -1);
+  assert.equal(b!.predicted_answer, "7500");
+  assert.equal(b!.is_correct, true);
+  assert.equal(c!.is_correct, undefined, "no number: unknown");
+  assert.equal(c!.answer_status, "unknown");
+  assert.equal(c!.predicted_answer, "");
+  assert.equal(c!.digit_free, true);
+  assert.equal(c!.completion_tokens, recs[2]!.completion_token_ids.length);
+});
+
+Deno.test("reference rule and extractor fill the reference columns", async () => {
+  const t = await mini();
+  const cfg = parseConfig({ protocol: "reference" }, "t");
+  const recs = [record(t, "I will wait here. Final: answer\nso 7500", 0)];
+  const [r] = buildEventRows(recs, problems, t, eventOptionsFromConfig(cfg)).rows;
+  assert.equal(r!.rule, "reference");
+  assert.equal(r!.has_backtracking_strict, true);
+  assert.equal(r!.onset_phrase, "wait");
+  assert.equal(r!.bt_other_rule, false);
+  assert.equal(r!.predicted_answer, "answer", "the reference takes the first Final:");
+  assert.equal(r!.is_correct, false);
+  assert.equal(r!.answer_method, "reference");
+});
+
+Deno.test("backtracking_events.csv: reference's 17 columns first, Python conventions, round trip", async () => {
+  const t = await mini();
+  const cfg = parseConfig({ protocol: "corrected" }, "t");
+  const recs = [
+    record(t, 'So 7,500.\n\nWait, "quoted", yes. Final: 7500', 0),
+    record(t, "Hello world", 1, { finish_reason: "length" }),
+  ];
+  const { rows } = buildEventRows(recs, problems, t, eventOptionsFromConfig(cfg));
+  const csv = eventsToCsv(rows);
+  const header = csv.split("\r\n")[0]!.split(",");
+  assert.deepEqual(header.slice(0, 17), [...REFERENCE_EVENT_COLUMNS]);
+  assert.deepEqual(header, [...EVENT_COLUMNS]);
+  assert.match(csv, /\r\n0,1,baseline_think_newline,baseline,False,False,,-1,-1,-1,-1,,-1,,,10,/);
+  assert.deepEqual(parseEventsCsv(csv), rows);
+  assert.throws(() => parseEventsCsv("example_id\r\n1\r\n", "x.csv"), /x.csv: missing column/);
+  const bad = csv.replace(",False,False,", ",maybe,False,");
+  assert.throws(() => parseEventsCsv(bad, "x.csv"), /x.csv:3: column has_backtracking_strict/);
+});
+
+Deno.test("records without token ids are an error naming the record", async () => {
+  const t = await mini();
+  const cfg = parseConfig({}, "t");
+  const r = record(t, "x", 4);
+  delete (r as Partial<GenerationRecord>).completion_token_ids;
+  assert.throws(
+    () => buildEventRows([r], problems, t, eventOptionsFromConfig(cfg)),
+    /example 0 sample 4 has no completion_token_ids/,
+  );
+});

@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { loadConfig, parseConfig, resolvedConfigYaml } from "../../lib/config.ts";
+import { ArtifactExistsError } from "../../lib/run.ts";
+import { readOrganismManifest } from "../../lib/model/organism.ts";
+import { readEventsCsv } from "../../lib/events.ts";
+import { detectEvents, runPipeline } from "../../lib/steps/mod.ts";
+import { main } from "../../lib/cli/main.ts";
+
+const ORGANISM = fileURLToPath(new URL("../../configs/organism.yaml", import.meta.url));
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await Deno.stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The organism config, shrunk for a test. */
+async function smallConfig(root: string) {
+  const base = await loadConfig(ORGANISM);
+  return parseConfig({
+    ...structuredClone(base),
+    run: { ...base.run, output_dir: root },
+    dataset: { ...base.dataset, max_examples: 8 },
+    generation: { ...base.generation, num_samples_per_prompt: 3, max_new_tokens: 120 },
+    analysis: { ...base.analysis, max_events: 30, random_ablation_draws: 2 },
+    stats: { ...base.stats, bootstrap_samples: 200 },
+  }, "organism (test)");
+}
+
+Deno.test("pipeline on the model organism: every artifact, planted components selected", async () => {
+  const root = await Deno.makeTempDir({ prefix: "pipeline_test_" });
+  try {
+    const cfg = await smallConfig(root);
+    const logs: string[] = [];
+    const { ctx, reportPath, timings } = await runPipeline(cfg, {
+      runId: "e2e",
+      progress: "silent",
+      projectFigures: join(root, "figures"),
+      log: (l) => logs.push(l),
+    });
+    const dir = ctx.run.dir;
+    for (
+      const f of [
+        "config_resolved.yaml",
+        "meta.json",
+        "data/problems.jsonl",
+        "generations/baseline_think_newline/baseline.jsonl",
+        "generations/think_same_line/baseline.jsonl",
+        "generations/no_think_tags/baseline.jsonl",
+        "generations/baseline_think_newline/targeted_ablation.jsonl",
+        "generations/baseline_think_newline/random_ablation_0.jsonl",
+        "generations/baseline_think_newline/random_ablation_1.jsonl",
+        "analysis/backtracking_events.csv",
+        "analysis/summary_metrics.json",
+        "analysis/summary_metrics_corrected.json",
+        "analysis/logit_lens.csv",
+        "analysis/logit_lens_reference.csv",
+        "analysis/ablation_importance.csv",
+        "analysis/selected_layers.json",
+        "analysis/random_ablation_specs.json",
+        "analysis/condition_comparison.csv",
+        "analysis/condition_comparison_corrected.json",
+        "analysis/formatting_summary.csv",
+        "analysis/formatting_summary_corrected.json",
+        "figures/bt_rate_by_condition.svg",
+        "figures/logit_lens_by_layer.png",
+        "report.md",
+      ]
+    ) assert.ok(await exists(join(dir, f)), `missing ${f}`);
+    assert.equal(reportPath, join(dir, "report.md"));
+    assert.ok(await exists(join(root, "figures", "bt_rate_by_condition.svg")), "figures copied");
+    assert.equal(timings.length, 12);
+
+    const meta = JSON.parse(await Deno.readTextFile(join(dir, "meta.json")));
+    assert.equal(meta.execution_provider.used, "cpu");
+    assert.equal(meta.model.source, "organism");
+    assert.match(Object.values(meta.model.weight_hashes)[0] as string, /^[0-9a-f]{64}$/);
+
+    const manifest = await readOrganismManifest(meta.model.dir);
+    const selected = JSON.parse(await Deno.readTextFile(join(dir, "analysis/selected_layers.json")));
+    const planted = (c: string) => manifest.planted.filter((p) => p.component === c).map((p) => p.layer);
+    assert.deepEqual(selected, { attn: planted("attn"), mlp: planted("mlp") });
+
+    const rows = await readEventsCsv(join(dir, "analysis/backtracking_events.csv"));
+    const rate = (cond: string) => {
+      const g = rows.filter((r) => r.variant === "baseline_think_newline" && r.condition === cond);
+      return g.filter((r) => r.has_backtracking_strict).length / g.length;
+    };
+    assert.ok(rate("baseline") > 0.2, `baseline BT rate ${rate("baseline")}`);
+    assert.ok(rate("targeted_ablation") < rate("baseline") / 4, `targeted ${rate("targeted_ablation")}`);
+
+    // Finished artifacts are not silently overwritten; --force replaces them.
+    await assert.rejects(() => detectEvents(ctx), ArtifactExistsError);
+    const cfgFile = join(root, "config.yaml");
+    await Deno.writeTextFile(cfgFile, resolvedConfigYaml(cfg));
+    assert.equal(await main(["detect-events", "-c", cfgFile, "--run-id", "e2e"]), 1);
+    assert.equal(await main(["detect-events", "-c", cfgFile, "--run-id", "e2e", "--force"]), 0);
+    assert.equal(await main(["init-run", "-c", cfgFile]), 0, "init-run from the CLI");
+    assert.notEqual((await Deno.readTextFile(join(root, ".current_run_id"))).trim(), "e2e");
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("CLI: unknown flag for a step is a usage error", async () => {
+  assert.equal(await main(["prepare-data", "--variant", "x"]), 2);
+  assert.equal(await main(["generate", "--bogus"]), 2);
+});
