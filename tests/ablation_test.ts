@@ -3,7 +3,7 @@
  * naive), the scan's aggregation, component selection, and the random layer draws.
  */
 import assert from "node:assert/strict";
-import { HookedModel } from "../lib/model/hooked_model.ts";
+import { type ForwardResult, HookedModel } from "../lib/model/hooked_model.ts";
 import type { Intervention } from "../lib/model/hooks.ts";
 import { writeRandomCheckpoint } from "../lib/model/random_checkpoint.ts";
 import {
@@ -95,8 +95,11 @@ Deno.test("scan effects equal brute-force full-sequence forwards with the interv
         value: 0,
         positions: [[pos.predPos]],
       };
-      const clean = await model.forward([pos.tokenIds], { logits: [[pos.predPos]] });
-      const abl = await model.forward([pos.tokenIds], { logits: [[pos.predPos]], interventions: [iv] });
+      const clean: ForwardResult = await model.forward([pos.tokenIds], { logits: [[pos.predPos]] });
+      const abl: ForwardResult = await model.forward([pos.tokenIds], {
+        logits: [[pos.predPos]],
+        interventions: [iv],
+      });
       const row = effects.find((r) =>
         r.kind === c.kind && r.index === c.index && r.layer === c.layer && r.component === c.component
       )!;

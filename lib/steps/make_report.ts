@@ -26,11 +26,13 @@ import {
   valueCI,
 } from "../plots.ts";
 import { artifactPath, copyFiguresToProject, readMeta, writeArtifact } from "../run.ts";
+import type { LensReportRow } from "../report.ts";
 import { clusteredMeanCI } from "../stats.ts";
 import { defaultAnalysisVariant, recordStep, say, type StepContext, type StepOptions } from "./context.ts";
 import { readEvents } from "./detect_events.ts";
 import { statsOptions } from "./logit_lens.ts";
-import { writeReportMarkdown } from "./report_markdown.ts";
+import { renderReport, type ScanReportRow } from "../report.ts";
+import { type ReportInputs, reportParts } from "./report_parts.ts";
 
 /** Options of {@linkcode makeReport}. */
 export interface MakeReportOptions extends StepOptions {
@@ -78,9 +80,26 @@ function conditionKind(c: string): ConditionRate["kind"] {
 
 /** Figure data and figures from the run's files (missing inputs → figure skipped). */
 export async function buildFigures(ctx: StepContext, rows: readonly EventRow[]): Promise<Figure[]> {
+  return (await buildFiguresAndTables(ctx, rows)).figures;
+}
+
+/** Figures plus the lens and scan tables of the report. */
+export async function buildFiguresAndTables(
+  ctx: StepContext,
+  rows: readonly EventRow[],
+): Promise<
+  {
+    figures: Figure[];
+    lens: LensReportRow[];
+    scan: ScanReportRow[];
+    selected?: { attn: number[]; mlp: number[] };
+  }
+> {
   const cfg = ctx.config;
   const opts = statsOptions(cfg);
   const figs: Figure[] = [];
+  const lens: LensReportRow[] = [];
+  const scan: ScanReportRow[] = [];
   const variants = cfg.prompting.formatting_variants.map((v) => v.name);
   const base = (v: string) => rows.filter((r) => r.variant === v && r.condition === "baseline");
   const perVariant = variants.filter((v) => base(v).length > 0).map((v) => ({
@@ -129,6 +148,26 @@ export async function buildFigures(ctx: StepContext, rows: readonly EventRow[]):
       };
     });
     figs.push(logitLensByLayer(points, { metric: "logprob" }));
+    const summary = await readCsvRecords(artifactPath(ctx.run, "analysis/logit_lens.csv")) ?? [];
+    for (const s of summary) {
+      const layer = num(s.layer);
+      const b = points.find((p) => p.layer === layer && p.series === "backtracking");
+      const c = points.find((p) => p.layer === layer && p.series === "control");
+      lens.push({
+        layer,
+        bt_mean: b?.value ?? NaN,
+        bt_lower: b?.lower ?? NaN,
+        bt_upper: b?.upper ?? NaN,
+        control_mean: c?.value ?? NaN,
+        control_lower: c?.lower ?? NaN,
+        control_upper: c?.upper ?? NaN,
+        diff: num(s.diff_logprob_estimate),
+        diff_lower: num(s.diff_logprob_lower),
+        diff_upper: num(s.diff_logprob_upper),
+        n_bt: num(s.n_bt),
+        n_control: num(s.n_control),
+      });
+    }
   }
   const imp = await readCsvRecords(artifactPath(ctx.run, "analysis/ablation_importance.csv"));
   const selected = await readJsonFile<{ attn: number[]; mlp: number[] }>(
@@ -150,13 +189,24 @@ export async function buildFigures(ctx: StepContext, rows: readonly EventRow[]):
         highlight: selected?.[component].includes(num(r.layer)) ?? false,
       };
     });
+    for (const r of imp) {
+      scan.push({
+        layer: num(r.layer),
+        component: r.component === "attn" ? "attn" : "mlp",
+        mean: num(r.delta_logprob_mean),
+        lower: num(r.delta_logprob_lower),
+        upper: num(r.delta_logprob_upper),
+        specificity: num(r.specificity_mean),
+        n_events: num(r.n_events),
+      });
+    }
     figs.push(ablationImportanceByLayer(bars, {
       valueLabel: spec
         ? "Specificity (Δ log-prob trigger − control)"
         : "Mean Δ log-prob of trigger when ablated",
     }));
   }
-  return figs;
+  return { figures: figs, lens, scan, ...(selected ? { selected } : {}) };
 }
 
 /**
@@ -180,7 +230,8 @@ export async function makeReport(
     }
   }
   const rows = await readEvents(ctx);
-  const figs = await buildFigures(ctx, rows);
+  const built = await buildFiguresAndTables(ctx, rows);
+  const figs = built.figures;
   const figDir = artifactPath(ctx.run, "figures");
   await Deno.mkdir(figDir, { recursive: true });
   const figures: string[] = [];
@@ -192,7 +243,13 @@ export async function makeReport(
     ? []
     : await copyFiguresToProject(ctx.run, options.projectFigures);
   const meta = await readMeta(ctx.run);
-  const text = await writeReportMarkdown(ctx, rows, meta, figs.map((f) => f.name));
+  const inputs: ReportInputs = {
+    lens: built.lens,
+    scan: built.scan,
+    ...(built.selected ? { selected: built.selected } : {}),
+    figures: figs.map((f) => ({ title: f.name.replaceAll("_", " "), path: `figures/${f.name}.png` })),
+  };
+  const text = renderReport(ctx.run.dir, { ...reportParts(ctx, rows, inputs), meta });
   const reportPath = await writeArtifact(ctx.run, rel, text, { overwrite });
   await recordStep(ctx, "make-report", { figures: figs.map((f) => f.name), copied: copied.length });
   say(ctx, `make-report: ${figs.length} figure(s), report at ${join(ctx.run.dir, rel)}`);

@@ -1,0 +1,131 @@
+/**
+ * The parts of `report.md` (for `lib/report.ts`): summaries per variant, the conditions of the analysis
+ * variant with paired comparisons, the lens and scan tables, and corrected vs reference-compatible
+ * numbers side by side (with the reference's committed Phase-1 numbers for orientation).
+ *
+ * @module
+ */
+
+import type { EventRow } from "../event_row.ts";
+import { compareToBaseline, summarizeCondition } from "../metrics.ts";
+import type {
+  ConditionPart,
+  LabelledSummary,
+  LensReportRow,
+  ReferenceComparisonRow,
+  ReportParts,
+  ScanReportRow,
+} from "../report.ts";
+import type { StepContext } from "./context.ts";
+import { defaultAnalysisVariant } from "./context.ts";
+import { statsOptions } from "./logit_lens.ts";
+
+/** The reference's committed Phase-1 numbers for baseline_think_newline (spec §12.1). */
+const COMMITTED: Readonly<Record<string, number>> = {
+  "BT rate, baseline": 0.7083333333333334,
+  "accuracy, baseline": 0.21583333333333332,
+  "BT rate, targeted_ablation": 0.028333333333333332,
+  "BT rate, random_ablation": 0.5491666666666667,
+};
+
+const rate = (rows: readonly EventRow[], f: (r: EventRow) => boolean) =>
+  rows.length ? rows.filter(f).length / rows.length : NaN;
+
+/** Inputs read from the run's files by `make-report`. */
+export interface ReportInputs {
+  readonly lens?: readonly LensReportRow[];
+  readonly scan?: readonly ScanReportRow[];
+  readonly selected?: { readonly attn: readonly number[]; readonly mlp: readonly number[] };
+  readonly figures: readonly { readonly title: string; readonly path: string }[];
+}
+
+/**
+ * Build the report parts.
+ *
+ * @param ctx Run context.
+ * @param rows All event rows.
+ * @param inputs Lens/scan tables and figures.
+ */
+export function reportParts(ctx: StepContext, rows: readonly EventRow[], inputs: ReportInputs): ReportParts {
+  const cfg = ctx.config;
+  const opts = statsOptions(cfg);
+  const variants = cfg.prompting.formatting_variants.map((v) => v.name);
+  const base = (v: string) => rows.filter((r) => r.variant === v && r.condition === "baseline");
+  const baseline: LabelledSummary[] = variants.filter((v) => base(v).length > 0).map((v) => ({
+    label: v,
+    summary: summarizeCondition(base(v), opts),
+  }));
+  const av = defaultAnalysisVariant(cfg);
+  const avBase = base(av);
+  const conds = [
+    ...new Set(rows.filter((r) => r.variant === av && r.condition !== "baseline").map((r) => r.condition)),
+  ];
+  const others: ConditionPart[] = avBase.length === 0 ? [] : conds.map((c) => {
+    const g = rows.filter((r) => r.variant === av && r.condition === c);
+    return {
+      label: c,
+      kind: c === "targeted_ablation" ? "targeted" : c.startsWith("random_ablation") ? "random" : "other",
+      summary: summarizeCondition(g, opts),
+      comparison: compareToBaseline(avBase, g, opts),
+    };
+  });
+  const primaryIsCorrected = cfg.detection.rule === "corrected";
+  const refRows: ReferenceComparisonRow[] = [];
+  const byCond = (c: string) => rows.filter((r) => r.variant === av && r.condition === c);
+  const fmt = (x: number) => (Number.isFinite(x) ? Number(x.toFixed(4)) : "–");
+  for (const c of ["baseline", ...conds]) {
+    const g = byCond(c);
+    if (g.length === 0) continue;
+    const primary = rate(g, (r) => r.has_backtracking_strict);
+    const other = rate(g, (r) => r.bt_other_rule);
+    const committed = COMMITTED[`BT rate, ${c}`];
+    refRows.push({
+      metric: `BT rate, ${c}`,
+      corrected: fmt(primaryIsCorrected ? primary : other),
+      reference_mode: fmt(primaryIsCorrected ? other : primary),
+      ...(committed !== undefined ? { reference_committed: fmt(committed) } : {}),
+      note: "detection rule only (same samples)",
+    });
+  }
+  if (avBase.length > 0) {
+    const ours = rate(avBase, (r) => r.is_correct === true);
+    const theirs = rate(avBase, (r) => r.correct_reference === true);
+    const robust = cfg.detection.answer_extractor === "robust";
+    refRows.push({
+      metric: "accuracy, baseline (correct / n)",
+      corrected: fmt(robust ? ours : theirs),
+      reference_mode: fmt(robust ? theirs : ours),
+      reference_committed: fmt(COMMITTED["accuracy, baseline"]!),
+      note: "answer extractor only (same samples)",
+    });
+  }
+  return {
+    title: `Backtracking as a state transition: run ${ctx.run.id} (${cfg.protocol} protocol)`,
+    ...(baseline.length > 0 ? { baseline, formatting: baseline } : {}),
+    ...(avBase.length > 0
+      ? {
+        conditions: {
+          variant: av,
+          baseline: { label: "baseline", summary: summarizeCondition(avBase, opts) },
+          others,
+        },
+      }
+      : {}),
+    ...(inputs.lens && inputs.lens.length > 0
+      ? { lens: { rows: inputs.lens, metric: "logprob" as const } }
+      : {}),
+    ...(inputs.scan && inputs.scan.length > 0
+      ? {
+        scan: {
+          rows: inputs.scan,
+          top: 6,
+          ...(inputs.selected ? { selected: inputs.selected } : {}),
+          criterion: cfg.analysis.selection_criterion,
+          metric: "Δ log-prob of the trigger",
+        },
+      }
+      : {}),
+    referenceComparison: refRows,
+    figures: inputs.figures,
+  };
+}
