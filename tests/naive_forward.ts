@@ -239,7 +239,16 @@ function rope(x: Float64Array, numHeads: number, D: number, pos: number, invFreq
 
 const silu = (v: number) => v / (1 + Math.exp(-v));
 
-/** Multiply `x` by every scale intervention on `hook` that selects (row, pos). */
+/** The add vector of an intervention for batch row `row` (one shared vector or one per row). */
+function addVector(iv: Intervention & { op: "add" }, row: number, H: number): ArrayLike<number> {
+  const v = iv.vector as ArrayLike<number> | readonly ArrayLike<number>[];
+  const perRow = v.length > 0 && typeof (v as ArrayLike<unknown>)[0] === "object";
+  const vec = perRow ? (v as readonly ArrayLike<number>[])[row]! : (v as ArrayLike<number>);
+  if (vec.length !== H) throw new RangeError(`add vector on ${iv.hook} must have length ${H}`);
+  return vec;
+}
+
+/** Apply every scale on `hook` that selects (row, pos), then every add (scale 0 + add = patching). */
 function applyScale(
   x: Float64Array,
   hook: string,
@@ -250,6 +259,12 @@ function applyScale(
   for (const iv of interventions) {
     if (iv.op !== "scale" || iv.hook !== hook || !selectsPosition(iv.positions, row, pos)) continue;
     for (let i = 0; i < x.length; i++) x[i] = x[i]! * iv.value;
+  }
+  for (const iv of interventions) {
+    if (iv.op !== "add" || iv.hook !== hook || !selectsPosition(iv.positions, row, pos)) continue;
+    const vec = addVector(iv, row, x.length);
+    const coef = iv.coef ?? 1;
+    for (let i = 0; i < x.length; i++) x[i] = x[i]! + coef * vec[i]!;
   }
 }
 
@@ -276,7 +291,7 @@ export function naiveForward(
     const p = parseHookName(iv.hook, L);
     const ok = iv.op === "scale"
       ? p.kind === "hook_attn_out" || p.kind === "hook_mlp_out"
-      : p.kind === "hook_resid_pre";
+      : p.kind === "hook_resid_pre" || p.kind === "hook_attn_out" || p.kind === "hook_mlp_out";
     if (!ok) throw new RangeError(`naiveForward does not support op "${iv.op}" on "${iv.hook}"`);
   }
 
@@ -298,11 +313,11 @@ export function naiveForward(
       const w = model.layers[l]!;
       for (const iv of interventions) {
         if (iv.op !== "add" || iv.hook !== `blocks.${l}.hook_resid_pre`) continue;
-        if (iv.vector.length !== H) throw new RangeError(`add vector on ${iv.hook} must have length ${H}`);
+        const vec = addVector(iv, r, H);
         const coef = iv.coef ?? 1;
         for (let t = 0; t < T; t++) {
           if (!selectsPosition(iv.positions, r, t)) continue;
-          for (let i = 0; i < H; i++) h[t]![i] = h[t]![i]! + coef * iv.vector[i]!;
+          for (let i = 0; i < H; i++) h[t]![i] = h[t]![i]! + coef * vec[i]!;
         }
       }
       resid[l]!.push(h.map((x) => x.slice()));

@@ -74,7 +74,7 @@ export async function generateToStore(
     do_sample: !options.sampling.greedy,
   };
   const interventions = (options.interventions ?? []).map((iv) =>
-    iv.op === "add" ? { ...iv, vector: Array.from(iv.vector) } : { ...iv }
+    iv.op === "add" ? { ...iv, vector: plainVectors(iv.vector) } : { ...iv }
   );
   try {
     await generate(model, inputs, {
@@ -111,4 +111,12 @@ export async function generateToStore(
     await store.close();
   }
   return { generated, resumed, path: options.path };
+}
+
+/** Vectors as plain arrays (records are JSON). */
+function plainVectors(v: ArrayLike<number> | readonly ArrayLike<number>[]): number[] | number[][] {
+  const perRow = v.length > 0 && typeof (v as ArrayLike<unknown>)[0] === "object";
+  return perRow
+    ? (v as readonly ArrayLike<number>[]).map((x) => Array.from(x))
+    : Array.from(v as ArrayLike<number>);
 }

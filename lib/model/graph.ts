@@ -12,8 +12,11 @@
  *   `logit_positions` int64 [B, K] (indices into the T new tokens whose logits are returned),
  *   `top_k` int64 [1] (how many candidates `topk_*` return).
  * - hooks variant: `attn_scale`, `mlp_scale` float [L, B, T] (multiplier on each block's attention /
- *   MLP output before the residual add; 1 = neutral), `steer_vectors` float [L, H] and `steer_coef`
- *   float [L, B, T] (adds `coef * vector` to `blocks.{l}.hook_resid_pre`; 0 = neutral).
+ *   MLP output before the residual add; 1 = neutral), `resid_add` float [L, B, H] and `resid_add_coef`
+ *   float [L, B, T] (adds `coef * vector[row]` to `blocks.{l}.hook_resid_pre`; 0 = neutral).
+ * - component-add variant (analysis): `attn_add`, `mlp_add` [L, B, H] with `attn_add_coef`,
+ *   `mlp_add_coef` [L, B, T]: adds `coef * vector[row]` to a block's attention / MLP output after its
+ *   scale (scale 0 + add = replace, i.e. activation patching).
  * - captures variant: `capture_positions` int64 [B, C], `lens_token_ids` int64 [B, C, M].
  *
  * outputs
@@ -48,6 +51,8 @@ import {
 export interface GraphVariant {
   /** Intervention inputs (scales, steering). Default true. */
   readonly hooks: boolean;
+  /** Additive inputs on attention/MLP outputs (patching). Default false. */
+  readonly componentAdd?: boolean;
   /** Capture outputs (residuals, component outputs, logit lens). Default false. */
   readonly captures: boolean;
 }
@@ -199,8 +204,16 @@ export function compileGraph(
     inputs.push(
       { name: "attn_scale", elemType: DataType.FLOAT, shape: [L, "batch", "seq"] },
       { name: "mlp_scale", elemType: DataType.FLOAT, shape: [L, "batch", "seq"] },
-      { name: "steer_vectors", elemType: DataType.FLOAT, shape: [L, H] },
-      { name: "steer_coef", elemType: DataType.FLOAT, shape: [L, "batch", "seq"] },
+      { name: "resid_add", elemType: DataType.FLOAT, shape: [L, "batch", H] },
+      { name: "resid_add_coef", elemType: DataType.FLOAT, shape: [L, "batch", "seq"] },
+    );
+  }
+  if (variant.hooks && variant.componentAdd) {
+    inputs.push(
+      { name: "attn_add", elemType: DataType.FLOAT, shape: [L, "batch", H] },
+      { name: "attn_add_coef", elemType: DataType.FLOAT, shape: [L, "batch", "seq"] },
+      { name: "mlp_add", elemType: DataType.FLOAT, shape: [L, "batch", H] },
+      { name: "mlp_add_coef", elemType: DataType.FLOAT, shape: [L, "batch", "seq"] },
     );
   }
   if (variant.captures) {
@@ -251,11 +264,29 @@ export function compileGraph(
   };
   const attnScale = variant.hooks ? perLayer("attn_scale") : [];
   const mlpScale = variant.hooks ? perLayer("mlp_scale") : [];
-  const steerCoef = variant.hooks ? perLayer("steer_coef") : [];
-  const steerVec = variant.hooks
-    ? Array.from({ length: L }, (_, l) => g.op("Gather", ["steer_vectors", g.scalarInt(l)], { axis: 0 }))
-    : [];
   const fixN1 = (name: string) => (L === 1 ? g.op("Reshape", [name, shapeN1]) : name);
+  // Additive hooks: per layer, coef [B, T, 1] * vector [B, 1, H] -> [N, H].
+  const shapeBT1 = g.op("Concat", [batch, seq, g.ints([1])], { axis: 0 });
+  const shapeB1H = g.op("Concat", [batch, g.ints([1, H])], { axis: 0 });
+  const additive = (vectors: string, coefs: string): (l: number) => string => {
+    const vecParts = Array.from({ length: L }, (_, l) => `${vectors}:layer${l}`);
+    const coefParts = Array.from({ length: L }, (_, l) => `${coefs}:layer${l}`);
+    if (L === 1) {
+      g.opMulti("Identity", [vectors], vecParts);
+      g.opMulti("Identity", [coefs], coefParts);
+    } else {
+      g.opMulti("Split", [vectors], vecParts, { axis: 0, num_outputs: L });
+      g.opMulti("Split", [coefs], coefParts, { axis: 0, num_outputs: L });
+    }
+    return (l) =>
+      g.op("Reshape", [
+        g.op("Mul", [g.op("Reshape", [coefParts[l]!, shapeBT1]), g.op("Reshape", [vecParts[l]!, shapeB1H])]),
+        shapeNH,
+      ]);
+  };
+  const residAdd = variant.hooks ? additive("resid_add", "resid_add_coef") : undefined;
+  const attnAdd = variant.hooks && variant.componentAdd ? additive("attn_add", "attn_add_coef") : undefined;
+  const mlpAdd = variant.hooks && variant.componentAdd ? additive("mlp_add", "mlp_add_coef") : undefined;
 
   // Capture gather indices [B, C, 1].
   const capIdx = variant.captures ? g.op("Unsqueeze", ["capture_positions", g.ints([2])]) : "";
@@ -280,9 +311,7 @@ export function compileGraph(
 
   for (let l = 0; l < L; l++) {
     const n = layerTensorNames(l);
-    if (variant.hooks) {
-      x = g.op("Add", [x, g.op("Mul", [fixN1(steerCoef[l]!), steerVec[l]!])]);
-    }
+    if (residAdd) x = g.op("Add", [x, residAdd(l)]);
     if (variant.captures) residCaps.push(capture(x));
 
     // Attention.
@@ -304,6 +333,7 @@ export function compileGraph(
     const yFlat = g.op("Reshape", [y, g.op("Concat", [tokens, g.ints([nh * D])], { axis: 0 })]);
     let attnOut = gemm(yFlat, n.oProj, biases.o ? n.oBias : undefined);
     if (variant.hooks) attnOut = g.op("Mul", [attnOut, fixN1(attnScale[l]!)]);
+    if (attnAdd) attnOut = g.op("Add", [attnOut, attnAdd(l)]);
     if (variant.captures) attnCaps.push(capture(attnOut));
     x = g.op("Add", [x, attnOut]);
 
@@ -314,6 +344,7 @@ export function compileGraph(
     const act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up]);
     let mlpOut = gemm(act, n.downProj, biases.mlp ? n.downBias : undefined);
     if (variant.hooks) mlpOut = g.op("Mul", [mlpOut, fixN1(mlpScale[l]!)]);
+    if (mlpAdd) mlpOut = g.op("Add", [mlpOut, mlpAdd(l)]);
     if (variant.captures) mlpCaps.push(capture(mlpOut));
     x = g.op("Add", [x, mlpOut]);
 

@@ -52,7 +52,7 @@ export type GraphVariantName = "hooked" | "analysis" | "plain";
 
 const VARIANTS: Readonly<Record<GraphVariantName, GraphVariant>> = {
   hooked: { hooks: true, captures: false },
-  analysis: { hooks: true, captures: true },
+  analysis: { hooks: true, captures: true, componentAdd: true },
   plain: { hooks: false, captures: false },
 };
 
@@ -274,8 +274,11 @@ export class HookedModel {
     if (topK !== undefined && (!Number.isInteger(topK) || topK < 1 || topK > V)) {
       throw new RangeError(`topK must be an integer in [1, ${V}], got ${topK}`);
     }
-    const variant: GraphVariantName = options.variant ??
-      (options.capture ? "analysis" : "hooked");
+    // Patching (add on a component output) lives in the analysis graph, like captures.
+    const patches = (options.interventions ?? []).some((iv) =>
+      iv.op === "add" && !iv.hook.endsWith("hook_resid_pre")
+    );
+    const variant: GraphVariantName = options.variant ?? (options.capture || patches ? "analysis" : "hooked");
     if (options.capture && variant !== "analysis") {
       throw new RangeError(`capture needs the "analysis" graph variant, not "${variant}"`);
     }
@@ -292,7 +295,10 @@ export class HookedModel {
       feeds[`past.${l}.value`] = new ort.Tensor("float32", cache.values[l]!, dims);
     }
     if (VARIANTS[variant].hooks) {
-      Object.assign(feeds, this.#hookFeeds(options.interventions ?? [], B, T, absPos));
+      Object.assign(
+        feeds,
+        this.#hookFeeds(options.interventions ?? [], B, T, absPos, VARIANTS[variant].componentAdd === true),
+      );
     } else if (options.interventions?.length) {
       throw new RangeError(`The "${variant}" graph variant has no hook inputs; interventions need "hooked"`);
     }
@@ -316,6 +322,10 @@ export class HookedModel {
       }
       feeds.capture_positions = new ort.Tensor("int64", capIdx, [B, C]);
       feeds.lens_token_ids = new ort.Tensor("int64", lensIds, [B, C, M]);
+    } else if (VARIANTS[variant].captures) {
+      // The analysis graph used only for patching: minimal capture inputs, outputs not fetched.
+      feeds.capture_positions = new ort.Tensor("int64", new BigInt64Array(B).fill(BigInt(T - 1)), [B, 1]);
+      feeds.lens_token_ids = new ort.Tensor("int64", new BigInt64Array(B), [B, 1, 1]);
     }
 
     const session = await this.session(variant);
@@ -324,7 +334,7 @@ export class HookedModel {
       if (name === "logits") return want !== "none" && topK === undefined;
       if (name === "topk_values" || name === "topk_indices") return topK !== undefined;
       if (name.startsWith("present.")) return options.returnCache === true;
-      return true;
+      return options.capture !== undefined; // captures and lens
     });
     const out = await session.run(feeds, fetches);
 
@@ -418,23 +428,44 @@ export class HookedModel {
   }
 
   /** Hook input tensors for a call; neutral everywhere except where an intervention applies. */
-  #hookFeeds(interventions: readonly Intervention[], B: number, T: number, absPos: Int32Array) {
+  #hookFeeds(
+    interventions: readonly Intervention[],
+    B: number,
+    T: number,
+    absPos: Int32Array,
+    componentAdd: boolean,
+  ): Record<string, ort.Tensor> {
     const cfg = this.config;
     const L = cfg.numLayers, H = cfg.hiddenSize;
     const attnScale = new Float32Array(L * B * T).fill(1);
     const mlpScale = new Float32Array(L * B * T).fill(1);
-    const steerVectors = new Float32Array(L * H);
-    const steerCoef = new Float32Array(L * B * T);
-    const steerSet = new Set<number>();
+    // Additive sites: vectors [L, B, H] and coefficients [L, B, T] per site.
+    const sites = {
+      hook_resid_pre: {
+        vec: new Float32Array(L * B * H),
+        coef: new Float32Array(L * B * T),
+        used: new Set<number>(),
+      },
+      hook_attn_out: {
+        vec: new Float32Array(L * B * H),
+        coef: new Float32Array(L * B * T),
+        used: new Set<number>(),
+      },
+      hook_mlp_out: {
+        vec: new Float32Array(L * B * H),
+        coef: new Float32Array(L * B * T),
+        used: new Set<number>(),
+      },
+    };
     for (const iv of interventions) {
       const hook = parseHookName(iv.hook, L);
       if (hook.layer === undefined) throw new RangeError(`Interventions on "${iv.hook}" are not supported`);
       const l = hook.layer;
-      const forEachPos = (fn: (i: number) => void) => {
+      const forEachPos = (fn: (i: number, b: number) => void) => {
         for (let b = 0; b < B; b++) {
           for (let t = 0; t < T; t++) {
             const pos = absPos[b * T + t]!;
-            if (pos >= 0 && selectsPosition(iv.positions, b, pos)) fn((l * B + b) * T + t);
+            if (pos >= 0 && selectsPosition(iv.positions, b, pos)) fn((l * B + b) * T + t, b);
           }
         }
       };
@@ -444,38 +475,68 @@ export class HookedModel {
         }
         if (hook.kind === "hook_attn_out") forEachPos((i) => (attnScale[i] = attnScale[i]! * iv.value));
         else if (hook.kind === "hook_mlp_out") forEachPos((i) => (mlpScale[i] = mlpScale[i]! * iv.value));
-        else {
-          throw new RangeError(
+        else {throw new RangeError(
             `Scale interventions apply to hook_attn_out or hook_mlp_out, not "${iv.hook}"`,
-          );
-        }
-      } else {
-        if (hook.kind !== "hook_resid_pre") {
+          );}
+        continue;
+      }
+      if (hook.kind === "hook_resid_post") {
+        throw new RangeError(
+          `Add interventions apply to hook_resid_pre, hook_attn_out or hook_mlp_out, not "${iv.hook}" ` +
+            `(use blocks.${l + 1}.hook_resid_pre for the same point)`,
+        );
+      }
+      if (hook.kind !== "hook_resid_pre" && !componentAdd) {
+        throw new RangeError(
+          `Add on "${iv.hook}" (patching) needs the "analysis" graph variant; pass capture or variant: "analysis"`,
+        );
+      }
+      const site = sites[hook.kind];
+      const perRow = isRowVectors(iv.vector);
+      if (perRow && (iv.vector as readonly ArrayLike<number>[]).length !== B) {
+        throw new RangeError(
+          `Add on "${iv.hook}": ${(iv.vector as unknown[]).length} row vectors for ${B} rows`,
+        );
+      }
+      const coef = iv.coef ?? 1;
+      const rowsTouched = new Set<number>();
+      forEachPos((i, b) => {
+        site.coef[i] = coef;
+        rowsTouched.add(b);
+      });
+      for (const b of rowsTouched) {
+        const key = l * B + b;
+        if (site.used.has(key)) {
           throw new RangeError(
-            `Add (steering) interventions apply to blocks.{l}.hook_resid_pre, not "${iv.hook}"`,
+            `Two add interventions on "${iv.hook}" touch batch row ${b}; combine their vectors`,
           );
         }
-        if (iv.vector.length !== H) {
-          throw new RangeError(
-            `Steering vector for "${iv.hook}" has length ${iv.vector.length}; expected ${H}`,
-          );
+        site.used.add(key);
+        const v = perRow ? (iv.vector as readonly ArrayLike<number>[])[b]! : (iv.vector as ArrayLike<number>);
+        if (v.length !== H) {
+          throw new RangeError(`Add vector for "${iv.hook}" has length ${v.length}; expected ${H}`);
         }
-        if (steerSet.has(l)) {
-          throw new RangeError(`Only one steering vector per layer is supported; "${iv.hook}" has two`);
-        }
-        steerSet.add(l);
-        steerVectors.set(Float32Array.from(iv.vector), l * H);
-        const coef = iv.coef ?? 1;
-        forEachPos((i) => (steerCoef[i] = coef));
+        site.vec.set(Float32Array.from(v), key * H);
       }
     }
-    return {
+    const feeds: Record<string, ort.Tensor> = {
       attn_scale: new ort.Tensor("float32", attnScale, [L, B, T]),
       mlp_scale: new ort.Tensor("float32", mlpScale, [L, B, T]),
-      steer_vectors: new ort.Tensor("float32", steerVectors, [L, H]),
-      steer_coef: new ort.Tensor("float32", steerCoef, [L, B, T]),
+      resid_add: new ort.Tensor("float32", sites.hook_resid_pre.vec, [L, B, H]),
+      resid_add_coef: new ort.Tensor("float32", sites.hook_resid_pre.coef, [L, B, T]),
     };
+    if (componentAdd) {
+      feeds.attn_add = new ort.Tensor("float32", sites.hook_attn_out.vec, [L, B, H]);
+      feeds.attn_add_coef = new ort.Tensor("float32", sites.hook_attn_out.coef, [L, B, T]);
+      feeds.mlp_add = new ort.Tensor("float32", sites.hook_mlp_out.vec, [L, B, H]);
+      feeds.mlp_add_coef = new ort.Tensor("float32", sites.hook_mlp_out.coef, [L, B, T]);
+    }
+    return feeds;
   }
+}
+
+function isRowVectors(v: ArrayLike<number> | readonly ArrayLike<number>[]): boolean {
+  return v.length > 0 && typeof (v as ArrayLike<unknown>)[0] === "object";
 }
 
 /** Validate hook names of interventions up front (before any work starts). */

@@ -49,11 +49,15 @@ export interface ScaleIntervention {
   readonly positions?: Positions;
 }
 
-/** Add `coef * vector` to the residual stream at `blocks.{l}.hook_resid_pre` (steering). */
+/**
+ * Add `coef * vector` at `blocks.{l}.hook_resid_pre` (steering) or to a block's attention / MLP
+ * output (`hook_attn_out`, `hook_mlp_out`; after any scale, so scale 0 + add = activation patching).
+ * `vector` is one vector for every row, or one per batch row.
+ */
 export interface AddIntervention {
   readonly hook: HookName;
   readonly op: "add";
-  readonly vector: ArrayLike<number>;
+  readonly vector: ArrayLike<number> | readonly ArrayLike<number>[];
   readonly coef?: number;
   readonly positions?: Positions;
 }

@@ -39,11 +39,16 @@ function cellText(v: unknown, digits: number): string {
 }
 
 /** A table as HTML and plain text (rows of plain objects; numbers rounded to `digits`). */
-export function tableBundle(rows: readonly Record<string, unknown>[], options: { digits?: number; title?: string } = {}) {
+export function tableBundle(
+  rows: readonly Record<string, unknown>[],
+  options: { digits?: number; title?: string } = {},
+) {
   const digits = options.digits ?? 3;
   const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
   const head = cols.map((c) => `<th>${escapeHtml(c)}</th>`).join("");
-  const body = rows.map((r) => `<tr>${cols.map((c) => `<td>${escapeHtml(cellText(r[c], digits))}</td>`).join("")}</tr>`)
+  const body = rows.map((r) =>
+    `<tr>${cols.map((c) => `<td>${escapeHtml(cellText(r[c], digits))}</td>`).join("")}</tr>`
+  )
     .join("");
   const caption = options.title ? `<caption>${escapeHtml(options.title)}</caption>` : "";
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cellText(r[c], digits).length)));

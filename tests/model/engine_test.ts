@@ -206,6 +206,42 @@ for (const [label, shape] of Object.entries(SHAPES)) {
         }
       });
 
+      await t.step("patching: scale 0 + add on component outputs, per-row vectors", async () => {
+        // Replace block 0's attention output at one position per row by a donor vector, and add a
+        // per-row vector to the last MLP output and a per-row steering vector to the residual.
+        const donors = rows.map((_, b) => Array.from({ length: H }, (_, i) => Math.cos(i * 0.3 + b)));
+        const patch: Intervention[] = [
+          { hook: "blocks.0.hook_attn_out", op: "scale", value: 0, positions: [[2], [1], [3]] },
+          { hook: "blocks.0.hook_attn_out", op: "add", vector: donors, positions: [[2], [1], [3]] },
+          {
+            hook: `blocks.${L - 1}.hook_mlp_out`,
+            op: "add",
+            vector: donors.map((d) => d.map((x) => -x)),
+            coef: 0.5,
+          },
+          {
+            hook: "blocks.1.hook_resid_pre",
+            op: "add",
+            vector: donors.slice().reverse(),
+            positions: { from: [1, 1, 1] },
+          },
+        ];
+        const ref = naiveForward(naive, rows, { interventions: patch });
+        const out = await m.forward(rows, { logits: "all", interventions: patch });
+        rows.forEach((row, b) =>
+          row.forEach((_, p) =>
+            assertClose(out.logits[b]![p]!, ref.logits[b]![p]!, TOL, `patched row ${b} pos ${p}`)
+          )
+        );
+        // The patched attention output equals the donor exactly where it was replaced.
+        const cap = await m.forward(rows, { interventions: patch, capture: { positions: [[2], [1], [3]] } });
+        rows.forEach((_, b) =>
+          assertClose(cap.captures!.attnOut[0]![b]![0]!, donors[b]!, 1e-5, `donor row ${b}`)
+        );
+        // Component adds need the analysis graph; the generation graph refuses them clearly.
+        await assert.rejects(m.forward(rows, { interventions: patch, variant: "hooked" }), /analysis/);
+      });
+
       await t.step("neutral hooks equal the graph compiled without hooks", async () => {
         const plain = await m.forward(rows, { logits: "all", variant: "plain" });
         const neutral = await m.forward(rows, {
