@@ -94,6 +94,44 @@ Deno.test("pipeline on the model organism: every artifact, planted components se
     assert.ok(rate("baseline") > 0.2, `baseline BT rate ${rate("baseline")}`);
     assert.ok(rate("targeted_ablation") < rate("baseline") / 4, `targeted ${rate("targeted_ablation")}`);
 
+    // Issue 5 acceptance, read from the run's own artifacts (the corrected comparison).
+    type Comparison = {
+      condition: string;
+      vs_baseline?: {
+        relative_bt_change: { value: number };
+        delta_bt_rate: { difference: number; bootstrap: { lower: number; upper: number } };
+      };
+    };
+    const comparison = JSON.parse(
+      await Deno.readTextFile(join(dir, "analysis/condition_comparison_corrected.json")),
+    ) as { conditions: Comparison[] };
+    const targeted = comparison.conditions.find((c) => c.condition === "targeted_ablation")!.vs_baseline!;
+    assert.ok(
+      targeted.relative_bt_change.value <= -0.8,
+      `targeted relative change ${targeted.relative_bt_change.value}`,
+    );
+    assert.ok(targeted.delta_bt_rate.bootstrap.upper < 0, "targeted Δ BT CI must exclude 0");
+    const randoms = comparison.conditions.filter((c) => c.condition.startsWith("random_ablation"));
+    assert.ok(randoms.length >= 2, `expected several random draws, got ${randoms.length}`);
+    const meanRelative = randoms.reduce((s, c) => s + Math.abs(c.vs_baseline!.relative_bt_change.value), 0) /
+      randoms.length;
+    assert.ok(meanRelative <= 0.25, `random draws change BT by ${meanRelative} on average`);
+
+    // The logit lens shows the planted layers: the trigger's log-prob at backtracking positions jumps
+    // right after each planted component (resid index l + 1) and nowhere else.
+    const lens = (await Deno.readTextFile(join(dir, "analysis/logit_lens.csv"))).trim().split("\n");
+    const header = lens[0]!.split(",");
+    const col = header.indexOf("bt_logprob_mean");
+    const bt = lens.slice(1).map((line) => Number(line.split(",")[col]));
+    const rises = bt.slice(1).map((v, i) => v - bt[i]!);
+    const plantedOutputs = new Set(manifest.planted.map((p) => p.layer + 1));
+    rises.forEach((rise, i) => {
+      const layer = i + 1;
+      if (plantedOutputs.has(layer)) {
+        assert.ok(rise > 1, `lens rise ${rise} at planted output layer ${layer}`);
+      } else assert.ok(Math.abs(rise) < 0.5, `lens moves ${rise} at non-planted layer ${layer}`);
+    });
+
     // Finished artifacts are not silently overwritten; --force replaces them.
     await assert.rejects(() => detectEvents(ctx), ArtifactExistsError);
     const cfgFile = join(root, "config.yaml");
