@@ -127,6 +127,11 @@ export interface ReportParts {
   readonly formatting?: readonly LabelledSummary[];
   /** Corrected vs reference-compatible, side by side. */
   readonly referenceComparison?: readonly ReferenceComparisonRow[];
+  /**
+   * Further sections (e.g. Phase 2: sweeps, steering, continuation ablation, patching), rendered after
+   * the corrected-vs-reference table, each as `## title` then its markdown.
+   */
+  readonly extraSections?: readonly { readonly title: string; readonly markdown: string }[];
   /** Figures to link; paths absolute or relative to the run folder (e.g. `figures/x.png`). */
   readonly figures?: readonly { readonly title: string; readonly path: string }[];
   /** Caveats; default: the standard list below when omitted, none when `[]`. */
@@ -512,6 +517,7 @@ export function renderReport(runDir: string, parts: ReportParts): string {
   if (parts.referenceComparison && parts.referenceComparison.length > 0) {
     out.push(referenceSection(parts.referenceComparison));
   }
+  for (const sec of parts.extraSections ?? []) out.push(`## ${sec.title}\n\n${sec.markdown.trim()}`);
   if (parts.figures && parts.figures.length > 0) out.push(figuresSection(runDir, parts.figures));
   const caveats = parts.caveats ?? DEFAULT_CAVEATS;
   if (caveats.length > 0) out.push(`## Caveats\n\n${caveats.map((c) => `- ${c}`).join("\n")}`);

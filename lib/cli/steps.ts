@@ -12,6 +12,8 @@
  * deno task bt formatting-sweep   [-c CONFIG] [--run-id ID] [--force]
  * deno task bt make-report        [-c CONFIG] [--run-id ID] [--force]
  * deno task bt pipeline           [-c CONFIG] [--run-id ID] [--force]
+ * deno task bt phase2-sweeps | phase2-continuation | phase2-steering | phase2-patching | phase2
+ *                                 [-c CONFIG] [--run-id ID] [--force]
  * ```
  *
  * The config defaults to `configs/organism.yaml` (the embedded default). The run id resolves as in the
@@ -33,7 +35,12 @@ import {
   logitLens,
   makeReport,
   openContext,
+  phase2Continuation,
+  phase2Patching,
+  phase2Steering,
+  phase2Sweeps,
   prepareData,
+  runPhase2,
   runPipeline,
   type StepContext,
 } from "../steps/mod.ts";
@@ -103,6 +110,20 @@ export const STEP_COMMANDS: Readonly<Record<string, Spec>> = {
     run: (f) => withContext(f, (ctx) => formattingSweep(ctx, { force: f.force })),
   },
   "make-report": { flags: [], run: (f) => withContext(f, (ctx) => makeReport(ctx, { force: f.force })) },
+  "phase2-sweeps": { flags: [], run: (f) => withContext(f, (ctx) => phase2Sweeps(ctx, { force: f.force })) },
+  "phase2-continuation": {
+    flags: [],
+    run: (f) => withContext(f, (ctx) => phase2Continuation(ctx, { force: f.force })),
+  },
+  "phase2-steering": {
+    flags: [],
+    run: (f) => withContext(f, (ctx) => phase2Steering(ctx, { force: f.force })),
+  },
+  "phase2-patching": {
+    flags: [],
+    run: (f) => withContext(f, (ctx) => phase2Patching(ctx, { force: f.force })),
+  },
+  phase2: { flags: [], run: (f) => withContext(f, (ctx) => runPhase2(ctx, { force: f.force })) },
   pipeline: {
     flags: [],
     run: async (f) => {

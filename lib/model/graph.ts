@@ -53,6 +53,8 @@ export interface GraphVariant {
   readonly hooks: boolean;
   /** Additive inputs on attention/MLP outputs (patching). Default false. */
   readonly componentAdd?: boolean;
+  /** Additive inputs on the residual stream (steering). Default true when `hooks`. */
+  readonly residAdd?: boolean;
   /** Capture outputs (residuals, component outputs, logit lens). Default false. */
   readonly captures: boolean;
 }
@@ -204,6 +206,11 @@ export function compileGraph(
     inputs.push(
       { name: "attn_scale", elemType: DataType.FLOAT, shape: [L, "batch", "seq"] },
       { name: "mlp_scale", elemType: DataType.FLOAT, shape: [L, "batch", "seq"] },
+    );
+  }
+  const withResidAdd = variant.hooks && variant.residAdd !== false;
+  if (withResidAdd) {
+    inputs.push(
       { name: "resid_add", elemType: DataType.FLOAT, shape: [L, "batch", H] },
       { name: "resid_add_coef", elemType: DataType.FLOAT, shape: [L, "batch", "seq"] },
     );
@@ -284,7 +291,7 @@ export function compileGraph(
         shapeNH,
       ]);
   };
-  const residAdd = variant.hooks ? additive("resid_add", "resid_add_coef") : undefined;
+  const residAdd = withResidAdd ? additive("resid_add", "resid_add_coef") : undefined;
   const attnAdd = variant.hooks && variant.componentAdd ? additive("attn_add", "attn_add_coef") : undefined;
   const mlpAdd = variant.hooks && variant.componentAdd ? additive("mlp_add", "mlp_add_coef") : undefined;
 

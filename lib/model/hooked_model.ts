@@ -47,12 +47,17 @@ export interface LoadOptions {
   readonly variants?: readonly GraphVariantName[];
 }
 
-/** Named graph variants: generation (hooks, no captures), analysis (hooks + captures), plain (no hooks). */
-export type GraphVariantName = "hooked" | "analysis" | "plain";
+/**
+ * Named graph variants: `hooked` (generation: component scales), `steering` (plus residual adds),
+ * `analysis` (everything: captures, lens, patching), `plain` (no hook inputs, for benchmarks). Each
+ * call picks the cheapest one that serves its interventions, so unused hooks cost nothing.
+ */
+export type GraphVariantName = "hooked" | "steering" | "analysis" | "plain";
 
 const VARIANTS: Readonly<Record<GraphVariantName, GraphVariant>> = {
-  hooked: { hooks: true, captures: false },
-  analysis: { hooks: true, captures: true, componentAdd: true },
+  hooked: { hooks: true, captures: false, residAdd: false },
+  steering: { hooks: true, captures: false, residAdd: true },
+  analysis: { hooks: true, captures: true, componentAdd: true, residAdd: true },
   plain: { hooks: false, captures: false },
 };
 
@@ -278,7 +283,11 @@ export class HookedModel {
     const patches = (options.interventions ?? []).some((iv) =>
       iv.op === "add" && !iv.hook.endsWith("hook_resid_pre")
     );
-    const variant: GraphVariantName = options.variant ?? (options.capture || patches ? "analysis" : "hooked");
+    const steers = (options.interventions ?? []).some((iv) =>
+      iv.op === "add" && iv.hook.endsWith("hook_resid_pre")
+    );
+    const variant: GraphVariantName = options.variant ??
+      (options.capture || patches ? "analysis" : steers ? "steering" : "hooked");
     if (options.capture && variant !== "analysis") {
       throw new RangeError(`capture needs the "analysis" graph variant, not "${variant}"`);
     }
@@ -297,7 +306,7 @@ export class HookedModel {
     if (VARIANTS[variant].hooks) {
       Object.assign(
         feeds,
-        this.#hookFeeds(options.interventions ?? [], B, T, absPos, VARIANTS[variant].componentAdd === true),
+        this.#hookFeeds(options.interventions ?? [], B, T, absPos, VARIANTS[variant]),
       );
     } else if (options.interventions?.length) {
       throw new RangeError(`The "${variant}" graph variant has no hook inputs; interventions need "hooked"`);
@@ -433,8 +442,10 @@ export class HookedModel {
     B: number,
     T: number,
     absPos: Int32Array,
-    componentAdd: boolean,
+    graph: GraphVariant,
   ): Record<string, ort.Tensor> {
+    const componentAdd = graph.componentAdd === true;
+    const residAdd = graph.residAdd !== false;
     const cfg = this.config;
     const L = cfg.numLayers, H = cfg.hiddenSize;
     const attnScale = new Float32Array(L * B * T).fill(1);
@@ -486,6 +497,11 @@ export class HookedModel {
             `(use blocks.${l + 1}.hook_resid_pre for the same point)`,
         );
       }
+      if (hook.kind === "hook_resid_pre" && !residAdd) {
+        throw new RangeError(
+          `Add on "${iv.hook}" (steering) needs the "steering" or "analysis" graph variant`,
+        );
+      }
       if (hook.kind !== "hook_resid_pre" && !componentAdd) {
         throw new RangeError(
           `Add on "${iv.hook}" (patching) needs the "analysis" graph variant; pass capture or variant: "analysis"`,
@@ -522,9 +538,11 @@ export class HookedModel {
     const feeds: Record<string, ort.Tensor> = {
       attn_scale: new ort.Tensor("float32", attnScale, [L, B, T]),
       mlp_scale: new ort.Tensor("float32", mlpScale, [L, B, T]),
-      resid_add: new ort.Tensor("float32", sites.hook_resid_pre.vec, [L, B, H]),
-      resid_add_coef: new ort.Tensor("float32", sites.hook_resid_pre.coef, [L, B, T]),
     };
+    if (residAdd) {
+      feeds.resid_add = new ort.Tensor("float32", sites.hook_resid_pre.vec, [L, B, H]);
+      feeds.resid_add_coef = new ort.Tensor("float32", sites.hook_resid_pre.coef, [L, B, T]);
+    }
     if (componentAdd) {
       feeds.attn_add = new ort.Tensor("float32", sites.hook_attn_out.vec, [L, B, H]);
       feeds.attn_add_coef = new ort.Tensor("float32", sites.hook_attn_out.coef, [L, B, T]);

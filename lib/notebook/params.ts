@@ -18,14 +18,14 @@
  * @module
  */
 
-import { dirname, isAbsolute, join, resolve } from "node:path";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../config.ts";
 import type { EventRow } from "../event_row.ts";
 import { resolveModelSource } from "../model/load.ts";
 import type { OrganismComponent } from "../model/organism.ts";
 import type { Figure } from "../plots.ts";
-import { artifactPath, openRun } from "../run.ts";
+import { artifactPath, openRun, sha256File, writeFileAtomic } from "../run.ts";
 import { ablationScan, SCAN_OUTPUTS } from "../steps/ablation_scan.ts";
 import { COMPARE_OUTPUTS, compareConditions } from "../steps/compare_conditions.ts";
 import {
@@ -154,19 +154,46 @@ export interface StepRun {
   readonly seconds: number;
 }
 
-async function mtime(path: string): Promise<number | undefined> {
+/** Where {@linkcode runOrReuse} records the inputs a step's outputs were computed from. */
+const STAMPS_DIR = ".step_inputs";
+
+async function exists(path: string): Promise<boolean> {
   try {
-    return (await Deno.stat(path)).mtime?.getTime() ?? 0;
+    await Deno.stat(path);
+    return true;
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return undefined;
+    if (e instanceof Deno.errors.NotFound) return false;
     throw e;
   }
+}
+
+async function newestMtime(paths: readonly string[]): Promise<number> {
+  let t = -Infinity;
+  for (const p of paths) if (await exists(p)) t = Math.max(t, (await Deno.stat(p)).mtime?.getTime() ?? 0);
+  return t;
+}
+
+async function oldestMtime(ctx: StepContext, outputs: readonly string[]): Promise<number> {
+  let t = Infinity;
+  for (const o of outputs) t = Math.min(t, (await Deno.stat(artifactPath(ctx.run, o))).mtime?.getTime() ?? 0);
+  return t;
+}
+
+/** The content signature of a step's inputs: run-relative path → sha256 (or "missing"). */
+async function inputSignature(ctx: StepContext, inputs: readonly string[]): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const p of [...inputs].sort()) {
+    out[relative(ctx.run.dir, p)] = (await exists(p)) ? await sha256File(p) : "missing";
+  }
+  return out;
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
   const out: string[] = [];
   try {
-    for await (const e of Deno.readDir(dir)) if (e.isFile) out.push(join(dir, e.name));
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isFile && !e.name.startsWith(".")) out.push(join(dir, e.name));
+    }
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
@@ -202,12 +229,16 @@ async function stepFiles(
 }
 
 /**
- * Run a step, or reuse its artifacts when every output exists and is at least as new as the step's
- * inputs (as `make` does): re-running a notebook then skips finished work instead of failing with
- * `ArtifactExistsError`, and stale or partial outputs are replaced. The inputs: nothing for
- * prepare-data; problems + every generation store for detect-events; the analysis variant's baseline
- * store for logit-lens and ablation-scan; `backtracking_events.csv` for compare-conditions and
- * formatting-sweep; every `analysis/` file for make-report. `force` (or `BT_FORCE=1`) always runs.
+ * Run a step, or reuse its artifacts when they are up to date, so that re-running a notebook skips finished
+ * work instead of failing with `ArtifactExistsError`, and stale or partial outputs are replaced.
+ *
+ * Up to date means: every output exists and the step's inputs have the same content (sha256) as when this
+ * function last ran the step (recorded in `<run>/.step_inputs/<step>.json`); for outputs made outside the
+ * notebooks (the CLI, `runPipeline`), that no input is newer than the oldest output. The inputs: nothing for
+ * prepare-data; problems + every generation store for detect-events; the analysis variant's baseline store
+ * for logit-lens and ablation-scan; `backtracking_events.csv` for compare-conditions and formatting-sweep;
+ * every `analysis/` file for make-report. `force` (or `BT_FORCE=1`) always runs. A step that runs replaces
+ * its outputs (`force: true`).
  *
  * @param ctx The run.
  * @param step The step.
@@ -227,22 +258,25 @@ export async function runOrReuse(
   const params = notebookParams();
   const { outputs, inputs } = await stepFiles(ctx, step);
   const t0 = performance.now();
+  const signature = await inputSignature(ctx, inputs);
+  const stampPath = artifactPath(ctx.run, `${STAMPS_DIR}/${step}.json`);
   let reason: string;
   if (options.force ?? params.force) reason = "forced (BT_FORCE=1)";
   else {
-    const outTimes = await Promise.all(outputs.map((o) => mtime(artifactPath(ctx.run, o))));
-    const missing = outputs.filter((_, i) => outTimes[i] === undefined);
-    const inTimes = (await Promise.all(inputs.map(mtime))).filter((t): t is number => t !== undefined);
-    const newestInput = Math.max(-Infinity, ...inTimes);
-    const oldestOutput = Math.min(...outTimes.map((t) => t ?? -Infinity));
+    const missing: string[] = [];
+    for (const o of outputs) if (!(await exists(artifactPath(ctx.run, o)))) missing.push(o);
+    const stamp = await Deno.readTextFile(stampPath).then(JSON.parse).catch(() => undefined);
     if (missing.length === outputs.length) reason = "no outputs yet";
     else if (missing.length > 0) reason = `outputs missing: ${missing.join(", ")}`;
-    else if (oldestOutput < newestInput) reason = "inputs changed since the outputs were written";
-    else {
+    else if (stamp !== undefined && JSON.stringify(stamp) !== JSON.stringify(signature)) {
+      reason = "inputs changed since the outputs were made";
+    } else if (stamp === undefined && (await newestMtime(inputs)) > (await oldestMtime(ctx, outputs))) {
+      reason = "inputs newer than the outputs (made outside the notebooks)";
+    } else {
       return {
         step,
         status: "reused",
-        reason: "outputs up to date",
+        reason: stamp ? "outputs up to date (same inputs)" : "outputs newer than their inputs",
         outputs,
         seconds: (performance.now() - t0) / 1000,
       };
@@ -274,6 +308,8 @@ export async function runOrReuse(
       break;
     }
   }
+  await Deno.mkdir(artifactPath(ctx.run, STAMPS_DIR), { recursive: true });
+  await writeFileAtomic(stampPath, JSON.stringify(signature, null, 1) + "\n");
   return { step, status: "ran", reason, outputs, seconds: (performance.now() - t0) / 1000 };
 }
 
@@ -327,12 +363,18 @@ export async function readArtifactTable(
  * @param rows Event rows (default: read `backtracking_events.csv`).
  * @throws {RangeError} listing the figures available when `name` is not among them.
  */
-export async function reportFigure(ctx: StepContext, name: string, rows?: readonly EventRow[]): Promise<Figure> {
+export async function reportFigure(
+  ctx: StepContext,
+  name: string,
+  rows?: readonly EventRow[],
+): Promise<Figure> {
   const figures = await buildFigures(ctx, rows ?? (await readEvents(ctx)));
   const fig = figures.find((f) => f.name === name);
   if (!fig) {
     throw new RangeError(
-      `No figure "${name}" for run ${ctx.run.id}; available: ${figures.map((f) => f.name).join(", ") || "none"}`,
+      `No figure "${name}" for run ${ctx.run.id}; available: ${
+        figures.map((f) => f.name).join(", ") || "none"
+      }`,
     );
   }
   return fig;

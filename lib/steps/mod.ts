@@ -52,3 +52,8 @@ export { compareConditions, type CompareConditionsResult } from "./compare_condi
 export { formattingSweep } from "./formatting_sweep.ts";
 export { buildFigures, makeReport, type MakeReportOptions, type MakeReportResult } from "./make_report.ts";
 export { type PipelineOptions, type PipelineResult, runPipeline } from "./pipeline.ts";
+export { phase2Sweeps, type SweepsResult } from "./phase2_sweeps.ts";
+export { type ContinuationResult, phase2Continuation } from "./phase2_continuation.ts";
+export { phase2Steering, type SteeringResult } from "./phase2_steering.ts";
+export { type PatchingResult, phase2Patching } from "./phase2_patching.ts";
+export { type Phase2Result, runPhase2 } from "./phase2_run.ts";

@@ -19,6 +19,7 @@ import { initRun } from "./init_run.ts";
 import { logitLens } from "./logit_lens.ts";
 import { makeReport } from "./make_report.ts";
 import { prepareData } from "./prepare_data.ts";
+import { phase2Plan, runPhase2 } from "./phase2_run.ts";
 
 /** Options of {@linkcode runPipeline}. */
 export interface PipelineOptions {
@@ -33,6 +34,11 @@ export interface PipelineOptions {
   /** Project-level figures folder (default `figures`; null = do not copy). */
   readonly projectFigures?: string | null;
   readonly log?: (line: string) => void;
+  /**
+   * Run Phase 2 (sweeps, steering, continuation ablation, patching) before make-report. Default: when
+   * the config's `phase2` subsections are enabled (see `lib/steps/phase2_run.ts`).
+   */
+  readonly phase2?: boolean;
 }
 
 /** Result of {@linkcode runPipeline}. */
@@ -40,6 +46,8 @@ export interface PipelineResult {
   readonly ctx: StepContext;
   /** Wall time per step in seconds, in order. */
   readonly timings: { step: string; seconds: number }[];
+  /** Wall time per Phase-2 analysis (empty when Phase 2 did not run). */
+  readonly phase2Timings: { step: string; seconds: number }[];
   readonly reportPath: string;
 }
 
@@ -85,6 +93,9 @@ export async function runPipeline(
     await timed("detect-events (all conditions)", () => detectEvents(ctx, { force: true }));
     await timed("compare-conditions", () => compareConditions(ctx, { force }));
     await timed("formatting-sweep", () => formattingSweep(ctx, { force }));
+    const plan = phase2Plan(ctx);
+    const phase2 = options.phase2 ?? (plan.sweeps || plan.continuation);
+    const phase2Timings = phase2 ? (await runPhase2(ctx, { force })).timings : [];
     const report = await timed("make-report", () =>
       makeReport(ctx, {
         force,
@@ -92,7 +103,7 @@ export async function runPipeline(
       }));
     const total = timings.reduce((a, t) => a + t.seconds, 0);
     say(ctx, `pipeline: run ${ctx.run.id} done in ${total.toFixed(1)} s; report ${report.reportPath}`);
-    return { ctx, timings, reportPath: report.reportPath };
+    return { ctx, timings, phase2Timings, reportPath: report.reportPath };
   } finally {
     await disposeContext(ctx);
   }

@@ -19,6 +19,7 @@ import type {
 import type { StepContext } from "./context.ts";
 import { defaultAnalysisVariant } from "./context.ts";
 import { statsOptions } from "./logit_lens.ts";
+import { phase2ReportSections } from "../phase2/report.ts";
 
 /** The reference's committed Phase-1 numbers for baseline_think_newline (spec §12.1). */
 const COMMITTED: Readonly<Record<string, number>> = {
@@ -126,6 +127,13 @@ export function reportParts(ctx: StepContext, rows: readonly EventRow[], inputs:
       }
       : {}),
     referenceComparison: refRows,
+    ...phase2Part(ctx),
     figures: inputs.figures,
   };
+}
+
+/** The Phase-2 sections of the run (none when Phase 2 has not run). */
+function phase2Part(ctx: StepContext): Pick<ReportParts, "extraSections"> {
+  const sections = phase2ReportSections(ctx.run.dir);
+  return sections.length > 0 ? { extraSections: sections } : {};
 }

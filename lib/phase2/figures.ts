@@ -1,0 +1,176 @@
+/**
+ * Phase-2 figures: the steering dose-response, patching effects by layer, and the continuation
+ * ablation's onset probability by scale. Same conventions as `lib/plots.ts` (one `Plot.plot` call per
+ * figure in a linkedom document, standalone SVG with a title and a white background, {@link Figure}
+ * values for `saveFigure` / `figureBundle`); the trade-off scatter comes from `lib/plots.ts` itself.
+ * (`lib/plots.ts` keeps its renderer private, so the few lines of wrapping are repeated here.)
+ *
+ * @module
+ */
+
+import * as Plot from "@observablehq/plot";
+import { parseHTML } from "linkedom";
+import { COLORS, type Figure, FONT_FAMILY, type ValueCI } from "../plots.ts";
+
+const FONT_STACK = `${FONT_FAMILY}, sans-serif`;
+
+function escapeXml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+function render(
+  name: string,
+  title: string,
+  subtitle: string,
+  height: number,
+  plot: Plot.PlotOptions,
+): Figure {
+  const width = 720;
+  const { document } = parseHTML("<!DOCTYPE html><html><body></body></html>");
+  const el = Plot.plot({
+    marginBottom: 44,
+    ...plot,
+    document: document as unknown as Document,
+    width,
+    height,
+    style: { fontFamily: FONT_STACK, fontSize: "12px", background: "white", color: "black" },
+  }) as unknown as Element;
+  if (el.tagName.toLowerCase() !== "svg") {
+    throw new Error(`figure "${name}": Plot returned <${el.tagName}>, expected <svg> (no legend)`);
+  }
+  const top = 54;
+  el.setAttribute("y", String(top));
+  el.setAttribute("font-family", FONT_STACK);
+  el.removeAttribute("class");
+  const inner = el.outerHTML.replace(/<style>[\s\S]*?<\/style>/, "");
+  const total = height + top;
+  const svg =
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${total}" viewBox="0 0 ${width} ${total}" ` +
+    `font-family="${FONT_STACK}" font-size="12"><rect width="${width}" height="${total}" fill="white"/>` +
+    `<text x="12" y="22" font-size="16" font-weight="bold">${escapeXml(title)}</text>` +
+    `<text x="12" y="44" font-size="12" fill="#555">${escapeXml(subtitle)}</text>${inner}</svg>`;
+  return { name, svg, width, height: total };
+}
+
+/** One steering strength of {@linkcode steeringDoseResponse}. */
+export interface DosePoint {
+  readonly coef: number;
+  readonly bt_rate: ValueCI;
+  readonly accuracy: ValueCI;
+}
+
+/** BT rate and accuracy (with CI bars) against the steering coefficient (0 = baseline). */
+export function steeringDoseResponse(points: readonly DosePoint[], layer: number): Figure {
+  if (points.length === 0) throw new RangeError("steeringDoseResponse: no data to plot");
+  const rows = [...points].sort((a, b) => a.coef - b.coef).flatMap((p) => [
+    { coef: p.coef, metric: "BT rate", ...p.bt_rate },
+    { coef: p.coef, metric: "accuracy", ...p.accuracy },
+  ]);
+  return render(
+    "steering_dose_response",
+    "Steering along the backtracking direction: dose-response",
+    `added at blocks.${layer}.hook_resid_pre on every generated position; bars: 95% CI (problem-clustered)`,
+    400,
+    {
+      marginLeft: 56,
+      x: { label: "Steering coefficient (× mean difference) →", grid: true },
+      y: { label: "↑ Rate (%)", percent: true, domain: [0, 100], grid: true },
+      color: { domain: ["BT rate", "accuracy"], range: [COLORS.bt, COLORS.without], legend: false },
+      marks: [
+        Plot.ruleX([0], { stroke: "#999", strokeDasharray: "4,3" }),
+        Plot.line(rows, { x: "coef", y: "value", stroke: "metric", strokeWidth: 2 }),
+        Plot.ruleX(rows, { x: "coef", y1: "lower", y2: "upper", stroke: "metric", strokeOpacity: 0.7 }),
+        Plot.dot(rows, { x: "coef", y: "value", fill: "metric", r: 4, stroke: "white" }),
+        Plot.text(rows.filter((r) => r.coef === Math.max(...rows.map((x) => x.coef))), {
+          x: "coef",
+          y: "value",
+          text: "metric",
+          dx: 8,
+          textAnchor: "start",
+          fill: "metric",
+        }),
+      ],
+    },
+  );
+}
+
+/** One (component, layer) point of {@linkcode patchingByLayer}. */
+export interface PatchPoint extends ValueCI {
+  readonly layer: number;
+  readonly component: "attn" | "mlp";
+}
+
+/** Mean Δ log-prob of the onset token per layer, one line per component, CI bars. */
+export function patchingByLayer(points: readonly PatchPoint[], direction: string, trigger = "all"): Figure {
+  if (points.length === 0) throw new RangeError("patchingByLayer: no data to plot");
+  const recipient = direction === "bt_from_control"
+    ? "BT prefix ← control's output"
+    : "control prefix ← BT event's output";
+  return render(
+    `patching_${direction}${trigger === "all" ? "" : `_${trigger.replace(/\W+/g, "_")}`}`,
+    `Activation patching at the pre-onset position (${recipient})`,
+    `Δ log-prob of the onset token (patched − clean), trigger: ${trigger}; bars: 95% CI (problem-clustered)`,
+    380,
+    {
+      marginLeft: 60,
+      x: { label: "Layer →", grid: true, ticks: [...new Set(points.map((p) => p.layer))] },
+      y: { label: "↑ Δ log-prob", grid: true },
+      color: { domain: ["attn", "mlp"], range: [COLORS.control, COLORS.bt], legend: false },
+      marks: [
+        Plot.ruleY([0]),
+        Plot.line(points, { x: "layer", y: "value", stroke: "component", strokeWidth: 2 }),
+        Plot.ruleX(points, { x: "layer", y1: "lower", y2: "upper", stroke: "component", strokeOpacity: 0.7 }),
+        Plot.dot(points, { x: "layer", y: "value", fill: "component", r: 4, stroke: "white" }),
+        Plot.text(
+          ["attn", "mlp"].map((c) => {
+            const ps = points.filter((p) => p.component === c);
+            return ps.length ? ps.reduce((a, b) => (b.layer > a.layer ? b : a)) : undefined;
+          }).filter((p) => p !== undefined),
+          { x: "layer", y: "value", text: "component", dx: 8, textAnchor: "start", fill: "component" },
+        ),
+      ],
+    },
+  );
+}
+
+/** One (subset, scale) point of {@linkcode continuationOnsetProb}. */
+export interface ContinuationPoint extends ValueCI {
+  readonly subset: string;
+  readonly scale: number;
+}
+
+/** Mean P(onset token) at the pre-onset position against the scale, one line per subset; dashed: clean. */
+export function continuationOnsetProb(points: readonly ContinuationPoint[], clean: number): Figure {
+  if (points.length === 0) throw new RangeError("continuationOnsetProb: no data to plot");
+  const subsets = [...new Set(points.map((p) => p.subset))];
+  const palette = [COLORS.bt, COLORS.control, COLORS.other, COLORS.random, COLORS.without, COLORS.highlight];
+  return render(
+    "continuation_onset_prob",
+    "Continuation ablation: P(onset token) at the pre-onset position",
+    "subset scaled at the pre-onset position only; dashed: clean; bars: 95% CI (problem-clustered)",
+    380,
+    {
+      marginLeft: 60,
+      marginRight: 130,
+      x: { label: "Scale of the subset's outputs →", grid: true },
+      y: {
+        label: "↑ P(onset token)",
+        grid: true,
+        domain: [0, Math.max(clean, ...points.map((p) => p.upper)) * 1.1],
+      },
+      color: { domain: subsets, range: subsets.map((_, i) => palette[i % palette.length]!), legend: false },
+      marks: [
+        Plot.ruleY([clean], { stroke: COLORS.baseline, strokeDasharray: "5,4" }),
+        Plot.line(points, { x: "scale", y: "value", stroke: "subset", strokeWidth: 2 }),
+        Plot.ruleX(points, { x: "scale", y1: "lower", y2: "upper", stroke: "subset", strokeOpacity: 0.7 }),
+        Plot.dot(points, { x: "scale", y: "value", fill: "subset", r: 3.5 }),
+        Plot.text(
+          subsets.map((s) =>
+            points.filter((p) => p.subset === s).reduce((a, b) => (b.scale > a.scale ? b : a))
+          ),
+          { x: "scale", y: "value", text: "subset", dx: 8, textAnchor: "start", fill: "subset" },
+        ),
+      ],
+    },
+  );
+}

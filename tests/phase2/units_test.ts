@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { loadConfig } from "../../lib/config.ts";
+import { triggerOfToken } from "../../lib/phase2/continuation.ts";
+import { rowInterventions } from "../../lib/phase2/positions.ts";
+import { cosine, meanDifferenceDirections, steeringSite } from "../../lib/phase2/steering.ts";
+import {
+  ablationCondition,
+  configSubsets,
+  deriveSubsets,
+  steeringCondition,
+  subsetInterventions,
+} from "../../lib/phase2/subsets.ts";
+import { triggerColumn } from "../../lib/phase2/summaries.ts";
+
+Deno.test("subsets: derived from the scan selection and a matched random draw", () => {
+  const s = deriveSubsets({ attn: [2], mlp: [3] }, [{ attn: [0], mlp: [1] }, { attn: [1], mlp: [0] }]);
+  assert.deepEqual(s.map((x) => x.name), ["selected_mlp", "selected_attn", "selected_all", "random_matched"]);
+  assert.deepEqual(subsetInterventions(s[2]!, 0.5), [
+    { hook: "blocks.2.hook_attn_out", op: "scale", value: 0.5 },
+    { hook: "blocks.3.hook_mlp_out", op: "scale", value: 0.5 },
+  ]);
+  assert.throws(() => deriveSubsets({ attn: [], mlp: [] }, []), RangeError);
+  assert.throws(
+    () => configSubsets({ mlp_27_only: [["mlp", 27]] }, 4),
+    /mlp_27_only: mlp layer 27 does not exist/,
+  );
+  assert.equal(ablationCondition("selected_all", 0.25), "phase2_selected_all_s0.25");
+  assert.equal(steeringCondition(3, -0.5), "phase2_steer_meandiff_l3_cm0.5");
+  assert.equal(triggerColumn("Hold on"), "rate_hold_on");
+});
+
+Deno.test("rowInterventions: one scale per (hook, value) and one per-row add per hook", () => {
+  const v = new Float32Array([1, 2]);
+  const ivs = rowInterventions([
+    { edits: [], pos: 5 },
+    {
+      edits: [{ hook: "blocks.1.hook_mlp_out", op: "scale", value: 0 }, {
+        hook: "blocks.1.hook_mlp_out",
+        op: "add",
+        vector: v,
+      }],
+      pos: 7,
+    },
+    { edits: [{ hook: "blocks.1.hook_mlp_out", op: "scale", value: 0 }], pos: 9 },
+  ]);
+  assert.equal(ivs.length, 2);
+  assert.deepEqual(ivs[0], {
+    hook: "blocks.1.hook_mlp_out",
+    op: "scale",
+    value: 0,
+    positions: [[], [7], [9]],
+  });
+  assert.equal(ivs[1]!.op, "add");
+  assert.deepEqual(ivs[1]!.positions, [[], [7], []]);
+});
+
+Deno.test("triggerOfToken: a token that starts a trigger", () => {
+  const t = ["Wait", "Actually", "Hold on"];
+  assert.equal(triggerOfToken(" Hold", t), "Hold on");
+  assert.equal(triggerOfToken(" Wait", t), "Wait");
+  assert.equal(triggerOfToken(" W", t), undefined);
+  assert.equal(triggerOfToken(" wait", t), undefined);
+});
+
+Deno.test("meanDifferenceDirections: difference of means, separation, steering site", () => {
+  const cap = (x: number[]) => ({ resid: [Float32Array.from(x)], attnOut: [], mlpOut: [] });
+  const [d] = meanDifferenceDirections([cap([2, 0]), cap([4, 0])], [cap([0, 1]), cap([0, -1])]);
+  assert.deepEqual(Array.from(d!.vector), [3, 0]);
+  assert.equal(d!.norm, 3);
+  assert.ok(d!.separation > 1);
+  assert.equal(cosine([1, 0], [0, 2]), 0);
+  assert.deepEqual(steeringSite(1, 4), { directionLayer: 2, hookLayer: 2 });
+  assert.deepEqual(steeringSite(3, 4), { directionLayer: 4, hookLayer: 3 });
+  assert.throws(() => steeringSite(4, 4), RangeError);
+});
+
+Deno.test("configs: DeepSeek-R1-Distill-Qwen-7B and -Llama-8B", async () => {
+  for (
+    const [file, id] of [
+      ["r1_distill_qwen_7b.yaml", "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"],
+      ["r1_distill_llama_8b.yaml", "deepseek-ai/DeepSeek-R1-Distill-Llama-8B"],
+    ] as const
+  ) {
+    const c = await loadConfig(fileURLToPath(new URL(`../../configs/${file}`, import.meta.url)));
+    assert.equal(c.model.source, id);
+    assert.equal(c.model.device, "cuda");
+    assert.equal(c.protocol, "corrected");
+    assert.deepEqual(c.phase2.subset_sweep.subsets, {}, "subsets derived from the scan");
+    assert.deepEqual(c.detection.triggers_strict, ["Wait", "Actually", "Hold on"]);
+  }
+});

@@ -1,0 +1,1168 @@
+/**
+ * Generator of the step notebooks `notebooks/00_*.ipynb` … `notebooks/10_*.ipynb`: one notebook per step of
+ * the Phase-1 run log (spec §1.2), cells defined here in TypeScript, written deterministically (fixed cell
+ * ids, sources as line lists, no outputs). Commit the generator and its output together;
+ * `tests/notebooks_check_test.ts` fails when they drift apart.
+ *
+ * ```sh
+ * deno run --allow-read --allow-write tools/make_notebooks.ts          # (re)write the notebooks
+ * deno run --allow-read tools/make_notebooks.ts --check                # exit 1 when a notebook is stale
+ * ```
+ *
+ * Cells follow docs/STYLE.md ("From the best interpretability notebooks"): a markdown introduction (what
+ * the step does and why, what the reference did and what we changed, spec §13), one library call per
+ * code cell, tables and figures inline, a sanity check, and a reading whose numbers come from variables.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Cell, formatNotebook, newNotebook, type Notebook } from "../lib/notebook/nbformat.ts";
+
+/** The notebooks folder of the project. */
+export const NOTEBOOKS_DIR: string = fileURLToPath(new URL("../notebooks/", import.meta.url));
+
+type CellSpec = { readonly md: string } | { readonly code: string; readonly hidden?: boolean };
+
+interface NotebookSpec {
+  /** File name, e.g. `04_logit_lens.ipynb`. */
+  readonly file: string;
+  readonly cells: readonly CellSpec[];
+}
+
+/** Source text as nbformat's list of lines (each but the last ending in "\n"). */
+function lines(text: string): string[] {
+  const t = text.replace(/^\n+/, "").replace(/\s+$/, "");
+  const parts = t.split("\n");
+  return parts.map((l, i) => (i < parts.length - 1 ? l + "\n" : l));
+}
+
+function build(spec: NotebookSpec): Notebook {
+  const stem = spec.file.slice(0, 2);
+  const cells: Cell[] = spec.cells.map((c, i) => {
+    const id = `nb${stem}-${String(i).padStart(2, "0")}`;
+    if ("md" in c) return { cell_type: "markdown", id, metadata: {}, source: lines(c.md) };
+    return {
+      cell_type: "code",
+      id,
+      metadata: c.hidden ? { jupyter: { source_hidden: true } } : {},
+      source: lines(c.code),
+      outputs: [],
+      execution_count: null,
+    };
+  });
+  return newNotebook(cells);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Shared cells
+
+const PARAMS_MD = `
+## Parameters
+
+From environment variables (defaults in brackets): \`BT_CONFIG\` [\`configs/organism.yaml\`, the embedded
+default], \`BT_RUN_ID\` [the current run, \`runs/.current_run_id\`], \`BT_RUNS_ROOT\` [\`runs/\`],
+\`BT_FIGURES_DIR\` [\`figures/\`], \`BT_FORCE=1\` to recompute finished steps. Relative paths are resolved
+from the project root (the kernel starts in \`notebooks/\`).`;
+
+const CONTEXT = `
+const params = notebookParams();
+const ctx = await notebookContext(params);
+const runTable = await showTable([{ run: ctx.run.id, config: params.configPath, run_dir: ctx.run.dir, protocol: ctx.config.protocol }], {
+  title: "Run",
+});`;
+
+/** The setup cell: imports, collapsed. */
+function setup(...imports: string[]): CellSpec {
+  return { code: imports.join("\n"), hidden: true };
+}
+
+const IMPORT_SHOW =
+  `import { pct, pctCI, showFigure, showMarkdown, showTable } from "../lib/notebook/show.ts";`;
+
+// ---------------------------------------------------------------------------------------------------
+// 00 init-run
+
+const NB00: NotebookSpec = {
+  file: "00_init_run.ipynb",
+  cells: [
+    {
+      md: `
+# 00 · Init run
+
+**Step \`init-run\`** creates the run folder \`runs/<run_id>/\` with \`config_resolved.yaml\` (the config with
+every default filled in), \`meta.json\` (provenance: git state, host, library versions; later the model's
+weight hashes and the execution provider actually used) and \`runs/.current_run_id\`, which the later
+notebooks read when \`BT_RUN_ID\` is unset. Everything a figure or number depends on is then traceable to
+one folder.
+
+**Reference.** The same step with a \`YYYYMMDD_HHMMSS\` id. Its \`config_resolved.yaml\` recorded
+\`flash_attention_2\` although \`sdpa\` ran, generation files were appended to on re-runs (duplicates) and
+one global seed drove all sampling (spec §13.13).
+
+**What we changed.** \`meta.json\` records what actually ran (execution provider and why, onnxruntime and
+library versions, weight hashes); finished artifacts are never silently overwritten (steps refuse, or
+these notebooks reuse them when up to date); every sample has its own seeded random stream.
+
+With the embedded default the model is the **model organism**: a tiny Qwen2 checkpoint built in code whose
+backtracking is driven by *planted* components, so the pipeline can check itself against ground truth.`,
+    },
+    setup(
+      `import { notebookParams, plantedCircuit, startRun } from "../lib/notebook/params.ts";`,
+      `import { readMeta } from "../lib/run.ts";`,
+      IMPORT_SHOW,
+    ),
+    { md: PARAMS_MD },
+    {
+      code: `
+const params = notebookParams();
+const paramsTable = await showTable([{
+  BT_CONFIG: params.configPath,
+  BT_RUN_ID: params.runId ?? "(new run)",
+  BT_RUNS_ROOT: params.runsRoot,
+  BT_FIGURES_DIR: params.figuresDir ?? "none",
+  BT_FORCE: String(params.force),
+}], { title: "Notebook parameters" });`,
+    },
+    {
+      md: `
+## Create the run
+
+With \`BT_RUN_ID\` naming an existing run, the run is reopened (re-running this notebook changes nothing);
+otherwise it is created.`,
+    },
+    { code: `const { ctx, created } = await startRun(params);` },
+    {
+      code: `
+const cfg = ctx.config;
+const configTable = await showTable([
+  { setting: "protocol", value: cfg.protocol },
+  { setting: "model", value: cfg.model.source },
+  { setting: "device", value: cfg.model.device },
+  { setting: "dataset", value: \`\${cfg.dataset.name} (\${cfg.dataset.max_examples} problems)\` },
+  { setting: "samples per prompt", value: String(cfg.generation.num_samples_per_prompt) },
+  { setting: "max new tokens", value: String(cfg.generation.max_new_tokens) },
+  { setting: "prompt variants", value: cfg.prompting.formatting_variants.map((v) => v.name).join(", ") },
+  { setting: "detection rule", value: cfg.detection.rule },
+  { setting: "answer extractor", value: cfg.detection.answer_extractor },
+  { setting: "scan selection", value: \`\${cfg.analysis.selection_criterion}, top \${cfg.analysis.topk_layers_for_generation}\` },
+  { setting: "random ablation draws", value: String(cfg.analysis.random_ablation_draws) },
+  { setting: "seed", value: String(cfg.run.seed) },
+], { title: "Resolved config (config_resolved.yaml)" });`,
+    },
+    { code: `const meta = await readMeta(ctx.run);` },
+    {
+      code: `
+const versionsTable = await showTable(
+  Object.entries(meta.versions).map(([name, version]) => ({ name, version })),
+  { title: \`Versions (meta.json; git \${String(meta.git_sha ?? "n/a")}\${meta.git_dirty ? ", dirty" : ""})\` },
+);`,
+    },
+    {
+      md: `
+## Sanity check: the organism's planted circuit
+
+The organism's \`organism.json\` lists the components that write the backtracking triggers. Notebook 05 must
+recover exactly these layers from the ablation scan; a real model has no such ground truth.`,
+    },
+    { code: `const planted = await plantedCircuit(ctx);` },
+    {
+      code: `
+const plantedTable = await showTable(
+  planted
+    ? planted.components.map((c) => ({ hook: c.hook, role: c.role, promotes: c.promotes.join(" | ") }))
+    : [{ note: "not the model organism: no planted ground truth" }],
+  { title: "Planted components" },
+);`,
+    },
+    { md: `## Reading` },
+    {
+      code: `
+await showMarkdown(
+  \`Run **\${ctx.run.id}** was \${created ? "created" : "reopened (it already existed)"} in \\\`\${ctx.run.dir}\\\`, \` +
+    \`under the **\${cfg.protocol}** protocol with model \\\`\${cfg.model.source}\\\` on \${cfg.model.device}. \` +
+    (planted
+      ? \`The organism plants attention layer(s) \${planted.attn.join(", ")} and MLP layer(s) \${planted.mlp.join(", ")}: \` +
+        \`the ablation scan (notebook 05) has to find them.\`
+      : "This is a real model: the scan's selection is a finding, not a check."),
+);`,
+    },
+  ],
+};
+
+// ---------------------------------------------------------------------------------------------------
+// 01 prepare-data
+
+const NB01: NotebookSpec = {
+  file: "01_prepare_data.ipynb",
+  cells: [
+    {
+      md: `
+# 01 · Prepare data
+
+**Step \`prepare-data\`** fixes the problems of the run in \`data/problems.jsonl\` (\`id, question, answer,
+answer_value, gold\`), so every later step reads the same list, and records the source and its sha256 in
+\`meta.json\`.
+
+**Reference.** 200 GSM8K test problems, shuffled with seed 123, saved to \`data/processed/gsm8k_200.jsonl\`
+(spec §2).
+
+**What we changed.** The reference's committed sample is read in file order and never re-shuffled, so
+example ids match its analysis files; a local GSM8K file gives a seeded sample; the embedded default uses
+seeded *synthetic* GSM8K-style problems (the organism's vocabulary is small, and no download is needed). No
+dataset is downloaded. Gold answers are parsed once here (\`#### <gold>\`).`,
+    },
+    setup(
+      `import { notebookContext, notebookParams, runOrReuse } from "../lib/notebook/params.ts";`,
+      `import { readProblems } from "../lib/steps/mod.ts";`,
+      `import { readMeta } from "../lib/run.ts";`,
+      IMPORT_SHOW,
+    ),
+    { md: PARAMS_MD },
+    { code: CONTEXT },
+    { md: `## Run the step (reused when \`data/problems.jsonl\` exists)` },
+    { code: `const step = await runOrReuse(ctx, "prepare-data");\nstep;` },
+    { code: `const problems = await readProblems(ctx.run);` },
+    {
+      code: `
+const problemsTable = await showTable(problems.slice(0, 6).map((p) => ({ id: p.id, question: p.question, gold: p.gold })), {
+  title: \`First problems of \${problems.length}\`,
+});`,
+    },
+    {
+      md: `
+## Sanity check
+
+Every problem has a numeric gold answer and a unique id, and there are at most \`dataset.max_examples\`.`,
+    },
+    {
+      code: `
+const badGold = problems.filter((p) => !Number.isFinite(p.gold)).map((p) => p.id);
+const uniqueIds = new Set(problems.map((p) => p.id)).size;
+if (problems.length === 0 || problems.length > ctx.config.dataset.max_examples || badGold.length > 0 || uniqueIds !== problems.length) {
+  throw new Error(\`prepare-data: \${problems.length} problems (max \${ctx.config.dataset.max_examples}), \${uniqueIds} unique ids, non-numeric gold for [\${badGold}]\`);
+}
+\`ok: \${problems.length} problems, all with numeric gold answers\`;`,
+    },
+    { code: `const meta = await readMeta(ctx.run);` },
+    { md: `## Reading` },
+    {
+      code: `
+const data = (meta.data ?? {}) as Record<string, unknown>;
+const golds = problems.map((p) => p.gold ?? 0);
+await showMarkdown(
+  \`The run has **\${problems.length} problems** from \\\`\${String(data.source ?? "?")}\\\`\` +
+    (data.source_sha256 ? \` (sha256 \${String(data.source_sha256).slice(0, 12)}…)\` : "") +
+    \`; gold answers range from \${Math.min(...golds)} to \${Math.max(...golds)}. \` +
+    \`Each will be sampled \${ctx.config.generation.num_samples_per_prompt} times per prompt variant.\`,
+);`,
+    },
+  ],
+};
+
+// ---------------------------------------------------------------------------------------------------
+// 02 generate baseline
+
+const NB02: NotebookSpec = {
+  file: "02_generate_baseline.ipynb",
+  cells: [
+    {
+      md: `
+# 02 · Baseline generation (every prompt variant)
+
+**Step \`generate --condition baseline\`** samples \`generation.num_samples_per_prompt\` completions per
+problem for each prompt variant, with no intervention, into \`generations/<variant>/baseline.jsonl\`.
+
+**Reference.** Raw text prompts with no chat template and no \`<think>\` prefill; the three "formatting
+variants" differ by one line only, because \`think_open\`/\`think_close\` were never read (two prompts are
+identical); 512-token cap; \`completion_tokens\` was the padded group maximum and \`finish_reason\` was always
+"stop" (spec §13.1–13.2).
+
+**What we changed.** The model's chat template, with each variant built from its think strings; every
+sample's own token count, EOS vs length, its token ids and its own random stream keyed by (example,
+sample), shared across variants and conditions (common random numbers: later paired comparisons see the
+intervention, not sampling noise). Stores are append-only and resumable: re-running this notebook only
+generates what is missing.`,
+    },
+    setup(
+      `import { relative } from "node:path";`,
+      `import { notebookContext, notebookParams } from "../lib/notebook/params.ts";`,
+      `import { defaultAnalysisVariant, ensureTokenizer, generate, readGenerations, readProblems } from "../lib/steps/mod.ts";`,
+      `import { buildPrompt } from "../lib/prompts.ts";`,
+      IMPORT_SHOW,
+    ),
+    { md: PARAMS_MD },
+    { code: CONTEXT },
+    { md: `## What the model sees` },
+    { code: `const variant = defaultAnalysisVariant(ctx.config);` },
+    { code: `const problems = await readProblems(ctx.run);` },
+    { code: `const tokenizer = await ensureTokenizer(ctx);` },
+    { code: `const prompt = buildPrompt(tokenizer, ctx.config.prompting, problems[0]!.question, variant);` },
+    {
+      code: `
+await showMarkdown(
+  \`Prompt of problem \${problems[0]!.id}, variant \\\`\${variant}\\\` (\${prompt.form}, \${prompt.tokenIds.length} tokens):\\n\\n\` +
+    "\`\`\`text\\n" + prompt.text + "\\n\`\`\`",
+);`,
+    },
+    { md: `## Generate (resumes: samples already stored are skipped)` },
+    { code: `const stores = await generate(ctx, { condition: "baseline" });` },
+    {
+      code: `
+const storesTable = await showTable(stores.map((s) => ({
+  variant: s.variant,
+  new_samples: s.generated,
+  already_stored: s.resumed,
+  file: relative(ctx.run.dir, s.path),
+})), { title: "Baseline stores" });`,
+    },
+    { code: `const records = await readGenerations(ctx.run, variant, "baseline");` },
+    {
+      code: `
+const samplesTable = await showTable(records.slice(0, 6).map((r) => ({
+  example: r.example_id,
+  sample: r.sample_id,
+  tokens: r.completion_tokens,
+  finish: r.finish_reason,
+  completion: r.completion.length > 240 ? r.completion.slice(0, 240) + " …" : r.completion,
+})), { title: \`First samples of \${variant}\` });`,
+    },
+    {
+      md: `
+## Sanity check
+
+Every variant's store holds exactly problems × samples-per-prompt records.`,
+    },
+    {
+      code: `
+const expected = problems.length * ctx.config.generation.num_samples_per_prompt;
+const wrong = stores.filter((s) => s.generated + s.resumed !== expected);
+if (wrong.length > 0) {
+  throw new Error(\`stores with a wrong sample count (expected \${expected}): \${wrong.map((s) => \`\${s.variant}: \${s.generated + s.resumed}\`).join(", ")}\`);
+}
+\`ok: \${stores.length} stores × \${expected} samples\`;`,
+    },
+    { md: `## Reading` },
+    {
+      code: `
+const truncated = records.filter((r) => r.finish_reason === "length").length / records.length;
+const meanTokens = records.reduce((a, r) => a + r.completion_tokens, 0) / records.length;
+const generatedNow = stores.reduce((a, s) => a + s.generated, 0);
+await showMarkdown(
+  \`\${stores.length} variant(s) × \${expected} samples are stored (\${generatedNow} generated in this session). \` +
+    \`For \\\`\${variant}\\\` completions average **\${meanTokens.toFixed(1)} tokens** and **\${pct(truncated)}** hit the \` +
+    \`\${ctx.config.generation.max_new_tokens}-token budget (the reference could not tell: spec §13.2).\`,
+);`,
+    },
+  ],
+};
+
+// ---------------------------------------------------------------------------------------------------
+// 03 detect-events
+
+const NB03: NotebookSpec = {
+  file: "03_detect_events.ipynb",
+  cells: [
+    {
+      md: `
+# 03 · Detect backtracking events and score answers
+
+**Step \`detect-events\`** reads every generation store and writes one row per sample to
+\`analysis/backtracking_events.csv\`: whether it backtracks, the onset trigger and the token position
+*predicting* it (\`pred_pos_in_full\`, used by the lens and the scan), the extracted answer and its
+correctness, and degeneration measures. \`summary_metrics.json\` keeps the reference's pooled semantics;
+\`summary_metrics_corrected.json\` summarises each (variant, condition) with problem-clustered bootstrap CIs.
+
+**Reference.** Case-insensitive trigger regex over the whole completion ("actually" in prose and "Wait" after
+the answer count); the *first* \`Final:\` (often the echoed instruction); no markdown/\`\\boxed{}\` clean-up;
+accuracy defined two ways; ablated and baseline runs pooled in the summary (spec §13.3–13.6).
+
+**What we changed.** Primary rule: case-sensitive, sentence-initial triggers inside the reasoning span;
+robust extraction (last \`Final:\`/\`\\boxed{}\`/number, markdown stripped, tolerance); one accuracy
+(correct / n) with the unknown rate beside it; never pooled across conditions. The reference's rule and
+extractor are kept as columns (\`bt_other_rule\`, \`correct_reference\`) on the same samples.`,
+    },
+    setup(
+      `import { notebookContext, notebookParams, readArtifactJson, reportFigure, runOrReuse } from "../lib/notebook/params.ts";`,
+      `import { defaultAnalysisVariant, readEvents } from "../lib/steps/mod.ts";`,
+      `import type { CorrectedSummaryFile } from "../lib/events.ts";`,
+      IMPORT_SHOW,
+    ),
+    { md: PARAMS_MD },
+    { code: CONTEXT },
+    { md: `## Run the step (reused when its outputs are newer than every generation store)` },
+    { code: `const step = await runOrReuse(ctx, "detect-events");\nstep;` },
+    { code: `const rows = await readEvents(ctx);` },
+    {
+      code: `
+const onsetsTable = await showTable(rows.filter((r) => r.has_backtracking_strict).slice(0, 8).map((r) => ({
+  variant: r.variant,
+  example: r.example_id,
+  sample: r.sample_id,
+  onset: r.onset_phrase,
+  onset_token: JSON.stringify(r.onset_token_text),
+  pred_pos: r.pred_pos_in_full,
+  answer: r.predicted_answer,
+  gold: r.gold,
+  status: r.answer_status,
+})), { title: "Backtracking samples (first 8)" });`,
+    },
+    {
+      code:
+        `const corrected = await readArtifactJson<CorrectedSummaryFile>(ctx, "analysis/summary_metrics_corrected.json");`,
+    },
+    {
+      code: `
+const summaryTable = await showTable(corrected.groups.map(({ variant, condition, summary: s }) => ({
+  variant,
+  condition,
+  n: s.n,
+  problems: s.problems,
+  bt_rate: s.bt_rate.value,
+  bt_ci: pctCI(s.bt_rate.bootstrap),
+  bt_reference_rule: s.bt_rate_other_rule.value,
+  accuracy: s.accuracy.value,
+  unknown_rate: s.unknown_rate,
+  eos_rate: s.eos_rate.value,
+})), { title: \`Per variant × condition (\${corrected.rule} rule, \${corrected.extractor} extractor)\` });`,
+    },
+    { code: `await showFigure(await reportFigure(ctx, "bt_rate_by_variant", rows));` },
+    { code: `await showFigure(await reportFigure(ctx, "accuracy_by_backtracking", rows));` },
+    {
+      md: `
+## Sanity check
+
+Every backtracking row has an onset token and a predicting position inside its sequence (prompt +
+completion); every stored sample has a row.`,
+    },
+    {
+      code: `
+const badOnset = rows.filter((r) =>
+  r.has_backtracking_strict &&
+  (r.onset_token_id < 0 || r.pred_pos_in_full < r.prompt_tokens - 1 || r.pred_pos_in_full >= r.prompt_tokens + r.completion_tokens)
+);
+if (badOnset.length > 0) throw new Error(\`\${badOnset.length} BT rows with an onset outside their sequence\`);
+const nSamples = corrected.groups.reduce((a, g) => a + g.summary.n, 0);
+if (nSamples !== rows.length) throw new Error(\`summary counts \${nSamples} samples, events CSV has \${rows.length}\`);
+\`ok: \${rows.length} rows, \${rows.filter((r) => r.has_backtracking_strict).length} with a backtracking onset\`;`,
+    },
+    { md: `## Reading` },
+    {
+      code: `
+const variant = defaultAnalysisVariant(ctx.config);
+const main = corrected.groups.find((g) => g.variant === variant && g.condition === "baseline")!.summary;
+await showMarkdown(
+  \`On \\\`\${variant}\\\` baseline samples the backtracking rate is **\${pct(main.bt_rate.value)}** \` +
+    \`(95% CI \${pctCI(main.bt_rate.bootstrap)}, \${main.n} samples of \${main.problems} problems); \` +
+    \`the reference's rule gives \${pct(main.bt_rate_other_rule.value)} on the same samples. \` +
+    \`Accuracy is \${pct(main.accuracy.value)} with \${pct(main.unknown_rate)} unknown answers; with backtracking \` +
+    \`\${pct(main.accuracy_with_bt.value)} vs \${pct(main.accuracy_without_bt.value)} without (correlational: \` +
+    \`problem difficulty and truncation confound it, spec §13.14).\`,
+);`,
+    },
+  ],
+};
+
+// ---------------------------------------------------------------------------------------------------
+// 04 logit lens
+
+const NB04: NotebookSpec = {
+  file: "04_logit_lens.ipynb",
+  cells: [
+    {
+      md: `
+# 04 · Logit lens at backtracking onsets
+
+**Step \`logit-lens\`**: for a sample of backtracking events of the analysis variant, read the residual
+stream at the position that predicts the trigger, project it through the final norm and unembedding at
+every layer, and compare the trigger's log-prob and rank with position-matched controls from
+non-backtracking samples. The question: from which layer on is "the model is about to backtrack" linearly
+readable?
+
+**Reference.** The first 120 events in file order (30 problems); one fixed control token (\` wait\`) while
+events mostly target \`Wait\`; raw logits compared across contexts; the last layer double-normalised; 32
+controls silently dropped (spec §13.7).
+
+**What we changed.** Events sampled at random across problems (seeded); each control reads *its own event's*
+onset token; log-prob and rank beside the logit; layer 0 = embedding output and the last layer = the true
+final logits; problem-clustered bootstrap CIs; unmatched events reported, not dropped silently. The
+reference's layout is kept in \`logit_lens_reference.csv\`.`,
+    },
+    setup(
+      `import { notebookContext, notebookParams, readArtifactTable, reportFigure, runOrReuse } from "../lib/notebook/params.ts";`,
+      `import { readMeta } from "../lib/run.ts";`,
+      IMPORT_SHOW,
+    ),
+    { md: PARAMS_MD },
+    { code: CONTEXT },
+    { md: `## Run the step (reused when newer than the baseline store)` },
+    { code: `const step = await runOrReuse(ctx, "logit-lens");\nstep;` },
+    {
+      code: `
+const lens = await readArtifactTable(ctx, "analysis/logit_lens.csv", {
+  columns: [
+    "layer", "n_bt", "n_control", "bt_logprob_mean", "control_logprob_mean", "diff_logprob_estimate",
+    "diff_logprob_lower", "diff_logprob_upper", "bt_rank_median", "control_rank_median",
+  ],
+});`,
+    },
+    {
+      code:
+        `const lensTable = await showTable(lens, { digits: 2, title: "Trigger log-prob by layer: backtracking vs control" });`,
+    },
+    { code: `await showFigure(await reportFigure(ctx, "logit_lens_by_layer"));` },
+    {
+      md: `
+## Sanity check
+
+One row per layer (embedding output, every block, final logits) and some events and controls.`,
+    },
+    { code: `const meta = await readMeta(ctx.run);` },
+    {
+      code: `
+const numLayers = Number((meta.model as Record<string, unknown> | undefined)?.num_layers);
+const nBt = Number(lens[0]?.n_bt ?? 0), nControl = Number(lens[0]?.n_control ?? 0);
+if (lens.length !== numLayers + 1) throw new Error(\`logit_lens.csv has \${lens.length} rows, expected \${numLayers + 1}\`);
+if (nBt === 0 || nControl === 0 || nBt > ctx.config.analysis.max_events) {
+  throw new Error(\`logit lens over \${nBt} events and \${nControl} controls (max_events \${ctx.config.analysis.max_events})\`);
+}
+\`ok: \${lens.length} layers, \${nBt} events, \${nControl} controls\`;`,
+    },
+    { md: `## Reading` },
+    {
+      code: `
+const last = lens.at(-1)!;
+const firstSeparated = lens.find((r) => Number(r.diff_logprob_lower) > 0);
+await showMarkdown(
+  \`Over \${nBt} backtracking events and \${nControl} matched controls, the trigger's log-prob at the final \` +
+    \`logits is \${Number(last.bt_logprob_mean).toFixed(2)} at onsets vs \${Number(last.control_logprob_mean).toFixed(2)} \` +
+    \`at controls (difference \${Number(last.diff_logprob_estimate).toFixed(2)}, 95% CI \` +
+    \`[\${Number(last.diff_logprob_lower).toFixed(2)}, \${Number(last.diff_logprob_upper).toFixed(2)}]). \` +
+    (firstSeparated
+      ? \`The difference is positive with its CI excluding 0 from layer **\${firstSeparated.layer}** on (0 = embedding output). \`
+      : "No layer separates the two with a CI excluding 0. ") +
+    \`At the last layer this is close to tautological: at an onset the model is about to emit the trigger (spec §13.7); \` +
+    \`the informative part is how early the separation appears.\`,
+);`,
+    },
+  ],
+};
+
+// ---------------------------------------------------------------------------------------------------
+// 05 ablation scan
+
+const NB05: NotebookSpec = {
+  file: "05_ablation_scan.ipynb",
+  cells: [
+    {
+      md: `
+# 05 · Ablation scan: which components write the trigger?
+
+**Step \`ablation-scan\`**: zero-ablate each (layer, component) output at the onset-predicting position of
+the selected events, measure the change in the trigger's log-prob, and do the same at the matched controls
+(for the token actually sampled there). The most *specific* components (large drop at onsets, none at
+controls) are selected for ablation during generation, with random control draws.
+
+**Reference.** Single-position zero-ablation effect on a raw logit in bf16 (deltas quantised to ~1/16);
+signed top-6 per component with no test; attention 0 and the last MLP matter for *every* prediction, and
+nothing corrects for that (spec §13.8).
+
+**What we changed.** Δ log-prob in fp32 with problem-clustered CIs; a specificity score (Δ at onsets minus Δ
+at matched controls); selection by specificity (\`analysis.selection_criterion\`); random draws matched per
+component type and disjoint from the selection. The reference's five columns stay first in
+\`ablation_importance.csv\`.`,
+    },
+    setup(
+      `import { notebookContext, notebookParams, plantedCircuit, readArtifactJson, readArtifactTable, reportFigure, runOrReuse } from "../lib/notebook/params.ts";`,
+      `import type { LayerSpec, RandomAblationSpecs } from "../lib/steps/generate.ts";`,
+      IMPORT_SHOW,
+    ),
+    { md: PARAMS_MD },
+    { code: CONTEXT },
+    { md: `## Run the step (reused when newer than the baseline store)` },
+    { code: `const step = await runOrReuse(ctx, "ablation-scan");\nstep;` },
+    {
+      code: `
+const importance = await readArtifactTable(ctx, "analysis/ablation_importance.csv", {
+  columns: [
+    "layer", "component", "n_events", "delta_logprob_mean", "delta_logprob_lower", "delta_logprob_upper",
+    "control_delta_logprob_mean", "specificity_mean", "specificity_lower", "specificity_upper",
+  ],
+});`,
+    },
+    {
+      code: `
+const specificTable = await showTable(
+  [...importance].sort((a, b) => Number(a.specificity_mean) - Number(b.specificity_mean)).slice(0, 8),
+  { digits: 3, title: "Most specific components (most negative specificity first)" },
+);`,
+    },
+    { code: `await showFigure(await reportFigure(ctx, "ablation_importance_by_layer"));` },
+    { code: `const selected = await readArtifactJson<LayerSpec>(ctx, "analysis/selected_layers.json");` },
+    {
+      code:
+        `const random = await readArtifactJson<RandomAblationSpecs>(ctx, "analysis/random_ablation_specs.json");`,
+    },
+    {
+      code: `
+const layersTable = await showTable([
+  { set: "selected (targeted)", attn: selected.attn.join(", "), mlp: selected.mlp.join(", ") },
+  ...random.draws.map((d, k) => ({ set: \`random draw \${k} (\${random.mode})\`, attn: d.attn.join(", "), mlp: d.mlp.join(", ") })),
+], { title: "Layers ablated during generation" });`,
+    },
+    {
+      md: `
+## Sanity check: planted vs found
+
+For the model organism the selection must contain every planted component (notebook 00).`,
+    },
+    { code: `const planted = await plantedCircuit(ctx);` },
+    {
+      code: `
+const missed = planted
+  ? [
+    ...planted.attn.filter((l) => !selected.attn.includes(l)).map((l) => \`attn \${l}\`),
+    ...planted.mlp.filter((l) => !selected.mlp.includes(l)).map((l) => \`mlp \${l}\`),
+  ]
+  : [];
+if (missed.length > 0) {
+  throw new Error(\`The scan missed planted component(s) \${missed.join(", ")}: selected attn [\${selected.attn}] mlp [\${selected.mlp}]\`);
+}
+const recoveredTable = await showTable([
+  { component: "attn", planted: planted ? planted.attn.join(", ") : "n/a", selected: selected.attn.join(", ") },
+  { component: "mlp", planted: planted ? planted.mlp.join(", ") : "n/a", selected: selected.mlp.join(", ") },
+], { title: planted ? "Planted vs selected: recovered" : "Selected (real model: no ground truth)" });`,
+    },
+    { md: `## Reading` },
+    {
+      code: `
+const top = [...importance].sort((a, b) => Number(a.specificity_mean) - Number(b.specificity_mean))[0]!;
+await showMarkdown(
+  \`The most specific component is **\${top.component} \${top.layer}**: ablating it changes the trigger's log-prob \` +
+    \`by \${Number(top.delta_logprob_mean).toFixed(2)} at onsets (95% CI [\${Number(top.delta_logprob_lower).toFixed(2)}, \` +
+    \`\${Number(top.delta_logprob_upper).toFixed(2)}]) and by \${Number(top.control_delta_logprob_mean).toFixed(3)} at controls \` +
+    \`(specificity \${Number(top.specificity_mean).toFixed(2)}). Selected for generation: attention [\${selected.attn.join(", ")}], \` +
+    \`MLP [\${selected.mlp.join(", ")}]\` +
+    (planted ? \`, which recovers the planted circuit (attention [\${planted.attn}], MLP [\${planted.mlp}]).\` : ".") ,
+);`,
+    },
+  ],
+};
+
+// ---------------------------------------------------------------------------------------------------
+// 06 targeted ablation generation
+
+const NB06: NotebookSpec = {
+  file: "06_generate_targeted_ablation.ipynb",
+  cells: [
+    {
+      md: `
+# 06 · Generation with the selected components ablated
+
+**Step \`generate --condition targeted_ablation\`**: sample the analysis variant again with the selected
+components' outputs scaled by \`ablation_generation.scale\` (0 = zero-ablation) at every generated position.
+If these components carry the backtracking transition, the trigger rate should fall, without the model
+falling apart.
+
+**Reference.** Zeroed 12 components (top 6 attention + top 6 MLP, including attention 0 and the last MLP) at
+every decode step; the first generated token was never ablated; accuracy collapsed (1.2 %), so the "BT
+reduction" was confounded with degeneration (spec §13.9).
+
+**What we changed.** Only the selected (specific) components; \`generation.intervention_scope\` says where
+(here every generated token, the first one included); the same per-sample random streams as the baseline,
+so each ablated sample is paired with its baseline twin; degeneration metrics (EOS rate, repetition,
+distinct-2, digit-free outputs) are measured in notebook 08.`,
+    },
+    setup(
+      `import { relative } from "node:path";`,
+      `import { notebookContext, notebookParams, readArtifactJson } from "../lib/notebook/params.ts";`,
+      `import { defaultAnalysisVariant, generate, readGenerations, specInterventions } from "../lib/steps/mod.ts";`,
+      `import type { LayerSpec } from "../lib/steps/generate.ts";`,
+      IMPORT_SHOW,
+    ),
+    { md: PARAMS_MD },
+    { code: CONTEXT },
+    { md: `## The intervention` },
+    { code: `const selected = await readArtifactJson<LayerSpec>(ctx, "analysis/selected_layers.json");` },
+    { code: `const interventions = specInterventions(selected, ctx.config);` },
+    {
+      code: `
+const interventionsTable = await showTable(interventions.map((i) => ({ hook: i.hook, op: i.op, value: i.op === "scale" ? i.value : undefined })), {
+  title: \`Interventions (scope: \${ctx.config.generation.intervention_scope})\`,
+});`,
+    },
+    { md: `## Generate (resumes: samples already stored are skipped)` },
+    { code: `const stores = await generate(ctx, { condition: "targeted_ablation" });` },
+    {
+      code: `
+const storesTable = await showTable(stores.map((s) => ({
+  variant: s.variant,
+  condition: s.condition,
+  new_samples: s.generated,
+  already_stored: s.resumed,
+  file: relative(ctx.run.dir, s.path),
+})), { title: "Targeted-ablation store" });`,
+    },
+    { code: `const variant = defaultAnalysisVariant(ctx.config);` },
+    { code: `const baseline = await readGenerations(ctx.run, variant, "baseline");` },
+    { code: `const targeted = await readGenerations(ctx.run, variant, "targeted_ablation");` },
+    {
+      code: `
+const clip = (s: string) => (s.length > 160 ? s.slice(0, 160) + " …" : s);
+const pairsTable = await showTable(targeted.slice(0, 4).map((t) => {
+  const b = baseline.find((r) => r.example_id === t.example_id && r.sample_id === t.sample_id);
+  return { example: t.example_id, sample: t.sample_id, baseline: clip(b?.completion ?? ""), targeted: clip(t.completion) };
+}), { title: "Same sample, same random stream: baseline vs ablated" });`,
+    },
+    {
+      md: `
+## Sanity check
+
+Every stored sample records exactly the intended interventions, and the store pairs one-to-one with the
+baseline.`,
+    },
+    {
+      code: `
+const want = JSON.stringify(interventions);
+const off = targeted.filter((r) => JSON.stringify(r.interventions) !== want).length;
+if (off > 0) throw new Error(\`\${off} targeted samples record interventions other than \${want}\`);
+if (targeted.length !== baseline.length) throw new Error(\`\${targeted.length} targeted vs \${baseline.length} baseline samples\`);
+\`ok: \${targeted.length} samples, each with \${interventions.length} intervention(s)\`;`,
+    },
+    { md: `## Reading` },
+    {
+      code: `
+const eos = (rs: typeof targeted) => rs.filter((r) => r.finish_reason === "eos").length / rs.length;
+const meanLen = (rs: typeof targeted) => rs.reduce((a, r) => a + r.completion_tokens, 0) / rs.length;
+await showMarkdown(
+  \`\${targeted.length} samples were generated with \${interventions.map((i) => "\`" + i.hook + "\`").join(", ")} ablated. \` +
+    \`They end with EOS \${pct(eos(targeted))} of the time (baseline \${pct(eos(baseline))}) and average \` +
+    \`\${meanLen(targeted).toFixed(1)} tokens (baseline \${meanLen(baseline).toFixed(1)}). Backtracking rates and paired \` +
+    \`comparisons follow in notebook 08, after detection over every condition.\`,
+);`,
+    },
+  ],
+};
+
+// ---------------------------------------------------------------------------------------------------
+// 07 random ablation generation
+
+const NB07: NotebookSpec = {
+  file: "07_generate_random_ablation.ipynb",
+  cells: [
+    {
+      md: `
+# 07 · Generation with random components ablated (controls)
+
+**Step \`generate --condition random_ablation\`**: the same generation with randomly drawn components
+ablated, one store per draw (\`random_ablation_<k>\`). If ablating *any* components of the same kind and
+number cut backtracking as much, the targeted result would say nothing about a mechanism.
+
+**Reference.** One draw (Python \`Random(999)\`) of layers disjoint from every selected index, not matched
+for destructiveness (targeted included attention 0 and the last MLP; random had early layers); 100
+digit-free outputs (spec §13.9).
+
+**What we changed.** \`analysis.random_ablation_draws\` draws, each matched to the selection per component
+type (same number of attention and MLP layers) and disjoint from it; every draw uses the same per-sample
+random streams as the baseline. The reference's draw is kept under \`protocol: reference\`.`,
+    },
+    setup(
+      `import { relative } from "node:path";`,
+      `import { notebookContext, notebookParams, readArtifactJson } from "../lib/notebook/params.ts";`,
+      `import { generate } from "../lib/steps/mod.ts";`,
+      `import type { RandomAblationSpecs } from "../lib/steps/generate.ts";`,
+      IMPORT_SHOW,
+    ),
+    { md: PARAMS_MD },
+    { code: CONTEXT },
+    { md: `## The draws` },
+    {
+      code:
+        `const specs = await readArtifactJson<RandomAblationSpecs>(ctx, "analysis/random_ablation_specs.json");`,
+    },
+    {
+      code: `
+const drawsTable = await showTable([
+  { set: "selected", attn: specs.selected.attn.join(", "), mlp: specs.selected.mlp.join(", ") },
+  ...specs.draws.map((d, k) => ({ set: \`draw \${k}\`, attn: d.attn.join(", "), mlp: d.mlp.join(", ") })),
+], { title: \`Random draws (\${specs.mode}, seed \${specs.seed})\` });`,
+    },
+    {
+      md: `
+## Sanity check
+
+Each draw ablates as many attention and MLP layers as the selection, none of them selected.`,
+    },
+    {
+      code: `
+const problems: string[] = [];
+specs.draws.forEach((d, k) => {
+  for (const c of ["attn", "mlp"] as const) {
+    if (d[c].length !== specs.selected[c].length) problems.push(\`draw \${k}: \${d[c].length} \${c} layers vs \${specs.selected[c].length} selected\`);
+    const overlap = d[c].filter((l) => specs.selected[c].includes(l));
+    if (overlap.length > 0) problems.push(\`draw \${k}: \${c} [\${overlap}] is selected\`);
+  }
+});
+if (problems.length > 0) throw new Error(problems.join("; "));
+\`ok: \${specs.draws.length} draw(s) matched per component type and disjoint from the selection\`;`,
+    },
+    { md: `## Generate every draw (resumes)` },
+    { code: `const stores = await generate(ctx, { condition: "random_ablation" });` },
+    {
+      code: `
+const storesTable = await showTable(stores.map((s) => ({
+  condition: s.condition,
+  hooks: s.interventions.map((i) => i.hook).join(", "),
+  new_samples: s.generated,
+  already_stored: s.resumed,
+  file: relative(ctx.run.dir, s.path),
+})), { title: "Random-ablation stores" });`,
+    },
+    { md: `## Reading` },
+    {
+      code: `
+await showMarkdown(
+  \`\${stores.length} random-ablation store(s) of \${stores[0] ? stores[0].generated + stores[0].resumed : 0} samples each are in place \` +
+    \`(\${stores.reduce((a, s) => a + s.generated, 0)} generated in this session). Notebook 08 compares them with the \` +
+    \`baseline and the targeted ablation.\`,
+);`,
+    },
+  ],
+};
+
+// ---------------------------------------------------------------------------------------------------
+// 08 compare conditions
+
+const NB08: NotebookSpec = {
+  file: "08_compare_conditions.ipynb",
+  cells: [
+    {
+      md: `
+# 08 · Compare conditions: baseline vs targeted vs random ablation
+
+First **\`detect-events\` again**, now over every condition's store (the run log does the same), then
+**step \`compare-conditions\`**: per condition the backtracking rate, accuracy and degeneration, each with a
+problem-clustered bootstrap CI, and for each ablation the *paired* comparison with the baseline (same
+problems, same samples, same random streams): Δ BT rate and Δ accuracy with CIs and McNemar p-values.
+
+**Reference.** \`condition_comparison.csv\` with accuracy = correct/total, no CIs, no test, no degeneration
+measure, one random draw: targeted BT 2.8 % vs random 54.9 % vs baseline 70.8 %, with accuracy collapsed
+to ~1 % under both ablations (spec §12.1, §13.9, §13.14).
+
+**What we changed.** Everything above plus the reference's table unchanged (\`condition_comparison.csv\`),
+so both readings stand side by side.`,
+    },
+    setup(
+      `import { notebookContext, notebookParams, plantedCircuit, readArtifactJson, readArtifactTable, reportFigure, runOrReuse } from "../lib/notebook/params.ts";`,
+      `import type { CompareConditionsResult } from "../lib/steps/mod.ts";`,
+      IMPORT_SHOW,
+    ),
+    { md: PARAMS_MD },
+    { code: CONTEXT },
+    { md: `## Detect events over every condition, then compare` },
+    { code: `const detect = await runOrReuse(ctx, "detect-events");\ndetect;` },
+    { code: `const compare = await runOrReuse(ctx, "compare-conditions");\ncompare;` },
+    {
+      code: `
+const comparison = await readArtifactJson<CompareConditionsResult>(ctx, "analysis/condition_comparison_corrected.json");`,
+    },
+    {
+      code: `
+const conditionsTable = await showTable(await readArtifactTable(ctx, "analysis/condition_comparison_corrected.csv", {
+  columns: [
+    "condition", "n", "bt_rate", "bt_rate_lower", "bt_rate_upper", "delta_bt_rate", "delta_bt_rate_lower",
+    "delta_bt_rate_upper", "mcnemar_bt_p", "accuracy", "delta_accuracy", "eos_rate", "mean_length",
+    "repetition_4gram", "distinct_2", "digit_free_rate",
+  ],
+}), { digits: 3, title: \`Conditions of \${comparison.variant} (paired with the baseline)\` });`,
+    },
+    {
+      code: `
+const referenceTable = await showTable(await readArtifactTable(ctx, "analysis/condition_comparison.csv"), {
+  digits: 4,
+  title: "Reference layout (condition_comparison.csv: accuracy = correct / total)",
+});`,
+    },
+    { code: `await showFigure(await reportFigure(ctx, "bt_rate_by_condition"));` },
+    {
+      md: `
+## Sanity check
+
+Every ablation condition is paired with the baseline on the same samples. For the model organism, ablating
+the recovered circuit must cut the backtracking rate by at least 80 % (relative), and no random draw may
+cut it as much.`,
+    },
+    { code: `const planted = await plantedCircuit(ctx);` },
+    {
+      code: `
+const rate = (c: string) => comparison.conditions.find((e) => e.condition === c)?.summary.bt_rate.value ?? NaN;
+const baseRate = rate("baseline");
+const cut = (c: string) => 1 - rate(c) / baseRate;
+const randoms = comparison.conditions.filter((e) => e.condition.startsWith("random_ablation")).map((e) => e.condition);
+const unpaired = comparison.conditions.filter((e) => e.condition !== "baseline" && e.vs_baseline?.pairs !== e.summary.n);
+if (unpaired.length > 0) throw new Error(\`not fully paired with the baseline: \${unpaired.map((e) => e.condition).join(", ")}\`);
+if (planted && !(cut("targeted_ablation") >= 0.8)) {
+  throw new Error(\`targeted ablation cut the BT rate by only \${pct(cut("targeted_ablation"))} (\${pct(baseRate)} → \${pct(rate("targeted_ablation"))})\`);
+}
+if (planted && randoms.some((c) => cut(c) >= cut("targeted_ablation"))) {
+  throw new Error(\`a random draw cut the BT rate as much as the targeted ablation: \${randoms.map((c) => \`\${c} \${pct(cut(c))}\`).join(", ")}\`);
+}
+\`ok: targeted cut \${pct(cut("targeted_ablation"))}; random draws \${randoms.map((c) => pct(cut(c))).join(", ")}\`;`,
+    },
+    { md: `## Reading` },
+    {
+      code: `
+const targeted = comparison.conditions.find((e) => e.condition === "targeted_ablation");
+const t = targeted?.vs_baseline;
+const base = comparison.conditions.find((e) => e.condition === "baseline")!.summary;
+await showMarkdown(
+  targeted && t
+    ? \`Ablating the selected components moves the backtracking rate from **\${pct(baseRate)}** to \` +
+      \`**\${pct(rate("targeted_ablation"))}** (relative change \${pct(t.relative_bt_change.value)}, 95% CI \` +
+      \`\${pctCI(t.relative_bt_change.bootstrap)}; paired Δ \` +
+      \`\${pct(t.delta_bt_rate.difference)}, 95% CI \${pctCI(t.delta_bt_rate.bootstrap)}, McNemar p = \` +
+      \`\${t.mcnemar_bt.p_value.toExponential(1)}). The random draws cut it by \${randoms.map((c) => pct(cut(c))).join(", ")}. \` +
+      \`Degeneration check: EOS rate \${pct(targeted.summary.eos_rate.value)} vs \${pct(base.eos_rate.value)} at baseline, \` +
+      \`4-gram repetition \${targeted.summary.repetition_4gram.value.toFixed(3)} vs \${base.repetition_4gram.value.toFixed(3)}, \` +
+      \`accuracy \${pct(targeted.summary.accuracy.value)} vs \${pct(base.accuracy.value)}\` +
+      (planted ? "; on the organism the drop is the planted circuit at work, not a broken model." : ".")
+    : "No targeted-ablation condition in this run (run notebooks 05 and 06).",
+);`,
+    },
+  ],
+};
+
+// ---------------------------------------------------------------------------------------------------
+// 09 formatting sweep
+
+const NB09: NotebookSpec = {
+  file: "09_formatting_sweep.ipynb",
+  cells: [
+    {
+      md: `
+# 09 · Formatting sweep: does the prompt format change backtracking?
+
+**Step \`formatting-sweep\`**: the baseline samples of every prompt variant, summarised with CIs, each
+compared (paired: same problems, same random streams) with the first variant.
+
+**Reference.** \`formatting_summary.csv\` with accuracy = correct/(correct+incorrect). Because
+\`think_open\`/\`think_close\` were never read, two of the three "variants" were the *same prompt*: their
+70.8 % vs 68.2 % BT difference is pure sampling noise (spec §13.1).
+
+**What we changed.** The variants are built from their think strings, so they really differ (checked below);
+paired differences with CIs rather than two rates side by side. The reference's table is kept.`,
+    },
+    setup(
+      `import { notebookContext, notebookParams, readArtifactTable, reportFigure, runOrReuse } from "../lib/notebook/params.ts";`,
+      `import { ensureTokenizer, readProblems } from "../lib/steps/mod.ts";`,
+      `import { buildPrompt } from "../lib/prompts.ts";`,
+      IMPORT_SHOW,
+    ),
+    { md: PARAMS_MD },
+    { code: CONTEXT },
+    { md: `## Run the step (reused when newer than the events file)` },
+    { code: `const step = await runOrReuse(ctx, "formatting-sweep");\nstep;` },
+    {
+      code: `
+const sweep = await readArtifactTable(ctx, "analysis/formatting_summary_corrected.csv", {
+  columns: [
+    "variant", "n", "bt_rate", "bt_rate_lower", "bt_rate_upper", "delta_bt_rate", "delta_bt_rate_lower",
+    "delta_bt_rate_upper", "mcnemar_bt_p", "accuracy", "unknown_rate", "eos_rate", "mean_length",
+  ],
+});`,
+    },
+    {
+      code:
+        `const sweepTable = await showTable(sweep, { digits: 3, title: "Prompt variants (paired with the first)" });`,
+    },
+    {
+      code: `
+const referenceTable = await showTable(await readArtifactTable(ctx, "analysis/formatting_summary.csv"), {
+  digits: 4,
+  title: "Reference layout (formatting_summary.csv: accuracy = correct / (correct + incorrect))",
+});`,
+    },
+    { code: `await showFigure(await reportFigure(ctx, "formatting_effect"));` },
+    {
+      md: `
+## Sanity check: the variants are different prompts
+
+The reference's bug was two identical prompts; here every variant's prompt for the same problem must differ.`,
+    },
+    { code: `const tokenizer = await ensureTokenizer(ctx);` },
+    { code: `const problem = (await readProblems(ctx.run))[0]!;` },
+    {
+      code: `
+const prompts = ctx.config.prompting.formatting_variants.map((v) => buildPrompt(tokenizer, ctx.config.prompting, problem.question, v.name));
+if (new Set(prompts.map((p) => p.text)).size !== prompts.length) {
+  throw new Error(\`prompt variants \${prompts.map((p) => p.variant).join(", ")} are not all different\`);
+}
+const promptsTable = await showTable(prompts.map((p) => ({ variant: p.variant, tokens: p.tokenIds.length, ending: JSON.stringify(p.text.slice(-40)) })), {
+  title: "Each variant's prompt for the same problem (last 40 characters)",
+});`,
+    },
+    { md: `## Reading` },
+    {
+      code: `
+const first = sweep[0]!;
+const others = sweep.slice(1);
+await showMarkdown(
+  \`\\\`\${first.variant}\\\` backtracks in \${pct(Number(first.bt_rate))} of samples. \` +
+    others.map((r) =>
+      \`\\\`\${r.variant}\\\`: \${pct(Number(r.bt_rate))} (paired Δ \${pct(Number(r.delta_bt_rate))}, 95% CI \` +
+      \`[\${pct(Number(r.delta_bt_rate_lower))}, \${pct(Number(r.delta_bt_rate_upper))}], McNemar p = \${Number(r.mcnemar_bt_p).toFixed(2)})\`
+    ).join("; ") +
+    \`. A CI that contains 0 means this run cannot tell the format's effect from sampling noise.\`,
+);`,
+    },
+  ],
+};
+
+// ---------------------------------------------------------------------------------------------------
+// 10 report
+
+const NB10: NotebookSpec = {
+  file: "10_report.ipynb",
+  cells: [
+    {
+      md: `
+# 10 · Report
+
+**Step \`make-report\`** renders every figure (SVG + PNG) from the run's analysis files into
+\`runs/<id>/figures/\`, copies them to the project's \`figures/\` (\`BT_FIGURES_DIR\`), and writes
+\`runs/<id>/report.md\`: summaries per variant and condition with CIs, paired comparisons, the lens and scan
+tables, and the corrected numbers beside the reference-compatible ones and the reference's committed
+Phase-1 numbers.
+
+**Reference.** An executive summary that pooled ablated and baseline runs, two figures that did the same,
+and claims beyond the data ("MLP 27 accounts for 55 % of backtracking") (spec §13.5, §13.14).
+
+**What we changed.** Nothing pooled across conditions; every number with its CI and n; the caveats
+(truncation, extraction, clustering, degeneration) stated in the report.`,
+    },
+    setup(
+      `import { notebookContext, notebookParams, runOrReuse } from "../lib/notebook/params.ts";`,
+      `import { artifactPath } from "../lib/run.ts";`,
+      IMPORT_SHOW,
+    ),
+    { md: PARAMS_MD },
+    { code: CONTEXT },
+    { md: `## Make the report (reused when newer than every analysis file)` },
+    { code: `const step = await runOrReuse(ctx, "make-report");\nstep;` },
+    { code: `const report = await Deno.readTextFile(artifactPath(ctx.run, "report.md"));` },
+    { code: `await showMarkdown(report);` },
+    {
+      md: `
+## Sanity check
+
+Every figure exists as SVG and PNG.`,
+    },
+    {
+      code: `
+const figureFiles = [...Deno.readDirSync(artifactPath(ctx.run, "figures"))].map((e) => e.name).sort();
+const stems = [...new Set(figureFiles.map((f) => f.replace(/\\.(svg|png)$/, "")))];
+const incomplete = stems.filter((s) => !figureFiles.includes(\`\${s}.svg\`) || !figureFiles.includes(\`\${s}.png\`));
+if (stems.length === 0 || incomplete.length > 0) throw new Error(\`figures without both SVG and PNG: \${incomplete.join(", ") || "(none at all)"}\`);
+const figuresTable = await showTable(stems.map((s) => ({
+  figure: s,
+  svg_bytes: Deno.statSync(artifactPath(ctx.run, \`figures/\${s}.svg\`)).size,
+  png_bytes: Deno.statSync(artifactPath(ctx.run, \`figures/\${s}.png\`)).size,
+})), { title: "Figures" });`,
+    },
+    { md: `## Reading` },
+    {
+      code: `
+await showMarkdown(
+  \`The report of run **\${ctx.run.id}** is \\\`\${artifactPath(ctx.run, "report.md")}\\\` with \${stems.length} figures in \` +
+    \`\\\`\${artifactPath(ctx.run, "figures")}\\\`\` +
+    (params.figuresDir ? \` (latest copies in \\\`\${params.figuresDir}\\\`)\` : "") +
+    \`. Executed copies of these notebooks go to \\\`\${artifactPath(ctx.run, "notebooks")}\\\` when run with \` +
+    \`\\\`deno task notebooks\\\` or \\\`deno task pipeline\\\`.\`,
+);`,
+    },
+  ],
+};
+
+/** Every generated notebook, in run-log order. */
+export const NOTEBOOK_SPECS: readonly NotebookSpec[] = [
+  NB00,
+  NB01,
+  NB02,
+  NB03,
+  NB04,
+  NB05,
+  NB06,
+  NB07,
+  NB08,
+  NB09,
+  NB10,
+];
+
+const PROJECT_ROOT = fileURLToPath(new URL("../", import.meta.url));
+
+/** Formats notebook JSON with `deno fmt` (the project's settings), so the files pass `deno fmt --check`. */
+async function denoFmt(text: string, file: string): Promise<string> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--ext=ipynb", "-"],
+    cwd: PROJECT_ROOT,
+    env: { NO_COLOR: "1" },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  if (code !== 0) throw new Error(`deno fmt failed on ${file}: ${new TextDecoder().decode(stderr)}`);
+  return new TextDecoder().decode(stdout);
+}
+
+/**
+ * The generated notebooks as file name → exact file text (formatted with `deno fmt`).
+ *
+ * @returns One entry per notebook, in order.
+ */
+export async function generateNotebooks(): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const s of NOTEBOOK_SPECS) out.set(s.file, await denoFmt(formatNotebook(build(s)), s.file));
+  return out;
+}
+
+/**
+ * Write the notebooks (or, with `check`, compare them with the files on disk).
+ *
+ * @param options `dir` (default `notebooks/`), `check`: write nothing, return the stale file names.
+ * @returns The files written, or the stale ones in check mode.
+ */
+export async function writeNotebooks(
+  options: { readonly dir?: string; readonly check?: boolean } = {},
+): Promise<string[]> {
+  const dir = options.dir ?? NOTEBOOKS_DIR;
+  const out: string[] = [];
+  for (const [file, text] of await generateNotebooks()) {
+    const path = join(dir, file);
+    if (options.check) {
+      const current = await Deno.readTextFile(path).catch(() => undefined);
+      if (current !== text) out.push(file);
+      continue;
+    }
+    await Deno.mkdir(dir, { recursive: true });
+    await Deno.writeTextFile(path, text);
+    out.push(file);
+  }
+  return out;
+}
+
+if (import.meta.main) {
+  const check = Deno.args.includes("--check");
+  const files = await writeNotebooks({ check });
+  if (check) {
+    if (files.length > 0) {
+      console.error(`Stale notebooks (run tools/make_notebooks.ts): ${files.join(", ")}`);
+      Deno.exit(1);
+    }
+    console.log("notebooks are up to date");
+  } else console.log(`wrote ${files.length} notebooks to ${NOTEBOOKS_DIR}`);
+}
