@@ -446,7 +446,16 @@ export function ablationImportanceByLayer(
         domain: layers,
         tickFormat: (d: number) => (layers.length > 20 && d % 2 ? "" : String(d)),
       },
-      y: { label: `↑ ${options.valueLabel ?? "Mean Δ log-prob of trigger when ablated"}`, grid: true },
+      y: {
+        label: `↑ ${options.valueLabel ?? "Mean Δ log-prob of trigger when ablated"}`,
+        grid: true,
+        // Include the CI whiskers, so no error bar is clipped.
+        domain: [
+          Math.min(0, ...rows.map((r) => Math.min(r.value, r.lower ?? r.value))),
+          Math.max(0, ...rows.map((r) => Math.max(r.value, r.upper ?? r.value))),
+        ],
+        nice: true,
+      },
       fy: { label: null, domain: ["Attention", "MLP"] },
       color: { domain: [hl, "other"], range: [COLORS.highlight, COLORS.muted] },
       marks: [

@@ -40,23 +40,24 @@ function cellText(v: unknown, digits: number): string {
 
 /** A table as HTML and plain text (rows of plain objects; numbers rounded to `digits`). */
 export function tableBundle(
-  rows: readonly Record<string, unknown>[],
+  rows: readonly object[],
   options: { digits?: number; title?: string } = {},
 ) {
   const digits = options.digits ?? 3;
-  const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  const recs = rows as readonly Record<string, unknown>[];
+  const cols = [...new Set(recs.flatMap((r) => Object.keys(r)))];
   const head = cols.map((c) => `<th>${escapeHtml(c)}</th>`).join("");
-  const body = rows.map((r) =>
+  const body = recs.map((r) =>
     `<tr>${cols.map((c) => `<td>${escapeHtml(cellText(r[c], digits))}</td>`).join("")}</tr>`
   )
     .join("");
   const caption = options.title ? `<caption>${escapeHtml(options.title)}</caption>` : "";
-  const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cellText(r[c], digits).length)));
+  const widths = cols.map((c) => Math.max(c.length, ...recs.map((r) => cellText(r[c], digits).length)));
   const line = (cells: string[]) => cells.map((s, i) => s.padEnd(widths[i]!)).join("  ");
   const text = [
     ...(options.title ? [options.title] : []),
     line(cols),
-    ...rows.map((r) => line(cols.map((c) => cellText(r[c], digits)))),
+    ...recs.map((r) => line(cols.map((c) => cellText(r[c], digits)))),
   ].join("\n");
   return {
     "text/html": `<table>${caption}<thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`,
@@ -66,14 +67,14 @@ export function tableBundle(
 
 /** Show a table (rows of plain objects) and return it as a polars DataFrame for further work. */
 export async function showTable(
-  rows: readonly Record<string, unknown>[],
+  rows: readonly object[],
   options: { digits?: number; title?: string } = {},
 ): Promise<pl.DataFrame> {
   const bundle = tableBundle(rows, options);
   const api = kernel();
   if (api) await api.display(bundle, { raw: true });
   else console.log(bundle["text/plain"]);
-  return toDataFrame(rows as Record<string, unknown>[]);
+  return toDataFrame(rows as readonly Record<string, unknown>[]);
 }
 
 /** Show a figure as SVG + PNG (so executed notebooks render in Jupyter and on GitHub alike). */

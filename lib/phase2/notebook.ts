@@ -27,6 +27,8 @@ export async function runFigure(ctx: { readonly run: Run }, name: string): Promi
 }
 
 /** Keep only some columns of table rows (in this order), for display. */
-export function pick<T extends Record<string, unknown>>(rows: readonly T[], columns: readonly string[]) {
-  return rows.map((r) => Object.fromEntries(columns.filter((c) => c in r).map((c) => [c, r[c]])));
+export function pick(rows: readonly object[], columns: readonly string[]): Record<string, unknown>[] {
+  return (rows as readonly Record<string, unknown>[]).map((r) =>
+    Object.fromEntries(columns.filter((c) => c in r).map((c) => [c, r[c]]))
+  );
 }

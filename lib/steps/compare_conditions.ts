@@ -81,11 +81,17 @@ export function compactConditionRow(variant: string, e: ConditionEntry): Record<
   };
 }
 
-/** Group rows of one variant by condition, in first-appearance order. */
+/** Whether a condition belongs to the phase-1 comparison (phase-2 settings have their own tables). */
+export function isPhase1Condition(condition: string): boolean {
+  return condition === "baseline" || condition === "targeted_ablation" ||
+    condition.startsWith("random_ablation");
+}
+
+/** Group phase-1 rows of one variant by condition, in first-appearance order. */
 export function byCondition(rows: readonly EventRow[], variant: string): Map<string, EventRow[]> {
   const m = new Map<string, EventRow[]>();
   for (const r of rows) {
-    if (r.variant !== variant) continue;
+    if (r.variant !== variant || !isPhase1Condition(r.condition)) continue;
     const g = m.get(r.condition);
     if (g) g.push(r);
     else m.set(r.condition, [r]);
@@ -120,7 +126,11 @@ export async function compareConditions(
   await writeArtifact(
     ctx.run,
     COMPARE_OUTPUTS[0],
-    toCsv(conditionComparisonReference(rows, variant), undefined, ["backtracking_rate", "accuracy"]),
+    toCsv(
+      conditionComparisonReference(rows.filter((r) => isPhase1Condition(r.condition)), variant),
+      undefined,
+      ["backtracking_rate", "accuracy"],
+    ),
     { overwrite },
   );
   await writeArtifact(ctx.run, COMPARE_OUTPUTS[1], { variant, conditions }, { overwrite });

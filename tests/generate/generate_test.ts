@@ -194,7 +194,10 @@ Deno.test("sampling from the engine's top-k candidates equals sampling from the 
     const logits = Float32Array.from({ length: vocab }, () => (r.nextFloat() - 0.5) * 12);
     const params = { temperature: 0.7, topK: 1 + (trial % 60), topP: trial % 3 === 0 ? 1 : 0.9 };
     // The engine's TopK: largest first, lower id first on ties.
-    const order = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]! || a - b).slice(0, params.topK);
+    const order = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]! || a - b).slice(
+      0,
+      params.topK,
+    );
     const candidates = { ids: Int32Array.from(order), values: Float32Array.from(order, (i) => logits[i]!) };
     const a = sampleToken(logits, params, sampleStream(1, trial));
     const b = sampleFromCandidates(candidates, params, sampleStream(1, trial));
