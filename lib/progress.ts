@@ -197,6 +197,7 @@ export function createProgress(options: ProgressOptions): Progress {
   let lastShown = -Infinity;
   let lastDecile = Math.floor((10 * completed) / Math.max(total, 1));
   let displayed = false;
+  let lastLogged = -1;
   let pending: Promise<void> = Promise.resolve();
 
   const line = () =>
@@ -220,7 +221,10 @@ export function createProgress(options: ProgressOptions): Progress {
       case "log": {
         const decile = Math.floor((10 * completed) / Math.max(total, 1));
         if (!final && decile <= lastDecile && t - lastShown < LOG_INTERVAL_MS) return;
+        // The final state may already be on the last line (the 100% decile): print it once.
+        if (final && completed === lastLogged) break;
         lastDecile = decile;
+        lastLogged = completed;
         write(`${line()}\n`);
         break;
       }

@@ -144,3 +144,17 @@ Deno.test("invalid options are rejected by name", () => {
   assert.throws(() => createProgress({ total: 1, stream: "notebook" }), /deno jupyter/);
   assert.throws(() => createProgress({ total: 1, stream: "silent" }).tick(-1), /got -1/);
 });
+
+Deno.test("log mode prints the final state once (no duplicate 'done' line)", async () => {
+  const { createProgress } = await import("../lib/progress.ts");
+  const lines: string[] = [];
+  let t = 0;
+  const p = createProgress({ total: 4, stream: "log", now: () => t, write: (s) => lines.push(s) });
+  for (let i = 0; i < 4; i++) {
+    t += 1000;
+    p.tick(1, { tokens: 10 });
+  }
+  await p.done();
+  const done = lines.filter((l) => l.includes("done"));
+  assert.equal(done.length, 1, lines.join(""));
+});
