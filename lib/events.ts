@@ -13,11 +13,11 @@
  * @module
  */
 
+import { parseCsv, toCsv as tableCsv } from "./table.ts";
 import {
   extractAnswer,
   extractAnswerReference,
   isCorrectReference,
-  pyFloatRepr,
   scoreAnswer,
 } from "./answers.ts";
 import type { Config } from "./config.ts";
@@ -310,19 +310,9 @@ export function buildEventRows(
 // ---------------------------------------------------------------------------------------------------
 // CSV
 
-function csvCell(v: unknown, float = false): string {
-  let s: string;
-  if (v === undefined || v === null) s = "";
-  else if (typeof v === "boolean") s = v ? "True" : "False";
-  else if (typeof v === "number") s = Number.isInteger(v) && !float ? String(v) : pyFloatRepr(v);
-  else if (typeof v === "object") s = JSON.stringify(v);
-  else s = String(v);
-  return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
-}
-
 /**
- * CSV text of rows with a header: Python csv conventions (`True`/`False`, empty for None, floats in
- * Python repr, `\r\n` line ends as Python's csv writer uses, quoting only when needed).
+ * CSV text with Python csv conventions (`True`/`False`, empty for None, floats in Python repr, `\r\n`
+ * line ends), as the reference's artifacts are written; a thin front to {@linkcode tableCsv}.
  *
  * @param rows Objects.
  * @param columns Column order; default the keys of the first row.
@@ -333,48 +323,11 @@ export function toCsv(
   columns?: readonly string[],
   floatColumns: readonly string[] = [],
 ): string {
-  const cols = columns ?? (rows[0] ? Object.keys(rows[0]) : []);
-  const floats = new Set(floatColumns);
-  const lines = [cols.map((c) => csvCell(c)).join(",")];
-  for (const r of rows) {
-    lines.push(cols.map((c) => csvCell((r as Record<string, unknown>)[c], floats.has(c))).join(","));
-  }
-  return lines.join("\r\n") + "\r\n";
-}
-
-/** Parse CSV text (RFC 4180 quoting) into a header and string rows. */
-export function parseCsv(text: string): { header: string[]; rows: string[][] } {
-  const records: string[][] = [];
-  let field = "";
-  let row: string[] = [];
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quoted) {
-      if (c === '"') {
-        if (text[i + 1] === '"') {
-          field += '"';
-          i++;
-        } else quoted = false;
-      } else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ",") {
-      row.push(field);
-      field = "";
-    } else if (c === "\n" || c === "\r") {
-      if (c === "\r" && text[i + 1] === "\n") i++;
-      row.push(field);
-      records.push(row);
-      row = [];
-      field = "";
-    } else field += c;
-  }
-  if (field !== "" || row.length > 0) {
-    row.push(field);
-    records.push(row);
-  }
-  const [header = [], ...rows] = records;
-  return { header, rows };
+  return tableCsv(rows, {
+    columns: columns ?? (rows[0] ? Object.keys(rows[0]) : []),
+    floatColumns,
+    python: true,
+  });
 }
 
 /** `backtracking_events.csv` text: the reference's 17 columns, then ours. */
@@ -413,17 +366,16 @@ const NUM_COLS = new Set([
  * @throws {Error} naming the file, line and column on a missing column or a bad value.
  */
 export function parseEventsCsv(text: string, file = "backtracking_events.csv"): EventRow[] {
-  const { header, rows } = parseCsv(text);
+  const { columns: header, records } = parseCsv(text);
   const missing = EVENT_COLUMNS.filter((c) => !header.includes(c));
   if (missing.length > 0) {
     throw new Error(`${file}: missing column(s) ${missing.join(", ")}; re-run detect-events with --force`);
   }
-  const idx = new Map(header.map((h, i) => [h, i]));
-  return rows.filter((r) => !(r.length === 1 && r[0] === "")).map((r, n) => {
+  return records.map((r, n) => {
     const line = n + 2;
     const out: Record<string, unknown> = {};
     for (const col of EVENT_COLUMNS) {
-      const v = r[idx.get(col)!] ?? "";
+      const v = r[col] ?? "";
       const bad = () => new Error(`${file}:${line}: column ${col} has invalid value ${JSON.stringify(v)}`);
       if (BOOL_COLS.has(col)) {
         if (v !== "True" && v !== "False") throw bad();

@@ -46,7 +46,10 @@ function quoteField(s: string): string {
 function cellText(v: unknown, column: string, python: boolean, floats: ReadonlySet<string>): string {
   if (v === undefined || v === null) return "";
   if (typeof v === "boolean") return python ? (v ? "True" : "False") : String(v);
-  if (typeof v === "number") return python && floats.has(column) ? pyFloatRepr(v) : String(v);
+  // Python writes floats with repr(): non-integers always, integral values of float columns as `1.0`.
+  if (typeof v === "number") {
+    return python && (floats.has(column) || !Number.isInteger(v)) ? pyFloatRepr(v) : String(v);
+  }
   if (typeof v === "string") return v;
   if (typeof v === "bigint") return v.toString();
   return JSON.stringify(v);

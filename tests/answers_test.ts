@@ -1,3 +1,4 @@
+import { parseCsv } from "../lib/table.ts";
 import assert from "node:assert/strict";
 import {
   accuracySummary,
@@ -12,28 +13,6 @@ import {
 } from "../lib/answers.ts";
 
 const SHARED = new URL("../../shared/data/reference/", import.meta.url);
-
-/** Minimal RFC-4180 CSV reader for the committed reference files. */
-function readCsv(text: string): Record<string, string>[] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = "";
-  let q = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (q) {
-      if (c === '"' && text[i + 1] === '"') (field += '"', i++);
-      else if (c === '"') q = false;
-      else field += c;
-    } else if (c === '"') q = true;
-    else if (c === ",") (row.push(field), field = "");
-    else if (c === "\n") (row.push(field.replace(/\r$/, "")), rows.push(row), row = [], field = "");
-    else field += c;
-  }
-  if (field !== "" || row.length > 0) (row.push(field), rows.push(row));
-  const [header, ...body] = rows;
-  return body.map((r) => Object.fromEntries(header!.map((h, i) => [h, r[i] ?? ""])));
-}
 
 Deno.test("pyFloatRepr follows Python repr", () => {
   const cases: [number, string][] = [
@@ -129,9 +108,9 @@ Deno.test("isCorrectReference reproduces is_correct of all 6000 committed events
     const r = JSON.parse(line);
     gold.set(r.id, r.answer_value);
   }
-  const rows = readCsv(
+  const rows = parseCsv(
     await Deno.readTextFile(new URL("runs/20251223_232541/analysis/backtracking_events.csv", SHARED)),
-  );
+  ).records;
   assert.equal(rows.length, 6000);
   let checked = 0;
   for (const r of rows) {

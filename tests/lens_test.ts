@@ -2,6 +2,7 @@
  * Logit lens against the float64 naive forward pass, event selection, control matching (both modes,
  * the reference's list reproduced from its committed events), and the lens summary.
  */
+import { parseCsv } from "../lib/table.ts";
 import assert from "node:assert/strict";
 import { HookedModel } from "../lib/model/hooked_model.ts";
 import { writeRandomCheckpoint } from "../lib/model/random_checkpoint.ts";
@@ -25,28 +26,6 @@ import { seededRng } from "../lib/stats.ts";
 
 const SHARED = new URL("../../shared/data/reference/", import.meta.url);
 const TOL = 1e-4;
-
-/** Minimal RFC-4180 CSV reader for the committed reference files. */
-function readCsv(text: string): Record<string, string>[] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = "";
-  let q = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (q) {
-      if (c === '"' && text[i + 1] === '"') (field += '"', i++);
-      else if (c === '"') q = false;
-      else field += c;
-    } else if (c === '"') q = true;
-    else if (c === ",") (row.push(field), field = "");
-    else if (c === "\n") (row.push(field.replace(/\r$/, "")), rows.push(row), row = [], field = "");
-    else field += c;
-  }
-  if (field !== "" || row.length > 0) (row.push(field), rows.push(row));
-  const [header, ...body] = rows;
-  return body.map((r) => Object.fromEntries(header!.map((h, i) => [h, r[i] ?? ""])));
-}
 
 Deno.test("logitLens equals naiveForward + naiveLens at every layer (batched, left-padded)", async () => {
   const dir = await Deno.makeTempDir({ prefix: "bt-lens-" });
@@ -199,9 +178,9 @@ Deno.test("matchControls (corrected): position-matched, each trace once, own ons
 });
 
 Deno.test("matchControls (reference): reproduces the reference's 120 matched controls", async () => {
-  const rows = readCsv(
+  const rows = parseCsv(
     await Deno.readTextFile(new URL("runs/20251223_232541/analysis/backtracking_events.csv", SHARED)),
-  ).filter((r) => r.variant === "baseline_think_newline" && r.condition === "baseline");
+  ).records.filter((r) => r.variant === "baseline_think_newline" && r.condition === "baseline");
   assert.equal(rows.length, 1200);
   // The reference read padded completion lengths; traces padded to them reproduce its list.
   const asTrace = (r: Record<string, string>): Trace =>
@@ -217,9 +196,9 @@ Deno.test("matchControls (reference): reproduces the reference's 120 matched con
   const pool = rows.filter((r) => r.has_backtracking_strict !== "True").map(asTrace);
   assert.equal(pool.length, 350);
   const { controls, unmatched } = matchControlsReport(events, pool, { mode: "reference", seed: 123 });
-  const want = readCsv(
+  const want = parseCsv(
     await Deno.readTextFile(new URL("derived/logit_lens_bt_events_and_matched_controls.csv", SHARED)),
-  );
+  ).records;
   assert.deepEqual(unmatched, []);
   assert.equal(controls.length, want.length);
   controls.forEach((c, i) => {

@@ -1,3 +1,4 @@
+import { parseCsv } from "../lib/table.ts";
 import assert from "node:assert/strict";
 import { PyRandom } from "../lib/pyrandom.ts";
 
@@ -34,32 +35,10 @@ Deno.test("random-ablation layers: Random(999).shuffle of the 18 available layer
   assert.deepEqual({ attn: shuffled.slice(0, 6), mlp: shuffled.slice(6, 12) }, spec.random);
 });
 
-/** Minimal RFC-4180 CSV reader (quoted fields may hold commas and newlines). */
-function csvRows(text: string): Record<string, string>[] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = "";
-  let q = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (q) {
-      if (c === '"' && text[i + 1] === '"') (field += '"', i++);
-      else if (c === '"') q = false;
-      else field += c;
-    } else if (c === '"') q = true;
-    else if (c === ",") (row.push(field), field = "");
-    else if (c === "\n") (row.push(field.replace(/\r$/, "")), rows.push(row), row = [], field = "");
-    else field += c;
-  }
-  if (field !== "" || row.length > 0) (row.push(field), rows.push(row));
-  const [header, ...body] = rows;
-  return body.map((r) => Object.fromEntries(header!.map((h, i) => [h, r[i] ?? ""])));
-}
-
 Deno.test("logit-lens matched controls: Random(42) shuffle of the non-BT pool (spec §6.2)", async () => {
-  const events = csvRows(
+  const events = parseCsv(
     await Deno.readTextFile(new URL("runs/20251223_232541/analysis/backtracking_events.csv", SHARED)),
-  ).filter((r) => r.variant === "baseline_think_newline" && r.condition === "baseline");
+  ).records.filter((r) => r.variant === "baseline_think_newline" && r.condition === "baseline");
   assert.equal(events.length, 1200);
   const bt = events.filter((r) => r.has_backtracking_strict === "True").slice(0, 120);
   const pool = new PyRandom(42).shuffle(events.filter((r) => r.has_backtracking_strict !== "True"));

@@ -290,3 +290,28 @@ export async function recordStep(
 ): Promise<void> {
   await updateMeta(ctx.run, { steps: { [step]: { ...info, finished_at: new Date().toISOString() } } });
 }
+
+/**
+ * The generation settings every generating step shares, from the config and the loaded model: token
+ * budget, sampling, EOS ids, seed, intervention scope, batch width, decoding, provenance and progress.
+ */
+export function generationSettings(ctx: StepContext, loaded: LoadedModel) {
+  const g = ctx.config.generation;
+  const { tokenizer } = loaded;
+  return {
+    maxNewTokens: g.max_new_tokens,
+    sampling: {
+      temperature: g.temperature,
+      topP: g.top_p,
+      ...(g.top_k > 0 ? { topK: g.top_k } : {}),
+      greedy: !g.do_sample,
+    },
+    eosTokenIds: tokenizer.eosTokenIds,
+    seed: ctx.config.run.seed,
+    scope: g.intervention_scope,
+    batchSize: g.batch_size,
+    decodeCompletion: (ids: readonly number[]) => tokenizer.decode(ids, { skipSpecialTokens: true }),
+    modelId: loaded.modelId,
+    progress: ctx.progress ?? "auto",
+  } as const;
+}

@@ -29,6 +29,7 @@ import {
   defaultAnalysisVariant,
   ensureModel,
   generationFile,
+  generationSettings,
   readProblems,
   recordStep,
   say,
@@ -170,25 +171,12 @@ export async function generate(
         for (const p of [path, timingsPathFor(path)]) await Deno.remove(p).catch(() => {});
       }
       const res = await generateToStore(model, prompts, {
+        ...generationSettings(ctx, loaded),
         path,
         variant,
         condition: cond,
         samplesPerPrompt: g.num_samples_per_prompt,
-        maxNewTokens: g.max_new_tokens,
-        sampling: {
-          temperature: g.temperature,
-          topP: g.top_p,
-          ...(g.top_k > 0 ? { topK: g.top_k } : {}),
-          greedy: !g.do_sample,
-        },
-        eosTokenIds: tokenizer.eosTokenIds,
-        seed: cfg.run.seed,
         interventions,
-        scope: g.intervention_scope,
-        batchSize: g.batch_size,
-        decodeCompletion: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }),
-        modelId: loaded.modelId,
-        progress: ctx.progress ?? "auto",
       });
       say(ctx, `generate ${variant}/${cond}: ${res.generated} new, ${res.resumed} already stored → ${rel}`);
       out.push({

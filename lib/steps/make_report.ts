@@ -9,7 +9,7 @@
 
 import { join } from "node:path";
 import type { EventRow } from "../event_row.ts";
-import { parseCsv } from "../events.ts";
+import { parseCsv } from "../table.ts";
 import { summarizeCondition } from "../metrics.ts";
 import {
   type AblationBar,
@@ -54,10 +54,7 @@ async function readCsvRecords(path: string): Promise<Record<string, string>[] | 
   } catch {
     return undefined;
   }
-  const { header, rows } = parseCsv(text);
-  return rows.filter((r) => r.length === header.length).map((r) =>
-    Object.fromEntries(header.map((h, i) => [h, r[i]!]))
-  );
+  return parseCsv(text).records;
 }
 
 async function readJsonFile<T>(path: string): Promise<T | undefined> {

@@ -26,6 +26,7 @@ import {
   ensureModel,
   ensureTokenizer,
   generationFile,
+  generationSettings,
   readGenerations,
   readProblems,
   type StepContext,
@@ -142,33 +143,17 @@ export async function generateSetting(
   interventions: readonly Intervention[],
   force = false,
 ): Promise<GenerationRecord[]> {
-  const cfg = ctx.config;
   const loaded = await ensureModel(ctx);
-  const { model, tokenizer } = loaded;
-  const g = cfg.generation;
   const path = artifactPath(ctx.run, generationFile(setup.variant, condition));
   await Deno.mkdir(artifactPath(ctx.run, `generations/${setup.variant}`), { recursive: true });
   if (force) { for (const p of [path, timingsPathFor(path)]) await Deno.remove(p).catch(() => {}); }
-  await generateToStore(model, setup.prompts, {
+  await generateToStore(loaded.model, setup.prompts, {
+    ...generationSettings(ctx, loaded),
     path,
     variant: setup.variant,
     condition,
     samplesPerPrompt: setup.samples,
-    maxNewTokens: g.max_new_tokens,
-    sampling: {
-      temperature: g.temperature,
-      topP: g.top_p,
-      ...(g.top_k > 0 ? { topK: g.top_k } : {}),
-      greedy: !g.do_sample,
-    },
-    eosTokenIds: tokenizer.eosTokenIds,
-    seed: cfg.run.seed,
     interventions,
-    scope: g.intervention_scope,
-    batchSize: g.batch_size,
-    decodeCompletion: (ids) => tokenizer.decode(ids, { skipSpecialTokens: true }),
-    modelId: loaded.modelId,
-    progress: ctx.progress ?? "auto",
   });
   return inSetup(setup, await readStore(path, timingsPathFor(path)));
 }
