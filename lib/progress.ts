@@ -26,7 +26,7 @@ export type ProgressMode = "tty" | "notebook" | "log" | "silent";
 export interface JupyterDisplay {
   display(
     obj: Record<string, string>,
-    options: { raw: boolean; update: boolean; display_id: string },
+    options: { raw: boolean; update?: boolean; display_id?: string },
   ): Promise<void>;
 }
 
@@ -274,7 +274,8 @@ export function createProgress(options: ProgressOptions): Progress {
   };
 }
 
-function kernelJupyter(): JupyterDisplay | undefined {
+/** The `Deno.jupyter` display API when running inside the `deno jupyter` kernel, else undefined. */
+export function kernelJupyter(): JupyterDisplay | undefined {
   if (!("jupyter" in Deno)) return undefined;
   try {
     // Outside the `deno jupyter` kernel the getter throws.

@@ -27,6 +27,7 @@
  * @module
  */
 
+import { pathExists } from "./fs.ts";
 import { basename, dirname, isAbsolute, join, normalize, relative, resolve } from "node:path";
 import type { Config } from "./config.ts";
 import { resolvedConfigYaml } from "./config.ts";
@@ -126,16 +127,6 @@ export function runsRoot(config: Config, options: RunRootOptions = {}): string {
   return resolve(options.root ?? config.run.output_dir);
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 /**
  * Resolve the run id (spec §1.2): `explicit`, then `config.run.run_id`, then `<root>/.current_run_id`.
  *
@@ -201,7 +192,7 @@ export async function createRun(config: Config, options: CreateRunOptions = {}):
   const id = validateRunId(options.runId ?? config.run.run_id ?? newRunId(now));
   const run: Run = { id, root, dir: join(root, id) };
   const cfgPath = join(run.dir, "config_resolved.yaml");
-  if (await exists(cfgPath) && !options.force) {
+  if (await pathExists(cfgPath) && !options.force) {
     throw new Error(
       `Run folder ${run.dir} already exists (config_resolved.yaml present); pass --force to re-initialise ` +
         `it or choose another --run-id`,
@@ -229,7 +220,7 @@ export async function openRun(
   const root = runsRoot(config, options);
   const id = await resolveRunId(config, runId, options);
   const dir = join(root, id);
-  if (!(await exists(dir))) {
+  if (!(await pathExists(dir))) {
     throw new Error(`Run folder ${dir} does not exist; run \`bt init-run --run-id ${id}\` first`);
   }
   return { id, root, dir };
@@ -278,7 +269,7 @@ export async function writeArtifact(
   options: WriteArtifactOptions = {},
 ): Promise<string> {
   const path = artifactPath(run, relativePath);
-  if (!options.overwrite && await exists(path)) throw new ArtifactExistsError(path);
+  if (!options.overwrite && await pathExists(path)) throw new ArtifactExistsError(path);
   await Deno.mkdir(dirname(path), { recursive: true });
   const payload = typeof data === "string" || data instanceof Uint8Array
     ? data
@@ -300,7 +291,7 @@ export async function assertWritable(
   if (options.overwrite) return;
   for (const r of relativePaths) {
     const p = artifactPath(run, r);
-    if (await exists(p)) throw new ArtifactExistsError(p);
+    if (await pathExists(p)) throw new ArtifactExistsError(p);
   }
 }
 
@@ -474,7 +465,7 @@ export async function sha256File(path: string): Promise<string> {
  */
 export async function copyFiguresToProject(run: Run, target = "figures"): Promise<string[]> {
   const src = join(run.dir, "figures");
-  if (!(await exists(src))) return [];
+  if (!(await pathExists(src))) return [];
   await Deno.mkdir(target, { recursive: true });
   const out: string[] = [];
   for await (const e of Deno.readDir(src)) {

@@ -115,7 +115,7 @@ Deno.test("notebook mode displays once then updates the same display id, throttl
   const calls: { bundle: Record<string, string>; update: boolean; id: string }[] = [];
   const jupyter: JupyterDisplay = {
     display(bundle, o) {
-      calls.push({ bundle, update: o.update, id: o.display_id });
+      calls.push({ bundle, update: o.update ?? false, id: o.display_id ?? "" });
       return Promise.resolve();
     },
   };

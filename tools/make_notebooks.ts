@@ -18,7 +18,13 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Cell, formatNotebook, newNotebook, type Notebook } from "../lib/notebook/nbformat.ts";
+import {
+  type Cell,
+  formatNotebook,
+  formatNotebookText,
+  newNotebook,
+  type Notebook,
+} from "../lib/notebook/nbformat.ts";
 
 /** The notebooks folder of the project. */
 export const NOTEBOOKS_DIR: string = fileURLToPath(new URL("../notebooks/", import.meta.url));
@@ -1101,23 +1107,7 @@ export const NOTEBOOK_SPECS: readonly NotebookSpec[] = [
 
 const PROJECT_ROOT = fileURLToPath(new URL("../", import.meta.url));
 
-/** Formats notebook JSON with `deno fmt` (the project's settings), so the files pass `deno fmt --check`. */
-async function denoFmt(text: string, file: string): Promise<string> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["fmt", "--ext=ipynb", "-"],
-    cwd: PROJECT_ROOT,
-    env: { NO_COLOR: "1" },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(text));
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
-  if (code !== 0) throw new Error(`deno fmt failed on ${file}: ${new TextDecoder().decode(stderr)}`);
-  return new TextDecoder().decode(stdout);
-}
+const denoFmt = (text: string, file: string) => formatNotebookText(text, file, PROJECT_ROOT);
 
 /**
  * The generated notebooks as file name → exact file text (formatted with `deno fmt`).

@@ -14,7 +14,7 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Cell, formatNotebook, newNotebook } from "../lib/notebook/nbformat.ts";
+import { type Cell, formatNotebook, formatNotebookText, newNotebook } from "../lib/notebook/nbformat.ts";
 
 /** The notebooks folder. */
 export const NOTEBOOKS_DIR: string = fileURLToPath(new URL("../notebooks/", import.meta.url));
@@ -315,23 +315,8 @@ await showMarkdown(\`report.md has \${sections.length} Phase-2 section(s): \${se
   },
 ];
 
-/** `deno fmt` of a notebook's text (so `deno fmt --check` accepts the committed files). */
-async function denoFmt(text: string, file: string): Promise<string> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["fmt", "--ext=ipynb", "-"],
-    cwd: fileURLToPath(new URL("../", import.meta.url)),
-    env: { NO_COLOR: "1" },
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(text));
-  await writer.close();
-  const { code, stdout, stderr } = await child.output();
-  if (code !== 0) throw new Error(`deno fmt failed on ${file}: ${new TextDecoder().decode(stderr)}`);
-  return new TextDecoder().decode(stdout);
-}
+const denoFmt = (text: string, file: string) =>
+  formatNotebookText(text, file, fileURLToPath(new URL("../", import.meta.url)));
 
 /** The Phase-2 notebooks as file name → formatted text. */
 export async function generatePhase2Notebooks(): Promise<Map<string, string>> {

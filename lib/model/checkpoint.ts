@@ -6,6 +6,7 @@
  * @module
  */
 
+import { pathExists } from "../fs.ts";
 import { join } from "node:path";
 import { type ModelConfig, readModelConfig } from "./config.ts";
 import { numElements, readSafetensorsHeader, type SafetensorsDtype, type TensorInfo } from "./safetensors.ts";
@@ -158,11 +159,11 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
   let expectedIn: (name: string) => string;
   let files: string[];
 
-  if (await exists(join(dir, SINGLE_FILE))) {
+  if (await pathExists(join(dir, SINGLE_FILE))) {
     files = [SINGLE_FILE];
     for (const [name, info] of await readSafetensorsHeader(join(dir, SINGLE_FILE))) tensors.set(name, info);
     expectedIn = () => SINGLE_FILE;
-  } else if (await exists(join(dir, INDEX_FILE))) {
+  } else if (await pathExists(join(dir, INDEX_FILE))) {
     const weightMap = await readWeightMap(dir, at);
     files = [...new Set(weightMap.values())];
     const headers = new Map<string, Map<string, TensorInfo>>();
@@ -250,16 +251,6 @@ export function checkpointTensor(ckpt: Checkpoint, name: string): TensorInfo {
 function relative(dir: string, file: string): string {
   const prefix = join(dir, "/");
   return file.startsWith(prefix) ? file.slice(prefix.length) : file;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 async function readWeightMap(dir: string, at: string): Promise<Map<string, string>> {

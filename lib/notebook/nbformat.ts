@@ -244,3 +244,25 @@ export function markdownCell(source: string): MarkdownCell {
 export function newNotebook(cells: Cell[]): Notebook {
   return { nbformat: 4, nbformat_minor: 5, metadata: { kernelspec: { ...DENO_KERNELSPEC } }, cells };
 }
+
+/**
+ * Format notebook text with `deno fmt` (run in `cwd`, so the project's fmt options apply), so that
+ * generated notebooks pass `deno fmt --check`.
+ * @throws naming `file` when `deno fmt` fails.
+ */
+export async function formatNotebookText(text: string, file: string, cwd: string): Promise<string> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["fmt", "--ext=ipynb", "-"],
+    cwd,
+    env: { NO_COLOR: "1" },
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(text));
+  await writer.close();
+  const { code, stdout, stderr } = await child.output();
+  if (code !== 0) throw new Error(`deno fmt failed on ${file}: ${new TextDecoder().decode(stderr)}`);
+  return new TextDecoder().decode(stdout);
+}

@@ -18,6 +18,7 @@
  * @module
  */
 
+import { pathExists } from "../fs.ts";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../config.ts";
@@ -157,19 +158,9 @@ export interface StepRun {
 /** Where {@linkcode runOrReuse} records the inputs a step's outputs were computed from. */
 const STAMPS_DIR = ".step_inputs";
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 async function newestMtime(paths: readonly string[]): Promise<number> {
   let t = -Infinity;
-  for (const p of paths) if (await exists(p)) t = Math.max(t, (await Deno.stat(p)).mtime?.getTime() ?? 0);
+  for (const p of paths) if (await pathExists(p)) t = Math.max(t, (await Deno.stat(p)).mtime?.getTime() ?? 0);
   return t;
 }
 
@@ -183,7 +174,7 @@ async function oldestMtime(ctx: StepContext, outputs: readonly string[]): Promis
 async function inputSignature(ctx: StepContext, inputs: readonly string[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const p of [...inputs].sort()) {
-    out[relative(ctx.run.dir, p)] = (await exists(p)) ? await sha256File(p) : "missing";
+    out[relative(ctx.run.dir, p)] = (await pathExists(p)) ? await sha256File(p) : "missing";
   }
   return out;
 }
@@ -264,7 +255,7 @@ export async function runOrReuse(
   if (options.force ?? params.force) reason = "forced (BT_FORCE=1)";
   else {
     const missing: string[] = [];
-    for (const o of outputs) if (!(await exists(artifactPath(ctx.run, o)))) missing.push(o);
+    for (const o of outputs) if (!(await pathExists(artifactPath(ctx.run, o)))) missing.push(o);
     const stamp = await Deno.readTextFile(stampPath).then(JSON.parse).catch(() => undefined);
     if (missing.length === outputs.length) reason = "no outputs yet";
     else if (missing.length > 0) reason = `outputs missing: ${missing.join(", ")}`;

@@ -9,23 +9,10 @@
 import type pl from "nodejs-polars";
 import { type Figure, figureBundle } from "../plots.ts";
 import { toDataFrame } from "../table.ts";
+import { kernelJupyter } from "../progress.ts";
 
-type Bundle = Record<string, unknown>;
-
-interface JupyterApi {
-  display(bundle: Bundle, options: { raw: boolean }): Promise<void>;
-}
-
-function kernel(): JupyterApi | undefined {
-  if (!("jupyter" in Deno)) return undefined;
-  try {
-    // Outside the `deno jupyter` kernel the getter throws.
-    const api = (Deno as unknown as { jupyter?: Partial<JupyterApi> }).jupyter;
-    return typeof api?.display === "function" ? (api as JupyterApi) : undefined;
-  } catch {
-    return undefined;
-  }
-}
+/** The kernel's display API, or undefined outside `deno jupyter` (then text goes to stdout). */
+const kernel = kernelJupyter;
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
