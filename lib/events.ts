@@ -14,12 +14,7 @@
  */
 
 import { parseCsv, toCsv as tableCsv } from "./table.ts";
-import {
-  extractAnswer,
-  extractAnswerReference,
-  isCorrectReference,
-  scoreAnswer,
-} from "./answers.ts";
+import { extractAnswer, extractAnswerReference, isCorrectReference, scoreAnswer } from "./answers.ts";
 import type { Config } from "./config.ts";
 import { detect, type DetectionRule } from "./detect.ts";
 import type { EventRow } from "./event_row.ts";
