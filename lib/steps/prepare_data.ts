@@ -14,13 +14,25 @@
  * 3. `dataset.path` null: the reference sample, looked up at `dataset.save_path`
  *    (`data/processed/gsm8k_200.jsonl`), `shared/data/reference/gsm8k_200.jsonl` and
  *    `../shared/data/reference/gsm8k_200.jsonl`.
+ * 4. `dataset.path` null, no reference sample, `dataset.name: gsm8k`: the `dataset.split` split of
+ *    `openai/gsm8k` from the Hugging Face Hub (Parquet, through the hub cache: `HF_HUB_CACHE`,
+ *    `HF_HOME`, `HF_TOKEN`, `HF_HUB_OFFLINE`, `HF_ENDPOINT` apply), sampled as a plain GSM8K JSONL is;
+ *    the source is recorded as `hf://datasets/openai/gsm8k@<commit>/<file>`.
  *
  * @module
  */
 
 import { basename } from "node:path";
 import type { Config } from "../config.ts";
-import { type Gsm8kProblem, loadGsm8kJsonl, loadReferenceSample, seededSample } from "../data.ts";
+import {
+  fetchGsm8kFromHub,
+  GSM8K_SPLITS,
+  type Gsm8kProblem,
+  type Gsm8kSplit,
+  loadGsm8kJsonl,
+  loadReferenceSample,
+  seededSample,
+} from "../data.ts";
 import { seededRng } from "../stats.ts";
 import { artifactPath, assertWritable, sha256File, updateMeta, writeArtifact } from "../run.ts";
 import { PROBLEMS_FILE, recordStep, say, type StepContext, type StepOptions } from "./context.ts";
@@ -30,9 +42,9 @@ export interface PrepareDataResult {
   readonly problems: Gsm8kProblem[];
   /** Where the problems were written. */
   readonly path: string;
-  /** What they came from: a file path or `synthetic`. */
+  /** What they came from: a file path, `hf://datasets/openai/gsm8k@<commit>/<file>`, or `synthetic`. */
   readonly source: string;
-  /** sha256 of the source file (undefined for synthetic). */
+  /** sha256 of the source file (for the hub, of the downloaded Parquet file; undefined for synthetic). */
   readonly sourceSha256: string | undefined;
 }
 
@@ -111,7 +123,13 @@ function cap(s: string): string {
   return s[0]!.toUpperCase() + s.slice(1);
 }
 
-/** Choose the problems a config asks for (see the module doc); nothing is written. */
+/**
+ * Choose the problems a config asks for (see the module doc); nothing is written but, for the hub
+ * dataset, the hub cache.
+ *
+ * @returns The problems, their source (a path, an `hf://` address or `synthetic`), and the local file
+ *   they were read from (for its sha256; undefined for synthetic).
+ */
 export async function selectProblems(
   config: Config,
 ): Promise<{ problems: Gsm8kProblem[]; source: string; file: string | undefined }> {
@@ -133,11 +151,22 @@ export async function selectProblems(
         break;
       }
     }
+    if (file === undefined && ds.name === "gsm8k") {
+      if (!(GSM8K_SPLITS as readonly string[]).includes(ds.split)) {
+        throw new Error(
+          `dataset.split "${ds.split}" is not a GSM8K split (${GSM8K_SPLITS.join(", ")}); fix it, or set ` +
+            `dataset.path to a local GSM8K JSONL file`,
+        );
+      }
+      const hub = await fetchGsm8kFromHub({ split: ds.split as Gsm8kSplit });
+      return { problems: sample(hub.problems, config), source: hub.source, file: hub.file };
+    }
     if (file === undefined) {
       throw new Error(
         `No dataset: dataset.path is null and the reference sample is not at ${
           [ds.save_path, ...REFERENCE_CANDIDATES].join(", ")
-        }; set dataset.path to a local GSM8K JSONL file (this port does not download datasets)`,
+        }; set dataset.path to a local GSM8K JSONL file (only dataset.name gsm8k is downloaded from the ` +
+          `Hugging Face Hub; this config names "${ds.name}")`,
       );
     }
   }
@@ -145,9 +174,13 @@ export async function selectProblems(
     const all = await loadReferenceSample(file);
     return { problems: all.slice(0, ds.max_examples), source: file, file };
   }
-  const all = await loadGsm8kJsonl(file);
-  const problems = ds.shuffle ? seededSample(all, ds.max_examples, ds.seed) : all.slice(0, ds.max_examples);
-  return { problems, source: file, file };
+  return { problems: sample(await loadGsm8kJsonl(file), config), source: file, file };
+}
+
+/** A full split's sample: seeded (`dataset.seed`) when `dataset.shuffle`, else the first `max_examples`. */
+function sample(all: readonly Gsm8kProblem[], config: Config): Gsm8kProblem[] {
+  const ds = config.dataset;
+  return ds.shuffle ? seededSample(all, ds.max_examples, ds.seed) : all.slice(0, ds.max_examples);
 }
 
 /**
