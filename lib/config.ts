@@ -225,6 +225,34 @@ const phase2Schema = z.strictObject({
     subset_name: z.string().default("mlp_27_only"),
     scales: z.array(z.number()).default([0.0, 0.5, 0.9]),
   }).prefault({}),
+  /**
+   * Extension: steering along the backtracking direction (`phase2-steering`). Runs when `enabled`
+   * (independently of the sweeps).
+   */
+  steering: z.strictObject({
+    enabled: z.boolean().default(true),
+    /** Multiples of the direction; 0 (= the Phase-1 baseline) is always added. */
+    coefficients: z.array(z.number()).min(1).default([-1, -0.5, 0.5, 1]),
+    /** Block to steer at; null = the scan's top MLP, else its top attention layer, else the last. */
+    layer: nonNegInt().nullable().default(null),
+    /**
+     * `"mean_difference"`: pre-onset minus matched-control residual means (on the organism also its
+     * planted wait direction as a comparison); `"planted"`: only the organism's planted wait direction.
+     */
+    direction: z.enum(["mean_difference", "planted"]).default("mean_difference"),
+    /** Problems steered; null = `phase2.max_examples` (as the sweeps). */
+    max_examples: posInt().nullable().default(null),
+    /** Samples per problem; null = `phase2.num_samples_per_prompt` (as the sweeps). */
+    num_samples_per_prompt: posInt().nullable().default(null),
+  }).prefault({}),
+  /** Extension: activation patching at the pre-onset position (`phase2-patching`). Runs when `enabled`. */
+  patching: z.strictObject({
+    enabled: z.boolean().default(true),
+    components: z.array(component).min(1).default(["attn", "mlp"]),
+    layers: z.union([z.literal("all"), z.array(nonNegInt()).min(1)]).default("all"),
+    /** Most event/control pairs (of the lens/scan items); null = `continuation_ablation.max_events`. */
+    max_events: posInt().nullable().default(null),
+  }).prefault({}),
   report: z.strictObject({
     report_path: z.string().default("reports/backtracking_phase2_report.md"),
   }).prefault({}),
@@ -426,7 +454,14 @@ export function parseConfig(obj: unknown, source: string): Config {
   if (!result.success) {
     throw new ConfigError(source, result.error.issues.flatMap((i) => formatIssue(i, input)));
   }
-  return deepFreeze(resolve(result.data));
+  const raw = result.data;
+  if (raw.phase2.steering.direction === "planted" && (raw.model.source ?? raw.model.hf_id) !== "organism") {
+    throw new ConfigError(source, [
+      `phase2.steering.direction: "planted" needs the model organism (model.source: organism), got ` +
+      `model.source ${describe(raw.model.source ?? raw.model.hf_id)}`,
+    ]);
+  }
+  return deepFreeze(resolve(raw));
 }
 
 /**

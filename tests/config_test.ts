@@ -57,6 +57,40 @@ Deno.test("reference phase-2 YAML loads unchanged, phase2 section in YAML order"
   assert.deepEqual(c.phase2.scale_sweep.scales, [0, 0.25, 0.5, 0.75, 0.9]);
   assert.equal(c.phase2.continuation_ablation.max_events, 150);
   assert.equal(c.phase2.report.report_path, "reports/backtracking_phase2_report.md");
+  assert.deepEqual(c.phase2.steering, parseConfig({}, "empty").phase2.steering); // extension: defaults
+});
+
+Deno.test("phase2.steering / phase2.patching: defaults (today's behaviour) and explicit values", () => {
+  const c = parseConfig({}, "empty");
+  assert.deepEqual(c.phase2.steering, {
+    enabled: true,
+    coefficients: [-1, -0.5, 0.5, 1],
+    layer: null,
+    direction: "mean_difference",
+    max_examples: null,
+    num_samples_per_prompt: null,
+  });
+  assert.deepEqual(c.phase2.patching, {
+    enabled: true,
+    components: ["attn", "mlp"],
+    layers: "all",
+    max_events: null,
+  });
+  const x = parseConfig({
+    model: { source: "organism" },
+    phase2: {
+      steering: { enabled: false, coefficients: [2, -3], layer: 3, direction: "planted", max_examples: 5 },
+      patching: { components: ["mlp"], layers: [1, 2], max_events: 7 },
+    },
+  }, "x");
+  assert.deepEqual(x.phase2.steering.coefficients, [2, -3]);
+  assert.equal(x.phase2.steering.direction, "planted");
+  assert.equal(x.phase2.steering.num_samples_per_prompt, null);
+  assert.deepEqual(x.phase2.patching, { enabled: true, components: ["mlp"], layers: [1, 2], max_events: 7 });
+  // Resolved YAML: schema order, new sections before report, round-trips.
+  const y = resolvedConfigYaml(x);
+  assert.deepEqual(parseConfigYaml(y, "resolved"), x);
+  assert.deepEqual(Object.keys(YAML.parse(y).phase2).slice(-3), ["steering", "patching", "report"]);
 });
 
 Deno.test("code defaults of an empty config and protocol-dependent defaults", () => {
@@ -107,6 +141,11 @@ Deno.test("typo key names the full path, the file, and the valid keys", () => {
   assert.match(deep.message, /prompting\.formatting_variants\[0\]\.think_opn: unknown key/);
   const p2 = errorOf(() => parseConfig({ phase2: { scale_sweep: { scale: [1] } } }, "t"));
   assert.match(p2.message, /phase2\.scale_sweep\.scale: unknown key \(did you mean "scales"\?\)/);
+  const st = errorOf(() => parseConfigYaml("phase2:\n  steering:\n    coefficents: [1]\n", "s.yaml"));
+  assert.match(st.message, /phase2\.steering\.coefficents: unknown key \(did you mean "coefficients"\?\)/);
+  assert.match(st.message, /valid keys under phase2\.steering: enabled, coefficients, layer, direction/);
+  const pt = errorOf(() => parseConfig({ phase2: { patching: { layer: [1] } } }, "t"));
+  assert.match(pt.message, /phase2\.patching\.layer: unknown key \(did you mean "layers"\?\)/);
 });
 
 Deno.test("wrong types name the key path, the expected type and the value found", () => {
@@ -119,6 +158,26 @@ Deno.test("wrong types name the key path, the expected type and the value found"
     parseConfig({ phase2: { subset_sweep: { subsets: { a: [["mlp", "x"]] } } } }, "t")
   );
   assert.match(sub.message, /phase2\.subset_sweep\.subsets\.a\[0\]\[1\]: expected number, got string "x"/);
+  const st = errorOf(() =>
+    parseConfig({ phase2: { steering: { coefficients: 1, direction: "pca", enabled: "yes" } } }, "t")
+  );
+  assert.match(st.message, /phase2\.steering\.coefficients: expected array, got number 1/);
+  assert.match(
+    st.message,
+    /phase2\.steering\.direction: expected one of "mean_difference", "planted", got string "pca"/,
+  );
+  assert.match(st.message, /phase2\.steering\.enabled: expected boolean, got string "yes"/);
+  const pt = errorOf(() =>
+    parseConfig({ phase2: { patching: { components: ["ffn"], layers: "some" } } }, "t")
+  );
+  assert.match(
+    pt.message,
+    /phase2\.patching\.components\[0\]: expected one of "attn", "mlp", got string "ffn"/,
+  );
+  assert.match(pt.message, /phase2\.patching\.layers: .*got string "some"/);
+  // The planted direction exists only on the model organism.
+  const planted = errorOf(() => parseConfig({ phase2: { steering: { direction: "planted" } } }, "t"));
+  assert.match(planted.message, /phase2\.steering\.direction: "planted" needs the model organism/);
 });
 
 Deno.test("YAML syntax errors name the file and line", () => {

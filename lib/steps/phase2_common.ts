@@ -44,7 +44,7 @@ export interface Phase2StepOptions {
 /** The shared setup of the Phase-2 steps. */
 export interface Phase2Setup {
   readonly variant: string;
-  /** The first `phase2.max_examples` problems of the run, in file order. */
+  /** The first `phase2.max_examples` problems of the run (or the step's own count), in file order. */
   readonly problems: readonly Gsm8kProblem[];
   /** Samples per problem: min(`phase2.num_samples_per_prompt`, the Phase-1 count). */
   readonly samples: number;
@@ -85,17 +85,29 @@ export function phase2Variant(ctx: StepContext, preferred?: string): string {
   return names.includes(p) ? p : defaultAnalysisVariant(ctx.config);
 }
 
+/** Overrides of {@linkcode phase2Setup}'s problem and sample counts (e.g. `phase2.steering`'s). */
+export interface Phase2SetupOptions {
+  /** Problems (default `phase2.max_examples`). */
+  readonly maxExamples?: number | null;
+  /** Samples per problem before the Phase-1 cap (default `phase2.num_samples_per_prompt`). */
+  readonly samplesPerPrompt?: number | null;
+}
+
 /**
  * Build the setup (loads the model for the layer count and tokenizer).
  *
+ * @param options Problem / sample counts other than the sweeps' (null or absent = the sweeps').
  * @throws {Error} when the scan outputs are missing (and no subsets are configured).
  */
-export async function phase2Setup(ctx: StepContext): Promise<Phase2Setup> {
+export async function phase2Setup(ctx: StepContext, options: Phase2SetupOptions = {}): Promise<Phase2Setup> {
   const cfg = ctx.config;
   const { model, tokenizer } = await ensureModel(ctx);
   const variant = phase2Variant(ctx);
-  const problems = (await readProblems(ctx.run)).slice(0, cfg.phase2.max_examples);
-  const samples = Math.min(cfg.phase2.num_samples_per_prompt, cfg.generation.num_samples_per_prompt);
+  const problems = (await readProblems(ctx.run)).slice(0, options.maxExamples ?? cfg.phase2.max_examples);
+  const samples = Math.min(
+    options.samplesPerPrompt ?? cfg.phase2.num_samples_per_prompt,
+    cfg.generation.num_samples_per_prompt,
+  );
   const prompts = problems.map((p) => {
     const built = buildPrompt(tokenizer, cfg.prompting, p.question, variant);
     return { exampleId: p.id, prompt: built.text, tokenIds: built.tokenIds };

@@ -1,16 +1,14 @@
 /**
  * Phase 2 as one call: the analyses the config enables, in order, each reusing finished outputs.
  *
- * Flags (the config's existing `phase2` subsections; every one defaults to on):
+ * Flags (the config's `phase2` subsections; every one defaults to on, options below override):
  *
  * - sweeps: `phase2.subset_sweep.enabled` / `phase2.scale_sweep.enabled`;
  * - continuation ablation: `phase2.continuation_ablation.enabled`;
- * - steering: runs with the sweeps (a generation-time intervention, compared with ablation in the same
- *   trade-off figure), i.e. when either sweep is enabled;
- * - activation patching: runs with the continuation ablation (the same single-position, teacher-forced
- *   measurement), i.e. when `phase2.continuation_ablation.enabled`.
+ * - steering: `phase2.steering.enabled` (its trade-off figure adds the sweeps' points when they exist);
+ * - activation patching: `phase2.patching.enabled`.
  *
- * (The config schema has no `phase2.steering` / `phase2.patching` sections; options below override.)
+ * Order: sweeps, steering, continuation, patching.
  *
  * @module
  */
@@ -27,6 +25,7 @@ export interface RunPhase2Options extends Phase2StepOptions {
   /** Override the config: run (true) or skip (false) an analysis. */
   readonly sweeps?: boolean;
   readonly continuation?: boolean;
+  /** An object runs steering with these overrides of `phase2.steering`. */
   readonly steering?: boolean | Omit<SteeringStepOptions, "force">;
   readonly patching?: boolean;
 }
@@ -39,8 +38,8 @@ export function phase2Plan(ctx: Pick<StepContext, "config">, options: RunPhase2O
   return {
     sweeps,
     continuation,
-    steering: options.steering === undefined ? sweeps : options.steering !== false,
-    patching: options.patching ?? continuation,
+    steering: options.steering === undefined ? p2.steering.enabled : options.steering !== false,
+    patching: options.patching ?? p2.patching.enabled,
   };
 }
 

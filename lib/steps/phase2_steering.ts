@@ -5,14 +5,24 @@
  *    position-matched controls (the lens/scan items, `analysis.max_events`); per residual layer the
  *    difference of means (`analysis/steering_directions.json`: norm, separation d′, and for the model
  *    organism the cosine with its planted feature directions).
- * 2. Site: "at" block `layer` (default: the scan's top MLP, else its top attention layer) the direction
- *    is read right after the block and added at the next `hook_resid_pre` (the block's own for the last
- *    block), on every generated position (the Phase-1 intervention scope).
- * 3. Dose-response: one generation per coefficient (default {@linkcode DEFAULT_STEERING_COEFS}; 0 = the
- *    Phase-1 baseline), into `generations/<variant>/phase2_steer_meandiff_l<hook>_c<coef>.jsonl`; BT rate,
- *    accuracy, degeneration and per-trigger rates with CIs and paired Δ vs baseline
- *    (`analysis/steering_results.csv`), `figures/steering_dose_response`, and
- *    `figures/intervention_tradeoff` with the ablation sweeps' points when they exist.
+ * 2. Site: "at" block `phase2.steering.layer` (null, the default: the scan's top MLP, else its top
+ *    attention layer) the direction is read right after the block and added at the next `hook_resid_pre`
+ *    (the block's own for the last block), on every generated position (the Phase-1 intervention scope).
+ * 3. Dose-response: one generation per coefficient (`phase2.steering.coefficients`, default
+ *    {@linkcode DEFAULT_STEERING_COEFS}; 0 = the Phase-1 baseline is always added) over
+ *    `phase2.steering.max_examples` problems × `num_samples_per_prompt` samples (null = the sweeps'), into
+ *    `generations/<variant>/phase2_steer_<label>_l<hook>_c<coef>.jsonl`; BT rate, accuracy, degeneration
+ *    and per-trigger rates with CIs and paired Δ vs baseline (`analysis/steering_results.csv`),
+ *    `figures/steering_dose_response`, and `figures/intervention_tradeoff` with the ablation sweeps'
+ *    points when they exist.
+ *
+ * Directions steered (`phase2.steering.direction`): `"mean_difference"` (label `meandiff`; on the model
+ * organism also its planted wait feature direction, label `planted_wait`, as the ground-truth comparison)
+ * or `"planted"` (organism only: `planted_wait` alone). The first one steered is the primary direction
+ * (unsuffixed figure, the trade-off figure's baseline).
+ *
+ * Finished outputs are reused only when they were made with the same settings
+ * ({@linkcode steeringSettings}, stored in `phase2_steering.json`).
  *
  * @module
  */
@@ -26,6 +36,7 @@ import { type SettingResult, settingResult, settingRow, settingsMarkdown } from 
 import { steeringCondition } from "../phase2/subsets.ts";
 import { saveFigure, type TradeoffPoint, tradeoffScatter } from "../plots.ts";
 import { artifactPath } from "../run.ts";
+import type { Config } from "../config.ts";
 import { ensureModel, recordStep, say, type StepContext } from "./context.ts";
 import { analysisItems } from "./logit_lens.ts";
 import {
@@ -43,17 +54,65 @@ import {
 } from "./phase2_common.ts";
 import { SWEEP_OUTPUTS, type SweepsResult, tradeoffPoints } from "./phase2_sweeps.ts";
 
-/** Default steering coefficients (multiples of the mean difference; 0 = baseline is added). */
+/**
+ * Default steering coefficients (multiples of the mean difference; 0 = baseline is added): the default
+ * of `phase2.steering.coefficients`.
+ */
 export const DEFAULT_STEERING_COEFS: readonly number[] = [-1, -0.5, 0.5, 1];
 
-/** Options of {@linkcode phase2Steering}. */
+/** Options of {@linkcode phase2Steering}; each overrides its `phase2.steering` key. */
 export interface SteeringStepOptions extends Phase2StepOptions {
-  /** Block to steer at (default: the scan's top MLP, else its top attention layer, else the last). */
-  readonly layer?: number;
-  /** Coefficients (default {@linkcode DEFAULT_STEERING_COEFS}). */
+  /** Block to steer at (`layer`; null: the scan's top MLP, else its top attention layer, else the last). */
+  readonly layer?: number | null;
+  /** Coefficients (`coefficients`, default {@linkcode DEFAULT_STEERING_COEFS}). */
   readonly coefs?: readonly number[];
-  /** Organism only: also steer along its planted wait feature direction (default true). */
+  /** `direction`: the mean difference (default) or, organism only, the planted wait direction alone. */
+  readonly direction?: "mean_difference" | "planted";
+  /** With `"mean_difference"`, organism only: also steer along its planted wait direction (default true). */
   readonly planted?: boolean;
+  /** Problems (`max_examples`; null = `phase2.max_examples`). */
+  readonly maxExamples?: number | null;
+  /** Samples per problem (`num_samples_per_prompt`; null = `phase2.num_samples_per_prompt`). */
+  readonly samplesPerPrompt?: number | null;
+}
+
+/** The settings a steering result was made with (stored; outputs are reused only when they match). */
+export interface SteeringSettings {
+  /** The configured block; null = derived from the scan. */
+  readonly layer: number | null;
+  /** Ascending, 0 included. */
+  readonly coefficients: number[];
+  readonly direction: "mean_difference" | "planted";
+  readonly planted_comparison: boolean;
+  readonly max_examples: number;
+  /** Before the cap at the Phase-1 sample count. */
+  readonly num_samples_per_prompt: number;
+}
+
+/**
+ * The effective steering settings: options over `phase2.steering`, nulls resolved to the sweeps' values.
+ *
+ * @throws {RangeError} on a non-finite coefficient.
+ */
+export function steeringSettings(
+  config: Config,
+  options: Omit<SteeringStepOptions, "force"> = {},
+): SteeringSettings {
+  const p2 = config.phase2;
+  const st = p2.steering;
+  const coefs = options.coefs ?? st.coefficients;
+  for (const c of coefs) {
+    if (!Number.isFinite(c)) throw new RangeError(`phase2.steering.coefficients: ${c} is not finite`);
+  }
+  return {
+    layer: options.layer === undefined ? st.layer : options.layer,
+    coefficients: [...new Set([...coefs, 0])].sort((a, b) => a - b),
+    direction: options.direction ?? st.direction,
+    planted_comparison: options.planted ?? true,
+    max_examples: options.maxExamples ?? st.max_examples ?? p2.max_examples,
+    num_samples_per_prompt: options.samplesPerPrompt ?? st.num_samples_per_prompt ??
+      p2.num_samples_per_prompt,
+  };
 }
 
 /** Files written by {@linkcode phase2Steering}. */
@@ -87,6 +146,8 @@ export interface SteeringResult {
   /** Rows of `steering_results.csv` per direction (`meandiff`, `planted_wait`), ascending coefficient. */
   readonly rows: Record<string, unknown>[];
   readonly directions_steered: { label: string; description: string }[];
+  /** What it was made with. */
+  readonly settings: SteeringSettings;
   readonly section: Phase2Section;
   readonly status?: "ran" | "reused";
 }
@@ -97,21 +158,39 @@ const round = (x: number) => Number(x.toPrecision(6));
  * Compute the directions and run the dose-response (or reuse the finished outputs).
  *
  * @param ctx Run context (needs the scan and detect-events).
- * @param options `force`, `layer`, `coefs`.
+ * @param options `force`, and overrides of the `phase2.steering` keys.
+ * @throws {Error} for `direction: "planted"` on a model without a planted wait direction, or a `layer`
+ *   outside the model.
  */
 export async function phase2Steering(
   ctx: StepContext,
   options: SteeringStepOptions = {},
 ): Promise<SteeringResult> {
   const force = options.force ?? false;
+  const settings = steeringSettings(ctx.config, options);
   if (!force && await allExist(ctx, STEERING_OUTPUTS)) {
-    return { ...(await readResult<SteeringResult>(ctx, STEERING_OUTPUTS[3])), status: "reused" };
+    const stored = await readResult<SteeringResult>(ctx, STEERING_OUTPUTS[3]);
+    if (JSON.stringify(stored.settings) === JSON.stringify(settings)) return { ...stored, status: "reused" };
+    say(ctx, "phase2-steering: settings changed since the outputs were made; recomputing");
   }
-  const setup = await phase2Setup(ctx);
-  const stats = phase2Stats(ctx);
   const loaded = await ensureModel(ctx);
   const { model } = loaded;
   const L = model.config.numLayers;
+  const planted = (loaded.organism as { feature_directions?: Record<string, number[]> } | undefined)
+    ?.feature_directions;
+  if (settings.direction === "planted" && !planted?.wait) {
+    throw new Error(
+      'phase2.steering.direction "planted" needs the model organism (its planted wait feature direction)',
+    );
+  }
+  if (settings.layer !== null && settings.layer >= L) {
+    throw new RangeError(`phase2.steering.layer ${settings.layer} is outside the model's blocks [0, ${L})`);
+  }
+  const setup = await phase2Setup(ctx, {
+    maxExamples: settings.max_examples,
+    samplesPerPrompt: settings.num_samples_per_prompt,
+  });
+  const stats = phase2Stats(ctx);
   const items = await analysisItems(ctx, setup.variant);
   const matched = items.events.filter((_, i) => !items.unmatched.includes(i));
   const evCaps = await captureAt(model, matched.map((e) => ({ tokenIds: e.tokenIds, pos: e.predPos })));
@@ -120,15 +199,13 @@ export async function phase2Steering(
     items.controls.map((c) => ({ tokenIds: c.tokenIds, pos: c.predPos })),
   );
   const dirs = meanDifferenceDirections(evCaps, ctCaps);
-  let block = options.layer;
+  let block = settings.layer ?? undefined;
   if (block === undefined) {
     const { selected } = await readSelection(ctx);
     block = selected.mlp[0] ?? selected.attn[0] ?? L - 1;
   }
   const { directionLayer, hookLayer } = steeringSite(block, L);
   const dir = dirs[directionLayer]!;
-  const planted = (loaded.organism as { feature_directions?: Record<string, number[]> } | undefined)
-    ?.feature_directions;
   const directions: DirectionInfo[] = dirs.map((d) => ({
     layer: d.layer,
     norm: d.norm,
@@ -151,14 +228,15 @@ export async function phase2Steering(
   });
 
   const baseRows = await eventRowsOf(ctx, await baselineRecords(ctx, setup));
-  const coefs = [...new Set([...(options.coefs ?? DEFAULT_STEERING_COEFS), 0])].sort((a, b) => a - b);
-  // The mean-difference direction; on the organism also its planted wait feature direction, scaled to
-  // the wait-feature component of the mean difference (the ground-truth check of the method).
-  const steerings: { label: string; vector: Float32Array; what: string }[] = [
-    { label: "meandiff", vector: dir.vector, what: `mean difference at resid[${directionLayer}]` },
-  ];
+  const coefs = settings.coefficients;
+  // The mean-difference direction; on the organism also (or, with direction "planted", only) its planted
+  // wait feature direction, scaled to the wait-feature component of the mean difference (the
+  // ground-truth check of the method).
+  const steerings: { label: string; vector: Float32Array; what: string }[] = settings.direction === "planted"
+    ? []
+    : [{ label: "meandiff", vector: dir.vector, what: `mean difference at resid[${directionLayer}]` }];
   const wait = planted?.wait;
-  if (wait && (options.planted ?? true)) {
+  if (wait && (settings.direction === "planted" || settings.planted_comparison)) {
     const n = Math.sqrt(wait.reduce((a, x) => a + x * x, 0));
     const proj = Math.abs(wait.reduce((a, x, i) => a + x * dir.vector[i]!, 0)) / n;
     steerings.push({
@@ -170,6 +248,7 @@ export async function phase2Steering(
         })`,
     });
   }
+  const primary = steerings[0]!.label;
   const resultsBy = new Map<string, SettingResult[]>();
   const allRows: EventRow[] = [];
   for (const st of steerings) {
@@ -230,12 +309,12 @@ export async function phase2Steering(
       })),
       hookLayer,
     );
-    await saveFigure(fig, figDir, label === "meandiff" ? fig.name : `${fig.name}_${label}`);
+    await saveFigure(fig, figDir, label === primary ? fig.name : `${fig.name}_${label}`);
   }
   // Ablation vs steering, one trade-off figure (the sweeps' rows when they exist).
   const points: TradeoffPoint[] = [...resultsBy].flatMap(([label, list]) =>
     tradeoffPoints(
-      label === "meandiff" ? list : list.filter((r) => r.spec.coef !== 0),
+      label === primary ? list : list.filter((r) => r.spec.coef !== 0),
       () => `steering (${label})`,
     )
   );
@@ -304,7 +383,7 @@ export async function phase2Steering(
     `| ${cmpHead.join(" | ")} |`,
     `|${cmpHead.map(() => "---").join("|")}|`,
     ...ablationRows.map((r) => cmpRow("ablation", r)),
-    ...rows.filter((r) => r.setting !== "baseline" || r.direction === "meandiff").map((r) =>
+    ...rows.filter((r) => r.setting !== "baseline" || r.direction === primary).map((r) =>
       cmpRow(r.setting === "baseline" ? "none" : `steering (${r.direction})`, r)
     ),
   ].join("\n");
@@ -321,7 +400,9 @@ export async function phase2Steering(
     `positions, read at resid[${directionLayer}] (after block ${block}; norm ${dir.norm.toFixed(3)}, d′ ${
       dir.separation.toFixed(2)
     }; the most separating layer is resid[${best.layer}], d′ ${best.separation.toFixed(2)}), added as ` +
-    `coef × direction at \`blocks.${hookLayer}.hook_resid_pre\` on every generated position.${cosText}`,
+    `coef × direction at \`blocks.${hookLayer}.hook_resid_pre\` on every generated position.${cosText} ` +
+    `Steered: ${steerings.map((st) => st.label).join(", ")}; ${setup.problems.length} problems × ` +
+    `${setup.samples} samples per coefficient.`,
     "",
     ...steerings.flatMap((st) => [
       `### Dose-response: ${st.label}`,
@@ -334,7 +415,7 @@ export async function phase2Steering(
       ),
       "",
       `![Steering dose-response (${st.label})](figures/steering_dose_response${
-        st.label === "meandiff" ? "" : `_${st.label}`
+        st.label === primary ? "" : `_${st.label}`
       }.png)`,
       "",
     ]),
@@ -353,9 +434,18 @@ export async function phase2Steering(
     directions,
     rows,
     directions_steered: steerings.map((s) => ({ label: s.label, description: s.what })),
+    settings,
     section: { title: "Phase 2: steering along the backtracking direction", markdown: md },
   };
   await writeOutput(ctx, STEERING_OUTPUTS[3], result);
-  await recordStep(ctx, "phase2-steering", { variant: setup.variant, block, hook_layer: hookLayer, coefs });
+  await recordStep(ctx, "phase2-steering", {
+    variant: setup.variant,
+    block,
+    hook_layer: hookLayer,
+    coefs,
+    directions: steerings.map((st) => st.label),
+    problems: setup.problems.length,
+    samples: setup.samples,
+  });
   return { ...result, status: "ran" };
 }

@@ -94,7 +94,7 @@ export async function runPipeline(
     await timed("compare-conditions", () => compareConditions(ctx, { force }));
     await timed("formatting-sweep", () => formattingSweep(ctx, { force }));
     const plan = phase2Plan(ctx);
-    const phase2 = options.phase2 ?? (plan.sweeps || plan.continuation);
+    const phase2 = options.phase2 ?? (plan.sweeps || plan.continuation || plan.steering || plan.patching);
     const phase2Timings = phase2 ? (await runPhase2(ctx, { force })).timings : [];
     const report = await timed("make-report", () =>
       makeReport(ctx, {

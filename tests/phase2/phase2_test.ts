@@ -11,7 +11,13 @@ import { readOrganismManifest } from "../../lib/model/organism.ts";
 import { localise, type PatchSummaryRow } from "../../lib/phase2/patching.ts";
 import { subsetInterventions } from "../../lib/phase2/subsets.ts";
 import { readCsv } from "../../lib/table.ts";
-import { ensureModel, readGenerations, runPipeline } from "../../lib/steps/mod.ts";
+import {
+  disposeContext,
+  ensureModel,
+  readGenerations,
+  runPipeline,
+  type StepContext,
+} from "../../lib/steps/mod.ts";
 import { generateSetting, phase2Setup } from "../../lib/steps/phase2_common.ts";
 
 const ORGANISM = fileURLToPath(new URL("../../configs/organism.yaml", import.meta.url));
@@ -215,7 +221,67 @@ Deno.test("phase 2 on the model organism", async (t) => {
         [again.sweeps?.status, again.steering?.status, again.continuation?.status, again.patching?.status],
         ["reused", "reused", "reused", "reused"],
       );
-      await ctx.model?.model.dispose();
+      await disposeContext(ctx);
+    });
+
+    await t.step("phase2.steering / phase2.patching keys take effect (small settings)", async () => {
+      const L = manifest.options.numLayers;
+      const configured = (phase2: Record<string, unknown>): StepContext => ({
+        config: parseConfig({
+          ...structuredClone(cfg),
+          phase2: { ...structuredClone(cfg.phase2), ...phase2 },
+        }, "t"),
+        run: ctx.run,
+        progress: "silent" as const,
+        log: () => {},
+      });
+      // enabled: false skips the steps; the other analyses are reused.
+      const c1 = configured({ steering: { enabled: false }, patching: { enabled: false } });
+      const { runPhase2 } = await import("../../lib/steps/phase2_run.ts");
+      const off = await runPhase2(c1);
+      assert.deepEqual(off.timings.map((x) => x.step), ["phase2-sweeps", "phase2-continuation"]);
+      assert.equal(off.steering, undefined);
+      assert.equal(off.patching, undefined);
+      // A custom coefficient list on 2 problems × 1 sample; patching of one MLP layer on 5 events.
+      const c2 = configured({
+        steering: { coefficients: [2], max_examples: 2, num_samples_per_prompt: 1 },
+        patching: { components: ["mlp"], layers: [L - 1], max_events: 5 },
+      });
+      try {
+        const on = await runPhase2(c2, { sweeps: false, continuation: false });
+        assert.equal(on.steering?.status, "ran", "settings changed: recomputed, not reused");
+        const rows = await table("analysis/steering_results.csv");
+        assert.deepEqual(rows.map((r) => [r.direction, num(r, "coef"), num(r, "total")]), [
+          ["meandiff", 0, 2],
+          ["meandiff", 2, 2],
+          ["planted_wait", 0, 2],
+          ["planted_wait", 2, 2],
+        ]);
+        await Deno.stat(
+          join(dir, `generations/baseline_think_newline/phase2_steer_meandiff_l${L - 1}_c2.jsonl`),
+        );
+        assert.equal(on.patching?.status, "ran");
+        assert.ok(on.patching!.n_pairs > 0 && on.patching!.n_pairs <= 5, `${on.patching!.n_pairs} pairs`);
+        const patched = await table("analysis/patching_results.csv");
+        assert.equal(patched.length, on.patching!.n_pairs * 2);
+        assert.ok(patched.every((r) => r.component === "mlp" && num(r, "layer") === L - 1));
+        // The same settings again: reused. Direction "planted": only the planted wait direction.
+        assert.equal(
+          (await runPhase2(c2, { sweeps: false, continuation: false })).steering?.status,
+          "reused",
+        );
+        const c3 = {
+          ...configured({
+            steering: { coefficients: [2], max_examples: 2, num_samples_per_prompt: 1, direction: "planted" },
+          }),
+          model: c2.model!, // the loaded model, shared
+        };
+        const planted = await runPhase2(c3, { sweeps: false, continuation: false, patching: false });
+        assert.deepEqual(planted.steering?.directions_steered.map((d) => d.label), ["planted_wait"]);
+        await Deno.stat(join(dir, "figures/steering_dose_response.svg"));
+      } finally {
+        await disposeContext(c2);
+      }
     });
   } finally {
     await Deno.remove(root, { recursive: true });

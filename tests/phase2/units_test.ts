@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { loadConfig } from "../../lib/config.ts";
+import { loadConfig, parseConfig } from "../../lib/config.ts";
 import { triggerOfToken } from "../../lib/phase2/continuation.ts";
 import { rowInterventions } from "../../lib/phase2/positions.ts";
 import { cosine, meanDifferenceDirections, steeringSite } from "../../lib/phase2/steering.ts";
@@ -12,6 +12,9 @@ import {
   subsetInterventions,
 } from "../../lib/phase2/subsets.ts";
 import { triggerColumn } from "../../lib/phase2/summaries.ts";
+import { patchingSettings } from "../../lib/steps/phase2_patching.ts";
+import { phase2Plan } from "../../lib/steps/phase2_run.ts";
+import { steeringSettings } from "../../lib/steps/phase2_steering.ts";
 
 Deno.test("subsets: derived from the scan selection and a matched random draw", () => {
   const s = deriveSubsets({ attn: [2], mlp: [3] }, [{ attn: [0], mlp: [1] }, { attn: [1], mlp: [0] }]);
@@ -89,4 +92,46 @@ Deno.test("configs: DeepSeek-R1-Distill-Qwen-7B and -Llama-8B", async () => {
     assert.deepEqual(c.phase2.subset_sweep.subsets, {}, "subsets derived from the scan");
     assert.deepEqual(c.detection.triggers_strict, ["Wait", "Actually", "Hold on"]);
   }
+});
+
+Deno.test("phase2Plan and step settings follow phase2.steering / phase2.patching", () => {
+  const plan = (phase2: Record<string, unknown>, options = {}) =>
+    phase2Plan({ config: parseConfig({ phase2 }, "t") }, options);
+  assert.deepEqual(plan({}), { sweeps: true, continuation: true, steering: true, patching: true });
+  assert.deepEqual(plan({ steering: { enabled: false }, patching: { enabled: false } }), {
+    sweeps: true,
+    continuation: true,
+    steering: false,
+    patching: false,
+  });
+  // The flags decide on their own, and options still override the config.
+  const off = { subset_sweep: { enabled: false }, scale_sweep: { enabled: false } };
+  assert.deepEqual(plan({ ...off, continuation_ablation: { enabled: false } }), {
+    sweeps: false,
+    continuation: false,
+    steering: true,
+    patching: true,
+  });
+  assert.equal(plan({ steering: { enabled: false } }, { steering: { coefs: [1] } }).steering, true);
+  assert.equal(plan({}, { patching: false }).patching, false);
+
+  const c = parseConfig({ phase2: { max_examples: 30, steering: { coefficients: [2, -3, 2] } } }, "t");
+  assert.deepEqual(steeringSettings(c), {
+    layer: null,
+    coefficients: [-3, 0, 2],
+    direction: "mean_difference",
+    planted_comparison: true,
+    max_examples: 30,
+    num_samples_per_prompt: 4,
+  });
+  assert.deepEqual(steeringSettings(c, { coefs: [1], layer: 2, maxExamples: 3 }).coefficients, [0, 1]);
+  assert.deepEqual(patchingSettings(parseConfig({}, "t")), {
+    components: ["attn", "mlp"],
+    layers: "all",
+    max_events: 150,
+  });
+  const p = parseConfig({
+    phase2: { patching: { components: ["mlp", "attn"], layers: [3, 1, 3], max_events: 9 } },
+  }, "t");
+  assert.deepEqual(patchingSettings(p), { components: ["attn", "mlp"], layers: [1, 3], max_events: 9 });
 });
