@@ -1,5 +1,6 @@
+import { hex, withEnv, withTempDir } from "./_hub_helpers.ts";
 import assert from "node:assert/strict";
-import { lstat, readFile, readlink, rm } from "node:fs/promises";
+import { lstat, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pl from "nodejs-polars";
@@ -21,7 +22,6 @@ const FILE = "main/test-00000-of-00001.parquet";
 const COMMIT = "e53f048856ff4f594e959d75785d2c2d37b678ee";
 const OTHER_COMMIT = "fedcba9876543210fedcba9876543210fedcba98";
 const TOKEN = "hf_DaTaSeTtEsTtOkEn987654";
-const HF_VARS = ["HF_HUB_CACHE", "HF_HOME", "HF_TOKEN", "HF_HUB_OFFLINE", "HF_ENDPOINT"] as const;
 const CONFIG = fileURLToPath(new URL("../configs/r1_distill_qwen_1p5b.yaml", import.meta.url));
 
 const enc = new TextEncoder();
@@ -39,41 +39,6 @@ function gsm8kParquet(rows: readonly Record<string, string>[] = ROWS): Uint8Arra
   const cols = Object.keys(rows[0] ?? {});
   const df = pl.DataFrame(cols.map((c) => pl.Series(c, rows.map((r) => r[c] ?? ""), pl.Utf8)));
   return new Uint8Array(df.writeParquet());
-}
-
-/** Run `fn` with the HF_* variables unset except those given, then restore them. */
-async function withEnv(
-  vars: Partial<Record<typeof HF_VARS[number], string>>,
-  fn: () => void | Promise<void>,
-): Promise<void> {
-  const saved = new Map(HF_VARS.map((k) => [k, Deno.env.get(k)]));
-  for (const k of HF_VARS) {
-    const v = vars[k];
-    if (v === undefined) Deno.env.delete(k);
-    else Deno.env.set(k, v);
-  }
-  try {
-    await fn();
-  } finally {
-    for (const [k, v] of saved) {
-      if (v === undefined) Deno.env.delete(k);
-      else Deno.env.set(k, v);
-    }
-  }
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "data_hub_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-async function hex(algo: "SHA-1" | "SHA-256", data: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest(algo, data));
-  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 interface Request {

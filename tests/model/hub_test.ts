@@ -1,3 +1,4 @@
+import { hex, withEnv, withTempDir } from "../_hub_helpers.ts";
 import assert from "node:assert/strict";
 import { lstat, mkdir, readFile, readlink, rm, symlink, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
@@ -8,44 +9,8 @@ const FOLDER = "models--test-org--tiny-model";
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
 const OTHER_COMMIT = "fedcba9876543210fedcba9876543210fedcba98";
 const TOKEN = "hf_SeCrEtTeStToKeN123456";
-const HF_VARS = ["HF_HUB_CACHE", "HF_HOME", "HF_TOKEN", "HF_HUB_OFFLINE", "HF_ENDPOINT"] as const;
 
 const enc = new TextEncoder();
-
-/** Run `fn` with the HF_* variables unset except those given, then restore them. */
-async function withEnv(
-  vars: Partial<Record<typeof HF_VARS[number], string>>,
-  fn: () => void | Promise<void>,
-): Promise<void> {
-  const saved = new Map(HF_VARS.map((k) => [k, Deno.env.get(k)]));
-  for (const k of HF_VARS) {
-    const v = vars[k];
-    if (v === undefined) Deno.env.delete(k);
-    else Deno.env.set(k, v);
-  }
-  try {
-    await fn();
-  } finally {
-    for (const [k, v] of saved) {
-      if (v === undefined) Deno.env.delete(k);
-      else Deno.env.set(k, v);
-    }
-  }
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "hub_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-async function hex(algo: "SHA-1" | "SHA-256", data: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest(algo, data));
-  return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 interface RepoFile {
   readonly path: string;
