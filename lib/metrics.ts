@@ -727,3 +727,34 @@ export function formattingSummaryReference(
   }
   return out;
 }
+
+/**
+ * A summary's unknown rate and degeneration figures as flat table columns (one shared column set for
+ * every condition table).
+ */
+export function degenerationColumns(s: ConditionSummary) {
+  return {
+    unknown_rate: s.unknown_rate,
+    eos_rate: s.eos_rate.value,
+    truncation_rate: s.truncation_rate.value,
+    mean_length: s.mean_length.value,
+    repetition_4gram: s.repetition_4gram.value,
+    distinct_2: s.distinct_2.value,
+    digit_free_rate: s.digit_free_rate.value,
+    triggers_per_1k: s.triggers_per_1k.value,
+  };
+}
+
+/** A paired comparison with the baseline as flat table columns (undefined when there is none). */
+export function comparisonColumns(c: PairedComparison | undefined) {
+  return {
+    delta_bt_rate: c?.delta_bt_rate.difference,
+    delta_bt_rate_lower: c?.delta_bt_rate.bootstrap.lower,
+    delta_bt_rate_upper: c?.delta_bt_rate.bootstrap.upper,
+    mcnemar_bt_p: c?.mcnemar_bt.p_value,
+    delta_accuracy: c?.delta_accuracy.difference,
+    delta_accuracy_lower: c?.delta_accuracy.bootstrap.lower,
+    delta_accuracy_upper: c?.delta_accuracy.bootstrap.upper,
+    mcnemar_accuracy_p: c?.mcnemar_accuracy.p_value,
+  };
+}

@@ -27,7 +27,7 @@ import { loadConfig } from "./config.ts";
 import { resolveModelSource } from "./model/load.ts";
 import { PROJECT_ROOT } from "./notebook/params.ts";
 import { readNotebook } from "./notebook/nbformat.ts";
-import { executeNotebook } from "./notebook/runner.ts";
+import { describeFailure, executeNotebook } from "./notebook/runner.ts";
 import { copyFiguresToProject, newRunId, resolveRunId, validateRunId } from "./run.ts";
 
 const USAGE = [
@@ -144,16 +144,8 @@ export async function runNotebookSeries(options: SeriesOptions): Promise<SeriesR
     if (result.failed) {
       const f = result.failed;
       const message = `${f.ename}: ${f.evalue}`;
-      io.err(
-        [
-          `${tag}: FAILED at cell index ${f.cellIndex}: ${message}`,
-          "--- cell source (head) ---",
-          ...f.source.split("\n").slice(0, 12),
-          "--- traceback ---",
-          ...f.traceback,
-          `--- partial notebook written to ${output} ---`,
-        ].join("\n"),
-      );
+      const [first, ...rest] = describeFailure(f, output, 12);
+      io.err([`${tag}: FAILED at ${first}`, ...rest].join("\n"));
       return {
         runId,
         runDir,

@@ -19,7 +19,7 @@ import { Resvg } from "@resvg/resvg-js";
 import { parseHTML } from "linkedom";
 import { Buffer } from "node:buffer";
 import type { MeanEstimate } from "./metrics.ts";
-import { writeTextAtomic } from "./table.ts";
+import { writeFileAtomic } from "./fs.ts";
 
 /** A rendered figure. */
 export interface Figure {
@@ -106,9 +106,9 @@ function validateSize(v: number | undefined, name: string): void {
 
 /**
  * Run one `Plot.plot` call in a linkedom document and wrap its SVG with a title and a white
- * background.
+ * background: every figure of the project (here and in `lib/phase2/figures.ts`) goes through this.
  */
-function render(
+export function render(
   name: string,
   defaults: { title: string; subtitle?: string; height: number },
   options: FigureOptions,
@@ -186,6 +186,24 @@ export interface VariantRate extends ValueCI {
   readonly n?: number;
 }
 
+/** A 0–100 % x axis with its label centred under it (the bar charts' shared axis). */
+function percentAxis(label: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    label,
+    percent: true,
+    domain: [0, 100],
+    grid: true,
+    labelAnchor: "center",
+    labelOffset: 36,
+    ...extra,
+  };
+}
+
+/** Left margin that fits the longest y label (about 7 px a character), capped at `max`. */
+function labelMargin(labels: readonly string[], max: number): number {
+  return Math.min(max, 30 + 7 * Math.max(...labels.map((l) => l.length)));
+}
+
 /**
  * (a) Strict BT rate by prompt variant (one condition, normally baseline), horizontal bars with CI
  * error bars and a percentage label.
@@ -206,14 +224,7 @@ export function btRateByVariant(data: readonly VariantRate[], options: FigureOpt
     {
       marginLeft: 190,
       marginRight: 70,
-      x: {
-        label: "Backtracking rate (%) →",
-        percent: true,
-        domain: [0, 100],
-        grid: true,
-        labelAnchor: "center",
-        labelOffset: 36,
-      },
+      x: percentAxis("Backtracking rate (%) →"),
       y: { label: null, domain: data.map((d) => d.variant) },
       marks: [
         Plot.barX(data, { y: "variant", x: "value", fill: COLORS.baseline, fillOpacity: 0.85 }),
@@ -273,16 +284,9 @@ export function accuracyByBacktracking(
     },
     options,
     {
-      marginLeft: Math.min(360, 30 + 7 * Math.max(...rows.map((r) => r.label.length))),
+      marginLeft: labelMargin(rows.map((r) => r.label), 360),
       marginRight: 90,
-      x: {
-        label: "Accuracy (%) →",
-        percent: true,
-        domain: [0, 100],
-        grid: true,
-        labelAnchor: "center",
-        labelOffset: 36,
-      },
+      x: percentAxis("Accuracy (%) →"),
       y: { label: null, domain: rows.map((r) => r.label) },
       color: { domain: ["with backtracking", "without backtracking"], range: [COLORS.with, COLORS.without] },
       marks: [
@@ -497,16 +501,9 @@ export function btRateByCondition(data: readonly ConditionRate[], options: Figur
     },
     options,
     {
-      marginLeft: Math.min(300, 30 + 7 * Math.max(...data.map((d) => d.condition.length))),
+      marginLeft: labelMargin(data.map((d) => d.condition), 300),
       marginRight: 90,
-      x: {
-        label: "Backtracking rate (%) →",
-        percent: true,
-        domain: [0, 100],
-        grid: true,
-        labelAnchor: "center",
-        labelOffset: 36,
-      },
+      x: percentAxis("Backtracking rate (%) →"),
       y: { label: null, domain: data.map((d) => d.condition) },
       color: {
         domain: ["baseline", "targeted", "random", "other"],
@@ -558,17 +555,9 @@ export function formattingEffect(data: readonly FormattingPoint[], options: Figu
     },
     options,
     {
-      marginLeft: Math.min(300, 30 + 7 * Math.max(...data.map((d) => d.variant.length))),
+      marginLeft: labelMargin(data.map((d) => d.variant), 300),
       marginRight: 30,
-      x: {
-        label: "Percent →",
-        percent: true,
-        domain: [0, 100],
-        grid: true,
-        labelAnchor: "center",
-        labelOffset: 36,
-        ticks: 5,
-      },
+      x: percentAxis("Percent →", { ticks: 5 }),
       y: { label: null, domain: data.map((d) => d.variant) },
       fx: { label: null, domain: ["Backtracking rate", "Accuracy"] },
       color: { domain: ["Backtracking rate", "Accuracy"], range: [COLORS.targeted, COLORS.baseline] },
@@ -637,14 +626,7 @@ export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureO
     {
       marginLeft: 60,
       marginRight: 90,
-      x: {
-        label: "Backtracking rate (%) →",
-        percent: true,
-        domain: [0, 100],
-        grid: true,
-        labelAnchor: "center",
-        labelOffset: 36,
-      },
+      x: percentAxis("Backtracking rate (%) →"),
       y: { label: "↑ Accuracy (%)", percent: true, domain: [0, yMax * 100], grid: true },
       color: {
         domain: groups,
@@ -796,8 +778,8 @@ export async function saveFigure(
   }
   const svgPath = `${dir}/${name}.svg`;
   const pngPath = `${dir}/${name}.png`;
-  await writeTextAtomic(svgPath, fig.svg);
-  await writeTextAtomic(pngPath, renderPng(fig.svg));
+  await writeFileAtomic(svgPath, fig.svg, { createDir: true });
+  await writeFileAtomic(pngPath, renderPng(fig.svg), { createDir: true });
   return { svgPath, pngPath };
 }
 
@@ -814,6 +796,3 @@ export interface FigureBundle {
 export function figureBundle(fig: Figure): FigureBundle {
   return { "image/svg+xml": fig.svg, "image/png": Buffer.from(renderPng(fig.svg)).toString("base64") };
 }
-
-/** Alias of {@linkcode figureBundle} (the name used in docs/experiment-interfaces.md). */
-export const figureDisplay: (fig: Figure) => FigureBundle = figureBundle;

@@ -11,7 +11,7 @@
  */
 
 import type { ConditionSummary, MeanEstimate, PairedComparison, RateEstimate } from "./metrics.ts";
-import { writeTextAtomic } from "./table.ts";
+import { writeFileAtomic } from "./fs.ts";
 
 /**
  * Provenance as recorded in `meta.json` (the fields this report reads; see `lib/run.ts`). Unknown
@@ -554,6 +554,6 @@ export async function writeReport(runDir: string, parts: ReportParts): Promise<s
     }
   }
   const path = `${runDir}/report.md`;
-  await writeTextAtomic(path, renderReport(runDir, { ...parts, meta: meta ?? null }));
+  await writeFileAtomic(path, renderReport(runDir, { ...parts, meta: meta ?? null }), { createDir: true });
   return path;
 }

@@ -27,8 +27,8 @@
  * @module
  */
 
-import { pathExists } from "./fs.ts";
-import { basename, dirname, isAbsolute, join, normalize, relative, resolve } from "node:path";
+import { pathExists, writeFileAtomic } from "./fs.ts";
+import { dirname, isAbsolute, join, normalize, relative, resolve } from "node:path";
 import type { Config } from "./config.ts";
 import { resolvedConfigYaml } from "./config.ts";
 
@@ -295,26 +295,6 @@ export async function assertWritable(
   }
 }
 
-/** Write a file atomically: temp file beside it, fsync, rename; the temp file is removed on failure. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${crypto.randomUUID().slice(0, 8)}.tmp`);
-  try {
-    const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
-    const f = await Deno.open(tmp, { write: true, createNew: true });
-    try {
-      let off = 0;
-      while (off < bytes.length) off += await f.write(bytes.subarray(off));
-      await f.syncData();
-    } finally {
-      f.close();
-    }
-    await Deno.rename(tmp, path);
-  } catch (error) {
-    await Deno.remove(tmp).catch(() => {});
-    throw new Error(`Cannot write ${path}: ${(error as Error).message}`, { cause: error });
-  }
-}
-
 /** Read `meta.json` of a run. */
 export async function readMeta(run: Run): Promise<RunMeta> {
   const path = join(run.dir, "meta.json");
@@ -431,28 +411,6 @@ async function baseMeta(
     protocol: config.protocol,
     versions: await libraryVersions(),
   };
-}
-
-/**
- * SHA-256 of a file, streamed in chunks (constant memory), as lowercase hex.
- *
- * @param path The file.
- */
-export async function sha256File(path: string): Promise<string> {
-  const { createHash } = await import("node:crypto");
-  const hash = createHash("sha256");
-  const f = await Deno.open(path, { read: true });
-  try {
-    const buf = new Uint8Array(4 << 20);
-    for (;;) {
-      const n = await f.read(buf);
-      if (n === null) break;
-      hash.update(buf.subarray(0, n));
-    }
-  } finally {
-    f.close();
-  }
-  return hash.digest("hex");
 }
 
 /**

@@ -12,6 +12,7 @@
 
 import pl from "nodejs-polars";
 import { pyFloatRepr } from "./answers.ts";
+import { writeFileAtomic } from "./fs.ts";
 
 /** A plain table row: any object; its own enumerable keys are the columns. */
 export type Row = object;
@@ -79,28 +80,9 @@ export function toCsv(rows: readonly Row[], options: CsvOptions = {}): string {
   return lines.join(eol) + eol;
 }
 
-/**
- * Write `text` to `path` atomically: a temporary file in the same folder, then rename. The folder is
- * created if missing.
- */
-export async function writeTextAtomic(path: string, text: string | Uint8Array): Promise<void> {
-  const slash = path.lastIndexOf("/");
-  const dir = slash >= 0 ? path.slice(0, slash) || "/" : ".";
-  await Deno.mkdir(dir, { recursive: true });
-  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    if (typeof text === "string") await Deno.writeTextFile(tmp, text);
-    else await Deno.writeFile(tmp, text);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw new Error(`Cannot write "${path}"`, { cause: e });
-  }
-}
-
 /** Write rows as CSV to `path` atomically (see {@linkcode toCsv} for the format). */
 export async function writeCsv(path: string, rows: readonly Row[], options: CsvOptions = {}): Promise<void> {
-  await writeTextAtomic(path, toCsv(rows, options));
+  await writeFileAtomic(path, toCsv(rows, options), { createDir: true });
 }
 
 /**

@@ -44,3 +44,31 @@ export async function hex(algo: "SHA-1" | "SHA-256", data: Uint8Array<ArrayBuffe
   const digest = new Uint8Array(await crypto.subtle.digest(algo, data));
   return [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/** A JSON response as the hub API sends it. */
+export function jsonResponse(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+}
+
+/** URL, method and headers of a `fetch` call, whatever form its input took. */
+export function requestOf(
+  input: string | URL | globalThis.Request,
+  init?: RequestInit,
+): { url: URL; method: string; headers: Headers } {
+  const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
+  return { url, method: init?.method ?? "GET", headers: new Headers(init?.headers) };
+}
+
+/** The hub's answer to `/api/{models,datasets}/<repo>/revision/<rev>`. */
+export function revisionInfo(repo: string, sha: string): Record<string, unknown> {
+  return {
+    _id: "abc",
+    id: repo,
+    sha,
+    private: false,
+    gated: false,
+    downloads: 0,
+    likes: 0,
+    lastModified: "2025-01-01T00:00:00.000Z",
+  };
+}

@@ -1,4 +1,4 @@
-import { hex, withEnv, withTempDir } from "./_hub_helpers.ts";
+import { hex, jsonResponse, requestOf, revisionInfo, withEnv, withTempDir } from "./_hub_helpers.ts";
 import assert from "node:assert/strict";
 import { lstat, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
@@ -62,26 +62,14 @@ async function fakeHub(files: Record<string, Uint8Array<ArrayBuffer>>) {
       sha256: await hex("SHA-256", content),
     });
   }
-  const json = (body: unknown, status = 200) =>
-    new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+  const json = jsonResponse;
   const answer = (input: string | URL | globalThis.Request, init?: RequestInit): Response => {
-    const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
-    const headers = new Headers(init?.headers);
-    const method = init?.method ?? "GET";
+    const { url, method, headers } = requestOf(input, init);
     requests.push({ method, url: url.href, authorization: headers.get("Authorization") });
     const p = url.pathname;
     const api = `/api/datasets/${REPO}`;
     if (p === `${api}/revision/main`) {
-      return json({
-        _id: "abc",
-        id: REPO,
-        sha: COMMIT,
-        private: false,
-        gated: false,
-        downloads: 0,
-        likes: 0,
-        lastModified: "2025-01-01T00:00:00.000Z",
-      });
+      return json(revisionInfo(REPO, COMMIT));
     }
     if (p.startsWith(`${api}/revision/`)) return json({ error: "Invalid rev id" }, 404);
     if (p === `${api}/paths-info/${COMMIT}` && method === "POST") {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { sha256File, writeFileAtomic } from "../lib/fs.ts";
 import { join } from "node:path";
 import { parseConfig, parseConfigYaml } from "../lib/config.ts";
 import {
@@ -11,10 +12,8 @@ import {
   openRun,
   readMeta,
   resolveRunId,
-  sha256File,
   updateMeta,
   writeArtifact,
-  writeFileAtomic,
 } from "../lib/run.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {

@@ -19,46 +19,19 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  type Cell,
+  type CellSpec,
   formatNotebook,
   formatNotebookText,
-  newNotebook,
-  type Notebook,
+  notebookFromSpecs,
 } from "../lib/notebook/nbformat.ts";
 
 /** The notebooks folder of the project. */
 export const NOTEBOOKS_DIR: string = fileURLToPath(new URL("../notebooks/", import.meta.url));
 
-type CellSpec = { readonly md: string } | { readonly code: string; readonly hidden?: boolean };
-
 interface NotebookSpec {
   /** File name, e.g. `04_logit_lens.ipynb`. */
   readonly file: string;
   readonly cells: readonly CellSpec[];
-}
-
-/** Source text as nbformat's list of lines (each but the last ending in "\n"). */
-function lines(text: string): string[] {
-  const t = text.replace(/^\n+/, "").replace(/\s+$/, "");
-  const parts = t.split("\n");
-  return parts.map((l, i) => (i < parts.length - 1 ? l + "\n" : l));
-}
-
-function build(spec: NotebookSpec): Notebook {
-  const stem = spec.file.slice(0, 2);
-  const cells: Cell[] = spec.cells.map((c, i) => {
-    const id = `nb${stem}-${String(i).padStart(2, "0")}`;
-    if ("md" in c) return { cell_type: "markdown", id, metadata: {}, source: lines(c.md) };
-    return {
-      cell_type: "code",
-      id,
-      metadata: c.hidden ? { jupyter: { source_hidden: true } } : {},
-      source: lines(c.code),
-      outputs: [],
-      execution_count: null,
-    };
-  });
-  return newNotebook(cells);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -1116,7 +1089,9 @@ const denoFmt = (text: string, file: string) => formatNotebookText(text, file, P
  */
 export async function generateNotebooks(): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  for (const s of NOTEBOOK_SPECS) out.set(s.file, await denoFmt(formatNotebook(build(s)), s.file));
+  for (const s of NOTEBOOK_SPECS) {
+    out.set(s.file, await denoFmt(formatNotebook(notebookFromSpecs(s.file, s.cells)), s.file));
+  }
   return out;
 }
 

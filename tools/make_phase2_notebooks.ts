@@ -14,34 +14,15 @@
 
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Cell, formatNotebook, formatNotebookText, newNotebook } from "../lib/notebook/nbformat.ts";
+import {
+  type CellSpec,
+  formatNotebook,
+  formatNotebookText,
+  notebookFromSpecs,
+} from "../lib/notebook/nbformat.ts";
 
 /** The notebooks folder. */
 export const NOTEBOOKS_DIR: string = fileURLToPath(new URL("../notebooks/", import.meta.url));
-
-type CellSpec = { readonly md: string } | { readonly code: string; readonly hidden?: boolean };
-
-function lines(text: string): string[] {
-  const parts = text.replace(/^\n+/, "").replace(/\s+$/, "").split("\n");
-  return parts.map((l, i) => (i < parts.length - 1 ? l + "\n" : l));
-}
-
-function build(file: string, specs: readonly CellSpec[]): string {
-  const stem = file.slice(0, 2);
-  const cells: Cell[] = specs.map((c, i) => {
-    const id = `nb${stem}-${String(i).padStart(2, "0")}`;
-    if ("md" in c) return { cell_type: "markdown", id, metadata: {}, source: lines(c.md) };
-    return {
-      cell_type: "code",
-      id,
-      metadata: c.hidden ? { jupyter: { source_hidden: true } } : {},
-      source: lines(c.code),
-      outputs: [],
-      execution_count: null,
-    };
-  });
-  return formatNotebook(newNotebook(cells));
-}
 
 const PARAMS: CellSpec = {
   md: `
@@ -328,7 +309,9 @@ export async function generatePhase2Notebooks(): Promise<Map<string, string>> {
     ["15_phase2_report.ipynb", NB15],
   ];
   const out = new Map<string, string>();
-  for (const [file, cells] of specs) out.set(file, await denoFmt(build(file, cells), file));
+  for (const [file, cells] of specs) {
+    out.set(file, await denoFmt(formatNotebook(notebookFromSpecs(file, cells)), file));
+  }
   return out;
 }
 

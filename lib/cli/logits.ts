@@ -12,7 +12,8 @@
 import { parseArgs } from "node:util";
 import { HookedModel } from "../model/hooked_model.ts";
 import { type Intervention, parseHookName } from "../model/hooks.ts";
-import { UsageError, writeFileAtomic } from "./util.ts";
+import { writeFileAtomic } from "../fs.ts";
+import { UsageError } from "./util.ts";
 
 const USAGE = "usage: bt logits --model <dir> --tokens 1,2,3 [--tokens 4,5] [--hook NAME=scale:X]... " +
   "[--device cpu|cuda|auto] --out <file.json>";

@@ -30,8 +30,7 @@
  * @module
  */
 
-import type { Checkpoint } from "./checkpoint.ts";
-import { layerBiases, layerTensorNames } from "./checkpoint.ts";
+import { type Checkpoint, checkpointTensor, layerBiases, layerTensorNames } from "./checkpoint.ts";
 import type { ModelConfig } from "./config.ts";
 import { ropeInverseFrequencies } from "./config.ts";
 import type { TensorInfo } from "./safetensors.ts";
@@ -163,8 +162,7 @@ export function compileGraph(
   const weight = (name: string): string => {
     const cached = weightCache.get(name);
     if (cached) return cached;
-    const info = checkpoint.tensors.get(name);
-    if (!info) throw new Error(`Cannot compile checkpoint "${checkpoint.dir}": tensor "${name}" missing`);
+    const info = checkpointTensor(checkpoint, name);
     const code = DTYPE_CODES[info.dtype];
     if (code === undefined) {
       throw new TypeError(
@@ -451,18 +449,6 @@ export function compileGraph(
     opsets: { "": 23 },
     docString: `Compiled from ${checkpoint.dir}`,
   });
-}
-
-/** Names of the graph's KV-cache inputs/outputs for layer `l`. */
-export function kvNames(
-  l: number,
-): { pastKey: string; pastValue: string; presentKey: string; presentValue: string } {
-  return {
-    pastKey: `past.${l}.key`,
-    pastValue: `past.${l}.value`,
-    presentKey: `present.${l}.key`,
-    presentValue: `present.${l}.value`,
-  };
 }
 
 /** Re-exported so callers can type a compiled config without importing config.ts. */

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { pathExists } from "../fs.ts";
 import type { Checkpoint } from "./checkpoint.ts";
 import type { TensorInfo } from "./safetensors.ts";
 
@@ -19,8 +20,9 @@ export function defaultCacheDir(): string {
   return `${xdg}/backtracking-interp`;
 }
 
-async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
+async function sha256Hex(data: string | Uint8Array): Promise<string> {
+  const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
@@ -92,9 +94,10 @@ export async function prepareGraphFolder(
     dir,
     locate: (info) => ({ location: names.get(info.file)!, offset: info.dataOffset }),
     async writeGraph(name, bytes) {
-      const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>));
-      const hash = Array.from(digest.subarray(0, 6), (b) => b.toString(16).padStart(2, "0")).join("");
+      const hash = (await sha256Hex(bytes)).slice(0, 12);
       const path = `${dir}/${linked ? "" : ".bt-"}graph-${name}-${hash}.onnx`;
+      // The name holds the content hash: an existing file is this very graph (written atomically).
+      if (await pathExists(path)) return path;
       const tmp = `${path}.${crypto.randomUUID()}.tmp`;
       try {
         await Deno.writeFile(tmp, bytes);

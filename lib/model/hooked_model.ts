@@ -19,7 +19,7 @@ import { createRequire } from "node:module";
 import { type Checkpoint, loadCheckpoint } from "./checkpoint.ts";
 import type { ModelConfig } from "./config.ts";
 import { compileGraph, type GraphVariant } from "./graph.ts";
-import { type HookName, type Intervention, parseHookName, selectsPosition } from "./hooks.ts";
+import { type Intervention, parseHookName, selectsPosition } from "./hooks.ts";
 import { KVCache } from "./kv_cache.ts";
 import { prepareGraphFolder } from "./graph_folder.ts";
 
@@ -223,12 +223,16 @@ export class HookedModel {
 
     const inputIds = new BigInt64Array(B * T);
     const mask = new BigInt64Array(B * S);
+    const maskBytes = new Uint8Array(B * S); // the same mask, kept for the returned cache
     const positionIds = new BigInt64Array(B * T);
     const absPos = new Int32Array(B * T).fill(-1); // -1 = padding
     for (let b = 0; b < B; b++) {
       const row = rows[b]!;
       const pad = T - row.length;
-      for (let s = 0; s < P; s++) mask[b * S + s] = BigInt(cache.mask[b * P + s]!);
+      for (let s = 0; s < P; s++) {
+        maskBytes[b * S + s] = cache.mask[b * P + s]!;
+        mask[b * S + s] = BigInt(maskBytes[b * S + s]!);
+      }
       for (let t = 0; t < T; t++) {
         if (t < pad) continue;
         const id = row[t - pad]!;
@@ -240,6 +244,7 @@ export class HookedModel {
         const pos = cache.nextPositions[b]! + t - pad;
         inputIds[b * T + t] = BigInt(id);
         mask[b * S + P + t] = 1n;
+        maskBytes[b * S + P + t] = 1;
         positionIds[b * T + t] = BigInt(pos);
         absPos[b * T + t] = pos;
       }
@@ -373,12 +378,10 @@ export class HookedModel {
 
     let newCache: KVCache | undefined;
     if (options.returnCache) {
-      const newMask = new Uint8Array(B * S);
-      for (let i = 0; i < B * S; i++) newMask[i] = Number(mask[i]);
       newCache = new KVCache(
         Array.from({ length: L }, (_, l) => out[`present.${l}.key`]!.data as Float32Array),
         Array.from({ length: L }, (_, l) => out[`present.${l}.value`]!.data as Float32Array),
-        newMask,
+        maskBytes,
         rows.map((r, b) => cache.nextPositions[b]! + r.length),
         cfg.numKvHeads,
         cfg.headDim,
@@ -555,11 +558,6 @@ export class HookedModel {
 
 function isRowVectors(v: ArrayLike<number> | readonly ArrayLike<number>[]): boolean {
   return v.length > 0 && typeof (v as ArrayLike<unknown>)[0] === "object";
-}
-
-/** Validate hook names of interventions up front (before any work starts). */
-export function validateInterventions(interventions: readonly Intervention[], numLayers: number): void {
-  for (const iv of interventions) parseHookName(iv.hook as HookName, numLayers);
 }
 
 /** Decide the execution provider from what this onnxruntime-node build bundles. */

@@ -16,7 +16,8 @@ import { join } from "node:path";
 import { type DeviceRequest, HookedModel } from "./hooked_model.ts";
 import { type DownloadProgress, resolveModel } from "./hub.ts";
 import { loadTokenizer, type Tokenizer } from "./tokenizer.ts";
-import { sha256File } from "../run.ts";
+import { sha256File, writeFileAtomic } from "../fs.ts";
+import { defaultCacheDir } from "./graph_folder.ts";
 import { buildOrganism, type BuildOrganismOptions, readOrganismManifest } from "./organism.ts";
 
 /** Options of the built-in model organism (passed through to its builder). */
@@ -66,19 +67,54 @@ export interface LoadedModel {
 }
 
 /**
- * sha256 of every `*.safetensors` file in a folder, streamed in 4 MiB chunks.
+ * sha256 of every `*.safetensors` file in a folder, for provenance. Files of a Hugging Face cache snapshot
+ * resolve to `blobs/<sha256>`, their content address, which is used as is; other files are hashed once
+ * (streamed) and remembered in `<cacheDir>/weight-hashes.json` by path, size and modification time, so
+ * every step and notebook that loads a multi-GB model does not read it again.
  *
  * @param dir A checkpoint folder.
+ * @param cacheDir Where the hash memo lives (default: the graph cache, `$BT_CACHE_DIR`).
  * @returns File name → lowercase hex digest, sorted by name.
  */
-export async function weightFileHashes(dir: string): Promise<Record<string, string>> {
+export async function weightFileHashes(
+  dir: string,
+  cacheDir = defaultCacheDir(),
+): Promise<Record<string, string>> {
   const names: string[] = [];
   for await (const e of Deno.readDir(dir)) {
     if (e.name.endsWith(".safetensors") && (e.isFile || e.isSymlink)) names.push(e.name);
   }
   names.sort();
+  const memoPath = join(cacheDir, "weight-hashes.json");
+  let memo: Record<string, string> = {};
+  try {
+    memo = JSON.parse(await Deno.readTextFile(memoPath)) as Record<string, string>;
+  } catch {
+    // no memo yet (or unreadable): hash afresh
+  }
+  let added = false;
   const out: Record<string, string> = {};
-  for (const n of names) out[n] = await sha256File(join(dir, n));
+  for (const n of names) {
+    const real = await Deno.realPath(join(dir, n));
+    const blob = /\/blobs\/([0-9a-f]{64})$/.exec(real);
+    if (blob) {
+      out[n] = blob[1]!;
+      continue;
+    }
+    const st = await Deno.stat(real);
+    const key = `${real}|${st.size}|${st.mtime?.getTime() ?? 0}`;
+    if (memo[key] === undefined) {
+      memo[key] = await sha256File(real);
+      added = true;
+    }
+    out[n] = memo[key]!;
+  }
+  if (added) {
+    // A memo that cannot be written only costs a re-hash next time.
+    await writeFileAtomic(memoPath, JSON.stringify(memo, null, 1) + "\n", { createDir: true }).catch(
+      () => {},
+    );
+  }
   return out;
 }
 

@@ -6,6 +6,7 @@
  */
 
 import { join } from "node:path";
+import { writeFileAtomic } from "../fs.ts";
 import { type ModelConfig, parseModelConfig } from "./config.ts";
 import { expectedTensorShapes, FINAL_NORM, INDEX_FILE, LM_HEAD, SINGLE_FILE } from "./checkpoint.ts";
 import {
@@ -143,13 +144,13 @@ export async function writeRandomCheckpoint(
     const sorted = Object.fromEntries(
       Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
     );
-    await writeTextAtomic(
+    await writeFileAtomic(
       join(dir, INDEX_FILE),
       JSON.stringify({ metadata: { total_size: totalSize }, weight_map: sorted }, null, 2) + "\n",
     );
     files.push(INDEX_FILE);
   }
-  await writeTextAtomic(join(dir, "config.json"), JSON.stringify(json, null, 2) + "\n");
+  await writeFileAtomic(join(dir, "config.json"), JSON.stringify(json, null, 2) + "\n");
   files.push("config.json");
   return { dir, config, files };
 }
@@ -214,17 +215,6 @@ function splitByBytes(tensors: readonly TensorToWrite[], n: number): TensorToWri
     before += size;
   }
   return groups;
-}
-
-async function writeTextAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${crypto.randomUUID()}`;
-  try {
-    await Deno.writeTextFile(tmp, text, { createNew: true });
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
 }
 
 /** FNV-1a hash of a string, mixed with the seed. */

@@ -14,7 +14,7 @@
 
 import { parseArgs } from "node:util";
 import { basename, join } from "node:path";
-import { executeNotebook } from "./runner.ts";
+import { describeFailure, executeNotebook } from "./runner.ts";
 
 const USAGE = "Usage: deno run -A lib/notebook/main.ts <notebook.ipynb>... --out-dir <dir> " +
   "[--timeout <seconds per cell, default 600>] [--quiet-ms <ms, default 250>] [--env K=V]...";
@@ -125,18 +125,8 @@ export async function main(args: readonly string[], io: MainIO = consoleIO): Pro
     cellsRun += result.executed;
     const { failed } = result;
     if (failed) {
-      const head = failed.source.split("\n").slice(0, 10);
-      io.err(
-        [
-          `FAILED ${input}, cell index ${failed.cellIndex}: ${failed.ename}: ${failed.evalue}`,
-          "--- cell source (head) ---",
-          ...head,
-          ...(failed.source.split("\n").length > head.length ? ["..."] : []),
-          "--- traceback ---",
-          ...failed.traceback,
-          `--- partial notebook written to ${result.outputPath} ---`,
-        ].join("\n"),
-      );
+      const [first, ...rest] = describeFailure(failed, result.outputPath);
+      io.err([`FAILED ${input}, ${first}`, ...rest].join("\n"));
       io.out(
         `Summary: ${i} of ${positionals.length} notebooks passed; stopped at ${input} ` +
           `(${cellsRun} code cells run, ${fmtSeconds(performance.now() - started)})`,

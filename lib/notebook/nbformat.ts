@@ -245,15 +245,25 @@ export function newNotebook(cells: Cell[]): Notebook {
   return { nbformat: 4, nbformat_minor: 5, metadata: { kernelspec: { ...DENO_KERNELSPEC } }, cells };
 }
 
+/** Result of {@linkcode denoFmtStdin}. */
+export interface DenoFmtResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
 /**
- * Format notebook text with `deno fmt` (run in `cwd`, so the project's fmt options apply), so that
- * generated notebooks pass `deno fmt --check`.
- * @throws naming `file` when `deno fmt` fails.
+ * Run `deno fmt <args> -` on `text` through stdin (no file written): formatting generated notebooks, and
+ * parsing a cell to recover the syntax error the kernel does not report.
  */
-export async function formatNotebookText(text: string, file: string, cwd: string): Promise<string> {
+export async function denoFmtStdin(
+  args: readonly string[],
+  text: string,
+  cwd?: string,
+): Promise<DenoFmtResult> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["fmt", "--ext=ipynb", "-"],
-    cwd,
+    args: ["fmt", ...args, "-"],
+    ...(cwd ? { cwd } : {}),
     env: { NO_COLOR: "1" },
     stdin: "piped",
     stdout: "piped",
@@ -263,6 +273,47 @@ export async function formatNotebookText(text: string, file: string, cwd: string
   await writer.write(new TextEncoder().encode(text));
   await writer.close();
   const { code, stdout, stderr } = await child.output();
-  if (code !== 0) throw new Error(`deno fmt failed on ${file}: ${new TextDecoder().decode(stderr)}`);
-  return new TextDecoder().decode(stdout);
+  const decoder = new TextDecoder();
+  return { code, stdout: decoder.decode(stdout), stderr: decoder.decode(stderr) };
+}
+
+/**
+ * Format notebook text with `deno fmt` (run in `cwd`, so the project's fmt options apply), so that
+ * generated notebooks pass `deno fmt --check`.
+ * @throws naming `file` when `deno fmt` fails.
+ */
+export async function formatNotebookText(text: string, file: string, cwd: string): Promise<string> {
+  const { code, stdout, stderr } = await denoFmtStdin(["--ext=ipynb"], text, cwd);
+  if (code !== 0) throw new Error(`deno fmt failed on ${file}: ${stderr}`);
+  return stdout;
+}
+
+/** A cell as a notebook generator writes it: markdown, or code (optionally shown collapsed). */
+export type CellSpec = { readonly md: string } | { readonly code: string; readonly hidden?: boolean };
+
+/** Source text as nbformat's list of lines (each but the last ending in "\n"), outer blank lines trimmed. */
+function sourceLines(text: string): string[] {
+  const parts = text.replace(/^\n+/, "").replace(/\s+$/, "").split("\n");
+  return parts.map((l, i) => (i < parts.length - 1 ? l + "\n" : l));
+}
+
+/**
+ * A notebook from generator cell specs, with stable cell ids `nb<NN>-<index>` (NN = the file name's
+ * two-digit prefix), so regenerating writes identical files.
+ */
+export function notebookFromSpecs(file: string, specs: readonly CellSpec[]): Notebook {
+  const stem = file.slice(0, 2);
+  const cells: Cell[] = specs.map((c, i) => {
+    const id = `nb${stem}-${String(i).padStart(2, "0")}`;
+    if ("md" in c) return { cell_type: "markdown", id, metadata: {}, source: sourceLines(c.md) };
+    return {
+      cell_type: "code",
+      id,
+      metadata: c.hidden ? { jupyter: { source_hidden: true } } : {},
+      source: sourceLines(c.code),
+      outputs: [],
+      execution_count: null,
+    };
+  });
+  return newNotebook(cells);
 }

@@ -18,7 +18,6 @@
  * @module
  */
 
-import { pathExists } from "../fs.ts";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../config.ts";
@@ -26,7 +25,8 @@ import type { EventRow } from "../event_row.ts";
 import { resolveModelSource } from "../model/load.ts";
 import type { OrganismComponent } from "../model/organism.ts";
 import type { Figure } from "../plots.ts";
-import { artifactPath, openRun, sha256File, writeFileAtomic } from "../run.ts";
+import { pathExists, sha256File, writeFileAtomic } from "../fs.ts";
+import { artifactPath, openRun } from "../run.ts";
 import { ablationScan, SCAN_OUTPUTS } from "../steps/ablation_scan.ts";
 import { COMPARE_OUTPUTS, compareConditions } from "../steps/compare_conditions.ts";
 import {

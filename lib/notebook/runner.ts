@@ -16,6 +16,7 @@ import type { JupyterMessage } from "./protocol.ts";
 import {
   type CodeCell,
   DENO_KERNELSPEC,
+  denoFmtStdin,
   type DisplayDataOutput,
   type ErrorOutput,
   type ExecuteResultOutput,
@@ -61,6 +62,23 @@ export interface CellFailure {
 }
 
 /** Result of {@linkcode executeNotebook}. */
+/**
+ * The lines that report a failed cell: what failed, the head of its source, the traceback and where the
+ * partial notebook is (used by both command-line runners).
+ */
+export function describeFailure(f: CellFailure, partialNotebook: string, headLines = 10): string[] {
+  const source = f.source.split("\n");
+  return [
+    `cell index ${f.cellIndex}: ${f.ename}: ${f.evalue}`,
+    "--- cell source (head) ---",
+    ...source.slice(0, headLines),
+    ...(source.length > headLines ? ["..."] : []),
+    "--- traceback ---",
+    ...f.traceback,
+    `--- partial notebook written to ${partialNotebook} ---`,
+  ];
+}
+
 export interface ExecuteResult {
   /** Number of cells in the notebook (all types). */
   readonly cells: number;
@@ -456,19 +474,9 @@ async function parseError(
   index: number,
 ): Promise<{ message: string; lines: string[] } | undefined> {
   try {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["fmt", "--no-config", "--ext=ts", "-"],
-      env: { NO_COLOR: "1" },
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const writer = child.stdin.getWriter();
-    await writer.write(new TextEncoder().encode(source));
-    await writer.close();
-    const { code, stderr } = await child.output();
+    const { code, stderr } = await denoFmtStdin(["--no-config", "--ext=ts"], source);
     if (code === 0) return undefined;
-    const text = new TextDecoder().decode(stderr);
+    const text = stderr;
     const body = text.split(/\n\s*Stack backtrace:/)[0] ?? text;
     const lines = body.trimEnd().split("\n").map((l) =>
       l.replace(/^error: /, "").replace(

@@ -3,54 +3,12 @@
  * ablation's onset probability by scale. Same conventions as `lib/plots.ts` (one `Plot.plot` call per
  * figure in a linkedom document, standalone SVG with a title and a white background, {@link Figure}
  * values for `saveFigure` / `figureBundle`); the trade-off scatter comes from `lib/plots.ts` itself.
- * (`lib/plots.ts` keeps its renderer private, so the few lines of wrapping are repeated here.)
  *
  * @module
  */
 
 import * as Plot from "@observablehq/plot";
-import { parseHTML } from "linkedom";
-import { COLORS, type Figure, FONT_FAMILY, type ValueCI } from "../plots.ts";
-
-const FONT_STACK = `${FONT_FAMILY}, sans-serif`;
-
-function escapeXml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-function render(
-  name: string,
-  title: string,
-  subtitle: string,
-  height: number,
-  plot: Plot.PlotOptions,
-): Figure {
-  const width = 720;
-  const { document } = parseHTML("<!DOCTYPE html><html><body></body></html>");
-  const el = Plot.plot({
-    marginBottom: 44,
-    ...plot,
-    document: document as unknown as Document,
-    width,
-    height,
-    style: { fontFamily: FONT_STACK, fontSize: "12px", background: "white", color: "black" },
-  }) as unknown as Element;
-  if (el.tagName.toLowerCase() !== "svg") {
-    throw new Error(`figure "${name}": Plot returned <${el.tagName}>, expected <svg> (no legend)`);
-  }
-  const top = 54;
-  el.setAttribute("y", String(top));
-  el.setAttribute("font-family", FONT_STACK);
-  el.removeAttribute("class");
-  const inner = el.outerHTML.replace(/<style>[\s\S]*?<\/style>/, "");
-  const total = height + top;
-  const svg =
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${total}" viewBox="0 0 ${width} ${total}" ` +
-    `font-family="${FONT_STACK}" font-size="12"><rect width="${width}" height="${total}" fill="white"/>` +
-    `<text x="12" y="22" font-size="16" font-weight="bold">${escapeXml(title)}</text>` +
-    `<text x="12" y="44" font-size="12" fill="#555">${escapeXml(subtitle)}</text>${inner}</svg>`;
-  return { name, svg, width, height: total };
-}
+import { COLORS, type Figure, render, type ValueCI } from "../plots.ts";
 
 /** One steering strength of {@linkcode steeringDoseResponse}. */
 export interface DosePoint {
@@ -68,9 +26,13 @@ export function steeringDoseResponse(points: readonly DosePoint[], layer: number
   ]);
   return render(
     "steering_dose_response",
-    "Steering along the backtracking direction: dose-response",
-    `added at blocks.${layer}.hook_resid_pre on every generated position; bars: 95% CI (problem-clustered)`,
-    400,
+    {
+      title: "Steering along the backtracking direction: dose-response",
+      subtitle:
+        `added at blocks.${layer}.hook_resid_pre on every generated position; bars: 95% CI (problem-clustered)`,
+      height: 400,
+    },
+    {},
     {
       marginLeft: 56,
       x: { label: "Steering coefficient (× mean difference) →", grid: true },
@@ -108,9 +70,13 @@ export function patchingByLayer(points: readonly PatchPoint[], direction: string
     : "control prefix ← BT event's output";
   return render(
     `patching_${direction}${trigger === "all" ? "" : `_${trigger.replace(/\W+/g, "_")}`}`,
-    `Activation patching at the pre-onset position (${recipient})`,
-    `Δ log-prob of the onset token (patched − clean), trigger: ${trigger}; bars: 95% CI (problem-clustered)`,
-    380,
+    {
+      title: `Activation patching at the pre-onset position (${recipient})`,
+      subtitle:
+        `Δ log-prob of the onset token (patched − clean), trigger: ${trigger}; bars: 95% CI (problem-clustered)`,
+      height: 380,
+    },
+    {},
     {
       marginLeft: 60,
       x: { label: "Layer →", grid: true, ticks: [...new Set(points.map((p) => p.layer))] },
@@ -146,9 +112,13 @@ export function continuationOnsetProb(points: readonly ContinuationPoint[], clea
   const palette = [COLORS.bt, COLORS.control, COLORS.other, COLORS.random, COLORS.without, COLORS.highlight];
   return render(
     "continuation_onset_prob",
-    "Continuation ablation: P(onset token) at the pre-onset position",
-    "subset scaled at the pre-onset position only; dashed: clean; bars: 95% CI (problem-clustered)",
-    380,
+    {
+      title: "Continuation ablation: P(onset token) at the pre-onset position",
+      subtitle:
+        "subset scaled at the pre-onset position only; dashed: clean; bars: 95% CI (problem-clustered)",
+      height: 380,
+    },
+    {},
     {
       marginLeft: 60,
       marginRight: 130,

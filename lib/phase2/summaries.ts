@@ -18,7 +18,9 @@
 import type { EventRow } from "../event_row.ts";
 import {
   compareToBaseline,
+  comparisonColumns,
   type ConditionSummary,
+  degenerationColumns,
   type PairedComparison,
   summarizeCondition,
   type SummaryOptions,
@@ -78,6 +80,18 @@ export function triggerRates(s: ConditionSummary, triggers: readonly string[]): 
   return Object.fromEntries(triggers.map((t) => [t, (s.trigger_samples[t] ?? 0) / s.n]));
 }
 
+/** Comparison columns of the baseline row: it is its own comparison (no change, p = 1). */
+const BASELINE_COMPARISON = {
+  delta_bt_rate: 0,
+  delta_bt_rate_lower: 0,
+  delta_bt_rate_upper: 0,
+  mcnemar_bt_p: 1,
+  delta_accuracy: 0,
+  delta_accuracy_lower: 0,
+  delta_accuracy_upper: 0,
+  mcnemar_accuracy_p: 1,
+} as const;
+
 /**
  * The CSV row of a setting (reference columns first; `scale` only when the spec has one).
  *
@@ -105,23 +119,9 @@ export function settingRow(r: SettingResult, triggers: readonly string[]): Recor
     bt_rate_upper: s.bt_rate.bootstrap.upper,
     accuracy_lower: s.accuracy.bootstrap.lower,
     accuracy_upper: s.accuracy.bootstrap.upper,
-    unknown_rate: s.unknown_rate,
-    eos_rate: s.eos_rate.value,
-    truncation_rate: s.truncation_rate.value,
-    mean_length: s.mean_length.value,
-    repetition_4gram: s.repetition_4gram.value,
-    distinct_2: s.distinct_2.value,
-    digit_free_rate: s.digit_free_rate.value,
-    triggers_per_1k: s.triggers_per_1k.value,
+    ...degenerationColumns(s),
     ...Object.fromEntries(Object.entries(triggerRates(s, triggers)).map(([t, v]) => [triggerColumn(t), v])),
-    delta_bt_rate: c?.delta_bt_rate.difference ?? 0,
-    delta_bt_rate_lower: c?.delta_bt_rate.bootstrap.lower ?? 0,
-    delta_bt_rate_upper: c?.delta_bt_rate.bootstrap.upper ?? 0,
-    mcnemar_bt_p: c?.mcnemar_bt.p_value ?? 1,
-    delta_accuracy: c?.delta_accuracy.difference ?? 0,
-    delta_accuracy_lower: c?.delta_accuracy.bootstrap.lower ?? 0,
-    delta_accuracy_upper: c?.delta_accuracy.bootstrap.upper ?? 0,
-    mcnemar_accuracy_p: c?.mcnemar_accuracy.p_value ?? 1,
+    ...(c ? comparisonColumns(c) : BASELINE_COMPARISON),
   };
 }
 

@@ -16,8 +16,10 @@ import type { EventRow } from "../event_row.ts";
 import { toCsv } from "../events.ts";
 import {
   compareToBaseline,
+  comparisonColumns,
   conditionComparisonReference,
   type ConditionSummary,
+  degenerationColumns,
   type PairedComparison,
   summarizeCondition,
 } from "../metrics.ts";
@@ -50,7 +52,6 @@ export interface CompareConditionsResult {
 /** A compact row per condition (for the CSV and quick tables). */
 export function compactConditionRow(variant: string, e: ConditionEntry): Record<string, unknown> {
   const s = e.summary;
-  const c = e.vs_baseline;
   return {
     variant,
     condition: e.condition,
@@ -62,22 +63,8 @@ export function compactConditionRow(variant: string, e: ConditionEntry): Record<
     accuracy: s.accuracy.value,
     accuracy_lower: s.accuracy.bootstrap.lower,
     accuracy_upper: s.accuracy.bootstrap.upper,
-    unknown_rate: s.unknown_rate,
-    eos_rate: s.eos_rate.value,
-    truncation_rate: s.truncation_rate.value,
-    mean_length: s.mean_length.value,
-    repetition_4gram: s.repetition_4gram.value,
-    distinct_2: s.distinct_2.value,
-    digit_free_rate: s.digit_free_rate.value,
-    triggers_per_1k: s.triggers_per_1k.value,
-    delta_bt_rate: c?.delta_bt_rate.difference,
-    delta_bt_rate_lower: c?.delta_bt_rate.bootstrap.lower,
-    delta_bt_rate_upper: c?.delta_bt_rate.bootstrap.upper,
-    mcnemar_bt_p: c?.mcnemar_bt.p_value,
-    delta_accuracy: c?.delta_accuracy.difference,
-    delta_accuracy_lower: c?.delta_accuracy.bootstrap.lower,
-    delta_accuracy_upper: c?.delta_accuracy.bootstrap.upper,
-    mcnemar_accuracy_p: c?.mcnemar_accuracy.p_value,
+    ...degenerationColumns(s),
+    ...comparisonColumns(e.vs_baseline),
   };
 }
 

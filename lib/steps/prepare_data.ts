@@ -34,7 +34,8 @@ import {
   seededSample,
 } from "../data.ts";
 import { seededRng } from "../stats.ts";
-import { artifactPath, assertWritable, sha256File, updateMeta, writeArtifact } from "../run.ts";
+import { sha256File } from "../fs.ts";
+import { artifactPath, assertWritable, updateMeta, writeArtifact } from "../run.ts";
 import { PROBLEMS_FILE, recordStep, say, type StepContext, type StepOptions } from "./context.ts";
 
 /** Result of {@linkcode prepareData}. */

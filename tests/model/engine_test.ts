@@ -3,31 +3,13 @@
  * tests/naive_forward.ts, on tiny random checkpoints written in Hugging Face format.
  */
 import assert from "node:assert/strict";
+import { assertClose, worstDiff } from "../_close.ts";
 import { HookedModel } from "../../lib/model/hooked_model.ts";
 import type { Intervention } from "../../lib/model/hooks.ts";
 import { type RandomCheckpointOptions, writeRandomCheckpoint } from "../../lib/model/random_checkpoint.ts";
 import { loadNaiveWeights, naiveForward, naiveLens, type NaiveWeights } from "../naive_forward.ts";
 
 const TOL = 1e-4;
-
-/** Worst absolute difference, with its index, for a readable failure message. */
-function worstDiff(a: ArrayLike<number>, b: ArrayLike<number>): { diff: number; index: number } {
-  assert.equal(a.length, b.length, "length mismatch");
-  let diff = 0, index = -1;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    if (!(d <= diff)) {
-      diff = d;
-      index = i;
-    }
-  }
-  return { diff, index };
-}
-
-function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string) {
-  const { diff, index } = worstDiff(a, b);
-  assert.ok(diff <= tol, `${what}: worst |diff| ${diff.toExponential(3)} at ${index} exceeds ${tol}`);
-}
 
 const SHAPES: Record<string, RandomCheckpointOptions> = {
   "qwen2 tied, GQA 6q/2kv, hidden 48": {

@@ -17,6 +17,7 @@
  * PyTorch and transformers; see tools/README.md). A folder without any fixture.json fails.
  */
 import assert from "node:assert/strict";
+import { assertClose } from "../_close.ts";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { HookedModel } from "../../lib/model/hooked_model.ts";
@@ -63,25 +64,6 @@ interface Fixture {
   readonly vocab_size: number;
   readonly eos_token_ids: number[];
   readonly batches: FixtureBatch[];
-}
-
-/** Worst absolute difference, with its index, for a readable failure message. */
-function worstDiff(a: ArrayLike<number>, b: ArrayLike<number>): { diff: number; index: number } {
-  assert.equal(a.length, b.length, "length mismatch");
-  let diff = 0, index = -1;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i]! - b[i]!);
-    if (!(d <= diff)) {
-      diff = d;
-      index = i;
-    }
-  }
-  return { diff, index };
-}
-
-function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, what: string): void {
-  const { diff, index } = worstDiff(got, want);
-  assert.ok(diff <= TOL, `${what}: worst |diff| ${diff.toExponential(3)} at index ${index} exceeds ${TOL}`);
 }
 
 /** The fixture folders present: undefined when the fixtures folder itself is absent. */
@@ -161,7 +143,7 @@ if (fixtureDirs === undefined) {
           await t.step(`${batch.name}: ${CHECKS[0]}`, async () => {
             const out = await m.forward(rows, { logits: "last" });
             rows.forEach((_, b) =>
-              assertClose(out.logits[b]![0]!, batch.last_logits[b]!, `row ${b} last logits (${where})`)
+              assertClose(out.logits[b]![0]!, batch.last_logits[b]!, TOL, `row ${b} last logits (${where})`)
             );
           });
 
@@ -171,7 +153,12 @@ if (fixtureDirs === undefined) {
             assert.equal(resid.length, L + 1);
             for (let l = 0; l <= L; l++) {
               rows.forEach((_, b) =>
-                assertClose(resid[l]![b]![0]!, batch.resid_last[l]![b]!, `resid[${l}] row ${b} (${where})`)
+                assertClose(
+                  resid[l]![b]![0]!,
+                  batch.resid_last[l]![b]!,
+                  TOL,
+                  `resid[${l}] row ${b} (${where})`,
+                )
               );
             }
           });
@@ -186,6 +173,7 @@ if (fixtureDirs === undefined) {
                 assertClose(
                   out.logits[b]![0]!,
                   z.last_logits[b]!,
+                  TOL,
                   `MLP ${z.layer} zeroed, row ${b} last logits (${where})`,
                 )
               );

@@ -1,4 +1,4 @@
-import { hex, withEnv, withTempDir } from "../_hub_helpers.ts";
+import { hex, jsonResponse, requestOf, revisionInfo, withEnv, withTempDir } from "../_hub_helpers.ts";
 import assert from "node:assert/strict";
 import { lstat, mkdir, readFile, readlink, rm, symlink, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
@@ -102,28 +102,16 @@ async function fakeHub(files: RepoFile[], opts: { shortBody?: string; status?: n
         : {}),
     };
   };
-  const json = (body: unknown, status = 200) =>
-    new Response(JSON.stringify(body), { status, headers: { "Content-Type": "application/json" } });
+  const json = jsonResponse;
 
   const answer = (input: string | URL | globalThis.Request, init?: RequestInit): Response => {
-    const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
-    const headers = new Headers(init?.headers);
-    const method = init?.method ?? "GET";
+    const { url, method, headers } = requestOf(input, init);
     requests.push({ method, url: url.href, authorization: headers.get("Authorization") });
     if (opts.status) return json({ error: "Access to this model is restricted" }, opts.status);
     const p = url.pathname;
     const base = `/api/models/${REPO}`;
     if (p === `${base}/revision/main` || p === `${base}/revision/${COMMIT}`) {
-      return json({
-        _id: "abc",
-        id: REPO,
-        sha: COMMIT,
-        private: false,
-        gated: false,
-        downloads: 0,
-        likes: 0,
-        lastModified: "2025-01-01T00:00:00.000Z",
-      });
+      return json(revisionInfo(REPO, COMMIT));
     }
     if (p === `${base}/tree/${COMMIT}`) return json(files.map((f) => entry(f.path, false)));
     if (p === `${base}/paths-info/${COMMIT}` && method === "POST") {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { assertClose, worstDiff } from "../_close.ts";
 import { ropeInverseFrequencies } from "../../lib/model/config.ts";
 import { type RandomCheckpointOptions, writeRandomCheckpoint } from "../../lib/model/random_checkpoint.ts";
 import {
@@ -31,18 +32,6 @@ async function tinyWeights(options: Partial<RandomCheckpointOptions> = {}): Prom
   }
 }
 
-function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
-}
-
-function assertClose(a: ArrayLike<number>, b: ArrayLike<number>, tol: number, what: string): void {
-  const d = maxDiff(a, b);
-  assert.ok(d <= tol, `${what}: worst difference ${d} > ${tol}`);
-}
-
 Deno.test("GQA equals MHA with the KV heads repeated", async () => {
   const gqa = await tinyWeights();
   const D = gqa.headDim;
@@ -71,7 +60,8 @@ Deno.test("GQA equals MHA with the KV heads repeated", async () => {
   for (let t = 0; t < 6; t++) assertClose(a.logits[0]![t]!, b.logits[0]![t]!, 1e-12, `position ${t}`);
   // A wrong head mapping (h % kvh) would differ: make sure the KV heads are not identical.
   assert.ok(
-    maxDiff(gqa.layers[0]!.k.subarray(0, D * 16), gqa.layers[0]!.k.subarray(D * 16, 2 * D * 16)) > 0.01,
+    worstDiff(gqa.layers[0]!.k.subarray(0, D * 16), gqa.layers[0]!.k.subarray(D * 16, 2 * D * 16)).diff >
+      0.01,
   );
 });
 
@@ -87,7 +77,7 @@ Deno.test("causality and row independence: appending tokens or batching other ro
   assert.equal(batch.logits[0]!.length, 2);
   // Logits are not trivial and do depend on context (position 2 after different prefixes).
   const other = naiveForward(w, [[9, 1, 15]]);
-  assert.ok(maxDiff(other.logits[0]![2]!, short.logits[0]![2]!) > 1e-3);
+  assert.ok(worstDiff(other.logits[0]![2]!, short.logits[0]![2]!).diff > 1e-3);
   let ss = 0;
   for (const v of short.logits[0]![2]!) ss += v * v;
   assert.ok(Math.sqrt(ss / w.vocabSize) > 0.5, "logits should not be near zero");
@@ -124,10 +114,10 @@ Deno.test("interventions: scale 1 is a no-op, scale 0 zeroes selected positions,
   });
   for (let t = 0; t < 5; t++) {
     const out = zero.mlpOut[1]![0]![t]!;
-    if (t >= 3) assert.equal(maxDiff(out, new Float64Array(16)), 0);
+    if (t >= 3) assert.equal(worstDiff(out, new Float64Array(16)).diff, 0);
     else assertClose(out, base.mlpOut[1]![0]![t]!, 0, `unselected position ${t}`);
   }
-  assert.ok(maxDiff(zero.logits[0]![3]!, base.logits[0]![3]!) > 1e-3);
+  assert.ok(worstDiff(zero.logits[0]![3]!, base.logits[0]![3]!).diff > 1e-3);
   assertClose(zero.logits[0]![2]!, base.logits[0]![2]!, 0, "position before the ablation");
 
   const vector = Array.from({ length: 16 }, (_, i) => (i % 3) - 1);
