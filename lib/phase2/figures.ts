@@ -35,6 +35,7 @@ export function steeringDoseResponse(points: readonly DosePoint[], layer: number
     {},
     {
       marginLeft: 56,
+      marginRight: 80, // room for the end-of-line labels
       x: { label: "Steering coefficient (× mean difference) →", grid: true },
       y: { label: "↑ Rate (%)", percent: true, domain: [0, 100], grid: true },
       color: { domain: ["BT rate", "accuracy"], range: [COLORS.bt, COLORS.without], legend: false },
@@ -79,6 +80,7 @@ export function patchingByLayer(points: readonly PatchPoint[], direction: string
     {},
     {
       marginLeft: 60,
+      marginRight: 60, // room for the end-of-line labels
       x: { label: "Layer →", grid: true, ticks: [...new Set(points.map((p) => p.layer))] },
       y: { label: "↑ Δ log-prob", grid: true },
       color: { domain: ["attn", "mlp"], range: [COLORS.control, COLORS.bt], legend: false },

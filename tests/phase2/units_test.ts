@@ -135,3 +135,34 @@ Deno.test("phase2Plan and step settings follow phase2.steering / phase2.patching
   }, "t");
   assert.deepEqual(patchingSettings(p), { components: ["attn", "mlp"], layers: [1, 3], max_events: 9 });
 });
+
+Deno.test("phase-2 figures: end-of-line labels fit inside the figure", async () => {
+  const { continuationOnsetProb, patchingByLayer, steeringDoseResponse } = await import(
+    "../../lib/phase2/figures.ts"
+  );
+  const v = (x: number) => ({ value: x, lower: x - 0.05, upper: x + 0.05 });
+  const figures = [
+    steeringDoseResponse([-1, 0, 1].map((coef) => ({ coef, bt_rate: v(0.5), accuracy: v(0.1) })), 3),
+    patchingByLayer(
+      [0, 1, 2, 3].flatMap((layer) =>
+        (["attn", "mlp"] as const).map((component) => ({ layer, component, ...v(-1) }))
+      ),
+      "bt_from_control",
+    ),
+    continuationOnsetProb([0, 0.5, 0.9].map((scale) => ({ subset: "selected_all", scale, ...v(0.3) })), 0.6),
+  ];
+  for (const fig of figures) {
+    // Plot places each label at translate(x, …) inside a group shifted by dx; ~7.5 px per character
+    // at 12 px DejaVu Sans is a safe upper bound of the label's width.
+    const labels = /<g transform="translate\((\d+(?:\.\d+)?),0\)" text-anchor="start"[^>]*>(.*?)<\/g>/g;
+    for (const [, dx, body] of fig.svg.matchAll(labels)) {
+      for (const [, x, text] of body!.matchAll(/transform="translate\(([\d.]+),[^)]*\)"[^>]*>([^<]+)</g)) {
+        const right = Number(dx) + Number(x) + 7.5 * text!.length;
+        assert.ok(
+          right <= fig.width,
+          `${fig.name}: label "${text}" ends at ${right} px, beyond ${fig.width}`,
+        );
+      }
+    }
+  }
+});
