@@ -305,50 +305,43 @@ Deno.test("prepare-data: gsm8k with path null and no reference sample loads the 
           ...dataset,
         },
       }, "hub (test)");
-    const cwd = Deno.cwd();
-    // The reference sample is also looked up relative to the working folder: move away from it.
-    Deno.chdir(tmp);
-    try {
-      await withEnv({ HF_HUB_OFFLINE: "1", HF_HUB_CACHE: cacheDir }, async () => {
-        const run = async (dataset: Record<string, unknown>, runId: string) => {
-          const ctx = await initRun({ config: config(dataset), log: () => {} }, { runId });
-          return { ctx, res: await prepareData(ctx) };
-        };
-        const { ctx, res } = await run({}, "hub");
-        const source = `hf://datasets/${REPO}@${COMMIT}/${FILE}`;
-        assert.equal(res.source, source);
-        assert.equal(res.sourceSha256, await hex("SHA-256", parquet));
-        // Exactly the seeded sample a local JSONL of the same split gives.
-        const local = await run({ path: jsonl }, "local");
-        assert.deepEqual(res.problems, local.res.problems);
-        assert.equal(res.problems.length, 5);
-        const meta = await readMeta(ctx.run);
-        const data = (meta as unknown as { data: Record<string, unknown> }).data;
-        assert.equal(data["source"], source);
-        assert.equal(data["source_sha256"], res.sourceSha256);
-        assert.equal(data["source_name"], "test-00000-of-00001.parquet");
-        assert.equal(data["n_problems"], 5);
-        const written = (await Deno.readTextFile(res.path)).trim().split("\n").map((l) => JSON.parse(l).id);
-        assert.deepEqual(written, res.problems.map((p) => p.id));
+    await withEnv({ HF_HUB_OFFLINE: "1", HF_HUB_CACHE: cacheDir }, async () => {
+      const run = async (dataset: Record<string, unknown>, runId: string) => {
+        const ctx = await initRun({ config: config(dataset), log: () => {} }, { runId });
+        return { ctx, res: await prepareData(ctx) };
+      };
+      const { ctx, res } = await run({}, "hub");
+      const source = `hf://datasets/${REPO}@${COMMIT}/${FILE}`;
+      assert.equal(res.source, source);
+      assert.equal(res.sourceSha256, await hex("SHA-256", parquet));
+      // Exactly the seeded sample a local JSONL of the same split gives.
+      const local = await run({ path: jsonl }, "local");
+      assert.deepEqual(res.problems, local.res.problems);
+      assert.equal(res.problems.length, 5);
+      const meta = await readMeta(ctx.run);
+      const data = (meta as unknown as { data: Record<string, unknown> }).data;
+      assert.equal(data["source"], source);
+      assert.equal(data["source_sha256"], res.sourceSha256);
+      assert.equal(data["source_name"], "test-00000-of-00001.parquet");
+      assert.equal(data["n_problems"], 5);
+      const written = (await Deno.readTextFile(res.path)).trim().split("\n").map((l) => JSON.parse(l).id);
+      assert.deepEqual(written, res.problems.map((p) => p.id));
 
-        // shuffle: false → the split's first max_examples.
-        const first = await run({ shuffle: false }, "first");
-        assert.deepEqual(first.res.problems.map((p) => p.id), [0, 1, 2, 3, 4]);
-        // Another split, not cached, offline: the clear error; a non-GSM8K split is refused.
-        await assert.rejects(
-          run({ split: "train" }, "train"),
-          /not in the Hugging Face cache.*set dataset\.path/,
-        );
-        await assert.rejects(
-          run({ split: "validation" }, "val"),
-          /dataset\.split "validation" is not a GSM8K split/,
-        );
-        // Other dataset names are not downloaded.
-        await assert.rejects(run({ name: "other" }, "other"), /No dataset: dataset\.path is null/);
-      });
-    } finally {
-      Deno.chdir(cwd);
-    }
+      // shuffle: false → the split's first max_examples.
+      const first = await run({ shuffle: false }, "first");
+      assert.deepEqual(first.res.problems.map((p) => p.id), [0, 1, 2, 3, 4]);
+      // Another split, not cached, offline: the clear error; a non-GSM8K split is refused.
+      await assert.rejects(
+        run({ split: "train" }, "train"),
+        /not in the Hugging Face cache.*set dataset\.path/,
+      );
+      await assert.rejects(
+        run({ split: "validation" }, "val"),
+        /dataset\.split "validation" is not a GSM8K split/,
+      );
+      // Other dataset names are not downloaded.
+      await assert.rejects(run({ name: "other" }, "other"), /No dataset: dataset\.path is null/);
+    });
   });
 });
 

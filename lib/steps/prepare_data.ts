@@ -11,9 +11,9 @@
  *    never re-shuffled (spec §2 "Port"); its first `max_examples` are used. A plain GSM8K JSONL
  *    (`question`, `answer`) gives a seeded sample of `max_examples` (`dataset.seed`) when
  *    `dataset.shuffle`, else the first `max_examples`.
- * 3. `dataset.path` null: the reference sample, looked up at `dataset.save_path`
- *    (`data/processed/gsm8k_200.jsonl`), `shared/data/reference/gsm8k_200.jsonl` and
- *    `../shared/data/reference/gsm8k_200.jsonl`.
+ * 3. `dataset.path` null: the reference sample at `dataset.save_path` (`data/processed/gsm8k_200.jsonl`,
+ *    where the reference keeps it), if that file exists. Nothing else is searched: which problems a run
+ *    uses must not depend on what happens to lie near the working folder.
  * 4. `dataset.path` null, no reference sample, `dataset.name: gsm8k`: the `dataset.split` split of
  *    `openai/gsm8k` from the Hugging Face Hub (Parquet, through the hub cache: `HF_HUB_CACHE`,
  *    `HF_HOME`, `HF_TOKEN`, `HF_HUB_OFFLINE`, `HF_ENDPOINT` apply), sampled as a plain GSM8K JSONL is;
@@ -48,11 +48,6 @@ export interface PrepareDataResult {
   /** sha256 of the source file (for the hub, of the downloaded Parquet file; undefined for synthetic). */
   readonly sourceSha256: string | undefined;
 }
-
-const REFERENCE_CANDIDATES = [
-  "shared/data/reference/gsm8k_200.jsonl",
-  "../shared/data/reference/gsm8k_200.jsonl",
-];
 
 async function exists(p: string): Promise<boolean> {
   try {
@@ -146,12 +141,7 @@ export async function selectProblems(
     );
   }
   if (file === undefined) {
-    for (const c of [ds.save_path, ...REFERENCE_CANDIDATES]) {
-      if (await exists(c)) {
-        file = c;
-        break;
-      }
-    }
+    if (await exists(ds.save_path)) file = ds.save_path;
     if (file === undefined && ds.name === "gsm8k") {
       if (!(GSM8K_SPLITS as readonly string[]).includes(ds.split)) {
         throw new Error(
@@ -164,9 +154,7 @@ export async function selectProblems(
     }
     if (file === undefined) {
       throw new Error(
-        `No dataset: dataset.path is null and the reference sample is not at ${
-          [ds.save_path, ...REFERENCE_CANDIDATES].join(", ")
-        }; set dataset.path to a local GSM8K JSONL file (only dataset.name gsm8k is downloaded from the ` +
+        `No dataset: dataset.path is null and the reference sample is not at ${ds.save_path}; set dataset.path to a local GSM8K JSONL file (only dataset.name gsm8k is downloaded from the ` +
           `Hugging Face Hub; this config names "${ds.name}")`,
       );
     }
