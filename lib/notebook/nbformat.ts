@@ -279,7 +279,8 @@ export async function denoFmtStdin(
 
 /**
  * Format notebook text with `deno fmt` (run in `cwd`, so the project's fmt options apply), so that
- * generated notebooks pass `deno fmt --check`.
+ * generated notebooks have deno fmt's layout (notebooks/ is excluded from `deno fmt`: Deno 2.9.6
+ * reports .ipynb files as unformatted on a cold cache even when formatting them changes nothing).
  * @throws naming `file` when `deno fmt` fails.
  */
 export async function formatNotebookText(text: string, file: string, cwd: string): Promise<string> {
