@@ -3,23 +3,29 @@
  * naive), the scan's aggregation, component selection, and the random layer draws.
  */
 import assert from "node:assert/strict";
-import { type ForwardResult, HookedModel } from "../lib/model/hooked_model.ts";
-import type { Intervention } from "../lib/model/hooks.ts";
-import { writeRandomCheckpoint } from "../lib/model/random_checkpoint.ts";
+import { type ForwardResult, HookedModel } from "../lib/engine/hooked_model.ts";
+import type { Intervention } from "../lib/engine/hooks.ts";
+import { writeRandomCheckpoint } from "../lib/engine/random_checkpoint.ts";
 import {
   ablationScan,
   conditionHook,
   type EffectRow,
-  randomDraws,
-  referenceImportanceRows,
   scanConditions,
   scanEffects,
   type ScanRow,
-  selectComponents,
   summarizeScan,
-} from "../lib/ablation.ts";
-import { type BacktrackEvent, matchControls, type Trace } from "../lib/events_select.ts";
-import { seededRng } from "../lib/stats.ts";
+} from "../lib/interp/ablation_scan.ts";
+import {
+  randomDraws,
+  referenceImportanceRows,
+  selectComponents,
+} from "../experiments/backtracking/selection.ts";
+import {
+  type BacktrackEvent,
+  matchControls,
+  type Trace,
+} from "../experiments/backtracking/event_selection.ts";
+import { seededRng } from "../lib/stats/stats.ts";
 import { loadNaiveWeights, naiveForward } from "./naive_forward.ts";
 
 const SHARED = new URL("../../shared/data/reference/", import.meta.url);

@@ -1,4 +1,4 @@
-import { parseCsv } from "../lib/table.ts";
+import { parseCsv } from "../lib/tables/table.ts";
 import assert from "node:assert/strict";
 import {
   accuracySummary,
@@ -10,7 +10,7 @@ import {
   pyFloat,
   pyFloatRepr,
   scoreAnswer,
-} from "../lib/answers.ts";
+} from "../experiments/backtracking/answers.ts";
 
 const SHARED = new URL("../../shared/data/reference/", import.meta.url);
 

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import YAML from "yaml";
-import { ConfigError, loadConfig, parseConfig, parseConfigYaml, resolvedConfigYaml } from "../lib/config.ts";
+import {
+  ConfigError,
+  loadConfig,
+  parseConfig,
+  parseConfigYaml,
+  resolvedConfigYaml,
+} from "../experiments/backtracking/config.ts";
 
 const REF = new URL("../../shared/data/reference/configs/", import.meta.url);
 const T =

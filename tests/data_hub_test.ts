@@ -4,17 +4,17 @@ import { lstat, readFile, readlink } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import pl from "nodejs-polars";
-import { loadConfig, parseConfig } from "../lib/config.ts";
+import { loadConfig, parseConfig } from "../experiments/backtracking/config.ts";
 import {
   DataFileError,
   fetchGsm8kFromHub,
   loadGsm8kFromHub,
   loadGsm8kJsonl,
   readGsm8kParquet,
-} from "../lib/data.ts";
-import { type DownloadProgress, resolveHubFile } from "../lib/model/hub.ts";
-import { readMeta } from "../lib/run.ts";
-import { initRun, prepareData } from "../lib/steps/mod.ts";
+} from "../experiments/backtracking/data.ts";
+import { type DownloadProgress, resolveHubFile } from "../lib/engine/hub.ts";
+import { readMeta } from "../experiments/backtracking/run.ts";
+import { initRun, prepareData } from "../experiments/backtracking/steps/mod.ts";
 
 const REPO = "openai/gsm8k";
 const FOLDER = "datasets--openai--gsm8k";

@@ -5,7 +5,7 @@ import {
   loadReferenceSample,
   parseGsm8kJsonl,
   seededSample,
-} from "../lib/data.ts";
+} from "../experiments/backtracking/data.ts";
 
 const SHARED = new URL("../../shared/data/", import.meta.url);
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { detect, type DetectOptions } from "../lib/detect.ts";
+import { detect, type DetectOptions } from "../experiments/backtracking/detect.ts";
 
 const STRICT = ["Wait", "Actually", "Hold on"];
 const RELAXED = ["Wait", "Actually", "Hold on", "Let me check", "Let's check", "I was wrong", "mistake"];

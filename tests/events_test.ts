@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { parseConfig } from "../lib/config.ts";
+import { parseConfig } from "../experiments/backtracking/config.ts";
 import {
   buildEventRows,
   EVENT_COLUMNS,
@@ -9,9 +9,9 @@ import {
   parseEventsCsv,
   REFERENCE_EVENT_COLUMNS,
   TokenTexts,
-} from "../lib/events.ts";
+} from "../experiments/backtracking/events.ts";
 import type { GenerationRecord } from "../lib/generate/records.ts";
-import { loadTokenizer, type Tokenizer } from "../lib/model/tokenizer.ts";
+import { loadTokenizer, type Tokenizer } from "../lib/engine/tokenizer.ts";
 
 const MINI = fileURLToPath(new URL("./fixtures/tokenizer/r1-distill-mini/", import.meta.url));
 let tok: Promise<Tokenizer> | undefined;

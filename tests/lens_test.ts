@@ -2,27 +2,22 @@
  * Logit lens against the float64 naive forward pass, event selection, control matching (both modes,
  * the reference's list reproduced from its committed events), and the lens summary.
  */
-import { parseCsv } from "../lib/table.ts";
+import { parseCsv } from "../lib/tables/table.ts";
 import assert from "node:assert/strict";
-import { HookedModel } from "../lib/model/hooked_model.ts";
-import { writeRandomCheckpoint } from "../lib/model/random_checkpoint.ts";
+import { HookedModel } from "../lib/engine/hooked_model.ts";
+import { writeRandomCheckpoint } from "../lib/engine/random_checkpoint.ts";
 import {
   type BacktrackEvent,
   completionOffset,
+  matchControls,
   matchControlsReport,
   selectEvents,
   type Trace,
-} from "../lib/events_select.ts";
-import {
-  type LensItem,
-  type LensRow,
-  logitLens,
-  matchControls,
-  referenceLensRows,
-  summarizeLens,
-} from "../lib/lens.ts";
+} from "../experiments/backtracking/event_selection.ts";
+import { type LensItem, type LensRow, logitLens, summarizeLens } from "../lib/interp/logit_lens.ts";
+import { referenceLensRows } from "../experiments/backtracking/reference/lens_rows.ts";
 import { loadNaiveWeights, naiveForward } from "./naive_forward.ts";
-import { seededRng } from "../lib/stats.ts";
+import { seededRng } from "../lib/stats/stats.ts";
 
 const SHARED = new URL("../../shared/data/reference/", import.meta.url);
 const TOL = 1e-4;

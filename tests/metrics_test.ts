@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { EventRow } from "../lib/event_row.ts";
+import type { EventRow } from "../experiments/backtracking/event_row.ts";
 import {
   compareToBaseline,
   conditionComparisonReference,
@@ -9,9 +9,9 @@ import {
   summarizeCondition,
   summarizeGroups,
   summaryMetricsReference,
-} from "../lib/metrics.ts";
-import { seededRng } from "../lib/stats.ts";
-import { parseCsv, readCsv, toCsv, toDataFrame, writeCsv, writeParquet } from "../lib/table.ts";
+} from "../experiments/backtracking/metrics.ts";
+import { seededRng } from "../lib/stats/stats.ts";
+import { parseCsv, readCsv, toCsv, toDataFrame, writeCsv, writeParquet } from "../lib/tables/table.ts";
 
 const REF_DIR =
   new URL("../../shared/data/reference/runs/20251223_232541/analysis/", import.meta.url).pathname;

@@ -12,8 +12,8 @@
  */
 
 import { join } from "node:path";
-import { type Intervention, parseHookName, selectsPosition } from "../lib/model/hooks.ts";
-import { readSafetensorsHeader, readTensorF64, type TensorInfo } from "../lib/model/safetensors.ts";
+import { type Intervention, parseHookName, selectsPosition } from "../lib/engine/hooks.ts";
+import { readSafetensorsHeader, readTensorF64, type TensorInfo } from "../lib/engine/safetensors.ts";
 
 /** One decoder layer's weights; matrices are `[out, in]` row-major, as stored. */
 export interface NaiveLayer {

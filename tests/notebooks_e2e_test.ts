@@ -14,11 +14,15 @@
 import assert from "node:assert/strict";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadConfig, parseConfig } from "../lib/config.ts";
-import { readOrganismManifest } from "../lib/model/organism.ts";
+import { loadConfig, parseConfig } from "../experiments/backtracking/config.ts";
+import { readOrganismManifest } from "../lib/engine/organism.ts";
 import { type CodeCell, type DisplayDataOutput, readNotebook, sourceText } from "../lib/notebook/nbformat.ts";
-import { runNotebookSeries, seriesNotebooks, type SeriesResult } from "../lib/pipeline_main.ts";
-import { runPipeline } from "../lib/steps/mod.ts";
+import {
+  runNotebookSeries,
+  seriesNotebooks,
+  type SeriesResult,
+} from "../experiments/backtracking/pipeline_main.ts";
+import { runPipeline } from "../experiments/backtracking/steps/mod.ts";
 import { NOTEBOOK_SPECS } from "../tools/make_notebooks.ts";
 
 const CONFIG = Deno.env.get("BT_E2E_CONFIG") ??

@@ -13,9 +13,9 @@ import {
   saveFigure,
   tradeoffScatter,
   valueCI,
-} from "../lib/plots.ts";
-import { seededRng } from "../lib/stats.ts";
-import { summarizeCondition } from "../lib/metrics.ts";
+} from "../experiments/backtracking/figures.ts";
+import { seededRng } from "../lib/stats/stats.ts";
+import { summarizeCondition } from "../experiments/backtracking/metrics.ts";
 
 /** Set UPDATE_SNAPSHOTS=1 to rewrite tests/fixtures/plots/*.svg. */
 const UPDATE = Deno.env.get("UPDATE_SNAPSHOTS") === "1";

@@ -6,7 +6,7 @@ import {
   formatProgress,
   formatRate,
   type JupyterDisplay,
-} from "../lib/progress.ts";
+} from "../lib/util/progress.ts";
 
 function fakeClock() {
   let t = 0;
@@ -146,7 +146,7 @@ Deno.test("invalid options are rejected by name", () => {
 });
 
 Deno.test("log mode prints the final state once (no duplicate 'done' line)", async () => {
-  const { createProgress } = await import("../lib/progress.ts");
+  const { createProgress } = await import("../lib/util/progress.ts");
   const lines: string[] = [];
   let t = 0;
   const p = createProgress({ total: 4, stream: "log", now: () => t, write: (s) => lines.push(s) });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { loadConfig } from "../lib/config.ts";
-import { loadTokenizer, type Tokenizer } from "../lib/model/tokenizer.ts";
+import { loadConfig } from "../experiments/backtracking/config.ts";
+import { loadTokenizer, type Tokenizer } from "../lib/engine/tokenizer.ts";
 import {
   buildPrompt,
   findVariant,
@@ -9,7 +9,7 @@ import {
   referencePromptText,
   stripTemplateThinkOpen,
   userPrompt,
-} from "../lib/prompts.ts";
+} from "../experiments/backtracking/prompts.ts";
 
 const MINI = fileURLToPath(new URL("./fixtures/tokenizer/r1-distill-mini/", import.meta.url));
 const CORRECTED = fileURLToPath(new URL("../configs/r1_distill_qwen_1p5b.yaml", import.meta.url));

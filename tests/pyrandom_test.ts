@@ -1,6 +1,6 @@
-import { parseCsv } from "../lib/table.ts";
+import { parseCsv } from "../lib/tables/table.ts";
 import assert from "node:assert/strict";
-import { PyRandom } from "../lib/pyrandom.ts";
+import { PyRandom } from "../experiments/backtracking/reference/pyrandom.ts";
 
 const SHARED = new URL("../../shared/data/reference/", import.meta.url);
 

@@ -1,8 +1,13 @@
 import assert from "node:assert/strict";
-import type { EventRow } from "../lib/event_row.ts";
-import { compareToBaseline, summarizeCondition } from "../lib/metrics.ts";
-import { markdownTable, renderReport, type ReportParts, writeReport } from "../lib/report.ts";
-import { seededRng } from "../lib/stats.ts";
+import type { EventRow } from "../experiments/backtracking/event_row.ts";
+import { compareToBaseline, summarizeCondition } from "../experiments/backtracking/metrics.ts";
+import {
+  markdownTable,
+  renderReport,
+  type ReportParts,
+  writeReport,
+} from "../experiments/backtracking/report.ts";
+import { seededRng } from "../lib/stats/stats.ts";
 
 /** Set UPDATE_SNAPSHOTS=1 to rewrite tests/fixtures/plots/report.md. */
 const UPDATE = Deno.env.get("UPDATE_SNAPSHOTS") === "1";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { sha256File, writeFileAtomic } from "../lib/fs.ts";
+import { sha256File, writeFileAtomic } from "../lib/util/fs.ts";
 import { join } from "node:path";
-import { parseConfig, parseConfigYaml } from "../lib/config.ts";
+import { parseConfig, parseConfigYaml } from "../experiments/backtracking/config.ts";
 import {
   ArtifactExistsError,
   artifactPath,
@@ -14,7 +14,7 @@ import {
   resolveRunId,
   updateMeta,
   writeArtifact,
-} from "../lib/run.ts";
+} from "../experiments/backtracking/run.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "run_test_" });

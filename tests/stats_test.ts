@@ -11,7 +11,7 @@ import {
   seededRng,
   shuffleInPlace,
   wilsonInterval,
-} from "../lib/stats.ts";
+} from "../lib/stats/stats.ts";
 
 const close = (a: number, b: number, tol: number, what: string) =>
   assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b} (diff ${Math.abs(a - b)})`);

@@ -42,9 +42,9 @@ const runTable = await showTable([{ run: ctx.run.id, config: params.configPath, 
 };
 
 const IMPORTS = [
-  `import { notebookContext, notebookParams, plantedCircuit } from "../lib/notebook/params.ts";`,
+  `import { notebookContext, notebookParams, plantedCircuit } from "../experiments/backtracking/notebook_params.ts";`,
   `import { pct, showFigure, showMarkdown, showTable } from "../lib/notebook/show.ts";`,
-  `import { pick, runFigure } from "../lib/phase2/notebook.ts";`,
+  `import { pick, runFigure } from "../experiments/backtracking/phase2/notebook.ts";`,
 ];
 
 const setup = (...extra: string[]): CellSpec => ({ code: [...IMPORTS, ...extra].join("\n"), hidden: true });
@@ -68,7 +68,7 @@ clustered by problem, degeneration metrics, per-trigger rates, every generation 
 (\`generations/<variant>/phase2_<setting>.jsonl\`). Without configured subsets they are derived from the
 scan: \`selected_mlp\`, \`selected_attn\`, \`selected_all\` and a random matched draw.`,
   },
-  setup(`import { phase2Sweeps } from "../lib/steps/phase2_sweeps.ts";`),
+  setup(`import { phase2Sweeps } from "../experiments/backtracking/steps/phase2_sweeps.ts";`),
   PARAMS,
   CONTEXT,
   { md: "## Run the sweeps (reused when finished)" },
@@ -133,7 +133,7 @@ as well (scaled to the mean difference's projection on it): the ground-truth che
 **Caveat.** Position-matched controls sit on other tokens, so the mean difference also carries the identity
 of the pre-onset token (e.g. "."). The cosine with the organism's planted feature shows how much.`,
   },
-  setup(`import { phase2Steering } from "../lib/steps/phase2_steering.ts";`),
+  setup(`import { phase2Steering } from "../experiments/backtracking/steps/phase2_steering.ts";`),
   PARAMS,
   CONTEXT,
   { md: "## Directions and dose-response (reused when finished)" },
@@ -189,7 +189,7 @@ code would have decoded and re-tokenised the prefix (a second BOS, every positio
 and log-prob of the onset token clean and with each subset at each scale (\`phase2.continuation_ablation.scales\`),
 and one seeded sampled next token per condition (the same random stream for every condition of an event).`,
   },
-  setup(`import { phase2Continuation } from "../lib/steps/phase2_continuation.ts";`),
+  setup(`import { phase2Continuation } from "../experiments/backtracking/steps/phase2_continuation.ts";`),
   PARAMS,
   CONTEXT,
   { md: "## Measure (reused when finished)" },
@@ -232,7 +232,7 @@ position: BT prefix ← control (the component's share of the trigger is removed
 (it is written in). Effect: Δ log-prob of the event's onset token, mean with problem-clustered CIs, per
 layer, component and onset trigger.`,
   },
-  setup(`import { phase2Patching } from "../lib/steps/phase2_patching.ts";`),
+  setup(`import { phase2Patching } from "../experiments/backtracking/steps/phase2_patching.ts";`),
   PARAMS,
   CONTEXT,
   { md: "## Patch (reused when finished)" },
@@ -277,9 +277,9 @@ analysis file).`,
   },
   {
     code: [
-      `import { notebookContext, notebookParams, runOrReuse } from "../lib/notebook/params.ts";`,
+      `import { notebookContext, notebookParams, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { showMarkdown } from "../lib/notebook/show.ts";`,
-      `import { phase2ReportSections } from "../lib/phase2/report.ts";`,
+      `import { phase2ReportSections } from "../experiments/backtracking/phase2/report.ts";`,
     ].join("\n"),
     hidden: true,
   },

@@ -12,9 +12,9 @@
  */
 
 import { parseArgs } from "node:util";
-import { writeRandomCheckpoint } from "../model/random_checkpoint.ts";
-import { HookedModel } from "../model/hooked_model.ts";
-import type { KVCache } from "../model/kv_cache.ts";
+import { writeRandomCheckpoint } from "../engine/random_checkpoint.ts";
+import { HookedModel } from "../engine/hooked_model.ts";
+import type { KVCache } from "../engine/kv_cache.ts";
 import { generate } from "../generate/generate.ts";
 
 /** Peak resident set size of this process in MiB (Linux VmHWM). */

@@ -17,9 +17,9 @@
  * @module
  */
 
-import type { ForwardResult, HookedModel } from "../model/hooked_model.ts";
-import { type Intervention, parseHookName, type Positions } from "../model/hooks.ts";
-import type { KVCache } from "../model/kv_cache.ts";
+import type { ForwardResult, HookedModel } from "../engine/hooked_model.ts";
+import { type Intervention, parseHookName, type Positions } from "../engine/hooks.ts";
+import type { KVCache } from "../engine/kv_cache.ts";
 import { deriveStreamSeed, type Rng, sampleStream, type StreamKey } from "./rng.ts";
 import { sampleToken, type SamplingParams } from "./sampling.ts";
 

@@ -6,10 +6,10 @@
  * @module
  */
 
-import type { HookedModel } from "../model/hooked_model.ts";
+import type { HookedModel } from "../engine/hooked_model.ts";
 import { generate, type GeneratedSample, type GenerateOptions, validateGenerateInputs } from "./generate.ts";
 import { type GenerationRecord, openRecordStore } from "./records.ts";
-import { createProgress, type ProgressMode } from "../progress.ts";
+import { createProgress, type ProgressMode } from "../util/progress.ts";
 
 /** A prompt with its text, as recorded. */
 export interface PromptRecordInput {

@@ -7,9 +7,9 @@
  */
 
 import type pl from "nodejs-polars";
-import { type Figure, figureBundle } from "../plots.ts";
-import { toDataFrame } from "../table.ts";
-import { kernelJupyter } from "../progress.ts";
+import { type Figure, figureBundle } from "../figures/plot.ts";
+import { toDataFrame } from "../tables/table.ts";
+import { kernelJupyter } from "../util/progress.ts";
 
 /** The kernel's display API, or undefined outside `deno jupyter` (then text goes to stdout). */
 const kernel = kernelJupyter;

@@ -3,10 +3,10 @@
  * Hugging Face hub cache (snapshot files are symlinks into blobs/), and clear failures on bad input.
  */
 import assert from "node:assert/strict";
-import { writeRandomCheckpoint } from "../../lib/model/random_checkpoint.ts";
+import { writeRandomCheckpoint } from "../../lib/engine/random_checkpoint.ts";
 import { loadNaiveWeights, naiveForward } from "../naive_forward.ts";
 
-const MAIN = new URL("../../lib/cli/main.ts", import.meta.url).pathname;
+const MAIN = new URL("../../experiments/backtracking/cli/main.ts", import.meta.url).pathname;
 
 async function bt(args: string[], env: Record<string, string> = {}) {
   const out = await new Deno.Command(Deno.execPath(), {

@@ -1,5 +1,5 @@
 // Subprocess for the kill -9 resume test: generates into a record store, slowly enough to be killed.
-import { HookedModel } from "../../lib/model/hooked_model.ts";
+import { HookedModel } from "../../lib/engine/hooked_model.ts";
 import { generateToStore } from "../../lib/generate/run_generation.ts";
 
 const [checkpoint, out] = Deno.args as [string, string];

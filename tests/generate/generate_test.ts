@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { HookedModel } from "../../lib/model/hooked_model.ts";
-import type { Intervention } from "../../lib/model/hooks.ts";
-import { writeRandomCheckpoint } from "../../lib/model/random_checkpoint.ts";
+import { HookedModel } from "../../lib/engine/hooked_model.ts";
+import type { Intervention } from "../../lib/engine/hooks.ts";
+import { writeRandomCheckpoint } from "../../lib/engine/random_checkpoint.ts";
 import { generate, type GenerateOptions, type PromptInput } from "../../lib/generate/generate.ts";
 import { argmax } from "../../lib/generate/sampling.ts";
 

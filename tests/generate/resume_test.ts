@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { writeRandomCheckpoint } from "../../lib/model/random_checkpoint.ts";
+import { writeRandomCheckpoint } from "../../lib/engine/random_checkpoint.ts";
 
 const SCRIPT = new URL("./_generate_script.ts", import.meta.url).pathname;
 
@@ -60,7 +60,7 @@ Deno.test("generation killed with SIGKILL resumes to the same final file as an u
 
 Deno.test("generateToStore: an output folder that is missing fails before any model work", async () => {
   const { generateToStore } = await import("../../lib/generate/run_generation.ts");
-  const { HookedModel } = await import("../../lib/model/hooked_model.ts");
+  const { HookedModel } = await import("../../lib/engine/hooked_model.ts");
   const dir = await Deno.makeTempDir({ prefix: "bt-resume-" });
   try {
     await writeRandomCheckpoint(`${dir}/ckpt`, {

@@ -7,9 +7,9 @@ import {
   layerTensorNames,
   LM_HEAD,
   loadCheckpoint,
-} from "../../lib/model/checkpoint.ts";
-import { type RandomCheckpointOptions, writeRandomCheckpoint } from "../../lib/model/random_checkpoint.ts";
-import { readSafetensorsHeader, readTensorF32, writeSafetensors } from "../../lib/model/safetensors.ts";
+} from "../../lib/engine/checkpoint.ts";
+import { type RandomCheckpointOptions, writeRandomCheckpoint } from "../../lib/engine/random_checkpoint.ts";
+import { readSafetensorsHeader, readTensorF32, writeSafetensors } from "../../lib/engine/safetensors.ts";
 
 const TINY: RandomCheckpointOptions = {
   modelType: "qwen2",

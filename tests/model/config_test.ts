@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { parseModelConfig, readModelConfig, ropeInverseFrequencies } from "../../lib/model/config.ts";
+import { parseModelConfig, readModelConfig, ropeInverseFrequencies } from "../../lib/engine/config.ts";
 
 const R1_CONFIG = new URL("../../../shared/data/r1-distill-qwen/config.json", import.meta.url);
 

@@ -4,9 +4,9 @@
  */
 import assert from "node:assert/strict";
 import { assertClose, worstDiff } from "../_close.ts";
-import { HookedModel } from "../../lib/model/hooked_model.ts";
-import type { Intervention } from "../../lib/model/hooks.ts";
-import { type RandomCheckpointOptions, writeRandomCheckpoint } from "../../lib/model/random_checkpoint.ts";
+import { HookedModel } from "../../lib/engine/hooked_model.ts";
+import type { Intervention } from "../../lib/engine/hooks.ts";
+import { type RandomCheckpointOptions, writeRandomCheckpoint } from "../../lib/engine/random_checkpoint.ts";
 import { loadNaiveWeights, naiveForward, naiveLens, type NaiveWeights } from "../naive_forward.ts";
 
 const TOL = 1e-4;
@@ -323,7 +323,7 @@ Deno.test("forward rejects bad input with clear errors", async () => {
 });
 
 Deno.test("device selection reports what it got and why", async () => {
-  const { pickDevice } = await import("../../lib/model/hooked_model.ts");
+  const { pickDevice } = await import("../../lib/engine/hooked_model.ts");
   assert.deepEqual(pickDevice("cpu"), { requested: "cpu", used: "cpu", reason: "CPU requested" });
   const cuda = pickDevice("cuda");
   // This machine's onnxruntime-node has no CUDA provider: a clear message, not a crash.

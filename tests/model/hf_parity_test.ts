@@ -20,7 +20,7 @@ import assert from "node:assert/strict";
 import { assertClose } from "../_close.ts";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { HookedModel } from "../../lib/model/hooked_model.ts";
+import { HookedModel } from "../../lib/engine/hooked_model.ts";
 import { generate } from "../../lib/generate/generate.ts";
 
 const TOL = 1e-4;

@@ -2,7 +2,7 @@ import { hex, jsonResponse, requestOf, revisionInfo, withEnv, withTempDir } from
 import assert from "node:assert/strict";
 import { lstat, mkdir, readFile, readlink, rm, symlink, writeFile } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { type DownloadProgress, hubCacheDir, resolveModel } from "../../lib/model/hub.ts";
+import { type DownloadProgress, hubCacheDir, resolveModel } from "../../lib/engine/hub.ts";
 
 const REPO = "test-org/tiny-model";
 const FOLDER = "models--test-org--tiny-model";

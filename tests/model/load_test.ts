@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { sha256File } from "../../lib/fs.ts";
-import { weightFileHashes } from "../../lib/model/load.ts";
+import { sha256File } from "../../lib/util/fs.ts";
+import { weightFileHashes } from "../../lib/engine/load.ts";
 
 Deno.test("weightFileHashes: hashes once, reuses the memo until the file changes", async () => {
   const dir = await Deno.makeTempDir({ prefix: "bt-hashes-" });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { assertClose, worstDiff } from "../_close.ts";
-import { ropeInverseFrequencies } from "../../lib/model/config.ts";
-import { type RandomCheckpointOptions, writeRandomCheckpoint } from "../../lib/model/random_checkpoint.ts";
+import { ropeInverseFrequencies } from "../../lib/engine/config.ts";
+import { type RandomCheckpointOptions, writeRandomCheckpoint } from "../../lib/engine/random_checkpoint.ts";
 import {
   loadNaiveWeights,
   naiveForward,

@@ -5,10 +5,10 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { HookedModel } from "../../lib/model/hooked_model.ts";
-import type { Intervention } from "../../lib/model/hooks.ts";
-import { loadTokenizer, type Tokenizer } from "../../lib/model/tokenizer.ts";
-import { buildOrganism, type OrganismManifest, readOrganismManifest } from "../../lib/model/organism.ts";
+import { HookedModel } from "../../lib/engine/hooked_model.ts";
+import type { Intervention } from "../../lib/engine/hooks.ts";
+import { loadTokenizer, type Tokenizer } from "../../lib/engine/tokenizer.ts";
+import { buildOrganism, type OrganismManifest, readOrganismManifest } from "../../lib/engine/organism.ts";
 import { generate, type GeneratedSample } from "../../lib/generate/generate.ts";
 import { sampleStream } from "../../lib/generate/rng.ts";
 

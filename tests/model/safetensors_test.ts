@@ -10,7 +10,7 @@ import {
   readTensorF64,
   SafetensorsError,
   writeSafetensors,
-} from "../../lib/model/safetensors.ts";
+} from "../../lib/engine/safetensors.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "safetensors_test_" });

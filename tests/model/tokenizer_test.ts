@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type ChatMessage, loadTokenizer, type Tokenizer } from "../../lib/model/tokenizer.ts";
+import { type ChatMessage, loadTokenizer, type Tokenizer } from "../../lib/engine/tokenizer.ts";
 
 const FIXTURES = fileURLToPath(new URL("../fixtures/tokenizer/", import.meta.url));
 const MINI = join(FIXTURES, "r1-distill-mini");

@@ -6,19 +6,19 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadConfig, parseConfig } from "../../lib/config.ts";
-import { readOrganismManifest } from "../../lib/model/organism.ts";
-import { localise, type PatchSummaryRow } from "../../lib/phase2/patching.ts";
-import { subsetInterventions } from "../../lib/phase2/subsets.ts";
-import { readCsv } from "../../lib/table.ts";
+import { loadConfig, parseConfig } from "../../experiments/backtracking/config.ts";
+import { readOrganismManifest } from "../../lib/engine/organism.ts";
+import { localise, type PatchSummaryRow } from "../../lib/interp/activation_patching.ts";
+import { subsetInterventions } from "../../experiments/backtracking/phase2/subsets.ts";
+import { readCsv } from "../../lib/tables/table.ts";
 import {
   disposeContext,
   ensureModel,
   readGenerations,
   runPipeline,
   type StepContext,
-} from "../../lib/steps/mod.ts";
-import { generateSetting, phase2Setup } from "../../lib/steps/phase2_common.ts";
+} from "../../experiments/backtracking/steps/mod.ts";
+import { generateSetting, phase2Setup } from "../../experiments/backtracking/steps/phase2_common.ts";
 
 const ORGANISM = fileURLToPath(new URL("../../configs/organism.yaml", import.meta.url));
 
@@ -214,7 +214,7 @@ Deno.test("phase 2 on the model organism", async (t) => {
     });
 
     await t.step("re-running Phase 2 reuses every finished output", async () => {
-      const { runPhase2 } = await import("../../lib/steps/phase2_run.ts");
+      const { runPhase2 } = await import("../../experiments/backtracking/steps/phase2_run.ts");
       await ensureModel(ctx);
       const again = await runPhase2(ctx);
       assert.deepEqual(
@@ -237,7 +237,7 @@ Deno.test("phase 2 on the model organism", async (t) => {
       });
       // enabled: false skips the steps; the other analyses are reused.
       const c1 = configured({ steering: { enabled: false }, patching: { enabled: false } });
-      const { runPhase2 } = await import("../../lib/steps/phase2_run.ts");
+      const { runPhase2 } = await import("../../experiments/backtracking/steps/phase2_run.ts");
       const off = await runPhase2(c1);
       assert.deepEqual(off.timings.map((x) => x.step), ["phase2-sweeps", "phase2-continuation"]);
       assert.equal(off.steering, undefined);

@@ -1,20 +1,20 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { loadConfig, parseConfig } from "../../lib/config.ts";
-import { triggerOfToken } from "../../lib/phase2/continuation.ts";
-import { rowInterventions } from "../../lib/phase2/positions.ts";
-import { cosine, meanDifferenceDirections, steeringSite } from "../../lib/phase2/steering.ts";
+import { loadConfig, parseConfig } from "../../experiments/backtracking/config.ts";
+import { triggerOfToken } from "../../experiments/backtracking/phase2/continuation.ts";
+import { rowInterventions } from "../../lib/interp/positions.ts";
+import { cosine, meanDifferenceDirections, steeringSite } from "../../lib/interp/steering.ts";
 import {
   ablationCondition,
   configSubsets,
   deriveSubsets,
   steeringCondition,
   subsetInterventions,
-} from "../../lib/phase2/subsets.ts";
-import { triggerColumn } from "../../lib/phase2/summaries.ts";
-import { patchingSettings } from "../../lib/steps/phase2_patching.ts";
-import { phase2Plan } from "../../lib/steps/phase2_run.ts";
-import { steeringSettings } from "../../lib/steps/phase2_steering.ts";
+} from "../../experiments/backtracking/phase2/subsets.ts";
+import { triggerColumn } from "../../experiments/backtracking/phase2/summaries.ts";
+import { patchingSettings } from "../../experiments/backtracking/steps/phase2_patching.ts";
+import { phase2Plan } from "../../experiments/backtracking/steps/phase2_run.ts";
+import { steeringSettings } from "../../experiments/backtracking/steps/phase2_steering.ts";
 
 Deno.test("subsets: derived from the scan selection and a matched random draw", () => {
   const s = deriveSubsets({ attn: [2], mlp: [3] }, [{ attn: [0], mlp: [1] }, { attn: [1], mlp: [0] }]);
@@ -138,7 +138,7 @@ Deno.test("phase2Plan and step settings follow phase2.steering / phase2.patching
 
 Deno.test("phase-2 figures: end-of-line labels fit inside the figure", async () => {
   const { continuationOnsetProb, patchingByLayer, steeringDoseResponse } = await import(
-    "../../lib/phase2/figures.ts"
+    "../../experiments/backtracking/phase2/figures.ts"
   );
   const v = (x: number) => ({ value: x, lower: x - 0.05, upper: x + 0.05 });
   const figures = [

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { loadConfig } from "../../lib/config.ts";
+import { loadConfig } from "../../experiments/backtracking/config.ts";
 
 const dir = (name: string) => fileURLToPath(new URL(`../../configs/${name}`, import.meta.url));
 

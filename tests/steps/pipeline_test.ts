@@ -1,12 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { loadConfig, parseConfig, resolvedConfigYaml } from "../../lib/config.ts";
-import { ArtifactExistsError } from "../../lib/run.ts";
-import { readOrganismManifest } from "../../lib/model/organism.ts";
-import { readEventsCsv } from "../../lib/events.ts";
-import { detectEvents, runPipeline } from "../../lib/steps/mod.ts";
-import { main } from "../../lib/cli/main.ts";
+import { loadConfig, parseConfig, resolvedConfigYaml } from "../../experiments/backtracking/config.ts";
+import { ArtifactExistsError } from "../../experiments/backtracking/run.ts";
+import { readOrganismManifest } from "../../lib/engine/organism.ts";
+import { readEventsCsv } from "../../experiments/backtracking/events.ts";
+import { detectEvents, runPipeline } from "../../experiments/backtracking/steps/mod.ts";
+import { main } from "../../experiments/backtracking/cli/main.ts";
 
 const ORGANISM = fileURLToPath(new URL("../../configs/organism.yaml", import.meta.url));
 

@@ -1,0 +1,219 @@
+/**
+ * Backtracking events and their position-matched controls, as used by the logit lens
+ * (`lib/lens.ts`) and the ablation scan (`lib/ablation.ts`).
+ *
+ * Two protocols:
+ *
+ * - `"corrected"` / `"random_across_problems"` (default, spec §13.7): events are a seeded sample spread
+ *   over problems; each control's target is its own event's onset token id; controls are matched on
+ *   true (unpadded) lengths and must have an actually sampled token after the matched position.
+ * - `"reference"` / `"file_order"` (spec §6): the first `max` events in file order; the non-BT pool is
+ *   shuffled with Python's `random.Random(42)`; every control's target is the onset id of the first
+ *   event. The reference's length check read padded group lengths; here the check reads each trace's
+ *   true length, and events left without a control are reported, not silently dropped later.
+ *
+ * @example
+ * ```ts
+ * const picked = selectEvents(allEvents, { max: 120, seed: 0, mode: "random_across_problems" });
+ * const { controls, unmatched } = matchControlsReport(picked, nonBacktracking, { seed: 0, mode: "corrected" });
+ * ```
+ *
+ * @module
+ */
+
+import { PyRandom } from "./reference/pyrandom.ts";
+import { seededRng, shuffleInPlace } from "../../lib/stats/stats.ts";
+
+import type { ControlPosition, OnsetEvent, Trace } from "../../lib/interp/traces.ts";
+
+export type { ControlPosition, Trace };
+
+/** A backtracking onset: at `predPos` the model emitted the trigger's first token next. */
+export interface BacktrackEvent extends OnsetEvent {
+  /** The trigger phrase that matched. */
+  readonly trigger: string;
+}
+
+/** How events are chosen: a seeded sample spread over problems, or the reference's file order. */
+export type EventSelectionMode = "random_across_problems" | "file_order";
+
+/** Options of {@link selectEvents}. */
+export interface SelectEventsOptions {
+  /** Maximum number of events to keep (the reference used 120). */
+  readonly max: number;
+  /** Seed of the random sample (ignored in `"file_order"` mode). Default 0. */
+  readonly seed?: number;
+  /** Default `"random_across_problems"`. */
+  readonly mode?: EventSelectionMode;
+}
+
+/**
+ * Choose at most `max` events.
+ *
+ * - `"random_across_problems"`: problems are put in a seeded random order and each problem's events
+ *   in a seeded random order; then events are taken round-robin (one per problem per round), so the
+ *   sample covers as many problems as possible and no problem contributes more than one event more
+ *   than another (unless it runs out of events).
+ * - `"file_order"`: the first `max` events as given (the reference: examples 0–29 only).
+ *
+ * @param events all candidate events, in file order.
+ * @returns the chosen events, in their original (file) order.
+ * @throws {RangeError} when `max` is not a non-negative integer.
+ */
+export function selectEvents(
+  events: readonly BacktrackEvent[],
+  options: SelectEventsOptions,
+): BacktrackEvent[] {
+  const { max } = options;
+  if (!Number.isInteger(max) || max < 0) {
+    throw new RangeError(`selectEvents: max must be a non-negative integer, got ${max}`);
+  }
+  const mode = options.mode ?? "random_across_problems";
+  if (mode === "file_order") return events.slice(0, max);
+  if (mode !== "random_across_problems") {
+    throw new RangeError(
+      `selectEvents: unknown mode "${mode}"; use "random_across_problems" or "file_order"`,
+    );
+  }
+  const rng = seededRng(options.seed ?? 0);
+  const byProblem = new Map<number, number[]>();
+  events.forEach((e, i) => {
+    const list = byProblem.get(e.exampleId);
+    if (list) list.push(i);
+    else byProblem.set(e.exampleId, [i]);
+  });
+  const problems = shuffleInPlace([...byProblem.values()], rng).map((l) => shuffleInPlace(l, rng));
+  const chosen: number[] = [];
+  for (let round = 0; chosen.length < max; round++) {
+    let took = false;
+    for (const list of problems) {
+      const idx = list[round];
+      if (idx === undefined) continue;
+      took = true;
+      chosen.push(idx);
+      if (chosen.length === max) break;
+    }
+    if (!took) break;
+  }
+  return chosen.sort((a, b) => a - b).map((i) => events[i]!);
+}
+
+/** Control matching protocol. */
+export type ControlMatchingMode = "corrected" | "reference";
+
+/** Options of {@link matchControls}. */
+export interface MatchControlsOptions {
+  /** Seed of the pool shuffle in `"corrected"` mode (seededRng). Default 0. */
+  readonly seed?: number;
+  /** Default `"corrected"`. */
+  readonly mode?: ControlMatchingMode;
+  /**
+   * Seed of the Python `random.Random` shuffle in `"reference"` mode. Default 42, the value the
+   * reference hard-codes; `seed` is not used in that mode so a run seed cannot silently break parity.
+   */
+  readonly referenceSeed?: number;
+}
+
+/** What {@link matchControlsReport} found. */
+export interface ControlMatching {
+  /** One control per matched event, in event order. */
+  readonly controls: ControlPosition[];
+  /** Indices of events that got no control (no unused trace long enough, or offset k ≤ 0). */
+  readonly unmatched: number[];
+  /** Size of the non-backtracking pool. */
+  readonly poolSize: number;
+}
+
+/** Completion offset of an event: k = predPos − promptTokens + 1 (the reference's onset_token_in_completion). */
+export function completionOffset(e: { readonly predPos: number; readonly promptTokens: number }): number {
+  return e.predPos - e.promptTokens + 1;
+}
+
+/**
+ * Position-matched controls: for each event with completion offset k, an unused non-backtracking trace
+ * and its position `promptTokens + k − 1` (the same completion offset). Each trace serves at most one
+ * event.
+ *
+ * - `"corrected"`: the pool is shuffled with `seededRng(seed)`; a trace qualifies when its true
+ *   completion length is ≥ k + 1, so the control position exists and has an actually sampled next token
+ *   (needed for the ablation scan's specificity). Events are served in descending k (ties in event
+ *   order), each taking the first qualifying unused trace of the shuffled pool: because the sets of
+ *   qualifying traces are nested, this matches as many events as any assignment can. Target = the
+ *   event's own onset token id.
+ * - `"reference"` (spec §6.2): the pool is shuffled with Python `random.Random(42)` (lib/pyrandom.ts);
+ *   events are served in order, each taking the first unused trace with completion length ≥ k; target =
+ *   `events[0].onsetTokenId` for every control. The reference compared padded lengths; here lengths are
+ *   true lengths (`tokenIds.length − promptTokens`), so the controls the reference later dropped for
+ *   being past the end of their text are reported as unmatched instead. Passing traces whose `tokenIds`
+ *   are padded to the reference's lengths reproduces its list exactly.
+ *
+ * @param events the selected events (their indices become `matchedTo`).
+ * @param nonBacktracking the pool of traces without backtracking, in file order.
+ * @throws {RangeError} on an unknown mode or an event whose predPos is outside its trace.
+ */
+export function matchControlsReport(
+  events: readonly BacktrackEvent[],
+  nonBacktracking: readonly Trace[],
+  options: MatchControlsOptions = {},
+): ControlMatching {
+  const mode = options.mode ?? "corrected";
+  if (mode !== "corrected" && mode !== "reference") {
+    throw new RangeError(`matchControls: unknown mode "${mode}"; use "corrected" or "reference"`);
+  }
+  events.forEach((e, i) => {
+    if (!Number.isInteger(e.predPos) || e.predPos < 0 || e.predPos >= e.tokenIds.length) {
+      throw new RangeError(
+        `matchControls: event ${i} (example ${e.exampleId}, sample ${e.sampleId}) has predPos ${e.predPos} ` +
+          `outside its ${e.tokenIds.length} tokens`,
+      );
+    }
+  });
+  const pool = [...nonBacktracking];
+  if (mode === "reference") new PyRandom(options.referenceSeed ?? 42).shuffle(pool);
+  else shuffleInPlace(pool, seededRng(options.seed ?? 0));
+  const used = new Uint8Array(pool.length);
+  const extra = mode === "corrected" ? 1 : 0;
+  const order = events.map((_, i) => i);
+  if (mode === "corrected") {
+    order.sort((a, b) => completionOffset(events[b]!) - completionOffset(events[a]!) || a - b);
+  }
+  const found = new Map<number, ControlPosition>();
+  const unmatched: number[] = [];
+  const referenceTarget = events[0]?.onsetTokenId;
+  for (const i of order) {
+    const e = events[i]!;
+    const k = completionOffset(e);
+    const j = k <= 0
+      ? -1
+      : pool.findIndex((t, j) => used[j] === 0 && t.tokenIds.length - t.promptTokens >= k + extra);
+    if (j < 0) {
+      unmatched.push(i);
+      continue;
+    }
+    used[j] = 1;
+    const t = pool[j]!;
+    found.set(i, {
+      exampleId: t.exampleId,
+      sampleId: t.sampleId,
+      tokenIds: t.tokenIds,
+      promptTokens: t.promptTokens,
+      predPos: t.promptTokens + k - 1,
+      targetId: mode === "reference" ? referenceTarget! : e.onsetTokenId,
+      matchedTo: i,
+    });
+  }
+  const controls = [...found.keys()].sort((a, b) => a - b).map((i) => found.get(i)!);
+  return { controls, unmatched: unmatched.sort((a, b) => a - b), poolSize: pool.length };
+}
+
+/**
+ * Position-matched controls (see {@link matchControlsReport} for the rules per mode); events left without
+ * a control are simply absent: use {@link matchControlsReport} to learn which.
+ */
+export function matchControls(
+  events: readonly BacktrackEvent[],
+  nonBacktracking: readonly Trace[],
+  options: MatchControlsOptions = {},
+): ControlPosition[] {
+  return matchControlsReport(events, nonBacktracking, options).controls;
+}

@@ -1,0 +1,537 @@
+/**
+ * The experiment's figures: one function per figure, taking plain typed data (already summarised, with
+ * confidence bounds) and returning a {@linkcode Figure} rendered by the toolkit's
+ * {@linkcode ../../lib/figures/plot.ts} (one declarative `Plot.plot` call each).
+ *
+ * @module
+ */
+
+import * as Plot from "@observablehq/plot";
+import type { MeanEstimate } from "./metrics.ts";
+import {
+  checkCI,
+  COLORS,
+  type Figure,
+  type FigureOptions,
+  nonEmpty,
+  render,
+  type ValueCI,
+} from "../../lib/figures/plot.ts";
+
+const pct = (v: number) => (Number.isFinite(v) ? `${(v * 100).toFixed(1)}%` : "n/a");
+
+export {
+  COLORS,
+  type Figure,
+  type FigureBundle,
+  figureBundle,
+  type FigureOptions,
+  FONT_FAMILY,
+  type FontSource,
+  type PngOptions,
+  render,
+  renderPng,
+  resolveFontFiles,
+  saveFigure,
+  type ValueCI,
+} from "../../lib/figures/plot.ts";
+
+/**
+ * A {@linkcode ValueCI} from a metrics estimate.
+ *
+ * @param e A `MeanEstimate` / `RateEstimate` from `lib/metrics.ts`.
+ * @param interval `"bootstrap"` (default; problem-clustered) or `"wilson"` (rates only).
+ * @throws {RangeError} for `"wilson"` on an estimate that has no Wilson interval.
+ */
+export function valueCI(
+  e: MeanEstimate & { readonly wilson?: { lower: number; upper: number } },
+  interval: "bootstrap" | "wilson" = "bootstrap",
+): ValueCI {
+  if (interval === "wilson") {
+    if (!e.wilson) throw new RangeError("valueCI: this estimate has no Wilson interval (it is not a rate)");
+    return { value: e.value, lower: e.wilson.lower, upper: e.wilson.upper };
+  }
+  return { value: e.value, lower: e.bootstrap.lower, upper: e.bootstrap.upper };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// (a) BT rate by variant
+
+/** One bar of {@linkcode btRateByVariant}. */
+export interface VariantRate extends ValueCI {
+  /** Variant name (one bar each). */
+  readonly variant: string;
+  /** Samples behind the rate (shown in the label). */
+  readonly n?: number;
+}
+
+/** A 0–100 % x axis with its label centred under it (the bar charts' shared axis). */
+function percentAxis(label: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    label,
+    percent: true,
+    domain: [0, 100],
+    grid: true,
+    labelAnchor: "center",
+    labelOffset: 36,
+    ...extra,
+  };
+}
+
+/** Left margin that fits the longest y label (about 7 px a character), capped at `max`. */
+function labelMargin(labels: readonly string[], max: number): number {
+  return Math.min(max, 30 + 7 * Math.max(...labels.map((l) => l.length)));
+}
+
+/**
+ * (a) Strict BT rate by prompt variant (one condition, normally baseline), horizontal bars with CI
+ * error bars and a percentage label.
+ *
+ * @throws {RangeError} on empty data or a value outside its interval.
+ */
+export function btRateByVariant(data: readonly VariantRate[], options: FigureOptions = {}): Figure {
+  nonEmpty(data, "btRateByVariant");
+  checkCI(data, "btRateByVariant");
+  return render(
+    "bt_rate_by_variant",
+    {
+      title: "Backtracking rate by prompt variant",
+      subtitle: "strict triggers, baseline condition; bars: 95% CI (problem-clustered bootstrap)",
+      height: 60 + 44 * data.length,
+    },
+    options,
+    {
+      marginLeft: 190,
+      marginRight: 70,
+      x: percentAxis("Backtracking rate (%) →"),
+      y: { label: null, domain: data.map((d) => d.variant) },
+      marks: [
+        Plot.barX(data, { y: "variant", x: "value", fill: COLORS.baseline, fillOpacity: 0.85 }),
+        Plot.ruleY(data, { y: "variant", x1: "lower", x2: "upper", stroke: "black", strokeWidth: 1.5 }),
+        Plot.tickX(data, { y: "variant", x: "lower", stroke: "black", inset: 10 }),
+        Plot.tickX(data, { y: "variant", x: "upper", stroke: "black", inset: 10 }),
+        Plot.text(data, {
+          y: "variant",
+          x: "upper",
+          text: (d: VariantRate) => `${pct(d.value)}${d.n === undefined ? "" : ` (n=${d.n})`}`,
+          dx: 6,
+          textAnchor: "start",
+        }),
+        Plot.ruleX([0]),
+      ],
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// (b) Accuracy with vs without backtracking
+
+/** Accuracy of the samples with and without backtracking, for one group. */
+export interface AccuracyByBacktracking {
+  /** Group label (e.g. "baseline_think_newline / baseline"); may be "" for a single group. */
+  readonly group: string;
+  readonly with_bt: ValueCI & { readonly n?: number };
+  readonly without_bt: ValueCI & { readonly n?: number };
+}
+
+/**
+ * (b) Accuracy of samples with vs without a strict trigger, per group, with CI error bars.
+ * Correlational: difficulty and truncation confound it (spec §13.14).
+ */
+export function accuracyByBacktracking(
+  data: readonly AccuracyByBacktracking[],
+  options: FigureOptions = {},
+): Figure {
+  nonEmpty(data, "accuracyByBacktracking");
+  const rows = data.flatMap((g) =>
+    ([["with backtracking", g.with_bt], ["without backtracking", g.without_bt]] as const).map(([k, v]) => ({
+      label: g.group ? `${g.group} · ${k}` : k[0]!.toUpperCase() + k.slice(1),
+      kind: k,
+      value: v.value,
+      lower: v.lower,
+      upper: v.upper,
+      n: v.n,
+    }))
+  );
+  checkCI(rows, "accuracyByBacktracking");
+  return render(
+    "accuracy_by_backtracking",
+    {
+      title: "Accuracy with vs without backtracking",
+      subtitle: "accuracy = correct / n (unknown = wrong); bars: 95% CI; correlational, not causal",
+      height: 60 + 40 * rows.length,
+    },
+    options,
+    {
+      marginLeft: labelMargin(rows.map((r) => r.label), 360),
+      marginRight: 90,
+      x: percentAxis("Accuracy (%) →"),
+      y: { label: null, domain: rows.map((r) => r.label) },
+      color: { domain: ["with backtracking", "without backtracking"], range: [COLORS.with, COLORS.without] },
+      marks: [
+        Plot.barX(rows, { y: "label", x: "value", fill: "kind", fillOpacity: 0.85 }),
+        Plot.ruleY(rows, { y: "label", x1: "lower", x2: "upper", stroke: "black", strokeWidth: 1.5 }),
+        Plot.tickX(rows, { y: "label", x: "lower", stroke: "black", inset: 9 }),
+        Plot.tickX(rows, { y: "label", x: "upper", stroke: "black", inset: 9 }),
+        Plot.text(rows, {
+          y: "label",
+          x: "upper",
+          text: (d: { value: number; n?: number }) =>
+            `${pct(d.value)}${d.n === undefined ? "" : ` (n=${d.n})`}`,
+          dx: 6,
+          textAnchor: "start",
+        }),
+        Plot.ruleX([0]),
+      ],
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// (c) Logit lens by layer
+
+/** One point of a lens curve. */
+export interface LensPoint extends ValueCI {
+  /** Layer index: 0 = embedding output, L = final logits. */
+  readonly layer: number;
+  /** Which curve. */
+  readonly series: "backtracking" | "control";
+}
+
+/** Options of {@linkcode logitLensByLayer}. */
+export interface LensFigureOptions extends FigureOptions {
+  /** What `value` holds (axis label only; default `"logprob"`). */
+  readonly metric?: "logprob" | "logit" | "rank";
+  /** Layers to mark with a dashed rule (e.g. planted components). */
+  readonly markLayers?: readonly number[];
+}
+
+/**
+ * (c) Logit lens: mean log-prob (or logit / rank) of the onset token by layer, backtracking positions
+ * vs matched controls, lines with CI bands; layer 0 is the embedding output.
+ */
+export function logitLensByLayer(data: readonly LensPoint[], options: LensFigureOptions = {}): Figure {
+  nonEmpty(data, "logitLensByLayer");
+  checkCI(data, "logitLensByLayer");
+  const metric = options.metric ?? "logprob";
+  const label = {
+    logprob: "Log-probability of trigger token",
+    logit: "Logit of trigger token",
+    rank: "Rank of trigger token",
+  }[
+    metric
+  ];
+  if (!label) {
+    throw new RangeError(`option "metric" must be "logprob", "logit" or "rank", got ${String(metric)}`);
+  }
+  const sorted = [...data].sort((a, b) => a.layer - b.layer || (a.series < b.series ? -1 : 1));
+  const maxLayer = Math.max(...sorted.map((d) => d.layer));
+  const step = maxLayer > 16 ? 4 : maxLayer > 8 ? 2 : 1;
+  const ticks = Array.from({ length: Math.floor(maxLayer / step) + 1 }, (_, i) => i * step);
+  return render(
+    "logit_lens_by_layer",
+    {
+      title: "Logit lens: trigger token by layer, backtracking vs control",
+      subtitle: "lines: mean; bands: 95% CI (problem-clustered bootstrap); layer 0 = embedding output",
+      height: 400,
+    },
+    options,
+    {
+      marginLeft: 60,
+      marginRight: 110,
+      x: {
+        label: "Layer →",
+        domain: [0, maxLayer],
+        ticks,
+        tickFormat: (d: number) => (d === 0 ? "emb" : String(d)),
+      },
+      y: { label: `↑ ${label}`, grid: true, reverse: metric === "rank" },
+      color: { domain: ["backtracking", "control"], range: [COLORS.bt, COLORS.control] },
+      marks: [
+        Plot.ruleX(options.markLayers ?? [], { stroke: COLORS.highlight, strokeDasharray: "4,3" }),
+        Plot.areaY(sorted, {
+          x: "layer",
+          y1: "lower",
+          y2: "upper",
+          fill: "series",
+          fillOpacity: 0.2,
+          z: "series",
+        }),
+        Plot.lineY(sorted, { x: "layer", y: "value", stroke: "series", strokeWidth: 2, z: "series" }),
+        Plot.dot(sorted, { x: "layer", y: "value", fill: "series", r: 2.5 }),
+        Plot.text(
+          sorted,
+          Plot.selectLast({
+            x: "layer",
+            y: "value",
+            z: "series",
+            text: "series",
+            fill: "series",
+            dx: 8,
+            textAnchor: "start",
+          }),
+        ),
+      ],
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// (d) Ablation importance by layer
+
+/** One component of the ablation scan. */
+export interface AblationBar extends ValueCI {
+  readonly layer: number;
+  readonly component: "attn" | "mlp";
+  /** Drawn in the highlight colour (e.g. selected or planted components). */
+  readonly highlight?: boolean;
+}
+
+/** Options of {@linkcode ablationImportanceByLayer}. */
+export interface AblationFigureOptions extends FigureOptions {
+  /** What `value` is (y-axis label; default "Mean Δ log-prob of trigger when ablated"). */
+  readonly valueLabel?: string;
+  /** Legend text of highlighted bars (default "selected"). */
+  readonly highlightLabel?: string;
+}
+
+/**
+ * (d) Ablation scan: mean effect of zero-ablating each attention / MLP layer on the trigger, two facets,
+ * bars with CI error bars; highlighted components in orange.
+ */
+export function ablationImportanceByLayer(
+  data: readonly AblationBar[],
+  options: AblationFigureOptions = {},
+): Figure {
+  nonEmpty(data, "ablationImportanceByLayer");
+  checkCI(data, "ablationImportanceByLayer");
+  const hl = options.highlightLabel ?? "selected";
+  const rows = data.map((d) => ({
+    ...d,
+    facet: d.component === "attn" ? "Attention" : "MLP",
+    kind: d.highlight ? hl : "other",
+  }));
+  const layers = [...new Set(data.map((d) => d.layer))].sort((a, b) => a - b);
+  const hasHighlight = rows.some((r) => r.kind === hl);
+  return render(
+    "ablation_importance_by_layer",
+    {
+      title: "Ablation scan: effect on the trigger by layer",
+      subtitle: `bars: mean over events; error bars: 95% CI${hasHighlight ? `; orange: ${hl}` : ""}`,
+      height: 460,
+    },
+    options,
+    {
+      marginLeft: 60,
+      marginRight: 70,
+      x: {
+        label: "Layer →",
+        domain: layers,
+        tickFormat: (d: number) => (layers.length > 20 && d % 2 ? "" : String(d)),
+      },
+      y: {
+        label: `↑ ${options.valueLabel ?? "Mean Δ log-prob of trigger when ablated"}`,
+        grid: true,
+        // Include the CI whiskers, so no error bar is clipped.
+        domain: [
+          Math.min(0, ...rows.map((r) => Math.min(r.value, r.lower ?? r.value))),
+          Math.max(0, ...rows.map((r) => Math.max(r.value, r.upper ?? r.value))),
+        ],
+        nice: true,
+      },
+      fy: { label: null, domain: ["Attention", "MLP"] },
+      color: { domain: [hl, "other"], range: [COLORS.highlight, COLORS.muted] },
+      marks: [
+        Plot.frame({ stroke: "#ddd" }),
+        Plot.barY(rows, { x: "layer", y: "value", fy: "facet", fill: "kind" }),
+        Plot.ruleX(rows, { x: "layer", y1: "lower", y2: "upper", fy: "facet", stroke: "black" }),
+        Plot.ruleY([0]),
+      ],
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// (e) BT rate by condition
+
+/** One bar of {@linkcode btRateByCondition}. */
+export interface ConditionRate extends ValueCI {
+  /** Bar label, e.g. "baseline", "targeted", "random #1". */
+  readonly condition: string;
+  /** Colour group. */
+  readonly kind: "baseline" | "targeted" | "random" | "other";
+  readonly n?: number;
+}
+
+/**
+ * (e) Strict BT rate by generation condition (baseline, targeted ablation, each random draw), with CI
+ * error bars and a dashed rule at the baseline rate.
+ */
+export function btRateByCondition(data: readonly ConditionRate[], options: FigureOptions = {}): Figure {
+  nonEmpty(data, "btRateByCondition");
+  checkCI(data, "btRateByCondition");
+  const base = data.find((d) => d.kind === "baseline");
+  return render(
+    "bt_rate_by_condition",
+    {
+      title: "Backtracking rate: baseline vs targeted vs random ablation",
+      subtitle: "strict triggers; bars: 95% CI (problem-clustered bootstrap); dashed: baseline",
+      height: 60 + 40 * data.length,
+    },
+    options,
+    {
+      marginLeft: labelMargin(data.map((d) => d.condition), 300),
+      marginRight: 90,
+      x: percentAxis("Backtracking rate (%) →"),
+      y: { label: null, domain: data.map((d) => d.condition) },
+      color: {
+        domain: ["baseline", "targeted", "random", "other"],
+        range: [COLORS.baseline, COLORS.targeted, COLORS.random, COLORS.other],
+      },
+      marks: [
+        Plot.barX(data, { y: "condition", x: "value", fill: "kind", fillOpacity: 0.85 }),
+        Plot.ruleY(data, { y: "condition", x1: "lower", x2: "upper", stroke: "black", strokeWidth: 1.5 }),
+        Plot.tickX(data, { y: "condition", x: "lower", stroke: "black", inset: 9 }),
+        Plot.tickX(data, { y: "condition", x: "upper", stroke: "black", inset: 9 }),
+        Plot.ruleX(base ? [base.value] : [], { stroke: COLORS.baseline, strokeDasharray: "5,4" }),
+        Plot.text(data, {
+          y: "condition",
+          x: "upper",
+          text: (d: ConditionRate) => `${pct(d.value)}${d.n === undefined ? "" : ` (n=${d.n})`}`,
+          dx: 6,
+          textAnchor: "start",
+        }),
+        Plot.ruleX([0]),
+      ],
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// (f) Formatting effect
+
+/** One variant of {@linkcode formattingEffect}. */
+export interface FormattingPoint {
+  readonly variant: string;
+  readonly bt_rate: ValueCI;
+  readonly accuracy: ValueCI;
+}
+
+/** (f) Formatting sweep: BT rate and accuracy by prompt variant, two facets, CI error bars. */
+export function formattingEffect(data: readonly FormattingPoint[], options: FigureOptions = {}): Figure {
+  nonEmpty(data, "formattingEffect");
+  const rows = data.flatMap((d) => [
+    { variant: d.variant, metric: "Backtracking rate", ...d.bt_rate },
+    { variant: d.variant, metric: "Accuracy", ...d.accuracy },
+  ]);
+  checkCI(rows, "formattingEffect");
+  return render(
+    "formatting_effect",
+    {
+      title: "Effect of prompt formatting on backtracking and accuracy",
+      subtitle: "baseline condition; bars: 95% CI (problem-clustered bootstrap)",
+      height: 80 + 36 * data.length,
+    },
+    options,
+    {
+      marginLeft: labelMargin(data.map((d) => d.variant), 300),
+      marginRight: 30,
+      x: percentAxis("Percent →", { ticks: 5 }),
+      y: { label: null, domain: data.map((d) => d.variant) },
+      fx: { label: null, domain: ["Backtracking rate", "Accuracy"] },
+      color: { domain: ["Backtracking rate", "Accuracy"], range: [COLORS.targeted, COLORS.baseline] },
+      marks: [
+        Plot.frame({ stroke: "#ddd" }),
+        Plot.barX(rows, { y: "variant", x: "value", fx: "metric", fill: "metric", fillOpacity: 0.85 }),
+        Plot.ruleY(rows, {
+          y: "variant",
+          x1: "lower",
+          x2: "upper",
+          fx: "metric",
+          stroke: "black",
+          strokeWidth: 1.5,
+        }),
+        Plot.text(rows, {
+          y: "variant",
+          x: "upper",
+          fx: "metric",
+          text: (d: ValueCI) => pct(d.value),
+          dx: 5,
+          textAnchor: "start",
+        }),
+      ],
+    },
+  );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// (g) Trade-off scatter
+
+/** One condition of the trade-off scatter (e.g. one scale or subset of a phase 2 sweep). */
+export interface TradeoffPoint {
+  /** Point label, e.g. "s=0.5" or "mlp_late_cluster". */
+  readonly label: string;
+  readonly bt_rate: ValueCI;
+  readonly accuracy: ValueCI;
+  /** Optional colour group (e.g. "baseline"). */
+  readonly group?: string;
+}
+
+/** (g) Trade-off: BT rate (x) against accuracy (y) per condition, both with CI bars, labelled points. */
+export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureOptions = {}): Figure {
+  nonEmpty(data, "tradeoffScatter");
+  checkCI(data.map((d) => d.bt_rate), "tradeoffScatter (bt_rate)");
+  checkCI(data.map((d) => d.accuracy), "tradeoffScatter (accuracy)");
+  const rows = data.map((d) => ({
+    label: d.label,
+    group: d.group ?? "condition",
+    x: d.bt_rate.value,
+    x1: d.bt_rate.lower,
+    x2: d.bt_rate.upper,
+    y: d.accuracy.value,
+    y1: d.accuracy.lower,
+    y2: d.accuracy.upper,
+  }));
+  const groups = [...new Set(rows.map((r) => r.group))];
+  const yMax = Math.min(1, Math.max(0.05, ...rows.map((r) => r.y2).filter(Number.isFinite)) * 1.15);
+  return render(
+    "tradeoff_scatter",
+    {
+      title: "Trade-off: backtracking rate vs accuracy",
+      subtitle: "points: conditions; bars: 95% CI on both axes",
+      height: 440,
+    },
+    options,
+    {
+      marginLeft: 60,
+      marginRight: 90,
+      x: percentAxis("Backtracking rate (%) →"),
+      y: { label: "↑ Accuracy (%)", percent: true, domain: [0, yMax * 100], grid: true },
+      color: {
+        domain: groups,
+        range: groups.map((g, i) =>
+          g === "baseline"
+            ? COLORS.baseline
+            : [COLORS.targeted, COLORS.other, COLORS.without, COLORS.random][i % 4]!
+        ),
+      },
+      marks: [
+        Plot.ruleY(rows, { y: "y", x1: "x1", x2: "x2", stroke: "group", strokeOpacity: 0.7 }),
+        Plot.ruleX(rows, { x: "x", y1: "y1", y2: "y2", stroke: "group", strokeOpacity: 0.7 }),
+        Plot.dot(rows, { x: "x", y: "y", fill: "group", r: 4.5, stroke: "white" }),
+        Plot.text(rows, {
+          x: "x",
+          y: "y",
+          text: "label",
+          dx: 7,
+          dy: -8,
+          textAnchor: "start",
+          stroke: "white",
+          strokeWidth: 3,
+          paintOrder: "stroke",
+          fill: "black",
+        }),
+      ],
+    },
+  );
+}

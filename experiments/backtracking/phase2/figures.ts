@@ -1,0 +1,148 @@
+/**
+ * Phase-2 figures: the steering dose-response, patching effects by layer, and the continuation
+ * ablation's onset probability by scale. Same conventions as `lib/plots.ts` (one `Plot.plot` call per
+ * figure in a linkedom document, standalone SVG with a title and a white background, {@link Figure}
+ * values for `saveFigure` / `figureBundle`); the trade-off scatter comes from `lib/plots.ts` itself.
+ *
+ * @module
+ */
+
+import * as Plot from "@observablehq/plot";
+import { COLORS, type Figure, render, type ValueCI } from "../figures.ts";
+
+/** One steering strength of {@linkcode steeringDoseResponse}. */
+export interface DosePoint {
+  readonly coef: number;
+  readonly bt_rate: ValueCI;
+  readonly accuracy: ValueCI;
+}
+
+/** BT rate and accuracy (with CI bars) against the steering coefficient (0 = baseline). */
+export function steeringDoseResponse(points: readonly DosePoint[], layer: number): Figure {
+  if (points.length === 0) throw new RangeError("steeringDoseResponse: no data to plot");
+  const rows = [...points].sort((a, b) => a.coef - b.coef).flatMap((p) => [
+    { coef: p.coef, metric: "BT rate", ...p.bt_rate },
+    { coef: p.coef, metric: "accuracy", ...p.accuracy },
+  ]);
+  return render(
+    "steering_dose_response",
+    {
+      title: "Steering along the backtracking direction: dose-response",
+      subtitle:
+        `added at blocks.${layer}.hook_resid_pre on every generated position; bars: 95% CI (problem-clustered)`,
+      height: 400,
+    },
+    {},
+    {
+      marginLeft: 56,
+      marginRight: 80, // room for the end-of-line labels
+      x: { label: "Steering coefficient (× mean difference) →", grid: true },
+      y: { label: "↑ Rate (%)", percent: true, domain: [0, 100], grid: true },
+      color: { domain: ["BT rate", "accuracy"], range: [COLORS.bt, COLORS.without], legend: false },
+      marks: [
+        Plot.ruleX([0], { stroke: "#999", strokeDasharray: "4,3" }),
+        Plot.line(rows, { x: "coef", y: "value", stroke: "metric", strokeWidth: 2 }),
+        Plot.ruleX(rows, { x: "coef", y1: "lower", y2: "upper", stroke: "metric", strokeOpacity: 0.7 }),
+        Plot.dot(rows, { x: "coef", y: "value", fill: "metric", r: 4, stroke: "white" }),
+        Plot.text(rows.filter((r) => r.coef === Math.max(...rows.map((x) => x.coef))), {
+          x: "coef",
+          y: "value",
+          text: "metric",
+          dx: 8,
+          textAnchor: "start",
+          fill: "metric",
+        }),
+      ],
+    },
+  );
+}
+
+/** One (component, layer) point of {@linkcode patchingByLayer}. */
+export interface PatchPoint extends ValueCI {
+  readonly layer: number;
+  readonly component: "attn" | "mlp";
+}
+
+/** Mean Δ log-prob of the onset token per layer, one line per component, CI bars. */
+export function patchingByLayer(points: readonly PatchPoint[], direction: string, trigger = "all"): Figure {
+  if (points.length === 0) throw new RangeError("patchingByLayer: no data to plot");
+  const recipient = direction === "bt_from_control"
+    ? "BT prefix ← control's output"
+    : "control prefix ← BT event's output";
+  return render(
+    `patching_${direction}${trigger === "all" ? "" : `_${trigger.replace(/\W+/g, "_")}`}`,
+    {
+      title: `Activation patching at the pre-onset position (${recipient})`,
+      subtitle:
+        `Δ log-prob of the onset token (patched − clean), trigger: ${trigger}; bars: 95% CI (problem-clustered)`,
+      height: 380,
+    },
+    {},
+    {
+      marginLeft: 60,
+      marginRight: 60, // room for the end-of-line labels
+      x: { label: "Layer →", grid: true, ticks: [...new Set(points.map((p) => p.layer))] },
+      y: { label: "↑ Δ log-prob", grid: true },
+      color: { domain: ["attn", "mlp"], range: [COLORS.control, COLORS.bt], legend: false },
+      marks: [
+        Plot.ruleY([0]),
+        Plot.line(points, { x: "layer", y: "value", stroke: "component", strokeWidth: 2 }),
+        Plot.ruleX(points, { x: "layer", y1: "lower", y2: "upper", stroke: "component", strokeOpacity: 0.7 }),
+        Plot.dot(points, { x: "layer", y: "value", fill: "component", r: 4, stroke: "white" }),
+        Plot.text(
+          ["attn", "mlp"].map((c) => {
+            const ps = points.filter((p) => p.component === c);
+            return ps.length ? ps.reduce((a, b) => (b.layer > a.layer ? b : a)) : undefined;
+          }).filter((p) => p !== undefined),
+          { x: "layer", y: "value", text: "component", dx: 8, textAnchor: "start", fill: "component" },
+        ),
+      ],
+    },
+  );
+}
+
+/** One (subset, scale) point of {@linkcode continuationOnsetProb}. */
+export interface ContinuationPoint extends ValueCI {
+  readonly subset: string;
+  readonly scale: number;
+}
+
+/** Mean P(onset token) at the pre-onset position against the scale, one line per subset; dashed: clean. */
+export function continuationOnsetProb(points: readonly ContinuationPoint[], clean: number): Figure {
+  if (points.length === 0) throw new RangeError("continuationOnsetProb: no data to plot");
+  const subsets = [...new Set(points.map((p) => p.subset))];
+  const palette = [COLORS.bt, COLORS.control, COLORS.other, COLORS.random, COLORS.without, COLORS.highlight];
+  return render(
+    "continuation_onset_prob",
+    {
+      title: "Continuation ablation: P(onset token) at the pre-onset position",
+      subtitle:
+        "subset scaled at the pre-onset position only; dashed: clean; bars: 95% CI (problem-clustered)",
+      height: 380,
+    },
+    {},
+    {
+      marginLeft: 60,
+      marginRight: 130,
+      x: { label: "Scale of the subset's outputs →", grid: true },
+      y: {
+        label: "↑ P(onset token)",
+        grid: true,
+        domain: [0, Math.max(clean, ...points.map((p) => p.upper)) * 1.1],
+      },
+      color: { domain: subsets, range: subsets.map((_, i) => palette[i % palette.length]!), legend: false },
+      marks: [
+        Plot.ruleY([clean], { stroke: COLORS.baseline, strokeDasharray: "5,4" }),
+        Plot.line(points, { x: "scale", y: "value", stroke: "subset", strokeWidth: 2 }),
+        Plot.ruleX(points, { x: "scale", y1: "lower", y2: "upper", stroke: "subset", strokeOpacity: 0.7 }),
+        Plot.dot(points, { x: "scale", y: "value", fill: "subset", r: 3.5 }),
+        Plot.text(
+          subsets.map((s) =>
+            points.filter((p) => p.subset === s).reduce((a, b) => (b.scale > a.scale ? b : a))
+          ),
+          { x: "scale", y: "value", text: "subset", dx: 8, textAnchor: "start", fill: "subset" },
+        ),
+      ],
+    },
+  );
+}

@@ -1,0 +1,34 @@
+/**
+ * Small helpers of the Phase-2 notebooks (`notebooks/11_*` … `15_*`).
+ *
+ * @module
+ */
+
+import type { Figure } from "../figures.ts";
+import { artifactPath, type Run } from "../run.ts";
+
+/**
+ * A figure a Phase-2 step saved in the run (`figures/<name>.svg`), for `showFigure`.
+ *
+ * @param ctx The run.
+ * @param name Figure stem, e.g. `phase2_tradeoff`.
+ * @throws {Error} naming the file when the step has not drawn it.
+ */
+export async function runFigure(ctx: { readonly run: Run }, name: string): Promise<Figure> {
+  const path = artifactPath(ctx.run, `figures/${name}.svg`);
+  let svg: string;
+  try {
+    svg = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new Error(`Cannot read ${path}: ${(e as Error).message}; run the Phase-2 step first`, { cause: e });
+  }
+  const size = (attr: string) => Number(new RegExp(`<svg[^>]*\\s${attr}="([\\d.]+)"`).exec(svg)?.[1] ?? 0);
+  return { name, svg, width: size("width"), height: size("height") };
+}
+
+/** Keep only some columns of table rows (in this order), for display. */
+export function pick(rows: readonly object[], columns: readonly string[]): Record<string, unknown>[] {
+  return (rows as readonly Record<string, unknown>[]).map((r) =>
+    Object.fromEntries(columns.filter((c) => c in r).map((c) => [c, r[c]]))
+  );
+}

@@ -1,0 +1,295 @@
+/**
+ * `deno task pipeline` and `deno task notebooks`: the experiment as its notebook series, executed headlessly
+ * on the real Deno Jupyter kernel (lib/notebook/runner.ts), one notebook per pipeline step.
+ *
+ * ```sh
+ * deno task pipeline  [--config FILE] [--run-id ID] [--runs-root DIR] [--figures-dir DIR|none] [--cell-timeout S] [--force]
+ * deno task notebooks [same options] [NN|NAME ...]
+ * ```
+ *
+ * - `pipeline`: build the model (for the organism; a real model is fetched by the first step that needs
+ *   it), start a new run (or continue `--run-id`), execute every `notebooks/NN_*.ipynb` in order, copy the
+ *   latest figures to `figures/`, and print where the report, figures and executed notebooks are.
+ * - `notebooks`: execute the series (or the notebooks named by number or file name) on a run: a new run
+ *   when the series includes 00 and no run id is given, else the current run.
+ *
+ * Options fall back to the notebooks' environment variables (`BT_CONFIG`, `BT_RUN_ID`, `BT_RUNS_ROOT`,
+ * `BT_FIGURES_DIR`, `BT_FORCE`), which are passed on to every kernel. Executed notebooks go to
+ * `<runs root>/<run id>/notebooks/`; a failing cell stops the series with exit status 1, its error on
+ * stderr and the partial notebook written. Exit status 2: bad usage.
+ *
+ * @module
+ */
+
+import { basename, join, relative, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { loadConfig } from "./config.ts";
+import { resolveModelSource } from "../../lib/engine/load.ts";
+import { PROJECT_ROOT } from "./notebook_params.ts";
+import { readNotebook } from "../../lib/notebook/nbformat.ts";
+import { describeFailure, executeNotebook } from "../../lib/notebook/runner.ts";
+import { copyFiguresToProject, newRunId, resolveRunId, validateRunId } from "./run.ts";
+
+const USAGE = [
+  "Usage: deno task pipeline  [--config FILE] [--run-id ID] [--runs-root DIR] [--figures-dir DIR|none]",
+  "                           [--cell-timeout SECONDS] [--force]",
+  "       deno task notebooks [same options] [NN|NAME ...]",
+].join("\n");
+
+/** Where {@linkcode main} writes; defaults to the console. */
+export interface PipelineIO {
+  readonly out: (line: string) => void;
+  readonly err: (line: string) => void;
+}
+
+const consoleIO: PipelineIO = { out: (l) => console.log(l), err: (l) => console.error(l) };
+
+/** Options of {@linkcode runNotebookSeries}. */
+export interface SeriesOptions {
+  /** Config file (absolute, or relative to the working directory). */
+  readonly configPath: string;
+  /** Run id; undefined = a new id when the series starts with notebook 00, else the current run. */
+  readonly runId?: string;
+  /** Runs root (absolute, or relative to the working directory). */
+  readonly runsRoot: string;
+  /** Where make-report copies the latest figures; null = nowhere. */
+  readonly figuresDir: string | null;
+  /** Recompute finished steps (`BT_FORCE=1` in the kernels). */
+  readonly force?: boolean;
+  /** Notebook files to execute, in order (default: every `notebooks/NN_*.ipynb`). */
+  readonly notebooks?: readonly string[];
+  /** Per-cell time limit in seconds (default 600). */
+  readonly cellTimeoutS?: number;
+  readonly io?: PipelineIO;
+}
+
+/** One executed notebook. */
+export interface SeriesNotebook {
+  readonly input: string;
+  readonly output: string;
+  readonly codeCells: number;
+  readonly outputs: number;
+  readonly seconds: number;
+}
+
+/** Result of {@linkcode runNotebookSeries}. */
+export interface SeriesResult {
+  readonly runId: string;
+  readonly runDir: string;
+  readonly notebooksDir: string;
+  readonly notebooks: SeriesNotebook[];
+  /** Set when a cell failed: the notebook and the error line. */
+  readonly failed?: { readonly notebook: string; readonly message: string };
+  readonly seconds: number;
+}
+
+/** The notebook series of the project: `notebooks/NN_*.ipynb`, in order. */
+export function seriesNotebooks(dir: string = join(PROJECT_ROOT, "notebooks")): string[] {
+  return [...Deno.readDirSync(dir)].filter((e) => e.isFile && /^\d\d_.*\.ipynb$/.test(e.name)).map((e) =>
+    join(dir, e.name)
+  ).sort();
+}
+
+/**
+ * Execute notebooks in order on one run, each on a fresh kernel.
+ *
+ * @param options Config, run, runs root, figures folder, notebooks, timeout.
+ * @returns The run, each notebook's counts and time, and the failure if one cell failed (later notebooks
+ *   are not run; the failing one is written partially).
+ */
+export async function runNotebookSeries(options: SeriesOptions): Promise<SeriesResult> {
+  const io = options.io ?? consoleIO;
+  const started = performance.now();
+  const notebooks = options.notebooks ?? seriesNotebooks();
+  if (notebooks.length === 0) throw new Error("No notebooks to run (notebooks/NN_*.ipynb)");
+  const config = await loadConfig(options.configPath);
+  const runsRoot = resolve(options.runsRoot);
+  const startsFresh = basename(notebooks[0]!).startsWith("00_");
+  const runId = options.runId !== undefined
+    ? validateRunId(options.runId)
+    : startsFresh
+    ? (config.run.run_id ?? newRunId())
+    : await resolveRunId(config, undefined, { root: runsRoot });
+  const runDir = join(runsRoot, runId);
+  const notebooksDir = join(runDir, "notebooks");
+  const env: Record<string, string> = {
+    BT_CONFIG: resolve(options.configPath),
+    BT_RUN_ID: runId,
+    BT_RUNS_ROOT: runsRoot,
+    BT_FIGURES_DIR: options.figuresDir === null ? "none" : resolve(options.figuresDir),
+    BT_FORCE: options.force ? "1" : "0",
+  };
+  io.out(`run ${runId}: ${notebooks.length} notebooks → ${notebooksDir}`);
+  const done: SeriesNotebook[] = [];
+  for (const [i, input] of notebooks.entries()) {
+    const output = join(notebooksDir, basename(input));
+    let cellStart = 0;
+    const slow: string[] = [];
+    const result = await executeNotebook(input, {
+      outputPath: output,
+      env,
+      cellTimeoutMs: (options.cellTimeoutS ?? 600) * 1000,
+      onCell: (index, status) => {
+        if (status === "running") cellStart = performance.now();
+        else if (performance.now() - cellStart > 5000) {
+          slow.push(`cell ${index} ${((performance.now() - cellStart) / 1000).toFixed(1)} s`);
+        }
+      },
+    });
+    const nb = await readNotebook(output);
+    const outputs = nb.cells.reduce((a, c) => a + (c.cell_type === "code" ? c.outputs.length : 0), 0);
+    const seconds = result.durationMs / 1000;
+    done.push({ input, output, codeCells: result.executed, outputs, seconds });
+    const tag = `[${String(i + 1).padStart(2)}/${notebooks.length}] ${basename(input)}`;
+    if (result.failed) {
+      const f = result.failed;
+      const message = `${f.ename}: ${f.evalue}`;
+      const [first, ...rest] = describeFailure(f, output, 12);
+      io.err([`${tag}: FAILED at ${first}`, ...rest].join("\n"));
+      return {
+        runId,
+        runDir,
+        notebooksDir,
+        notebooks: done,
+        failed: { notebook: input, message },
+        seconds: (performance.now() - started) / 1000,
+      };
+    }
+    io.out(
+      `${tag}: ${result.executed} code cells, ${outputs} outputs, ${seconds.toFixed(1)} s` +
+        (slow.length ? ` (${slow.join(", ")})` : ""),
+    );
+  }
+  return { runId, runDir, notebooksDir, notebooks: done, seconds: (performance.now() - started) / 1000 };
+}
+
+function select(all: readonly string[], wanted: readonly string[]): string[] {
+  if (wanted.length === 0) return [...all];
+  return wanted.map((w) => {
+    const hit = all.find((p) =>
+      basename(p) === w || basename(p).startsWith(/^\d+$/.test(w) ? `${w.padStart(2, "0")}_` : w)
+    );
+    if (!hit) {
+      throw new RangeError(`No notebook "${w}"; the series is ${all.map((p) => basename(p)).join(", ")}`);
+    }
+    return hit;
+  });
+}
+
+/**
+ * The CLI.
+ *
+ * @param args `pipeline` or `notebooks`, then options (see the module doc).
+ * @param io Output sinks.
+ * @returns Exit status: 0 success, 1 a failed cell or step, 2 bad usage.
+ */
+export async function main(args: readonly string[], io: PipelineIO = consoleIO): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      allowPositionals: true,
+      options: {
+        config: { type: "string", short: "c" },
+        "run-id": { type: "string" },
+        "runs-root": { type: "string" },
+        "figures-dir": { type: "string" },
+        "cell-timeout": { type: "string" },
+        force: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (e) {
+    io.err(`${(e as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    io.out(USAGE);
+    return 0;
+  }
+  const [command, ...names] = positionals;
+  if (command !== "pipeline" && command !== "notebooks") {
+    io.err(`Unknown command ${JSON.stringify(command ?? "")}\n${USAGE}`);
+    return 2;
+  }
+  if (command === "pipeline" && names.length > 0) {
+    io.err(
+      `pipeline runs the whole series; use \`deno task notebooks ${names.join(" ")}\` for a part\n${USAGE}`,
+    );
+    return 2;
+  }
+  const env = Deno.env.toObject();
+  const cellTimeoutS = Number(values["cell-timeout"] ?? 600);
+  if (!(cellTimeoutS > 0)) {
+    io.err(`--cell-timeout must be a positive number of seconds, got "${values["cell-timeout"]}"`);
+    return 2;
+  }
+  const fromRoot = (p: string) => resolve(PROJECT_ROOT, p);
+  const configPath = resolve(values.config ?? env.BT_CONFIG ?? fromRoot("configs/organism.yaml"));
+  const runsRoot = resolve(values["runs-root"] ?? env.BT_RUNS_ROOT ?? fromRoot("runs"));
+  const figuresArg = values["figures-dir"] ?? env.BT_FIGURES_DIR ?? fromRoot("figures");
+  const figuresDir = figuresArg === "none" ? null : resolve(figuresArg);
+  const runId = values["run-id"] ?? (env.BT_RUN_ID || undefined);
+  const force = values.force ?? (env.BT_FORCE === "1" || env.BT_FORCE === "true");
+  let notebooks: string[];
+  try {
+    notebooks = select(seriesNotebooks(), names);
+  } catch (e) {
+    io.err((e as Error).message);
+    return 2;
+  }
+
+  const t0 = performance.now();
+  try {
+    if (command === "pipeline") {
+      const config = await loadConfig(configPath);
+      if (config.model.source === "organism") {
+        const built = await resolveModelSource({ organism: { ...config.model.organism } });
+        io.out(`model organism: ${built.dir}`);
+      }
+    }
+    const series = await runNotebookSeries({
+      configPath,
+      ...(runId ? { runId } : {}),
+      runsRoot,
+      figuresDir,
+      force,
+      notebooks,
+      cellTimeoutS,
+      io,
+    });
+    const cells = series.notebooks.reduce((a, n) => a + n.codeCells, 0);
+    const outputs = series.notebooks.reduce((a, n) => a + n.outputs, 0);
+    const summary = `${series.notebooks.length - (series.failed ? 1 : 0)} of ${notebooks.length} notebooks ` +
+      `passed, ${cells} code cells, ${outputs} outputs, ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+    if (series.failed) {
+      io.err(`FAILED: ${summary}; stopped at ${basename(series.failed.notebook)}: ${series.failed.message}`);
+      return 1;
+    }
+    let copied = 0;
+    if (command === "pipeline" && figuresDir !== null) {
+      copied =
+        (await copyFiguresToProject({ id: series.runId, root: runsRoot, dir: series.runDir }, figuresDir))
+          .length;
+    }
+    const rel = (p: string) => relative(Deno.cwd(), p) || ".";
+    io.out(
+      [
+        `done: ${summary}`,
+        `  report:             ${rel(join(series.runDir, "report.md"))}`,
+        `  figures:            ${rel(join(series.runDir, "figures"))}` +
+        (figuresDir !== null
+          ? ` (latest copies: ${rel(figuresDir)}${copied ? `, ${copied} files` : ""})`
+          : ""),
+        `  executed notebooks: ${rel(series.notebooksDir)}`,
+      ].join("\n"),
+    );
+    return 0;
+  } catch (e) {
+    io.err(`${command}: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

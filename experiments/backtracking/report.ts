@@ -1,0 +1,559 @@
+/**
+ * The run report: `report.md` in the run folder, built from typed, already-computed parts. Every number
+ * in the text comes from the parts (nothing typed by hand); every section is optional and rendered only
+ * when its part is present.
+ *
+ * Sections, in order: title, provenance (from `meta.json`), executive summary, baseline metrics,
+ * conditions (targeted vs random vs baseline, with paired Δ and degeneration), logit lens, ablation scan
+ * top components, formatting sweep, corrected vs reference-compatible, figures, caveats.
+ *
+ * @module
+ */
+
+import type { ConditionSummary, MeanEstimate, PairedComparison, RateEstimate } from "./metrics.ts";
+import { writeFileAtomic } from "../../lib/util/fs.ts";
+
+/**
+ * Provenance as recorded in `meta.json` (the fields this report reads; see `lib/run.ts`). Unknown
+ * fields are ignored; missing ones print as "not recorded".
+ */
+export interface ReportMeta {
+  readonly run_id?: string;
+  readonly timestamp?: string;
+  readonly updated_at?: string;
+  readonly git_sha?: string;
+  readonly git_sha_full?: string;
+  readonly git_dirty?: boolean | "unknown";
+  readonly hostname?: string;
+  readonly model_id?: string;
+  readonly config_path?: string | null;
+  readonly protocol?: string;
+  readonly versions?: Readonly<Record<string, string>>;
+  readonly model?: Readonly<Record<string, unknown>>;
+  readonly data?: Readonly<Record<string, unknown>>;
+  readonly execution_provider?: {
+    readonly requested?: string;
+    readonly used?: string;
+    readonly reason?: string;
+  };
+  readonly [key: string]: unknown;
+}
+
+/** One summarised group for a table row. */
+export interface LabelledSummary {
+  /** Row label, e.g. a variant or "random #2". */
+  readonly label: string;
+  readonly summary: ConditionSummary;
+}
+
+/** A non-baseline condition with its paired comparison against the baseline. */
+export interface ConditionPart extends LabelledSummary {
+  readonly kind: "targeted" | "random" | "other";
+  readonly comparison?: PairedComparison;
+}
+
+/** One layer of the lens summary (mean of the chosen metric with CIs). */
+export interface LensReportRow {
+  readonly layer: number;
+  readonly bt_mean: number;
+  readonly bt_lower: number;
+  readonly bt_upper: number;
+  readonly control_mean: number;
+  readonly control_lower: number;
+  readonly control_upper: number;
+  readonly diff: number;
+  readonly diff_lower: number;
+  readonly diff_upper: number;
+  readonly n_bt: number;
+  readonly n_control: number;
+}
+
+/** One component of the ablation scan. */
+export interface ScanReportRow {
+  readonly layer: number;
+  readonly component: "attn" | "mlp";
+  /** Mean Δ of the scan metric (e.g. log-prob of the trigger) when ablated. */
+  readonly mean: number;
+  readonly lower: number;
+  readonly upper: number;
+  /** Specificity (Δ trigger − Δ control), if computed. */
+  readonly specificity?: number;
+  readonly n_events?: number;
+}
+
+/** One line of the corrected vs reference-compatible table. */
+export interface ReferenceComparisonRow {
+  readonly metric: string;
+  /** Corrected protocol (ours, default). */
+  readonly corrected: string | number;
+  /** Reference-compatible mode (ours, bug-compatible). */
+  readonly reference_mode: string | number;
+  /** The reference's committed number, where one exists. */
+  readonly reference_committed?: string | number;
+  readonly note?: string;
+}
+
+/** Everything the report can show; all parts optional. */
+export interface ReportParts {
+  /** Report title (default "Backtracking experiment report: run <id>"). */
+  readonly title?: string;
+  /** Provenance; default: `<runDir>/meta.json` if it exists. `null` = no provenance section. */
+  readonly meta?: ReportMeta | null;
+  /** Extra sentences appended to the generated executive summary. */
+  readonly summaryNotes?: readonly string[];
+  /** Baseline metrics, one row per variant (baseline condition). */
+  readonly baseline?: readonly LabelledSummary[];
+  /** Conditions of one variant: the baseline and the ablations. */
+  readonly conditions?: {
+    readonly variant?: string;
+    readonly baseline: LabelledSummary;
+    readonly others: readonly ConditionPart[];
+  };
+  /** Logit lens summary by layer. */
+  readonly lens?: {
+    readonly rows: readonly LensReportRow[];
+    readonly metric?: "logprob" | "logit" | "rank";
+    readonly note?: string;
+  };
+  /** Ablation scan rows and the selected components. */
+  readonly scan?: {
+    readonly rows: readonly ScanReportRow[];
+    readonly top?: number;
+    readonly selected?: { readonly attn: readonly number[]; readonly mlp: readonly number[] };
+    readonly criterion?: string;
+    readonly metric?: string;
+  };
+  /** Formatting sweep (baseline condition per variant). */
+  readonly formatting?: readonly LabelledSummary[];
+  /** Corrected vs reference-compatible, side by side. */
+  readonly referenceComparison?: readonly ReferenceComparisonRow[];
+  /**
+   * Further sections (e.g. Phase 2: sweeps, steering, continuation ablation, patching), rendered after
+   * the corrected-vs-reference table, each as `## title` then its markdown.
+   */
+  readonly extraSections?: readonly { readonly title: string; readonly markdown: string }[];
+  /** Figures to link; paths absolute or relative to the run folder (e.g. `figures/x.png`). */
+  readonly figures?: readonly { readonly title: string; readonly path: string }[];
+  /** Caveats; default: the standard list below when omitted, none when `[]`. */
+  readonly caveats?: readonly string[];
+  /** Date printed as "report written" (default now); fixed in tests. */
+  readonly writtenAt?: string;
+}
+
+/** The standard caveats (spec §13). */
+export const DEFAULT_CAVEATS: readonly string[] = [
+  "Samples of one problem are correlated: bootstrap intervals resample problems, Wilson intervals do not " +
+  "and are too narrow when samples cluster.",
+  "Accuracy with vs without backtracking is correlational: problem difficulty, truncation and answer " +
+  "extraction confound it.",
+  "A drop in backtracking under ablation is only meaningful next to the degeneration columns (repetition, " +
+  'distinct-2, digit-free rate, EOS rate): a broken model also stops saying "Wait".',
+  "Logit-lens values at intermediate layers are read through the final norm and unembedding, which those " +
+  "layers were not trained for.",
+];
+
+// ---------------------------------------------------------------------------------------------------
+// Formatting helpers
+
+const pct = (v: number, digits = 1) => (Number.isFinite(v) ? `${(v * 100).toFixed(digits)}%` : "n/a");
+const pp = (
+  v: number,
+) => (Number.isFinite(v) ? `${v >= 0 ? "+" : "-"}${Math.abs(v * 100).toFixed(1)} pp` : "n/a");
+const num = (v: number, digits = 2) => (Number.isFinite(v) ? v.toFixed(digits) : "n/a");
+const ciPct = (lo: number, hi: number) =>
+  Number.isFinite(lo) && Number.isFinite(hi) ? `[${(lo * 100).toFixed(1)}, ${(hi * 100).toFixed(1)}]` : "";
+const ciNum = (lo: number, hi: number, digits = 2) =>
+  Number.isFinite(lo) && Number.isFinite(hi) ? `[${lo.toFixed(digits)}, ${hi.toFixed(digits)}]` : "";
+
+/** A rate as "70.8% [67.0, 74.4]" (bootstrap CI). */
+function rate(e: RateEstimate): string {
+  const ci = ciPct(e.bootstrap.lower, e.bootstrap.upper);
+  return ci ? `${pct(e.value)} ${ci}` : pct(e.value);
+}
+
+function mean(e: MeanEstimate, digits = 2): string {
+  const ci = ciNum(e.bootstrap.lower, e.bootstrap.upper, digits);
+  return ci ? `${num(e.value, digits)} ${ci}` : num(e.value, digits);
+}
+
+function pValue(p: number): string {
+  if (!Number.isFinite(p)) return "n/a";
+  return p < 1e-4 ? p.toExponential(1) : p.toFixed(4);
+}
+
+function cell(v: unknown): string {
+  const s = v === undefined || v === null ? "" : String(v);
+  return s.replaceAll("|", "\\|").replace(/\r?\n/g, " ");
+}
+
+/** A markdown table. */
+export function markdownTable(headers: readonly string[], rows: readonly (readonly unknown[])[]): string {
+  const head = `| ${headers.map(cell).join(" | ")} |`;
+  const sep = `|${headers.map(() => "---").join("|")}|`;
+  return [head, sep, ...rows.map((r) => `| ${r.map(cell).join(" | ")} |`)].join("\n");
+}
+
+function scalar(v: unknown): string | undefined {
+  if (v === null || v === undefined) return undefined;
+  if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") return String(v);
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Sections
+
+function provenance(meta: ReportMeta): string {
+  const nr = "not recorded";
+  const dirty = meta.git_dirty === true ? " (dirty work tree)" : meta.git_dirty === false ? " (clean)" : "";
+  const ep = meta.execution_provider;
+  const lines = [
+    `- Run id: ${meta.run_id ?? nr}`,
+    `- Git: ${meta.git_sha_full ?? meta.git_sha ?? nr}${dirty}`,
+    `- Protocol: ${meta.protocol ?? nr}`,
+    `- Config: ${meta.config_path ?? nr}`,
+    `- Model: ${meta.model_id ?? nr}`,
+  ];
+  for (const [k, v] of Object.entries(meta.model ?? {})) {
+    const s = scalar(v);
+    if (s !== undefined) lines.push(`  - ${k}: ${s}`);
+    else if (v && typeof v === "object") {
+      for (const [k2, v2] of Object.entries(v as Record<string, unknown>)) {
+        const s2 = scalar(v2);
+        if (s2 !== undefined) lines.push(`  - ${k}.${k2}: ${s2}`);
+      }
+    }
+  }
+  if (meta.data) {
+    lines.push(`- Data:`);
+    for (const [k, v] of Object.entries(meta.data)) {
+      const s = scalar(v);
+      if (s !== undefined) lines.push(`  - ${k}: ${s}`);
+    }
+  } else lines.push(`- Data: ${nr}`);
+  lines.push(
+    `- Execution provider: ${
+      ep ? `${ep.used ?? nr}${ep.requested ? ` (requested ${ep.requested})` : ""}` : nr
+    }` +
+      (ep?.reason ? `: ${ep.reason}` : ""),
+  );
+  lines.push(`- Host: ${meta.hostname ?? nr}`);
+  lines.push(`- Started: ${meta.timestamp ?? nr}; last updated: ${meta.updated_at ?? nr}`);
+  const versions = Object.entries(meta.versions ?? {});
+  lines.push(`- Versions: ${versions.length ? versions.map(([k, v]) => `${k} ${v}`).join(", ") : nr}`);
+  return `## Provenance\n\n${lines.join("\n")}`;
+}
+
+function executiveSummary(parts: ReportParts): string | undefined {
+  const out: string[] = [];
+  const c = parts.conditions;
+  const base = c?.baseline ?? (parts.baseline && parts.baseline[0]);
+  if (base) {
+    const s = base.summary;
+    const name = c?.variant ? `${c.variant} / ${base.label}` : base.label;
+    out.push(
+      `- Baseline (${name}, n = ${s.n} samples of ${s.problems} problems): backtracking rate ` +
+        `${rate(s.bt_rate)}, accuracy ${rate(s.accuracy)} (unknown answers ${pct(s.unknown_rate)}, ` +
+        `counted as wrong), EOS rate ${pct(s.eos_rate.value)}.`,
+    );
+    if (s.accuracy_with_bt.n > 0 && s.accuracy_without_bt.n > 0) {
+      out.push(
+        `- Accuracy with backtracking ${rate(s.accuracy_with_bt)} vs without ${
+          rate(s.accuracy_without_bt)
+        } ` +
+          `(correlational).`,
+      );
+    }
+  }
+  for (const o of c?.others ?? []) {
+    const cmp = o.comparison;
+    const s = o.summary;
+    if (cmp) {
+      const d = cmp.delta_bt_rate;
+      out.push(
+        `- ${o.label}: backtracking ${pct(d.baseline)} → ${pct(d.other)} (Δ ${pp(d.difference)} ` +
+          `${ciPct(d.bootstrap.lower, d.bootstrap.upper)}, McNemar p = ${pValue(cmp.mcnemar_bt.p_value)}; ` +
+          `relative ${pct(cmp.relative_bt_change.value)}); accuracy Δ ${pp(cmp.delta_accuracy.difference)} ` +
+          `${ciPct(cmp.delta_accuracy.bootstrap.lower, cmp.delta_accuracy.bootstrap.upper)}; ` +
+          `digit-free ${pct(s.digit_free_rate.value)}, 4-gram repetition ${num(s.repetition_4gram.value)}.`,
+      );
+    } else {
+      out.push(`- ${o.label}: backtracking ${rate(s.bt_rate)}, accuracy ${rate(s.accuracy)}.`);
+    }
+  }
+  if (parts.scan?.selected) {
+    const sel = parts.scan.selected;
+    out.push(`- Selected components: attention [${sel.attn.join(", ")}], MLP [${sel.mlp.join(", ")}].`);
+  }
+  if (parts.lens && parts.lens.rows.length > 0) {
+    const rows = parts.lens.rows;
+    const best = rows.reduce((a, r) => (r.diff > a.diff ? r : a), rows[0]!);
+    out.push(
+      `- Logit lens: the backtracking − control difference is largest at layer ${best.layer} ` +
+        `(${num(best.diff)} ${ciNum(best.diff_lower, best.diff_upper)}, ${parts.lens.metric ?? "logprob"}).`,
+    );
+  }
+  for (const n of parts.summaryNotes ?? []) out.push(`- ${n}`);
+  if (out.length === 0) return undefined;
+  return `## Executive summary\n\n${out.join("\n")}`;
+}
+
+const SUMMARY_HEADERS = [
+  "group",
+  "n",
+  "problems",
+  "BT rate [95% CI]",
+  "accuracy [95% CI]",
+  "unknown",
+  "acc. finished",
+  "EOS",
+  "mean length",
+];
+
+function summaryRow(x: LabelledSummary): unknown[] {
+  const s = x.summary;
+  return [
+    x.label,
+    s.n,
+    s.problems,
+    rate(s.bt_rate),
+    rate(s.accuracy),
+    pct(s.unknown_rate),
+    rate(s.accuracy_finished),
+    pct(s.eos_rate.value),
+    num(s.mean_length.value, 1),
+  ];
+}
+
+function baselineSection(rows: readonly LabelledSummary[]): string {
+  const extra = markdownTable(
+    ["group", "BT (other rule)", "relaxed BT", "acc. with BT", "acc. without BT", "triggers / 1k tokens"],
+    rows.map((x) => [
+      x.label,
+      rate(x.summary.bt_rate_other_rule),
+      rate(x.summary.bt_rate_relaxed),
+      rate(x.summary.accuracy_with_bt),
+      rate(x.summary.accuracy_without_bt),
+      mean(x.summary.triggers_per_1k),
+    ]),
+  );
+  return `## Baseline metrics\n\nIntervals: 95% percentile bootstrap over problems. Accuracy = correct / n ` +
+    `(unknown counted as wrong).\n\n${markdownTable(SUMMARY_HEADERS, rows.map(summaryRow))}\n\n${extra}`;
+}
+
+function conditionsSection(c: NonNullable<ReportParts["conditions"]>): string {
+  const all: (LabelledSummary & { kind: string; comparison?: PairedComparison })[] = [
+    { ...c.baseline, kind: "baseline" },
+    ...c.others,
+  ];
+  const main = markdownTable(
+    [
+      "condition",
+      "kind",
+      "n",
+      "BT rate [95% CI]",
+      "Δ BT vs baseline",
+      "accuracy [95% CI]",
+      "Δ accuracy",
+      "McNemar p (BT)",
+    ],
+    all.map((x) => [
+      x.label,
+      x.kind,
+      x.summary.n,
+      rate(x.summary.bt_rate),
+      x.comparison
+        ? `${pp(x.comparison.delta_bt_rate.difference)} ${
+          ciPct(x.comparison.delta_bt_rate.bootstrap.lower, x.comparison.delta_bt_rate.bootstrap.upper)
+        }`
+        : "",
+      rate(x.summary.accuracy),
+      x.comparison
+        ? `${pp(x.comparison.delta_accuracy.difference)} ${
+          ciPct(x.comparison.delta_accuracy.bootstrap.lower, x.comparison.delta_accuracy.bootstrap.upper)
+        }`
+        : "",
+      x.comparison ? pValue(x.comparison.mcnemar_bt.p_value) : "",
+    ]),
+  );
+  const degen = markdownTable(
+    [
+      "condition",
+      "4-gram repetition",
+      "distinct-2",
+      "digit-free",
+      "EOS",
+      "truncated",
+      "mean length",
+      "unknown",
+    ],
+    all.map((x) => [
+      x.label,
+      mean(x.summary.repetition_4gram, 3),
+      mean(x.summary.distinct_2, 3),
+      rate(x.summary.digit_free_rate),
+      rate(x.summary.eos_rate),
+      pct(x.summary.truncation_rate.value),
+      mean(x.summary.mean_length, 1),
+      pct(x.summary.unknown_rate),
+    ]),
+  );
+  const title = c.variant ? `## Conditions (${c.variant})` : "## Conditions";
+  return `${title}\n\nΔ = condition − baseline on the same (problem, sample) pairs, paired bootstrap over ` +
+    `problems.\n\n${main}\n\n### Degeneration\n\n${degen}`;
+}
+
+function lensSection(lens: NonNullable<ReportParts["lens"]>): string {
+  const m = lens.metric ?? "logprob";
+  const table = markdownTable(
+    ["layer", `BT ${m} [95% CI]`, `control ${m} [95% CI]`, "BT − control [95% CI]", "n BT", "n control"],
+    [...lens.rows].sort((a, b) => a.layer - b.layer).map((r) => [
+      r.layer === 0 ? "0 (emb)" : r.layer,
+      `${num(r.bt_mean)} ${ciNum(r.bt_lower, r.bt_upper)}`,
+      `${num(r.control_mean)} ${ciNum(r.control_lower, r.control_upper)}`,
+      `${num(r.diff)} ${ciNum(r.diff_lower, r.diff_upper)}`,
+      r.n_bt,
+      r.n_control,
+    ]),
+  );
+  return `## Logit lens\n\n${lens.note ? `${lens.note}\n\n` : ""}${table}`;
+}
+
+function scanSection(scan: NonNullable<ReportParts["scan"]>): string {
+  const top = scan.top ?? 10;
+  const sorted = [...scan.rows].sort((a, b) => a.mean - b.mean || a.layer - b.layer);
+  const hasSpec = sorted.some((r) => r.specificity !== undefined);
+  const headers = ["rank", "component", "layer", `mean Δ${scan.metric ? ` ${scan.metric}` : ""} [95% CI]`];
+  if (hasSpec) headers.push("specificity");
+  headers.push("n events");
+  const rows = sorted.slice(0, top).map((r, i) => {
+    const row: unknown[] = [i + 1, r.component, r.layer, `${num(r.mean, 3)} ${ciNum(r.lower, r.upper, 3)}`];
+    if (hasSpec) row.push(r.specificity === undefined ? "" : num(r.specificity, 3));
+    row.push(r.n_events ?? "");
+    return row;
+  });
+  const sel = scan.selected
+    ? `\n\nSelected${scan.criterion ? ` (${scan.criterion})` : ""}: attention [${
+      scan.selected.attn.join(", ")
+    }], ` +
+      `MLP [${scan.selected.mlp.join(", ")}].`
+    : "";
+  return `## Ablation scan: top ${Math.min(top, sorted.length)} components (most negative mean Δ)\n\n` +
+    `${markdownTable(headers, rows)}${sel}`;
+}
+
+function formattingSection(rows: readonly LabelledSummary[]): string {
+  return `## Formatting sweep (baseline condition)\n\n${
+    markdownTable(
+      ["variant", "n", "BT rate [95% CI]", "accuracy [95% CI]", "unknown", "EOS", "mean length"],
+      rows.map((x) => [
+        x.label,
+        x.summary.n,
+        rate(x.summary.bt_rate),
+        rate(x.summary.accuracy),
+        pct(x.summary.unknown_rate),
+        pct(x.summary.eos_rate.value),
+        num(x.summary.mean_length.value, 1),
+      ]),
+    )
+  }`;
+}
+
+function referenceSection(rows: readonly ReferenceComparisonRow[]): string {
+  const hasCommitted = rows.some((r) => r.reference_committed !== undefined);
+  const headers = ["metric", "corrected (default)", "reference-compatible"];
+  if (hasCommitted) headers.push("reference (committed)");
+  headers.push("note");
+  return `## Corrected vs reference-compatible\n\n${
+    markdownTable(
+      headers,
+      rows.map((r) => {
+        const row: unknown[] = [r.metric, r.corrected, r.reference_mode];
+        if (hasCommitted) row.push(r.reference_committed ?? "");
+        row.push(r.note ?? "");
+        return row;
+      }),
+    )
+  }`;
+}
+
+function relativePath(from: string, to: string): string {
+  if (!to.startsWith("/")) return to;
+  const a = from.replace(/\/+$/, "").split("/");
+  const b = to.split("/");
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return [...Array(a.length - i).fill(".."), ...b.slice(i)].join("/");
+}
+
+function figuresSection(runDir: string, figs: NonNullable<ReportParts["figures"]>): string {
+  const abs = runDir.startsWith("/") ? runDir : `${Deno.cwd()}/${runDir}`;
+  return `## Figures\n\n${
+    figs.map((f) => `### ${f.title}\n\n![${f.title.replaceAll("]", "\\]")}](${relativePath(abs, f.path)})`)
+      .join("\n\n")
+  }`;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Entry points
+
+/**
+ * Render the report markdown from its parts (no file access; `meta` is used as given).
+ *
+ * @param runDir The run folder (figure links are made relative to it).
+ */
+export function renderReport(runDir: string, parts: ReportParts): string {
+  const meta = parts.meta ?? undefined;
+  const id = meta?.run_id ?? runDir.replace(/\/+$/, "").split("/").pop() ?? "";
+  const out: string[] = [`# ${parts.title ?? `Backtracking experiment report: run ${id}`}`];
+  out.push(`Report written ${parts.writtenAt ?? new Date().toISOString()}.`);
+  if (meta) out.push(provenance(meta));
+  const exec = executiveSummary(parts);
+  if (exec) out.push(exec);
+  if (parts.baseline && parts.baseline.length > 0) out.push(baselineSection(parts.baseline));
+  if (parts.conditions) out.push(conditionsSection(parts.conditions));
+  if (parts.lens && parts.lens.rows.length > 0) out.push(lensSection(parts.lens));
+  if (parts.scan && parts.scan.rows.length > 0) out.push(scanSection(parts.scan));
+  if (parts.formatting && parts.formatting.length > 0) out.push(formattingSection(parts.formatting));
+  if (parts.referenceComparison && parts.referenceComparison.length > 0) {
+    out.push(referenceSection(parts.referenceComparison));
+  }
+  for (const sec of parts.extraSections ?? []) out.push(`## ${sec.title}\n\n${sec.markdown.trim()}`);
+  if (parts.figures && parts.figures.length > 0) out.push(figuresSection(runDir, parts.figures));
+  const caveats = parts.caveats ?? DEFAULT_CAVEATS;
+  if (caveats.length > 0) out.push(`## Caveats\n\n${caveats.map((c) => `- ${c}`).join("\n")}`);
+  return out.join("\n\n") + "\n";
+}
+
+/**
+ * Build `report.md` in the run folder, atomically. Provenance comes from `parts.meta`, else from
+ * `<runDir>/meta.json` when it exists.
+ *
+ * @returns The path of the report.
+ * @throws {SyntaxError} if `meta.json` exists but is not valid JSON.
+ * @example
+ * ```ts
+ * await writeReport("runs/20250101_120000", { conditions: { baseline, others }, figures });
+ * ```
+ */
+export async function writeReport(runDir: string, parts: ReportParts): Promise<string> {
+  let meta = parts.meta;
+  if (meta === undefined) {
+    const path = `${runDir}/meta.json`;
+    let text: string | undefined;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw new Error(`Cannot read "${path}"`, { cause: e });
+    }
+    if (text !== undefined) {
+      try {
+        meta = JSON.parse(text) as ReportMeta;
+      } catch (e) {
+        throw new SyntaxError(`"${path}" is not valid JSON: ${(e as Error).message}`, { cause: e });
+      }
+    }
+  }
+  const path = `${runDir}/report.md`;
+  await writeFileAtomic(path, renderReport(runDir, { ...parts, meta: meta ?? null }), { createDir: true });
+  return path;
+}

@@ -1,0 +1,203 @@
+/**
+ * Step `generate`: sample completions for every problem under one condition into the run's record
+ * stores `generations/<variant>/<condition>.jsonl` (resumable: samples already stored are skipped).
+ *
+ * Conditions:
+ *
+ * - `baseline`: no intervention; by default every configured variant.
+ * - `targeted_ablation`: the layers of `analysis/selected_layers.json` (attention then MLP), each
+ *   component's output scaled by `ablation_generation.scale` (0 for `mode: zero`), at the positions of
+ *   `generation.intervention_scope`.
+ * - `random_ablation`: the draws of `analysis/random_ablation_specs.json`; with one draw the condition is
+ *   called `random_ablation` (the reference's name), with K > 1 draws `random_ablation_0 … _{K-1}`;
+ *   `random_ablation_<k>` runs one draw.
+ *
+ * Ablation conditions default to one variant (`baseline_think_newline` when configured, as the
+ * reference). Every sample has its own random stream keyed by (example, sample), shared across variants
+ * and conditions (common random numbers), so paired comparisons see the intervention, not sampling noise.
+ *
+ * @module
+ */
+
+import type { Config } from "../config.ts";
+import { generateToStore } from "../../../lib/generate/run_generation.ts";
+import { timingsPathFor } from "../../../lib/generate/records.ts";
+import type { Intervention } from "../../../lib/engine/hooks.ts";
+import { buildPrompt } from "../prompts.ts";
+import { artifactPath } from "../run.ts";
+import {
+  defaultAnalysisVariant,
+  ensureModel,
+  generationFile,
+  generationSettings,
+  readProblems,
+  recordStep,
+  say,
+  type StepContext,
+  type StepOptions,
+} from "./context.ts";
+
+/** Layer lists per component type. */
+export interface LayerSpec {
+  readonly attn: readonly number[];
+  readonly mlp: readonly number[];
+}
+
+/** `analysis/random_ablation_specs.json`. */
+export interface RandomAblationSpecs {
+  readonly mode: "reference" | "matched";
+  readonly seed: number;
+  readonly draws: readonly LayerSpec[];
+  readonly selected: LayerSpec;
+}
+
+/** Options of {@linkcode generate}. */
+export interface GenerateStepOptions extends StepOptions {
+  /** `baseline` (default), `targeted_ablation`, `random_ablation`, or `random_ablation_<k>`. */
+  readonly condition?: string;
+  /** One variant; default every variant for baseline, the analysis variant for ablations. */
+  readonly variant?: string;
+}
+
+/** One store written by {@linkcode generate}. */
+export interface GeneratedStore {
+  readonly variant: string;
+  readonly condition: string;
+  readonly path: string;
+  readonly generated: number;
+  readonly resumed: number;
+  readonly interventions: readonly Intervention[];
+}
+
+/** The interventions of a layer spec: attention hooks then MLP hooks, scaled by the configured value. */
+export function specInterventions(spec: LayerSpec, config: Config): Intervention[] {
+  const value = config.ablation_generation.mode === "zero" ? 0 : config.ablation_generation.scale;
+  return [
+    ...spec.attn.map((l) => ({ hook: `blocks.${l}.hook_attn_out` as const, op: "scale" as const, value })),
+    ...spec.mlp.map((l) => ({ hook: `blocks.${l}.hook_mlp_out` as const, op: "scale" as const, value })),
+  ];
+}
+
+async function readJson<T>(ctx: StepContext, rel: string, producer: string): Promise<T> {
+  const path = artifactPath(ctx.run, rel);
+  try {
+    return JSON.parse(await Deno.readTextFile(path)) as T;
+  } catch (e) {
+    throw new Error(`Cannot read ${path}: ${(e as Error).message}; run ${producer} first`, { cause: e });
+  }
+}
+
+/** The (condition name, layer spec) pairs a condition argument stands for. */
+export async function conditionSpecs(
+  ctx: StepContext,
+  condition: string,
+): Promise<{ condition: string; spec: LayerSpec | undefined }[]> {
+  if (condition === "baseline") return [{ condition, spec: undefined }];
+  if (condition === "targeted_ablation") {
+    const sel = await readJson<LayerSpec>(ctx, "analysis/selected_layers.json", "ablation-scan");
+    return [{ condition, spec: sel }];
+  }
+  const m = /^random_ablation(?:_(\d+))?$/.exec(condition);
+  if (m) {
+    const specs = await readJson<RandomAblationSpecs>(
+      ctx,
+      "analysis/random_ablation_specs.json",
+      "ablation-scan",
+    );
+    const names = specs.draws.map((
+      _,
+      k,
+    ) => (specs.draws.length === 1 ? "random_ablation" : `random_ablation_${k}`));
+    if (m[1] === undefined) return specs.draws.map((d, k) => ({ condition: names[k]!, spec: d }));
+    const k = Number(m[1]);
+    const d = specs.draws[k];
+    if (!d) {
+      throw new RangeError(
+        `--condition ${condition}: random_ablation_specs.json has ${specs.draws.length} draw(s) (0..${
+          specs.draws.length - 1
+        })`,
+      );
+    }
+    return [{ condition: names[k]!, spec: d }];
+  }
+  throw new RangeError(
+    `Unknown condition "${condition}": use baseline, targeted_ablation, random_ablation or random_ablation_<k>`,
+  );
+}
+
+/**
+ * Generate one condition (all its variants / draws) into the run's stores.
+ *
+ * @param ctx Run context (the model is loaded on first use).
+ * @param options Condition, variant, force (delete the store and regenerate it from scratch).
+ * @returns The stores written, with counts of new and resumed samples.
+ * @throws {Error} when an ablation's layer file is missing (run ablation-scan first).
+ */
+export async function generate(
+  ctx: StepContext,
+  options: GenerateStepOptions = {},
+): Promise<GeneratedStore[]> {
+  const cfg = ctx.config;
+  const condition = options.condition ?? "baseline";
+  const variants = options.variant
+    ? [options.variant]
+    : condition === "baseline"
+    ? cfg.prompting.formatting_variants.map((v) => v.name)
+    : [defaultAnalysisVariant(cfg)];
+  if (variants.length === 0) {
+    throw new Error("prompting.formatting_variants is empty; add at least one variant to the config");
+  }
+  const specs = await conditionSpecs(ctx, condition);
+  const problems = await readProblems(ctx.run);
+  const loaded = await ensureModel(ctx);
+  const { model, tokenizer } = loaded;
+  const g = cfg.generation;
+  const out: GeneratedStore[] = [];
+  for (const variant of variants) {
+    const prompts = problems.map((p) => {
+      const built = buildPrompt(tokenizer, cfg.prompting, p.question, variant);
+      return { exampleId: p.id, prompt: built.text, tokenIds: built.tokenIds };
+    });
+    for (const { condition: cond, spec } of specs) {
+      const interventions = spec ? specInterventions(spec, cfg) : [];
+      if (spec && interventions.length === 0) {
+        say(ctx, `generate ${variant}/${cond}: no components selected, nothing to ablate; skipped`);
+        continue;
+      }
+      const rel = generationFile(variant, cond);
+      const path = artifactPath(ctx.run, rel);
+      await Deno.mkdir(artifactPath(ctx.run, `generations/${variant}`), { recursive: true });
+      if (options.force) {
+        for (const p of [path, timingsPathFor(path)]) await Deno.remove(p).catch(() => {});
+      }
+      const res = await generateToStore(model, prompts, {
+        ...generationSettings(ctx, loaded),
+        path,
+        variant,
+        condition: cond,
+        samplesPerPrompt: g.num_samples_per_prompt,
+        interventions,
+      });
+      say(ctx, `generate ${variant}/${cond}: ${res.generated} new, ${res.resumed} already stored → ${rel}`);
+      out.push({
+        variant,
+        condition: cond,
+        path,
+        generated: res.generated,
+        resumed: res.resumed,
+        interventions,
+      });
+    }
+  }
+  await recordStep(ctx, `generate:${condition}`, {
+    stores: out.map((s) => ({
+      variant: s.variant,
+      condition: s.condition,
+      generated: s.generated,
+      resumed: s.resumed,
+      interventions: s.interventions.map((i) => `${i.hook}×${i.op === "scale" ? i.value : "add"}`),
+      scope: s.interventions.length ? cfg.generation.intervention_scope : "none",
+    })),
+  });
+  return out;
+}

@@ -1,0 +1,456 @@
+/**
+ * Step `phase2-steering`: steering along the backtracking direction, and its comparison with ablation.
+ *
+ * 1. Directions: residuals captured at the selected BT events' pre-onset positions and at their
+ *    position-matched controls (the lens/scan items, `analysis.max_events`); per residual layer the
+ *    difference of means (`analysis/steering_directions.json`: norm, separation d′, and for the model
+ *    organism the cosine with its planted feature directions).
+ * 2. Site: "at" block `phase2.steering.layer` (null, the default: the scan's top MLP, else its top
+ *    attention layer) the direction is read right after the block and added at the next `hook_resid_pre`
+ *    (the block's own for the last block), on every generated position (the Phase-1 intervention scope).
+ * 3. Dose-response: one generation per coefficient (`phase2.steering.coefficients`, default
+ *    {@linkcode DEFAULT_STEERING_COEFS}; 0 = the Phase-1 baseline is always added) over
+ *    `phase2.steering.max_examples` problems × `num_samples_per_prompt` samples (null = the sweeps'), into
+ *    `generations/<variant>/phase2_steer_<label>_l<hook>_c<coef>.jsonl`; BT rate, accuracy, degeneration
+ *    and per-trigger rates with CIs and paired Δ vs baseline (`analysis/steering_results.csv`),
+ *    `figures/steering_dose_response`, and `figures/intervention_tradeoff` with the ablation sweeps'
+ *    points when they exist.
+ *
+ * Directions steered (`phase2.steering.direction`): `"mean_difference"` (label `meandiff`; on the model
+ * organism also its planted wait feature direction, label `planted_wait`, as the ground-truth comparison)
+ * or `"planted"` (organism only: `planted_wait` alone). The first one steered is the primary direction
+ * (unsuffixed figure, the trade-off figure's baseline).
+ *
+ * Finished outputs are reused only when they were made with the same settings
+ * ({@linkcode steeringSettings}, stored in `phase2_steering.json`).
+ *
+ * @module
+ */
+
+import type { EventRow } from "../event_row.ts";
+import { eventsToCsv, toCsv } from "../events.ts";
+import { steeringDoseResponse } from "../phase2/figures.ts";
+import { captureAt } from "../../../lib/interp/positions.ts";
+import {
+  cosine,
+  meanDifferenceDirections,
+  steeringInterventions,
+  steeringSite,
+} from "../../../lib/interp/steering.ts";
+import { type SettingResult, settingResult, settingRow, settingsMarkdown } from "../phase2/summaries.ts";
+import { steeringCondition } from "../phase2/subsets.ts";
+import { saveFigure, type TradeoffPoint, tradeoffScatter } from "../figures.ts";
+import { artifactPath } from "../run.ts";
+import type { Config } from "../config.ts";
+import { ensureModel, recordStep, say, type StepContext } from "./context.ts";
+import { analysisItems } from "./logit_lens.ts";
+import {
+  allExist,
+  baselineRecords,
+  eventRowsOf,
+  generateSetting,
+  type Phase2Section,
+  phase2Setup,
+  phase2Stats,
+  type Phase2StepOptions,
+  readResult,
+  readSelection,
+  writeOutput,
+} from "./phase2_common.ts";
+import { SWEEP_OUTPUTS, type SweepsResult, tradeoffPoints } from "./phase2_sweeps.ts";
+
+/**
+ * Default steering coefficients (multiples of the mean difference; 0 = baseline is added): the default
+ * of `phase2.steering.coefficients`.
+ */
+export const DEFAULT_STEERING_COEFS: readonly number[] = [-1, -0.5, 0.5, 1];
+
+/** Options of {@linkcode phase2Steering}; each overrides its `phase2.steering` key. */
+export interface SteeringStepOptions extends Phase2StepOptions {
+  /** Block to steer at (`layer`; null: the scan's top MLP, else its top attention layer, else the last). */
+  readonly layer?: number | null;
+  /** Coefficients (`coefficients`, default {@linkcode DEFAULT_STEERING_COEFS}). */
+  readonly coefs?: readonly number[];
+  /** `direction`: the mean difference (default) or, organism only, the planted wait direction alone. */
+  readonly direction?: "mean_difference" | "planted";
+  /** With `"mean_difference"`, organism only: also steer along its planted wait direction (default true). */
+  readonly planted?: boolean;
+  /** Problems (`max_examples`; null = `phase2.max_examples`). */
+  readonly maxExamples?: number | null;
+  /** Samples per problem (`num_samples_per_prompt`; null = `phase2.num_samples_per_prompt`). */
+  readonly samplesPerPrompt?: number | null;
+}
+
+/** The settings a steering result was made with (stored; outputs are reused only when they match). */
+export interface SteeringSettings {
+  /** The configured block; null = derived from the scan. */
+  readonly layer: number | null;
+  /** Ascending, 0 included. */
+  readonly coefficients: number[];
+  readonly direction: "mean_difference" | "planted";
+  readonly planted_comparison: boolean;
+  readonly max_examples: number;
+  /** Before the cap at the Phase-1 sample count. */
+  readonly num_samples_per_prompt: number;
+}
+
+/**
+ * The effective steering settings: options over `phase2.steering`, nulls resolved to the sweeps' values.
+ *
+ * @throws {RangeError} on a non-finite coefficient.
+ */
+export function steeringSettings(
+  config: Config,
+  options: Omit<SteeringStepOptions, "force"> = {},
+): SteeringSettings {
+  const p2 = config.phase2;
+  const st = p2.steering;
+  const coefs = options.coefs ?? st.coefficients;
+  for (const c of coefs) {
+    if (!Number.isFinite(c)) throw new RangeError(`phase2.steering.coefficients: ${c} is not finite`);
+  }
+  return {
+    layer: options.layer === undefined ? st.layer : options.layer,
+    coefficients: [...new Set([...coefs, 0])].sort((a, b) => a - b),
+    direction: options.direction ?? st.direction,
+    planted_comparison: options.planted ?? true,
+    max_examples: options.maxExamples ?? st.max_examples ?? p2.max_examples,
+    num_samples_per_prompt: options.samplesPerPrompt ?? st.num_samples_per_prompt ??
+      p2.num_samples_per_prompt,
+  };
+}
+
+/** Files written by {@linkcode phase2Steering}. */
+export const STEERING_OUTPUTS = [
+  "analysis/steering_directions.json",
+  "analysis/steering_results.csv",
+  "analysis/phase2_steering_events.csv",
+  "analysis/phase2_steering.json",
+  "figures/steering_dose_response.svg",
+] as const;
+
+/** Per-layer direction statistics (without the vector). */
+export interface DirectionInfo {
+  readonly layer: number;
+  readonly norm: number;
+  readonly event_norm: number;
+  readonly separation: number;
+  readonly n_events: number;
+  readonly n_controls: number;
+  /** Organism only: cosine with its planted feature directions. */
+  readonly cos_planted?: Readonly<Record<string, number>>;
+}
+
+/** Result of {@linkcode phase2Steering} (the content of `phase2_steering.json`). */
+export interface SteeringResult {
+  readonly variant: string;
+  readonly block: number;
+  readonly direction_layer: number;
+  readonly hook_layer: number;
+  readonly directions: DirectionInfo[];
+  /** Rows of `steering_results.csv` per direction (`meandiff`, `planted_wait`), ascending coefficient. */
+  readonly rows: Record<string, unknown>[];
+  readonly directions_steered: { label: string; description: string }[];
+  /** What it was made with. */
+  readonly settings: SteeringSettings;
+  readonly section: Phase2Section;
+  readonly status?: "ran" | "reused";
+}
+
+const round = (x: number) => Number(x.toPrecision(6));
+
+/**
+ * Compute the directions and run the dose-response (or reuse the finished outputs).
+ *
+ * @param ctx Run context (needs the scan and detect-events).
+ * @param options `force`, and overrides of the `phase2.steering` keys.
+ * @throws {Error} for `direction: "planted"` on a model without a planted wait direction, or a `layer`
+ *   outside the model.
+ */
+export async function phase2Steering(
+  ctx: StepContext,
+  options: SteeringStepOptions = {},
+): Promise<SteeringResult> {
+  const force = options.force ?? false;
+  const settings = steeringSettings(ctx.config, options);
+  if (!force && await allExist(ctx, STEERING_OUTPUTS)) {
+    const stored = await readResult<SteeringResult>(ctx, STEERING_OUTPUTS[3]);
+    if (JSON.stringify(stored.settings) === JSON.stringify(settings)) return { ...stored, status: "reused" };
+    say(ctx, "phase2-steering: settings changed since the outputs were made; recomputing");
+  }
+  const loaded = await ensureModel(ctx);
+  const { model } = loaded;
+  const L = model.config.numLayers;
+  const planted = (loaded.organism as { feature_directions?: Record<string, number[]> } | undefined)
+    ?.feature_directions;
+  if (settings.direction === "planted" && !planted?.wait) {
+    throw new Error(
+      'phase2.steering.direction "planted" needs the model organism (its planted wait feature direction)',
+    );
+  }
+  if (settings.layer !== null && settings.layer >= L) {
+    throw new RangeError(`phase2.steering.layer ${settings.layer} is outside the model's blocks [0, ${L})`);
+  }
+  const setup = await phase2Setup(ctx, {
+    maxExamples: settings.max_examples,
+    samplesPerPrompt: settings.num_samples_per_prompt,
+  });
+  const stats = phase2Stats(ctx);
+  const items = await analysisItems(ctx, setup.variant);
+  const matched = items.events.filter((_, i) => !items.unmatched.includes(i));
+  const evCaps = await captureAt(model, matched.map((e) => ({ tokenIds: e.tokenIds, pos: e.predPos })));
+  const ctCaps = await captureAt(
+    model,
+    items.controls.map((c) => ({ tokenIds: c.tokenIds, pos: c.predPos })),
+  );
+  const dirs = meanDifferenceDirections(evCaps, ctCaps);
+  let block = settings.layer ?? undefined;
+  if (block === undefined) {
+    const { selected } = await readSelection(ctx);
+    block = selected.mlp[0] ?? selected.attn[0] ?? L - 1;
+  }
+  const { directionLayer, hookLayer } = steeringSite(block, L);
+  const dir = dirs[directionLayer]!;
+  const directions: DirectionInfo[] = dirs.map((d) => ({
+    layer: d.layer,
+    norm: d.norm,
+    event_norm: d.event_norm,
+    separation: d.separation,
+    n_events: d.n_events,
+    n_controls: d.n_controls,
+    ...(planted
+      ? { cos_planted: Object.fromEntries(Object.entries(planted).map(([k, v]) => [k, cosine(d.vector, v)])) }
+      : {}),
+  }));
+  await writeOutput(ctx, STEERING_OUTPUTS[0], {
+    variant: setup.variant,
+    definition: "mean resid at pre-onset positions − mean resid at matched control positions; resid[l] = " +
+      "blocks.l.hook_resid_pre, resid[L] = final hook_resid_post",
+    block,
+    direction_layer: directionLayer,
+    hook_layer: hookLayer,
+    layers: directions.map((d, l) => ({ ...d, vector: Array.from(dirs[l]!.vector, round) })),
+  });
+
+  const baseRows = await eventRowsOf(ctx, await baselineRecords(ctx, setup));
+  const coefs = settings.coefficients;
+  // The mean-difference direction; on the organism also (or, with direction "planted", only) its planted
+  // wait feature direction, scaled to the wait-feature component of the mean difference (the
+  // ground-truth check of the method).
+  const steerings: { label: string; vector: Float32Array; what: string }[] = settings.direction === "planted"
+    ? []
+    : [{ label: "meandiff", vector: dir.vector, what: `mean difference at resid[${directionLayer}]` }];
+  const wait = planted?.wait;
+  if (wait && (settings.direction === "planted" || settings.planted_comparison)) {
+    const n = Math.sqrt(wait.reduce((a, x) => a + x * x, 0));
+    const proj = Math.abs(wait.reduce((a, x, i) => a + x * dir.vector[i]!, 0)) / n;
+    steerings.push({
+      label: "planted_wait",
+      vector: Float32Array.from(wait, (x) => (x / n) * proj),
+      what:
+        `the organism's planted wait feature direction, scaled to the mean difference's projection on it (${
+          proj.toFixed(3)
+        })`,
+    });
+  }
+  const primary = steerings[0]!.label;
+  const resultsBy = new Map<string, SettingResult[]>();
+  const allRows: EventRow[] = [];
+  for (const st of steerings) {
+    const list: SettingResult[] = [];
+    for (const coef of coefs) {
+      if (coef === 0) {
+        list.push(settingResult(
+          { setting: "baseline", kind: "steering", num_components: 0, layer: hookLayer, coef: 0 },
+          baseRows,
+          baseRows,
+          stats,
+        ));
+        continue;
+      }
+      const condition = steeringCondition(hookLayer, coef, st.label);
+      const recs = await generateSetting(
+        ctx,
+        setup,
+        condition,
+        steeringInterventions(st.vector, hookLayer, coef),
+        force,
+      );
+      const rows = await eventRowsOf(ctx, recs);
+      allRows.push(...rows);
+      list.push(settingResult(
+        { setting: condition, kind: "steering", num_components: 0, layer: hookLayer, coef },
+        rows,
+        baseRows,
+        stats,
+      ));
+      say(ctx, `phase2-steering: ${condition}: BT ${(100 * list.at(-1)!.summary.bt_rate.value).toFixed(1)}%`);
+    }
+    resultsBy.set(st.label, list);
+  }
+  const rowsBy = new Map(
+    [...resultsBy].map((
+      [label, list],
+    ) => [
+      label,
+      list.map((r): Record<string, unknown> => ({ direction: label, ...settingRow(r, setup.triggers) })),
+    ]),
+  );
+  const rows = [...rowsBy.values()].flat();
+  await writeOutput(ctx, STEERING_OUTPUTS[1], toCsv(rows));
+  await writeOutput(ctx, STEERING_OUTPUTS[2], eventsToCsv(allRows));
+  const figDir = artifactPath(ctx.run, "figures");
+  const ci = (e: { value: number; bootstrap: { lower: number; upper: number } }) => ({
+    value: e.value,
+    lower: Math.min(e.bootstrap.lower, e.value),
+    upper: Math.max(e.bootstrap.upper, e.value),
+  });
+  for (const [label, list] of resultsBy) {
+    const fig = steeringDoseResponse(
+      list.map((r) => ({
+        coef: r.spec.coef!,
+        bt_rate: ci(r.summary.bt_rate),
+        accuracy: ci(r.summary.accuracy),
+      })),
+      hookLayer,
+    );
+    await saveFigure(fig, figDir, label === primary ? fig.name : `${fig.name}_${label}`);
+  }
+  // Ablation vs steering, one trade-off figure (the sweeps' rows when they exist).
+  const points: TradeoffPoint[] = [...resultsBy].flatMap(([label, list]) =>
+    tradeoffPoints(
+      label === primary ? list : list.filter((r) => r.spec.coef !== 0),
+      () => `steering (${label})`,
+    )
+  );
+  let sweeps: SweepsResult | undefined;
+  if (await allExist(ctx, [SWEEP_OUTPUTS[3]])) sweeps = await readResult<SweepsResult>(ctx, SWEEP_OUTPUTS[3]);
+  const fromRow = (r: Record<string, unknown>, label: string, group: string): TradeoffPoint => {
+    const n = (k: string) => Number(r[k]);
+    return {
+      label,
+      group,
+      bt_rate: {
+        value: n("backtracking_rate"),
+        lower: Math.min(n("bt_rate_lower"), n("backtracking_rate")),
+        upper: Math.max(n("bt_rate_upper"), n("backtracking_rate")),
+      },
+      accuracy: {
+        value: n("accuracy"),
+        lower: Math.min(n("accuracy_lower"), n("accuracy")),
+        upper: Math.max(n("accuracy_upper"), n("accuracy")),
+      },
+    };
+  };
+  const ablationRows = [
+    ...(sweeps?.subset_sweep ?? []).filter((r) => r.kind !== "baseline"),
+    ...(sweeps?.scale_sweep.rows ?? []).filter((r) => r.setting !== "baseline" && Number(r.scale) !== 0),
+  ];
+  for (const r of ablationRows) {
+    points.push(fromRow(r, r.kind === "scale" ? `s=${r.scale}` : String(r.subset_name), "ablation"));
+  }
+  await saveFigure(
+    {
+      ...tradeoffScatter(points.filter((p) => p.group !== "baseline" || p.label === "baseline"), {
+        title: "Ablation vs steering: backtracking rate vs accuracy",
+        subtitle: "one point per setting; bars: 95% CI (problem-clustered bootstrap)",
+      }),
+      name: "intervention_tradeoff",
+    },
+    figDir,
+  );
+  const cmpHead = [
+    "intervention",
+    "setting",
+    "BT rate",
+    "Δ BT [CI]",
+    "accuracy",
+    "Δ accuracy [CI]",
+    "rep-4",
+    "distinct-2",
+  ];
+  const f = (x: unknown) => (Number.isFinite(Number(x)) ? (100 * Number(x)).toFixed(1) : "n/a");
+  const cmpRow = (kind: string, r: Record<string, unknown>) =>
+    `| ${kind} | ${
+      r.setting === "baseline"
+        ? "baseline"
+        : r.coef !== undefined
+        ? `coef ${r.coef}`
+        : r.kind === "scale"
+        ? `${r.subset_name} × ${r.scale}`
+        : r.subset_name
+    } | ${f(r.backtracking_rate)}% | ${f(r.delta_bt_rate)} [${f(r.delta_bt_rate_lower)}, ${
+      f(r.delta_bt_rate_upper)
+    }] | ${f(r.accuracy)}% | ${f(r.delta_accuracy)} [${f(r.delta_accuracy_lower)}, ${
+      f(r.delta_accuracy_upper)
+    }] | ${Number(r.repetition_4gram).toFixed(3)} | ${Number(r.distinct_2).toFixed(3)} |`;
+  const comparison = [
+    `| ${cmpHead.join(" | ")} |`,
+    `|${cmpHead.map(() => "---").join("|")}|`,
+    ...ablationRows.map((r) => cmpRow("ablation", r)),
+    ...rows.filter((r) => r.setting !== "baseline" || r.direction === primary).map((r) =>
+      cmpRow(r.setting === "baseline" ? "none" : `steering (${r.direction})`, r)
+    ),
+  ].join("\n");
+  const best = [...directions].sort((a, b) => (b.separation || 0) - (a.separation || 0))[0]!;
+  const cosText = directions[directionLayer]?.cos_planted
+    ? ` Cosine of the steering direction with the organism's planted feature directions: ${
+      Object.entries(directions[directionLayer]!.cos_planted!).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(
+        ", ",
+      )
+    }.`
+    : "";
+  const md = [
+    `Direction: mean residual at ${evCaps.length} pre-onset positions minus at ${ctCaps.length} matched control ` +
+    `positions, read at resid[${directionLayer}] (after block ${block}; norm ${dir.norm.toFixed(3)}, d′ ${
+      dir.separation.toFixed(2)
+    }; the most separating layer is resid[${best.layer}], d′ ${best.separation.toFixed(2)}), added as ` +
+    `coef × direction at \`blocks.${hookLayer}.hook_resid_pre\` on every generated position.${cosText} ` +
+    `Steered: ${steerings.map((st) => st.label).join(", ")}; ${setup.problems.length} problems × ` +
+    `${setup.samples} samples per coefficient.`,
+    "",
+    ...steerings.flatMap((st) => [
+      `### Dose-response: ${st.label}`,
+      "",
+      `Direction: ${st.what}.`,
+      "",
+      settingsMarkdown(
+        resultsBy.get(st.label)!.map((r) => ({ ...r, spec: { ...r.spec, setting: `coef ${r.spec.coef}` } })),
+        setup.triggers,
+      ),
+      "",
+      `![Steering dose-response (${st.label})](figures/steering_dose_response${
+        st.label === primary ? "" : `_${st.label}`
+      }.png)`,
+      "",
+    ]),
+    "",
+    "### Ablation vs steering",
+    "",
+    comparison,
+    "",
+    "![Ablation vs steering](figures/intervention_tradeoff.png)",
+  ].join("\n");
+  const result: SteeringResult = {
+    variant: setup.variant,
+    block,
+    direction_layer: directionLayer,
+    hook_layer: hookLayer,
+    directions,
+    rows,
+    directions_steered: steerings.map((s) => ({ label: s.label, description: s.what })),
+    settings,
+    section: { title: "Phase 2: steering along the backtracking direction", markdown: md },
+  };
+  await writeOutput(ctx, STEERING_OUTPUTS[3], result);
+  await recordStep(ctx, "phase2-steering", {
+    variant: setup.variant,
+    block,
+    hook_layer: hookLayer,
+    coefs,
+    directions: steerings.map((st) => st.label),
+    problems: setup.problems.length,
+    samples: setup.samples,
+  });
+  return { ...result, status: "ran" };
+}

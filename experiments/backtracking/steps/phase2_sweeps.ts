@@ -1,0 +1,251 @@
+/**
+ * Step `phase2-sweeps`: the subset sweep and the scale sweep (spec §11.2–11.3, corrected per §13.9–10).
+ *
+ * - Subset sweep (`phase2.subset_sweep.enabled`): every named subset (config, or derived from the scan:
+ *   `selected_mlp`, `selected_attn`, `selected_all`, `random_matched`) scaled by the generation-time
+ *   ablation scale (0) on the Phase-1 intervention scope.
+ * - Scale sweep (`phase2.scale_sweep.enabled`): `phase2.scale_sweep.subset_name` (when it names a subset;
+ *   else `selected_all`) at every scale of `phase2.scale_sweep.scales`, plus 1.0, which *is* the Phase-1
+ *   baseline (scale 1 is the identity; the rows share random streams, so the samples are the same).
+ *
+ * Each setting is generated into `generations/<variant>/phase2_<subset>_s<scale>.jsonl`; the same
+ * (subset, scale) is generated once even when both sweeps use it. Outputs:
+ * `analysis/subset_sweep_results.csv` and `analysis/scale_sweep_results.csv` (the reference's columns,
+ * then CIs, degeneration, per-trigger rates, paired Δ vs baseline), `analysis/phase2_events.csv` (event
+ * rows of every Phase-2 ablation sample), `analysis/phase2_sweeps.json` (all of it plus the report
+ * section) and `figures/phase2_tradeoff.{svg,png}` (BT rate vs accuracy, one point per setting, CI bars).
+ *
+ * @module
+ */
+
+import type { EventRow } from "../event_row.ts";
+import { eventsToCsv, toCsv } from "../events.ts";
+import { type SettingResult, settingResult, settingRow, settingsMarkdown } from "../phase2/summaries.ts";
+import { ablationCondition, describeSubset, subsetInterventions } from "../phase2/subsets.ts";
+import { saveFigure, type TradeoffPoint, tradeoffScatter } from "../figures.ts";
+import { artifactPath } from "../run.ts";
+import { recordStep, say, type StepContext } from "./context.ts";
+import {
+  allExist,
+  baselineRecords,
+  eventRowsOf,
+  generateSetting,
+  type Phase2Section,
+  phase2Setup,
+  phase2Stats,
+  type Phase2StepOptions,
+  readResult,
+  writeOutput,
+} from "./phase2_common.ts";
+
+/** Files written by {@linkcode phase2Sweeps}. */
+export const SWEEP_OUTPUTS = [
+  "analysis/subset_sweep_results.csv",
+  "analysis/scale_sweep_results.csv",
+  "analysis/phase2_events.csv",
+  "analysis/phase2_sweeps.json",
+  "figures/phase2_tradeoff.svg",
+] as const;
+
+/** Result of {@linkcode phase2Sweeps} (also the content of `analysis/phase2_sweeps.json`). */
+export interface SweepsResult {
+  readonly variant: string;
+  readonly examples: number;
+  readonly samples: number;
+  readonly subsets: readonly { name: string; components: string; origin: string }[];
+  /** Rows of `subset_sweep_results.csv` (baseline first). */
+  readonly subset_sweep: Record<string, unknown>[];
+  /** The scale sweep's subset and rows (ascending scale, 1.0 = baseline). */
+  readonly scale_sweep: { readonly subset: string; readonly rows: Record<string, unknown>[] };
+  readonly section: Phase2Section;
+  readonly status?: "ran" | "reused";
+}
+
+/** Trade-off points from settings (for the figure). */
+export function tradeoffPoints(
+  results: readonly SettingResult[],
+  group: (r: SettingResult) => string,
+): TradeoffPoint[] {
+  return results.map((r) => ({
+    label: r.spec.kind === "baseline"
+      ? "baseline"
+      : r.spec.kind === "scale"
+      ? `s=${r.spec.scale}`
+      : r.spec.kind === "steering"
+      ? `c=${r.spec.coef}`
+      : r.spec.subset_name ?? r.spec.setting,
+    group: r.spec.kind === "baseline" ? "baseline" : group(r),
+    bt_rate: {
+      value: r.summary.bt_rate.value,
+      lower: Math.min(r.summary.bt_rate.bootstrap.lower, r.summary.bt_rate.value),
+      upper: Math.max(r.summary.bt_rate.bootstrap.upper, r.summary.bt_rate.value),
+    },
+    accuracy: {
+      value: r.summary.accuracy.value,
+      lower: Math.min(r.summary.accuracy.bootstrap.lower, r.summary.accuracy.value),
+      upper: Math.max(r.summary.accuracy.bootstrap.upper, r.summary.accuracy.value),
+    },
+  }));
+}
+
+/**
+ * Run the sweeps (or reuse their finished outputs).
+ *
+ * @param ctx Run context; needs the Phase-1 baseline, detect-events and (for derived subsets) the scan.
+ * @param options `force`: regenerate every Phase-2 ablation store and recompute.
+ */
+export async function phase2Sweeps(ctx: StepContext, options: Phase2StepOptions = {}): Promise<SweepsResult> {
+  const force = options.force ?? false;
+  if (!force && await allExist(ctx, SWEEP_OUTPUTS)) {
+    return { ...(await readResult<SweepsResult>(ctx, SWEEP_OUTPUTS[3])), status: "reused" };
+  }
+  const cfg = ctx.config;
+  const p2 = cfg.phase2;
+  const setup = await phase2Setup(ctx);
+  const stats = phase2Stats(ctx);
+  const baseRows = await eventRowsOf(ctx, await baselineRecords(ctx, setup));
+  const baseline = settingResult(
+    { setting: "baseline", kind: "baseline", num_components: 0 },
+    baseRows,
+    baseRows,
+    stats,
+  );
+  const generated = new Map<string, EventRow[]>();
+  const run = async (subsetName: string, scale: number): Promise<EventRow[]> => {
+    const subset = setup.subsets.find((s) => s.name === subsetName)!;
+    const condition = ablationCondition(subset.name, scale);
+    let rows = generated.get(condition);
+    if (!rows) {
+      const recs = await generateSetting(ctx, setup, condition, subsetInterventions(subset, scale), force);
+      rows = await eventRowsOf(ctx, recs);
+      generated.set(condition, rows);
+      say(ctx, `phase2-sweeps: ${condition} (${describeSubset(subset)} × ${scale}): ${rows.length} samples`);
+    }
+    return rows;
+  };
+
+  const subsetResults: SettingResult[] = [baseline];
+  if (p2.subset_sweep.enabled) {
+    for (const s of setup.subsets) {
+      const rows = await run(s.name, setup.ablationScale);
+      subsetResults.push(settingResult(
+        {
+          setting: ablationCondition(s.name, setup.ablationScale),
+          kind: "subset",
+          subset_name: s.name,
+          num_components: s.components.length,
+        },
+        rows,
+        baseRows,
+        stats,
+      ));
+    }
+  }
+  const names = setup.subsets.map((s) => s.name);
+  const scaleSubset = names.includes(p2.scale_sweep.subset_name)
+    ? p2.scale_sweep.subset_name
+    : names.includes("selected_all")
+    ? "selected_all"
+    : names[names.length - 1]!;
+  const scaleResults: SettingResult[] = [];
+  if (p2.scale_sweep.enabled) {
+    const n = setup.subsets.find((s) => s.name === scaleSubset)!.components.length;
+    const scales = [...new Set([...p2.scale_sweep.scales, 1])].sort((a, b) => a - b);
+    for (const scale of scales) {
+      if (scale === 1) {
+        scaleResults.push({
+          ...baseline,
+          spec: { setting: "baseline", kind: "scale", subset_name: scaleSubset, scale: 1, num_components: n },
+        });
+        continue;
+      }
+      const rows = await run(scaleSubset, scale);
+      scaleResults.push(settingResult(
+        {
+          setting: ablationCondition(scaleSubset, scale),
+          kind: "scale",
+          subset_name: scaleSubset,
+          scale,
+          num_components: n,
+        },
+        rows,
+        baseRows,
+        stats,
+      ));
+    }
+  }
+
+  const triggers = setup.triggers;
+  const subsetRows = subsetResults.map((r) => settingRow(r, triggers));
+  const scaleRows = scaleResults.map((r) => settingRow(r, triggers));
+  await writeOutput(ctx, SWEEP_OUTPUTS[0], toCsv(subsetRows));
+  await writeOutput(ctx, SWEEP_OUTPUTS[1], toCsv(scaleRows.length ? scaleRows : [{}]));
+  await writeOutput(ctx, SWEEP_OUTPUTS[2], eventsToCsv([...generated.values()].flat()));
+  const fig = tradeoffScatter(
+    [
+      ...tradeoffPoints(subsetResults, () => "subset (scale 0)"),
+      ...tradeoffPoints(
+        scaleResults.filter((r) => r.spec.scale !== 1 && r.spec.scale !== setup.ablationScale),
+        () => `${scaleSubset} × scale`,
+      ),
+    ],
+    { subtitle: "Phase-2 sweeps; bars: 95% CI (problem-clustered bootstrap)" },
+  );
+  await saveFigure({ ...fig, name: "phase2_tradeoff" }, artifactPath(ctx.run, "figures"));
+
+  const best =
+    subsetResults.slice(1).filter((r) => r.summary.accuracy.value >= 0.5 * baseline.summary.accuracy.value)
+      .sort((a, b) => a.summary.bt_rate.value - b.summary.bt_rate.value)[0];
+  const md = [
+    `Variant \`${setup.variant}\`, ${setup.problems.length} problems × ${setup.samples} samples per setting, the ` +
+    `Phase-1 prompt builder and baseline (paired: same problems, sample ids and random streams), gold aligned ` +
+    `by example id, intervention scope \`${cfg.generation.intervention_scope}\`. Generations: ` +
+    `\`generations/${setup.variant}/phase2_<subset>_s<scale>.jsonl\`.`,
+    "",
+    `Subsets: ${setup.subsets.map((s) => `\`${s.name}\` (${describeSubset(s)}; ${s.origin})`).join(", ")}.`,
+    ...(p2.subset_sweep.enabled
+      ? ["", `### Subset sweep (scale ${setup.ablationScale})`, "", settingsMarkdown(subsetResults, triggers)]
+      : []),
+    ...(best
+      ? [
+        "",
+        `Best trade-off (accuracy ≥ half the baseline's, lowest BT rate): \`${best.spec.subset_name}\`, BT ` +
+        `${(100 * best.summary.bt_rate.value).toFixed(1)}% vs ${
+          (100 * baseline.summary.bt_rate.value).toFixed(1)
+        }%, ` +
+        `accuracy ${(100 * best.summary.accuracy.value).toFixed(1)}% vs ${
+          (100 * baseline.summary.accuracy.value).toFixed(1)
+        }%.`,
+      ]
+      : []),
+    ...(p2.scale_sweep.enabled
+      ? [
+        "",
+        `### Scale sweep (\`${scaleSubset}\`; scale 1.0 = the baseline)`,
+        "",
+        settingsMarkdown(
+          scaleResults.map((r) => ({ ...r, spec: { ...r.spec, setting: `scale ${r.spec.scale}` } })),
+          triggers,
+        ),
+      ]
+      : []),
+    "",
+    "![Phase-2 trade-off](figures/phase2_tradeoff.png)",
+  ].join("\n");
+  const result: SweepsResult = {
+    variant: setup.variant,
+    examples: setup.problems.length,
+    samples: setup.samples,
+    subsets: setup.subsets.map((s) => ({ name: s.name, components: describeSubset(s), origin: s.origin })),
+    subset_sweep: subsetRows,
+    scale_sweep: { subset: scaleSubset, rows: scaleRows },
+    section: { title: "Phase 2: subset and scale sweeps", markdown: md },
+  };
+  await writeOutput(ctx, SWEEP_OUTPUTS[3], result);
+  await recordStep(ctx, "phase2-sweeps", {
+    variant: setup.variant,
+    settings: [...generated.keys()],
+    scale_subset: scaleSubset,
+  });
+  return { ...result, status: "ran" };
+}

@@ -1,0 +1,455 @@
+/**
+ * Compiles a Hugging Face decoder checkpoint (Qwen2, Llama) into an ONNX graph with hook inputs and
+ * capture outputs. Weights are not copied: initializers point into the safetensors files as ONNX
+ * external data, which ONNX Runtime memory-maps.
+ *
+ * Graph contract (B batch, T new tokens, P cached tokens, S = P + T, K logit positions, C capture
+ * positions, M lens token ids, L layers, H hidden, V vocab):
+ *
+ * inputs
+ * - `input_ids` int64 [B, T], `attention_mask` int64 [B, S] (1 = real token, 0 = padding),
+ *   `position_ids` int64 [B, T], `past.{l}.key|value` float [B, kvh, P, D] (P may be 0),
+ *   `logit_positions` int64 [B, K] (indices into the T new tokens whose logits are returned),
+ *   `top_k` int64 [1] (how many candidates `topk_*` return).
+ * - hooks variant: `attn_scale`, `mlp_scale` float [L, B, T] (multiplier on each block's attention /
+ *   MLP output before the residual add; 1 = neutral), `resid_add` float [L, B, H] and `resid_add_coef`
+ *   float [L, B, T] (adds `coef * vector[row]` to `blocks.{l}.hook_resid_pre`; 0 = neutral).
+ * - component-add variant (analysis): `attn_add`, `mlp_add` [L, B, H] with `attn_add_coef`,
+ *   `mlp_add_coef` [L, B, T]: adds `coef * vector[row]` to a block's attention / MLP output after its
+ *   scale (scale 0 + add = replace, i.e. activation patching).
+ * - captures variant: `capture_positions` int64 [B, C], `lens_token_ids` int64 [B, C, M].
+ *
+ * outputs
+ * - `logits` float [B, K, V], `present.{l}.key|value` float [B, kvh, S, D], `topk_values` float and
+ *   `topk_indices` int64 [B, K, k]: the k largest logits, sorted, lower id first on ties.
+ * - captures: `resid` [L + 1, B, C, H] (index l = `blocks.{l}.hook_resid_pre`, index L = the last
+ *   block's `hook_resid_post`), `attn_out`, `mlp_out` [L, B, C, H] (after hook scaling),
+ *   `lens_logit`, `lens_logprob` float and `lens_rank` int64 [L + 1, B, C, M]: the logit lens of each
+ *   residual through the final norm and the LM head (the last entry equals the model's logits).
+ *
+ * @module
+ */
+
+import { type Checkpoint, checkpointTensor, layerBiases, layerTensorNames } from "./checkpoint.ts";
+import type { ModelConfig } from "./config.ts";
+import { ropeInverseFrequencies } from "./config.ts";
+import type { TensorInfo } from "./safetensors.ts";
+import {
+  DataType,
+  type DataTypeCode,
+  encodeModel,
+  float,
+  float32Raw,
+  int64Raw,
+  type Node,
+  type TensorInit,
+  type ValueInfo,
+} from "./onnx_proto.ts";
+
+/** Which optional parts a compiled graph has. */
+export interface GraphVariant {
+  /** Intervention inputs (scales, steering). Default true. */
+  readonly hooks: boolean;
+  /** Additive inputs on attention/MLP outputs (patching). Default false. */
+  readonly componentAdd?: boolean;
+  /** Additive inputs on the residual stream (steering). Default true when `hooks`. */
+  readonly residAdd?: boolean;
+  /** Capture outputs (residuals, component outputs, logit lens). Default false. */
+  readonly captures: boolean;
+}
+
+/** Where the graph finds a tensor's bytes: a path relative to the .onnx file and a byte offset. */
+export type LocateTensor = (info: TensorInfo) => { readonly location: string; readonly offset: number };
+
+const DTYPE_CODES: Readonly<Record<string, DataTypeCode>> = {
+  F32: DataType.FLOAT,
+  F16: DataType.FLOAT16,
+  BF16: DataType.BFLOAT16,
+};
+
+/** Attention masking value: large and finite, so a fully padded query row can never produce NaN. */
+const MASK_VALUE = -1e30;
+
+class GraphBuilder {
+  readonly nodes: Node[] = [];
+  readonly initializers: TensorInit[] = [];
+  #counter = 0;
+  #consts = new Map<string, string>();
+
+  op(opType: string, inputs: readonly string[], attributes?: Node["attributes"], outputs = 1): string {
+    const base = `${opType}_${this.#counter++}`;
+    const names = Array.from({ length: outputs }, (_, i) => (outputs === 1 ? base : `${base}:${i}`));
+    this.nodes.push({ opType, inputs, outputs: names, name: base, ...(attributes ? { attributes } : {}) });
+    return names[0]!;
+  }
+  opMulti(
+    opType: string,
+    inputs: readonly string[],
+    outputs: readonly string[],
+    attributes?: Node["attributes"],
+  ) {
+    this.nodes.push({
+      opType,
+      inputs,
+      outputs,
+      name: `${opType}_${this.#counter++}`,
+      ...(attributes ? { attributes } : {}),
+    });
+  }
+  named(opType: string, inputs: readonly string[], output: string, attributes?: Node["attributes"]): string {
+    this.opMulti(opType, inputs, [output], attributes);
+    return output;
+  }
+  ints(values: readonly number[]): string {
+    const key = `i:${values.join(",")}`;
+    let name = this.#consts.get(key);
+    if (!name) {
+      name = `const_i64_${this.#consts.size}`;
+      this.initializers.push({
+        name,
+        dataType: DataType.INT64,
+        dims: [values.length],
+        raw: int64Raw(values),
+      });
+      this.#consts.set(key, name);
+    }
+    return name;
+  }
+  scalarInt(value: number): string {
+    const key = `si:${value}`;
+    let name = this.#consts.get(key);
+    if (!name) {
+      name = `const_si64_${this.#consts.size}`;
+      this.initializers.push({ name, dataType: DataType.INT64, dims: [], raw: int64Raw([value]) });
+      this.#consts.set(key, name);
+    }
+    return name;
+  }
+  floats(values: ArrayLike<number>, dims: readonly number[]): string {
+    const name = `const_f32_${this.#consts.size}`;
+    this.#consts.set(name, name);
+    this.initializers.push({ name, dataType: DataType.FLOAT, dims, raw: float32Raw(values) });
+    return name;
+  }
+  scalarFloat(value: number): string {
+    const key = `sf:${value}`;
+    let name = this.#consts.get(key);
+    if (!name) {
+      name = `const_sf32_${this.#consts.size}`;
+      this.initializers.push({ name, dataType: DataType.FLOAT, dims: [], raw: float32Raw([value]) });
+      this.#consts.set(key, name);
+    }
+    return name;
+  }
+}
+
+/**
+ * Build the ONNX model bytes for a checkpoint.
+ * @param checkpoint the loaded (validated) checkpoint.
+ * @param options `locate` maps each tensor to its external-data location; `variant` picks optional parts.
+ * @returns serialized ONNX ModelProto.
+ */
+export function compileGraph(
+  checkpoint: Checkpoint,
+  options: { readonly locate: LocateTensor; readonly variant?: Partial<GraphVariant> },
+): Uint8Array {
+  const variant: GraphVariant = { hooks: true, captures: false, ...options.variant };
+  const cfg = checkpoint.config;
+  const g = new GraphBuilder();
+  const { hiddenSize: H, numHeads: nh, numKvHeads: kvh, headDim: D, numLayers: L } = cfg;
+
+  const weightCache = new Map<string, string>();
+  const weight = (name: string): string => {
+    const cached = weightCache.get(name);
+    if (cached) return cached;
+    const info = checkpointTensor(checkpoint, name);
+    const code = DTYPE_CODES[info.dtype];
+    if (code === undefined) {
+      throw new TypeError(
+        `Cannot compile checkpoint "${checkpoint.dir}": tensor "${name}" has dtype ${info.dtype}; ` +
+          `supported: F32, F16, BF16`,
+      );
+    }
+    const { location, offset } = options.locate(info);
+    const initName = `w:${name}`;
+    g.initializers.push({
+      name: initName,
+      dataType: code,
+      dims: info.shape,
+      external: { location, offset, length: info.byteLength },
+    });
+    // Half-precision weights are cast once; ORT folds the Cast into a float32 constant at load.
+    const out = code === DataType.FLOAT ? initName : g.op("Cast", [initName], { to: DataType.FLOAT });
+    weightCache.set(name, out);
+    return out;
+  };
+
+  const inputs: ValueInfo[] = [
+    { name: "input_ids", elemType: DataType.INT64, shape: ["batch", "seq"] },
+    { name: "attention_mask", elemType: DataType.INT64, shape: ["batch", "total_seq"] },
+    { name: "position_ids", elemType: DataType.INT64, shape: ["batch", "seq"] },
+    { name: "logit_positions", elemType: DataType.INT64, shape: ["batch", "num_logits"] },
+    { name: "top_k", elemType: DataType.INT64, shape: [1] },
+  ];
+  for (let l = 0; l < L; l++) {
+    for (const kind of ["key", "value"]) {
+      inputs.push({
+        name: `past.${l}.${kind}`,
+        elemType: DataType.FLOAT,
+        shape: ["batch", kvh, "past_seq", D],
+      });
+    }
+  }
+  if (variant.hooks) {
+    inputs.push(
+      { name: "attn_scale", elemType: DataType.FLOAT, shape: [L, "batch", "seq"] },
+      { name: "mlp_scale", elemType: DataType.FLOAT, shape: [L, "batch", "seq"] },
+    );
+  }
+  const withResidAdd = variant.hooks && variant.residAdd !== false;
+  if (withResidAdd) {
+    inputs.push(
+      { name: "resid_add", elemType: DataType.FLOAT, shape: [L, "batch", H] },
+      { name: "resid_add_coef", elemType: DataType.FLOAT, shape: [L, "batch", "seq"] },
+    );
+  }
+  if (variant.hooks && variant.componentAdd) {
+    inputs.push(
+      { name: "attn_add", elemType: DataType.FLOAT, shape: [L, "batch", H] },
+      { name: "attn_add_coef", elemType: DataType.FLOAT, shape: [L, "batch", "seq"] },
+      { name: "mlp_add", elemType: DataType.FLOAT, shape: [L, "batch", H] },
+      { name: "mlp_add_coef", elemType: DataType.FLOAT, shape: [L, "batch", "seq"] },
+    );
+  }
+  if (variant.captures) {
+    inputs.push(
+      { name: "capture_positions", elemType: DataType.INT64, shape: ["batch", "num_captures"] },
+      { name: "lens_token_ids", elemType: DataType.INT64, shape: ["batch", "num_captures", "num_lens_ids"] },
+    );
+  }
+
+  // Shapes.
+  const idsShape = g.op("Shape", ["input_ids"]);
+  const batch = g.op("Gather", [idsShape, g.ints([0])], { axis: 0 }); // [1]
+  const seq = g.op("Gather", [idsShape, g.ints([1])], { axis: 0 }); // [1]
+  const tokens = g.op("Mul", [batch, seq]); // [1] = N
+  const shapeNH = g.op("Concat", [tokens, g.ints([H])], { axis: 0 }); // [N, H]
+  const shapeBTH = g.op("Concat", [batch, seq, g.ints([H])], { axis: 0 });
+  const shapeN1 = g.op("Concat", [tokens, g.ints([1])], { axis: 0 });
+
+  // Attention mask [B, 1, T, S]: causal within the row, padding keys masked, each query sees itself.
+  const totalSeq = g.op("Gather", [g.op("Shape", ["attention_mask"]), g.ints([0 + 1])], { axis: 0 });
+  const pastLen = g.op("Sub", [totalSeq, seq]);
+  const kpos = g.op("Range", [g.scalarInt(0), g.op("Squeeze", [totalSeq]), g.scalarInt(1)]); // [S]
+  const qposRel = g.op("Range", [g.scalarInt(0), g.op("Squeeze", [seq]), g.scalarInt(1)]); // [T]
+  const qpos = g.op("Add", [qposRel, pastLen]); // [T]
+  const qcol = g.op("Unsqueeze", [qpos, g.ints([1])]); // [T, 1]
+  const krow = g.op("Unsqueeze", [kpos, g.ints([0])]); // [1, S]
+  const causal = g.op("LessOrEqual", [krow, qcol]); // [T, S]
+  const self = g.op("Equal", [krow, qcol]); // [T, S]
+  const keyReal = g.op("Unsqueeze", [g.op("Equal", ["attention_mask", g.scalarInt(1)]), g.ints([1])]); // [B,1,S]
+  const allowed = g.op("Or", [g.op("And", [causal, keyReal]), self]); // [B, T, S]
+  const maskBTS = g.op("Where", [allowed, g.scalarFloat(0), g.scalarFloat(MASK_VALUE)]);
+  const attnMask = g.op("Unsqueeze", [maskBTS, g.ints([1])]); // [B, 1, T, S]
+
+  // Rotary cos/sin [B, T, D/2] from position ids, in float32 as transformers computes them.
+  const invFreq = ropeInverseFrequencies(cfg);
+  const invFreqName = g.floats(Array.from(invFreq, (x) => Math.fround(x)), [invFreq.length]);
+  const posF = g.op("Unsqueeze", [g.op("Cast", ["position_ids"], { to: DataType.FLOAT }), g.ints([2])]);
+  const freqs = g.op("Mul", [posF, invFreqName]);
+  const cos = g.op("Cos", [freqs]);
+  const sin = g.op("Sin", [freqs]);
+
+  // Hook inputs split per layer once.
+  const perLayer = (input: string): string[] => {
+    if (L === 1) return [g.op("Squeeze", [input, g.ints([0])])];
+    const parts = Array.from({ length: L }, (_, l) => `${input}:layer${l}`);
+    g.opMulti("Split", [input], parts, { axis: 0, num_outputs: L });
+    return parts.map((p) => g.op("Reshape", [p, shapeN1])); // [N, 1]
+  };
+  const attnScale = variant.hooks ? perLayer("attn_scale") : [];
+  const mlpScale = variant.hooks ? perLayer("mlp_scale") : [];
+  const fixN1 = (name: string) => (L === 1 ? g.op("Reshape", [name, shapeN1]) : name);
+  // Additive hooks: per layer, coef [B, T, 1] * vector [B, 1, H] -> [N, H].
+  const shapeBT1 = g.op("Concat", [batch, seq, g.ints([1])], { axis: 0 });
+  const shapeB1H = g.op("Concat", [batch, g.ints([1, H])], { axis: 0 });
+  const additive = (vectors: string, coefs: string): (l: number) => string => {
+    const vecParts = Array.from({ length: L }, (_, l) => `${vectors}:layer${l}`);
+    const coefParts = Array.from({ length: L }, (_, l) => `${coefs}:layer${l}`);
+    if (L === 1) {
+      g.opMulti("Identity", [vectors], vecParts);
+      g.opMulti("Identity", [coefs], coefParts);
+    } else {
+      g.opMulti("Split", [vectors], vecParts, { axis: 0, num_outputs: L });
+      g.opMulti("Split", [coefs], coefParts, { axis: 0, num_outputs: L });
+    }
+    return (l) =>
+      g.op("Reshape", [
+        g.op("Mul", [g.op("Reshape", [coefParts[l]!, shapeBT1]), g.op("Reshape", [vecParts[l]!, shapeB1H])]),
+        shapeNH,
+      ]);
+  };
+  const residAdd = withResidAdd ? additive("resid_add", "resid_add_coef") : undefined;
+  const attnAdd = variant.hooks && variant.componentAdd ? additive("attn_add", "attn_add_coef") : undefined;
+  const mlpAdd = variant.hooks && variant.componentAdd ? additive("mlp_add", "mlp_add_coef") : undefined;
+
+  // Capture gather indices [B, C, 1].
+  const capIdx = variant.captures ? g.op("Unsqueeze", ["capture_positions", g.ints([2])]) : "";
+  const capture = (flat: string): string => {
+    const bth = g.op("Reshape", [flat, shapeBTH]);
+    return g.op("Unsqueeze", [g.op("GatherND", [bth, capIdx], { batch_dims: 1 }), g.ints([0])]); // [1,B,C,H]
+  };
+  const residCaps: string[] = [];
+  const attnCaps: string[] = [];
+  const mlpCaps: string[] = [];
+
+  const emb = g.op("Gather", [weight("model.embed_tokens.weight"), "input_ids"], { axis: 0 }); // [B,T,H]
+  let x = g.op("Reshape", [emb, shapeNH]); // residual stream [N, H]
+  const eps = float(cfg.rmsNormEps);
+  const biases = layerBiases(cfg);
+  const gemm = (input: string, w: string, bias?: string) =>
+    g.op("Gemm", bias ? [input, weight(w), weight(bias)] : [input, weight(w)], { transB: 1 });
+
+  const outputs: ValueInfo[] = [
+    { name: "logits", elemType: DataType.FLOAT, shape: ["batch", "num_logits", cfg.vocabSize] },
+  ];
+
+  for (let l = 0; l < L; l++) {
+    const n = layerTensorNames(l);
+    if (residAdd) x = g.op("Add", [x, residAdd(l)]);
+    if (variant.captures) residCaps.push(capture(x));
+
+    // Attention.
+    const h = g.op("RMSNormalization", [x, weight(n.inputNorm)], { axis: -1, epsilon: eps });
+    const q = gemm(h, n.qProj, biases.qkv ? n.qBias : undefined);
+    const k = gemm(h, n.kProj, biases.qkv ? n.kBias : undefined);
+    const v = gemm(h, n.vProj, biases.qkv ? n.vBias : undefined);
+    const shapeQ = g.op("Concat", [batch, seq, g.ints([nh * D])], { axis: 0 });
+    const shapeKV = g.op("Concat", [batch, seq, g.ints([kvh * D])], { axis: 0 });
+    const q3 = g.op("RotaryEmbedding", [g.op("Reshape", [q, shapeQ]), cos, sin], { num_heads: nh });
+    const k3 = g.op("RotaryEmbedding", [g.op("Reshape", [k, shapeKV]), cos, sin], { num_heads: kvh });
+    const v3 = g.op("Reshape", [v, shapeKV]);
+    const y = `attn:${l}:y`;
+    g.opMulti("Attention", [q3, k3, v3, attnMask, `past.${l}.key`, `past.${l}.value`], [
+      y,
+      `present.${l}.key`,
+      `present.${l}.value`,
+    ], { q_num_heads: nh, kv_num_heads: kvh, scale: float(1 / Math.sqrt(D)) });
+    const yFlat = g.op("Reshape", [y, g.op("Concat", [tokens, g.ints([nh * D])], { axis: 0 })]);
+    let attnOut = gemm(yFlat, n.oProj, biases.o ? n.oBias : undefined);
+    if (variant.hooks) attnOut = g.op("Mul", [attnOut, fixN1(attnScale[l]!)]);
+    if (attnAdd) attnOut = g.op("Add", [attnOut, attnAdd(l)]);
+    if (variant.captures) attnCaps.push(capture(attnOut));
+    x = g.op("Add", [x, attnOut]);
+
+    // MLP.
+    const h2 = g.op("RMSNormalization", [x, weight(n.postNorm)], { axis: -1, epsilon: eps });
+    const gate = gemm(h2, n.gateProj, biases.mlp ? n.gateBias : undefined);
+    const up = gemm(h2, n.upProj, biases.mlp ? n.upBias : undefined);
+    const act = g.op("Mul", [g.op("Mul", [gate, g.op("Sigmoid", [gate])]), up]);
+    let mlpOut = gemm(act, n.downProj, biases.mlp ? n.downBias : undefined);
+    if (variant.hooks) mlpOut = g.op("Mul", [mlpOut, fixN1(mlpScale[l]!)]);
+    if (mlpAdd) mlpOut = g.op("Add", [mlpOut, mlpAdd(l)]);
+    if (variant.captures) mlpCaps.push(capture(mlpOut));
+    x = g.op("Add", [x, mlpOut]);
+
+    outputs.push(
+      { name: `present.${l}.key`, elemType: DataType.FLOAT, shape: ["batch", kvh, "total_seq", D] },
+      { name: `present.${l}.value`, elemType: DataType.FLOAT, shape: ["batch", kvh, "total_seq", D] },
+    );
+  }
+  if (variant.captures) residCaps.push(capture(x));
+
+  const normW = weight("model.norm.weight");
+  const unembed = weight(cfg.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+
+  // Logits at the requested positions only: gathering before the LM head keeps prefill cheap.
+  const xBTH = g.op("Reshape", [x, shapeBTH]);
+  const picked = g.op("GatherND", [xBTH, g.op("Unsqueeze", ["logit_positions", g.ints([2])])], {
+    batch_dims: 1,
+  });
+  const pickedShape = g.op("Shape", [picked]); // [B, K, H]
+  const pickedFlat = g.op("Reshape", [picked, g.ints([-1, H])]);
+  const normed = g.op("RMSNormalization", [pickedFlat, normW], { axis: -1, epsilon: eps });
+  const logitsFlat = g.op("Gemm", [normed, unembed], { transB: 1 });
+  const logitsShape = g.op("Concat", [
+    g.op("Slice", [pickedShape, g.ints([0]), g.ints([2])]),
+    g.ints([cfg.vocabSize]),
+  ], { axis: 0 });
+  g.named("Reshape", [logitsFlat, logitsShape], "logits");
+  // Top-k candidates for sampling: fetching k values instead of the whole vocabulary row per token.
+  g.opMulti("TopK", ["logits", "top_k"], ["topk_values", "topk_indices"], {
+    axis: -1,
+    largest: 1,
+    sorted: 1,
+  });
+  outputs.push(
+    { name: "topk_values", elemType: DataType.FLOAT, shape: ["batch", "num_logits", "k"] },
+    { name: "topk_indices", elemType: DataType.INT64, shape: ["batch", "num_logits", "k"] },
+  );
+
+  if (variant.captures) {
+    g.named("Concat", residCaps, "resid", { axis: 0 }); // [L+1, B, C, H]
+    g.named("Concat", attnCaps, "attn_out", { axis: 0 });
+    g.named("Concat", mlpCaps, "mlp_out", { axis: 0 });
+    // Logit lens over every captured residual at once.
+    const residShape = g.op("Shape", ["resid"]); // [L+1, B, C, H]
+    const lensIn = g.op("Reshape", ["resid", g.ints([-1, H])]);
+    const lensNormed = g.op("RMSNormalization", [lensIn, normW], { axis: -1, epsilon: eps });
+    const lensLogits = g.op("Gemm", [lensNormed, unembed], { transB: 1 }); // [R, V]
+    const lse = g.op("ReduceLogSumExp", [lensLogits, g.ints([-1])], { keepdims: 1 }); // [R, 1]
+    // Token ids [B, C, M] broadcast over layers -> [R, M].
+    const idsShape3 = g.op("Shape", ["lens_token_ids"]);
+    const numIds = g.op("Gather", [idsShape3, g.ints([2])], { axis: 0 });
+    const layersDim = g.op("Slice", [residShape, g.ints([0]), g.ints([1])]);
+    const expandShape = g.op("Concat", [layersDim, idsShape3], { axis: 0 }); // [L+1, B, C, M]
+    const idsExpanded = g.op("Expand", [g.op("Unsqueeze", ["lens_token_ids", g.ints([0])]), expandShape]);
+    const idsFlat = g.op("Reshape", [idsExpanded, g.op("Concat", [g.ints([-1]), numIds], { axis: 0 })]);
+    const target = g.op("GatherElements", [lensLogits, idsFlat], { axis: 1 }); // [R, M]
+    const logprob = g.op("Sub", [target, lse]);
+    // rank = number of vocabulary entries with a strictly larger logit.
+    const greater = g.op("Greater", [
+      g.op("Unsqueeze", [lensLogits, g.ints([1])]), // [R, 1, V]
+      g.op("Unsqueeze", [target, g.ints([2])]), // [R, M, 1]
+    ]);
+    const rank = g.op("ReduceSum", [g.op("Cast", [greater], { to: DataType.INT64 }), g.ints([2])], {
+      keepdims: 0,
+    });
+    g.named("Reshape", [target, expandShape], "lens_logit");
+    g.named("Reshape", [logprob, expandShape], "lens_logprob");
+    g.named("Reshape", [rank, expandShape], "lens_rank");
+    outputs.push(
+      { name: "resid", elemType: DataType.FLOAT, shape: [L + 1, "batch", "num_captures", H] },
+      { name: "attn_out", elemType: DataType.FLOAT, shape: [L, "batch", "num_captures", H] },
+      { name: "mlp_out", elemType: DataType.FLOAT, shape: [L, "batch", "num_captures", H] },
+      {
+        name: "lens_logit",
+        elemType: DataType.FLOAT,
+        shape: [L + 1, "batch", "num_captures", "num_lens_ids"],
+      },
+      {
+        name: "lens_logprob",
+        elemType: DataType.FLOAT,
+        shape: [L + 1, "batch", "num_captures", "num_lens_ids"],
+      },
+      {
+        name: "lens_rank",
+        elemType: DataType.INT64,
+        shape: [L + 1, "batch", "num_captures", "num_lens_ids"],
+      },
+    );
+  }
+
+  return encodeModel({
+    graphName: `${cfg.modelType}_${variant.hooks ? "hooked" : "plain"}${variant.captures ? "_captures" : ""}`,
+    nodes: g.nodes,
+    initializers: g.initializers,
+    inputs,
+    outputs,
+    opsets: { "": 23 },
+    docString: `Compiled from ${checkpoint.dir}`,
+  });
+}
+
+/** Re-exported so callers can type a compiled config without importing config.ts. */
+export type { ModelConfig };

@@ -1,0 +1,7 @@
+/**
+ * Figures: Observable Plot rendered to SVG + PNG, Jupyter display bundles.
+ *
+ * @module
+ */
+
+export * from "./plot.ts";

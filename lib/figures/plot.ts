@@ -1,0 +1,302 @@
+/**
+ * Figures as Observable Plot charts rendered in Deno with a linkedom DOM. A figure is a standalone SVG
+ * string (xmlns set, white background, a title): {@linkcode render} turns one declarative `Plot.plot`
+ * option object into a {@linkcode Figure}; {@linkcode saveFigure} writes the SVG and a PNG rendered by
+ * `@resvg/resvg-js` at 2× scale; {@linkcode figureBundle} gives the Jupyter display bundle.
+ *
+ * Fonts: resvg draws no text without font files. {@linkcode resolveFontFiles} looks, in order, at
+ * `BT_FONT_FILES` (paths separated by `:`), the npm package `dejavu-fonts-ttf` (when the import map
+ * has it), `node_modules/dejavu-fonts-ttf`, and Debian's `fonts-dejavu-core`
+ * (`/usr/share/fonts/truetype/dejavu`). System fonts are never scanned, so the PNG is the same on every
+ * machine that has DejaVu Sans.
+ *
+ * @module
+ */
+
+import * as Plot from "@observablehq/plot";
+import { Resvg } from "@resvg/resvg-js";
+import { parseHTML } from "linkedom";
+import { Buffer } from "node:buffer";
+import { writeFileAtomic } from "../util/fs.ts";
+
+/** A rendered figure. */
+export interface Figure {
+  /** File stem, e.g. `bt_rate_by_variant`. */
+  readonly name: string;
+  /** Standalone SVG (xmlns set, white background). */
+  readonly svg: string;
+  /** SVG size in CSS pixels. */
+  readonly width: number;
+  readonly height: number;
+}
+
+/** A value with a two-sided interval, e.g. a rate and its bootstrap CI. */
+export interface ValueCI {
+  readonly value: number;
+  readonly lower: number;
+  readonly upper: number;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Rendering
+
+/** The font family every figure asks for (and resvg's default). */
+export const FONT_FAMILY = "DejaVu Sans";
+const FONT_STACK = `${FONT_FAMILY}, sans-serif`;
+const TITLE_HEIGHT = 30;
+const SUBTITLE_HEIGHT = 18;
+
+/** Palette: condition kinds and highlight colours. */
+export const COLORS = {
+  baseline: "#4682b4",
+  targeted: "#e4572e",
+  random: "#8c8c8c",
+  other: "#6a51a3",
+  with: "#e4572e",
+  without: "#2e8b57",
+  bt: "#e4572e",
+  control: "#4682b4",
+  highlight: "#d95f02",
+  muted: "#9aa5b1",
+} as const;
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function escapeXml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** Common options of every figure. */
+export interface FigureOptions {
+  /** Title drawn above the chart (default: the figure's own). `null` = none. */
+  readonly title?: string | null;
+  /** Smaller line under the title, e.g. the CI method. `null` = none. */
+  readonly subtitle?: string | null;
+  /** Chart width in px (default 720). */
+  readonly width?: number;
+  /** Chart height in px (default depends on the figure). */
+  readonly height?: number;
+}
+
+function validateSize(v: number | undefined, name: string): void {
+  if (v !== undefined && !(Number.isFinite(v) && v >= 100 && v <= 4000)) {
+    throw new RangeError(`option "${name}" must be a number of pixels in [100, 4000], got ${v}`);
+  }
+}
+
+/**
+ * Run one `Plot.plot` call in a linkedom document and wrap its SVG with a title and a white
+ * background: every figure of the project (here and in `lib/phase2/figures.ts`) goes through this.
+ */
+export function render(
+  name: string,
+  defaults: { title: string; subtitle?: string; height: number },
+  options: FigureOptions,
+  plot: Plot.PlotOptions,
+): Figure {
+  validateSize(options.width, "width");
+  validateSize(options.height, "height");
+  const width = options.width ?? 720;
+  const chartHeight = options.height ?? defaults.height;
+  const title = options.title === undefined ? defaults.title : options.title;
+  const subtitle = options.subtitle === undefined ? defaults.subtitle ?? null : options.subtitle;
+  const { document } = parseHTML("<!DOCTYPE html><html><body></body></html>");
+  const el = Plot.plot({
+    marginBottom: 44,
+    ...plot,
+    document: document as unknown as Document,
+    width,
+    height: chartHeight,
+    style: { fontFamily: FONT_STACK, fontSize: "12px", background: "white", color: "black" },
+  }) as unknown as Element;
+  if (el.tagName.toLowerCase() !== "svg") {
+    throw new Error(
+      `figure "${name}": Plot returned <${el.tagName}>, expected <svg> (no title/caption/legend)`,
+    );
+  }
+  const top = (title ? TITLE_HEIGHT : 0) + (subtitle ? SUBTITLE_HEIGHT : 0) + (title || subtitle ? 6 : 0);
+  el.setAttribute("y", String(top));
+  el.setAttribute("font-family", FONT_STACK);
+  el.removeAttribute("class");
+  const inner = el.outerHTML.replace(/<style>[\s\S]*?<\/style>/, "");
+  const height = chartHeight + top;
+  const head: string[] = [];
+  if (title) {
+    head.push(
+      `<text x="12" y="22" font-size="16" font-weight="bold" text-anchor="start">${escapeXml(title)}</text>`,
+    );
+  }
+  if (subtitle) {
+    const y = (title ? TITLE_HEIGHT : 0) + 14;
+    head.push(
+      `<text x="12" y="${y}" font-size="12" fill="#555" text-anchor="start">${escapeXml(subtitle)}</text>`,
+    );
+  }
+  const svg = `<svg xmlns="${SVG_NS}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
+    `font-family="${FONT_STACK}" font-size="12">` +
+    `<rect width="${width}" height="${height}" fill="white"/>${head.join("")}${inner}</svg>`;
+  return { name, svg, width, height };
+}
+
+/**
+ * Check that every finite value lies inside its interval.
+ *
+ * @throws {RangeError} naming `where` and the row at fault.
+ */
+export function checkCI(rows: readonly ValueCI[], where: string): void {
+  rows.forEach((r, i) => {
+    if (!Number.isFinite(r.value)) return; // drawn as a gap
+    if (r.lower > r.value + 1e-12 || r.upper < r.value - 1e-12) {
+      throw new RangeError(
+        `${where}: row ${i} has value ${r.value} outside its interval [${r.lower}, ${r.upper}]`,
+      );
+    }
+  });
+}
+
+/**
+ * @throws {RangeError} naming `where` when there are no rows to plot.
+ */
+export function nonEmpty<T>(rows: readonly T[], where: string): void {
+  if (rows.length === 0) throw new RangeError(`${where}: no data to plot`);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Output: fonts, PNG, files, Jupyter
+
+const SYSTEM_FONT_DIRS = [
+  "/usr/share/fonts/truetype/dejavu",
+  "/usr/share/fonts/TTF",
+  "/usr/share/fonts/dejavu",
+];
+const FONT_FILES = ["DejaVuSans.ttf", "DejaVuSans-Bold.ttf"];
+
+/** The paths that are files, resolved through symlinks and deduplicated, in order. */
+function existing(paths: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const p of paths) {
+    try {
+      if (Deno.statSync(p).isFile) out.add(Deno.realPathSync(p));
+    } catch {
+      // missing: skip
+    }
+  }
+  return [...out];
+}
+
+/** Where the fonts came from, and the files. */
+export interface FontSource {
+  readonly source: "env" | "npm" | "system" | "none";
+  readonly files: readonly string[];
+}
+
+let fontCache: FontSource | undefined;
+
+/**
+ * Font files for resvg: `BT_FONT_FILES` (":"-separated paths), else DejaVu Sans from the npm package
+ * `dejavu-fonts-ttf`, else from Debian's fonts-dejavu-core. Cached after the first call.
+ *
+ * @throws {Error} if `BT_FONT_FILES` names a file that does not exist.
+ */
+export function resolveFontFiles(): FontSource {
+  if (fontCache) return fontCache;
+  const env = Deno.env.get("BT_FONT_FILES");
+  if (env) {
+    const files = env.split(":").filter((p) => p !== "");
+    const missing = files.filter((p) => existing([p]).length === 0);
+    if (missing.length > 0) {
+      throw new Error(`BT_FONT_FILES names missing font file(s): ${missing.join(", ")}`);
+    }
+    return (fontCache = { source: "env", files });
+  }
+  const npm: string[] = [];
+  for (const f of FONT_FILES) {
+    try {
+      const url = import.meta.resolve(`dejavu-fonts-ttf/ttf/${f}`);
+      if (url.startsWith("file:")) npm.push(new URL(url).pathname);
+    } catch {
+      // not in the import map
+    }
+    npm.push(new URL(`../node_modules/dejavu-fonts-ttf/ttf/${f}`, import.meta.url).pathname);
+  }
+  const fromNpm = existing(npm);
+  if (fromNpm.length > 0) return (fontCache = { source: "npm", files: fromNpm });
+  const sys = existing(SYSTEM_FONT_DIRS.flatMap((d) => FONT_FILES.map((f) => `${d}/${f}`)));
+  if (sys.length > 0) return (fontCache = { source: "system", files: sys });
+  return (fontCache = { source: "none", files: [] });
+}
+
+let warnedNoFont = false;
+
+/** Options of {@linkcode renderPng}. */
+export interface PngOptions {
+  /** Zoom factor (default 2). */
+  readonly scale?: number;
+  /** Font files (default {@linkcode resolveFontFiles}). */
+  readonly fontFiles?: readonly string[];
+}
+
+/**
+ * Render an SVG to PNG with resvg on a white background.
+ *
+ * @returns PNG bytes. Without any font file text is not drawn, and a warning is printed once.
+ * @throws {RangeError} if `scale` is not in (0, 8].
+ */
+export function renderPng(svg: string, options: PngOptions = {}): Uint8Array {
+  const scale = options.scale ?? 2;
+  if (!(scale > 0 && scale <= 8)) throw new RangeError(`option "scale" must be in (0, 8], got ${scale}`);
+  const fontFiles = options.fontFiles ?? resolveFontFiles().files;
+  if (options.fontFiles === undefined && fontFiles.length === 0 && !warnedNoFont) {
+    warnedNoFont = true;
+    console.warn(
+      "plots: no font file found, PNG text will be missing. Install the npm package dejavu-fonts-ttf " +
+        "(deno.json import) or Debian's fonts-dejavu-core, or set BT_FONT_FILES.",
+    );
+  }
+  const resvg = new Resvg(svg, {
+    fitTo: { mode: "zoom", value: scale },
+    background: "white",
+    font: {
+      fontFiles: [...fontFiles],
+      loadSystemFonts: false,
+      defaultFontFamily: FONT_FAMILY,
+      sansSerifFamily: FONT_FAMILY,
+    },
+  });
+  return new Uint8Array(resvg.render().asPng());
+}
+
+/**
+ * Write `<dir>/<name>.svg` and `<dir>/<name>.png` (2× scale) atomically.
+ *
+ * @param name File stem (default `fig.name`).
+ * @returns The two paths.
+ */
+export async function saveFigure(
+  fig: Figure,
+  dir: string,
+  name: string = fig.name,
+): Promise<{ svgPath: string; pngPath: string }> {
+  if (!/^[\w.-]+$/.test(name)) {
+    throw new RangeError(`saveFigure: figure name must be a plain file stem, got "${name}"`);
+  }
+  const svgPath = `${dir}/${name}.svg`;
+  const pngPath = `${dir}/${name}.png`;
+  await writeFileAtomic(svgPath, fig.svg, { createDir: true });
+  await writeFileAtomic(pngPath, renderPng(fig.svg), { createDir: true });
+  return { svgPath, pngPath };
+}
+
+/** Jupyter display bundle of a figure: SVG text and base64 PNG. */
+export interface FigureBundle {
+  readonly "image/svg+xml": string;
+  readonly "image/png": string;
+}
+
+/**
+ * Jupyter display bundle `{"image/svg+xml", "image/png"}` (PNG base64, 2× scale), for
+ * `await Deno.jupyter.display(figureBundle(fig), { raw: true })`.
+ */
+export function figureBundle(fig: Figure): FigureBundle {
+  return { "image/svg+xml": fig.svg, "image/png": Buffer.from(renderPng(fig.svg)).toString("base64") };
+}

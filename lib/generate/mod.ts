@@ -1,0 +1,12 @@
+/**
+ * Generation: sampling, per-sample RNG streams, batched generation, append-only record stores with
+ * resume.
+ *
+ * @module
+ */
+
+export * from "./generate.ts";
+export * from "./records.ts";
+export * from "./rng.ts";
+export * from "./run_generation.ts";
+export * from "./sampling.ts";

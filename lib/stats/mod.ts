@@ -1,0 +1,7 @@
+/**
+ * Statistics: bootstrap intervals (clustered), paired tests, seeded RNG helpers.
+ *
+ * @module
+ */
+
+export * from "./stats.ts";

@@ -1,0 +1,8 @@
+/**
+ * Small utilities: atomic file writes, progress display.
+ *
+ * @module
+ */
+
+export * from "./fs.ts";
+export * from "./progress.ts";

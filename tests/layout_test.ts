@@ -1,0 +1,70 @@
+/**
+ * The two floors: nothing under the toolkit (`lib/`) imports from an experiment (`experiments/`), and
+ * every toolkit folder has a `mod.ts` that `lib/mod.ts` re-exports.
+ */
+import assert from "node:assert/strict";
+import { dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const LIB = join(ROOT, "lib");
+
+function* tsFiles(dir: string): Generator<string> {
+  for (const e of Deno.readDirSync(dir)) {
+    const p = join(dir, e.name);
+    if (e.isDirectory) yield* tsFiles(p);
+    else if (e.name.endsWith(".ts")) yield p;
+  }
+}
+
+/** Every module specifier in `src`: static imports/exports, dynamic imports, `new URL(...)` paths. */
+export function specifiers(src: string): string[] {
+  const out: string[] = [];
+  const patterns = [
+    /\bfrom\s*["']([^"']+)["']/g,
+    /\bimport\s*["']([^"']+)["']/g,
+    /\bimport\s*\(\s*["']([^"']+)["']\s*\)/g,
+    /\bnew\s+URL\s*\(\s*["']([^"']+)["']/g,
+  ];
+  for (const re of patterns) for (const m of src.matchAll(re)) out.push(m[1]!);
+  return out;
+}
+
+Deno.test("specifiers: finds static, dynamic and URL imports", () => {
+  const src = `import a from "./a.ts";\nexport { b } from '../b.ts';\nawait import("./c.ts");\n` +
+    `new URL("../../experiments/x.ts", import.meta.url); import "./side.ts";`;
+  assert.deepEqual(specifiers(src).sort(), [
+    "../../experiments/x.ts",
+    "../b.ts",
+    "./a.ts",
+    "./c.ts",
+    "./side.ts",
+  ]);
+});
+
+Deno.test("toolkit never imports from an experiment", () => {
+  const offenders: string[] = [];
+  for (const file of tsFiles(LIB)) {
+    for (const spec of specifiers(Deno.readTextFileSync(file))) {
+      if (!spec.startsWith(".")) continue;
+      const target = relative(ROOT, resolve(dirname(file), spec));
+      if (!target.startsWith("lib/") && !target.startsWith("lib\\")) {
+        offenders.push(`${relative(ROOT, file)} imports ${spec} (→ ${target})`);
+      }
+    }
+  }
+  assert.deepEqual(offenders, [], `toolkit files reaching outside lib/:\n${offenders.join("\n")}`);
+});
+
+Deno.test("every toolkit folder has a mod.ts re-exported by lib/mod.ts", () => {
+  const root = Deno.readTextFileSync(join(LIB, "mod.ts"));
+  const folders = [...Deno.readDirSync(LIB)].filter((e) => e.isDirectory).map((e) => e.name).sort();
+  for (const f of folders) {
+    if (f === "bench") continue; // a program (deno task bench), not a library folder
+    assert.ok(
+      [...Deno.readDirSync(join(LIB, f))].some((e) => e.name === "mod.ts"),
+      `lib/${f}/ has no mod.ts listing its public names`,
+    );
+    assert.match(root, new RegExp(`"\\./${f}/mod\\.ts"`), `lib/mod.ts does not re-export lib/${f}/mod.ts`);
+  }
+});
