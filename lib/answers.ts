@@ -334,6 +334,68 @@ export function cleanAnswerText(text: string): string {
   return t.replace(/\s+/g, " ").trim();
 }
 
+/** A result-like number in a text: see {@linkcode resultNumbers}. */
+export interface ResultNumber {
+  readonly value: number;
+  /** The number as written (after LaTeX clean-up). */
+  readonly raw: string;
+  /** UTF-16 index of the result marker (`=`, `\boxed`, `is a total of` …) in the full text. */
+  readonly char: number;
+  /** The marker that made it a result, as written. */
+  readonly marker: string;
+  /** Stated in a hedged sentence (`maybe`, `perhaps`, `might`, `could`, or a question). */
+  readonly tentative: boolean;
+}
+
+// Markers after which a number is a stated result. Deliberately not a bare "is" ("each bag is 6").
+const RESULT_MARKER_RE = new RegExp(
+  String.raw`(?<![<>=!])=(?!=)|≈|\\approx|\\boxed\s*\{|\bfinal(?:\s+answer)?\s*[:：]|` +
+    String
+      .raw`\b(?:answer|total|result|sum|product|difference)\s+(?:is|was|would be|will be|of|comes to)\b|` +
+    String.raw`\b(?:equals?|makes|gives|yields|comes to|results in|gets?|got|that's|that is|which is|it's)\b`,
+  "giu",
+);
+
+/**
+ * Result-like numbers of `text[from, to)`: a number right after a result marker (`=`, `≈`, `\boxed{`,
+ * `Final:`, `total is`, `answer is`, `equals`, `makes`, `gives`, `get(s)`/`got`, `that's`, `which is`,
+ * `it's` …), with only a sign, currency or markup between, and not followed by an operator and another
+ * operand (`= 4*6 = 24` gives 24, not 4). Numbers are read as {@linkcode numbersIn} reads them after
+ * {@linkcode cleanAnswerText}; the snippet after a marker is cut at the line end and at `to`.
+ *
+ * @param text The full text.
+ * @param from Start of the searched span (UTF-16; default 0).
+ * @param to End of the searched span (UTF-16, exclusive; default the text length).
+ * @returns The results in text order.
+ */
+export function resultNumbers(text: string, from = 0, to = text.length): ResultNumber[] {
+  const out: ResultNumber[] = [];
+  const span = text.slice(from, to);
+  for (const m of span.matchAll(RESULT_MARKER_RE)) {
+    const start = m.index + m[0].length;
+    const nl = span.indexOf("\n", start);
+    const snippet = span.slice(start, Math.min(nl < 0 ? span.length : nl, start + 60));
+    const cleaned = cleanAnswerText(snippet);
+    const hit = numbersIn(cleaned)[0];
+    if (!hit || !/^[-−]?\s*[$€£¥]?\s*$/.test(cleaned.slice(0, hit.index))) continue;
+    const rest = cleaned.slice(hit.index + hit.raw.length);
+    if (/^\s*(?:[*×x÷/+^-]|\\div)\s*[\d(.]/.test(rest)) continue;
+    // the sentence around the marker: hedged or a question?
+    const sStart = Math.max(
+      span.lastIndexOf(".", m.index - 1),
+      span.lastIndexOf("\n", m.index - 1),
+      span.lastIndexOf("?", m.index - 1),
+      span.lastIndexOf("!", m.index - 1),
+    ) + 1;
+    const endMatch = /[.!?\n]/.exec(span.slice(start + hit.index + hit.raw.length));
+    const sEnd = endMatch ? start + hit.index + hit.raw.length + endMatch.index + 1 : span.length;
+    const sentence = span.slice(sStart, sEnd);
+    const tentative = /\b(?:maybe|perhaps|might|could|possibly)\b/i.test(sentence) || sentence.endsWith("?");
+    out.push({ value: hit.value, raw: hit.raw, char: from + m.index, marker: m[0], tentative });
+  }
+  return out;
+}
+
 /** Whether a cleaned candidate is a placeholder to skip: empty, `<answer>`, `[answer]`, `…`. */
 function isPlaceholder(cleaned: string): boolean {
   return cleaned === "" || /^(?:<[^<>]*>|\[[^[\]]*\]|\.\.\.|…)$/.test(cleaned);
