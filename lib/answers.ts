@@ -401,17 +401,25 @@ function isPlaceholder(cleaned: string): boolean {
   return cleaned === "" || /^(?:<[^<>]*>|\[[^[\]]*\]|\.\.\.|…)$/.test(cleaned);
 }
 
-/** The number a final-answer snippet stands for: after the last "=", the first number. */
-function numberOfSnippet(cleaned: string): Omit<NumberHit, "index"> | undefined {
+/**
+ * The number a final-answer snippet stands for: after the last "=", the first number. With
+ * `single` (boxes), a tail holding several numbers (`\boxed{5 \text{ h } 30 \text{ min}}`,
+ * `\boxed{12, 15}`, `\boxed{5-10}`) stands for none: `undefined`, never one of them.
+ */
+function numberOfSnippet(cleaned: string, single: boolean): Omit<NumberHit, "index"> | undefined {
   // a whole snippet of space-grouped digits is one number: "9 500" → 9500
   const spaced = /^([-−]?)\s*[$€£¥]?\s*(\d{1,3}(?: \d{3})+(?:\.\d+)?)\s*%?$/.exec(cleaned);
   if (spaced) {
     const v = Number(spaced[2]!.replaceAll(" ", "")) * (spaced[1] ? -1 : 1);
     return { value: v, raw: cleaned };
   }
-  const eq = cleaned.lastIndexOf("=");
-  const tail = eq >= 0 ? cleaned.slice(eq + 1) : cleaned;
-  return numbersIn(tail)[0] ?? (eq >= 0 ? numbersIn(cleaned).at(-1) : undefined);
+  // unit exponents are not numbers: "18 cm^2", "18 m^{3}"
+  const plain = cleaned.replace(/(\p{L})\s*\^\s*\d+/gu, "$1");
+  const eq = plain.lastIndexOf("=");
+  const tail = eq >= 0 ? plain.slice(eq + 1) : plain;
+  const nums = numbersIn(tail);
+  if (single && nums.length > 1) return undefined;
+  return nums[0] ?? (eq >= 0 && !single ? numbersIn(plain).at(-1) : undefined);
 }
 
 const FINAL_RE =
@@ -437,8 +445,9 @@ function extractIn(text: string, region: AnswerRegion): ExtractedAnswer {
     const c = candidates[i]!;
     const cleaned = cleanAnswerText(c.snippet);
     if (isPlaceholder(cleaned)) continue;
-    const hit = numberOfSnippet(cleaned);
-    // A stated answer without a number (`\boxed{\text{Yes}}`) is the answer: no value, no fallback.
+    const hit = numberOfSnippet(cleaned, c.method === "boxed");
+    // A stated answer without a (single) number (`\boxed{\text{Yes}}`) is the answer: no value, no
+    // fallback to an earlier number.
     if (!hit) return { value: undefined, raw: undefined, method: c.method, region };
     return { value: hit.value, raw: hit.raw, method: c.method, region };
   }

@@ -14,12 +14,14 @@
  * **values after** are the firm result-like numbers in the window. Phrases are matched case-insensitively
  * in the window:
  *
- * - error: an admission (`I made a mistake`, `that's wrong`, `I was wrong`, `I miscalculated`,
- *   `misread`, `can't be right`, `doesn't add up`, `, not 3`, `instead of` …); one in a question
- *   (`did I make a mistake?`) or negated (`no mistake`, `didn't make a mistake`, `nothing wrong`) is not
- *   an admission (the negated forms count as confirmations);
+ * - error: an admission (`I made a mistake`, `I must have made an error`, `that's wrong`, `I was wrong`,
+ *   `I miscalculated`, `misread`, `can't be right`, `doesn't seem right`, `doesn't add up`, `, not 3`,
+ *   `instead of`, a window opening `Wait, no.` …); one in a question (`did I make a mistake?`) or after
+ *   `if` / `whether` is not an admission, nor a negated one (`no mistake`, `didn't make a mistake`,
+ *   `I don't think I made a mistake`, `nothing wrong`; these count as confirmations);
  * - confirmation: `that's correct/right`, `is correct`, `yes,`, `checks out`, `confirms`, `consistent`,
- *   `matches`, `same answer`, `looks right`, `as before` …;
+ *   `matches`, `same answer`, `looks right`, `that makes sense`, `indeed`, `as before` … (not in a
+ *   question, not after `if` / `whether`);
  * - re-check (context only): `let me check/verify/double-check/recalculate/make sure` …;
  * - reread (context only): `the problem says/asks`, `let me reread`, `re-reading` ….
  *
@@ -111,7 +113,11 @@ export interface ClassifyOnsetOptions {
 }
 
 const ERROR_RES: readonly RegExp[] = [
-  /\b(?:I|we)\s+(?:have\s+|might\s+have\s+)?(?:made|make)\s+(?:a|an|some)\s+(?:\w+\s+)?(?:mistake|error)s?\b/giu,
+  /\b(?:I|we)\s+(?:\w+\s+){0,2}(?:made|make)\s+(?:a|an|some)\s+(?:\w+\s+)?(?:mistake|error)s?\b/giu,
+  // "Wait, no." / "Actually no," at the start of the window
+  /^\S+(?:\s+on)?[,.!]?\s+no\s*[,.!;:—–-]/giu,
+  /\b(?:doesn't|does\s+not|don't|do\s+not)\s+(?:seem|look|sound)\s+(?:right|correct)\b/giu,
+  /\b(?:that|this|it)(?:'s|’s|\s+is)\s+(?:not\s+possible|impossible)\b/giu,
   /\bmy\s+(?:mistake|error|bad)\b/giu,
   /\b(?:that|this|it|which|that\s+answer|the\s+answer)(?:'s|’s|\s+is|\s+was)\s+(?:wrong|incorrect|not\s+right|not\s+correct|a\s+mistake|an\s+error)\b/giu,
   /\b(?:I|we)\s+(?:was|were)\s+wrong\b/giu,
@@ -126,10 +132,10 @@ const ERROR_RES: readonly RegExp[] = [
 ];
 
 const NEGATED_ERROR_RE =
-  /\b(?:no|not\s+a|without\s+(?:a|any))\s+(?:mistakes?|errors?)\b|\b(?:didn't|did\s+not|don't|do\s+not|haven't|have\s+not)\s+(?:make|see|find|spot)\s+(?:a\s+|an\s+|any\s+)?(?:mistakes?|errors?)\b|\bnothing\s+(?:is\s+)?wrong\b|\bnot\s+wrong\b/giu;
+  /\b(?:don't|do\s+not|didn't|did\s+not)\s+think\s+(?:I|we)\s+(?:\w+\s+){0,2}(?:made|make)\s+(?:a|an|any)\s+(?:mistake|error)s?\b|\b(?:no|not\s+a|without\s+(?:a|any))\s+(?:mistakes?|errors?)\b|\b(?:didn't|did\s+not|don't|do\s+not|haven't|have\s+not)\s+(?:make|see|find|spot)\s+(?:a\s+|an\s+|any\s+)?(?:mistakes?|errors?)\b|\bnothing\s+(?:is\s+)?wrong\b|\bnot\s+wrong\b/giu;
 
 const CONFIRM_RE =
-  /\b(?:that's|that’s|that\s+is|this\s+is|it's|it’s|it\s+is|which\s+is|so\s+it's|answer\s+is)\s+(?:correct|right|consistent|confirmed)\b|\b(?:is|are|was|seems|looks|sounds)\s+(?:correct|right)\b|\b(?:yes|yep|yeah)\b[,.!]|\bchecks\s+out\b|\bconfirm(?:s|ed)\b|\bconsistent\b|\bmatches\b|\bsame\s+(?:answer|result|value|number)\b|\b(?:looks|seems|sounds)\s+good\b|\bas\s+before\b|\bstill\s+(?:get|gets|got|gives|comes\s+to)\b/giu;
+  /\b(?:that's|that’s|that\s+is|this\s+is|it's|it’s|it\s+is|which\s+is|so\s+it's|answer\s+is)\s+(?:correct|right|consistent|confirmed)\b|\b(?:is|are|was|seems|looks|sounds)\s+(?:correct|right)\b|\b(?:yes|yep|yeah)\b[,.!]|\bchecks\s+out\b|\bconfirm(?:s|ed)\b|\bconsistent\b|\bmatches\b|\bsame\s+(?:answer|result|value|number)\b|\b(?:looks|seems|sounds)\s+good\b|\bas\s+before\b|\bthat\s+makes\s+sense\b|\bindeed\b|\ball\s+good\b|\b(?:I'm|I\s+am)\s+(?:confident|sure)\b|\bstill\s+(?:get|gets|got|gives|comes\s+to)\b/giu;
 
 const RECHECK_RE =
   /\blet\s+me\s+(?:double[- ]?check|check|verify|re-?check|re-?calculate|re-?compute|confirm|make\s+sure|go\s+(?:back|through)|re-?examine|re-?do)\b|\b(?:to|should|I'll|I\s+will)\s+(?:double[- ]?check|verify|re-?check|make\s+sure)\b|\bdouble[- ]?check(?:ing)?\b|\bverify(?:ing)?\b/giu;

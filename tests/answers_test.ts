@@ -364,6 +364,18 @@ Deno.test("issue 14 fault 3: LaTeX and markdown number forms give whole numbers 
   });
   assert.equal(v("So 18 or 24.\n\\boxed{\\text{Not enough information}}"), undefined);
   assert.equal(v("18 cats\nFinal: John"), undefined);
+  // a box holding several numbers stands for none of them (never the first fragment)
+  assert.equal(v("He works 5.5 hours.\n\\boxed{5 \\text{ hours and } 30 \\text{ minutes}}"), undefined);
+  assert.equal(v("\\boxed{12, 15}"), undefined);
+  assert.equal(v("\\boxed{5-10}"), undefined);
+  assert.equal(v("\\boxed{3:30}"), undefined);
+  assert.equal(v("\\boxed{4 \\times 6 = 24}"), 24);
+  // unit exponents and ordinals are not numbers
+  assert.equal(v("\\boxed{18 \\text{ cm}^2}"), 18);
+  assert.equal(v("\\boxed{18\\,\\text{m}^{3}}"), 18);
+  assert.equal(v("\\boxed{3\\text{rd}}"), 3);
+  // a Final line keeps its first number after the last "=" (explanations may follow)
+  assert.equal(v("Final: 18 apples (3 bags of 6)"), 18);
   // placeholders are skipped
   assert.equal(v("Compute 3*6 = 18.\n\\boxed{}"), 18);
   assert.equal(v("3*6 = 18\nFinal: [answer]"), 18);

@@ -61,6 +61,13 @@ const REVISIONS = [
   ],
   ["= 250 pounds.\nActually, each crate is 30 pounds, so 10*30 = 300.", "revision", "value_changed"],
   ["So he earns 40 per day.\nBut wait, my mistake, 8*6 = 48 per day.", "revision", "error_phrase"],
+  [
+    "So the answer is 18.\nWait, no. The problem says 4 bags, so 4 times 6 is 24.",
+    "revision",
+    "error_phrase",
+  ],
+  ["So x = 12.\nWait, that doesn't seem right. Let me redo it.", "revision", "error_phrase"],
+  ["Total = 50.\nHold on, I must have made an error in the second step.", "revision", "error_phrase"],
 ] as const;
 
 const VERIFICATIONS = [
@@ -91,6 +98,8 @@ const VERIFICATIONS = [
   ],
   ["So the area is 36.\nWait, 6 by 6 gives 36, consistent with before.", "verification", "confirm_phrase"],
   ["So he needs 14 more.\nWait, nothing wrong there: 20 - 6 = 14.", "verification", "confirm_phrase"],
+  ["So x = 12.\nWait, I don't think I made a mistake. 3*4 = 12.", "verification", "confirm_phrase"],
+  ["Total = 50.\nWait, 5 groups of 10 is 50. That makes sense.", "verification", "confirm_phrase"],
 ] as const;
 
 const OTHERS = [
@@ -113,6 +122,8 @@ const OTHERS = [
   ["So 18.\nWait</think>\n\n18", "other", "no_evidence"],
   // restating the goal without values
   ["We know 4*6 = 24.\nActually, the goal is the number of apples per person.", "other", "no_evidence"],
+  // "no" inside a phrase is not "Wait, no."
+  ["We have 3 bags.\nActually, no more bags are bought later.", "other", "no_evidence"],
   // a check that only restates question numbers (a bare "is" is not a result)
   ["So 24 in total.\nWait, each bag is 6 and there are 4 bags.", "other", "no_evidence"],
 ] as const;
