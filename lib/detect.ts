@@ -12,11 +12,14 @@
  *   `,`, `—`, `–`, `(`, a quote character or `**`, then optional whitespace. The trigger either
  *   (a) opens the clause in its configured case (`Wait`), or (b) follows one opening interjection or
  *   conjunction from {@linkcode TRIGGER_LEADS} (any case, an optional comma, then whitespace), and then
- *   its first letter may be lower case: `But wait,`, `Oh wait`, `Hmm, wait`, `, but actually`, `No, wait`.
+ *   its first letter may be lower case: `But wait,`, `Oh wait`, `Hmm, wait`, `, but actually`, `No, wait`;
+ *   or (c) opens the clause with a lower-case first letter as an interjection, directly followed by
+ *   `,`, `!`, `:`, `—`, `–`, `…` or `..` (`18... wait, 4 bags`, `3 bags, wait, 4`).
  *   The match (and the onset token) is the trigger word itself, the lead is reported in `lead`. Since
  *   every match is collected in text order, the onset is the first real trigger, including a
  *   `But wait` before a later `Wait` (issue 14). Not counted: a trigger mid-clause after other words
- *   (`we have to wait`, `it actually works`), or after two lead words (`And then wait`).
+ *   (`we have to wait`, `it actually works`), after two lead words (`And then wait`), or lower case at a
+ *   clause start but not as an interjection (`Then, wait for the bus`).
  *
  * The reasoning span ends at the close tag (`</think>`; the completion starts inside `<think>`
  * because the prompt ends with `<think>\n`). When token ids and the close tag's id are known
@@ -158,14 +161,17 @@ const CLAUSE_START_SRC = String.raw`(?:^|[\n.!?:;,—–("'“”‘’«»]|\*\
 const CLAUSE_START = `(?<=${CLAUSE_START_SRC})`;
 /** Any-case pattern of a plain word, e.g. `[bB][uU][tT]`. */
 function anyCase(word: string): string {
-  return [...word].map((
-    c,
-  ) => (c.toLowerCase() === c.toUpperCase() ? c : `[${c.toLowerCase()}${c.toUpperCase()}]`))
-    .join("");
+  let out = "";
+  for (const c of word) {
+    out += c.toLowerCase() === c.toUpperCase() ? c : `[${c.toLowerCase()}${c.toUpperCase()}]`;
+  }
+  return out;
 }
 const LEAD_ALT = TRIGGER_LEADS.map(anyCase).join("|");
 /** A clause start, then one lead word (any case), an optional comma, then whitespace. */
 const LEAD_START = `(?<=${CLAUSE_START_SRC}(?:${LEAD_ALT}),?\\s+)`;
+/** After a trigger used as an interjection: `,`, `!`, `:`, `—`, `–`, `…` or `..` (case (c)). */
+const INTERJECTION_END = String.raw`(?=[,!:…]|\.\.|\s*[—–])`;
 /** The lead at the end of the text before a match (as LEAD_START accepts it): used to report it. */
 const LEAD_BEFORE = new RegExp(`(?<=${CLAUSE_START_SRC})(?:${LEAD_ALT}),?\\s+$`, "u");
 
@@ -183,9 +189,11 @@ function triggerRegex(triggers: readonly string[], rule: DetectionRule): RegExp 
     const lowerFirst = first.toLowerCase() === first.toUpperCase()
       ? escapeRegex(first)
       : `[${escapeRegex(first.toLowerCase())}${escapeRegex(first.toUpperCase())}]`;
-    return `(${CLAUSE_START}${escapeRegex(t)}|${LEAD_START}${lowerFirst}${escapeRegex(t.slice(1))})`;
+    const anyFirst = `${lowerFirst}${escapeRegex(t.slice(1))}`;
+    return `(${CLAUSE_START}${escapeRegex(t)}(?!${W})|${LEAD_START}${anyFirst}(?!${W})|` +
+      `${CLAUSE_START}${anyFirst}${INTERJECTION_END})`;
   }).join("|");
-  return new RegExp(`(?:${alts})(?!${W})`, "gu");
+  return new RegExp(`(?:${alts})`, "gu");
 }
 
 /** Token spans: `starts[i]` is the UTF-16 offset of token i; `starts[n]` is the text length. */

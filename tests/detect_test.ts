@@ -241,6 +241,11 @@ Deno.test("issue 14 fault 5: triggers after an interjection or conjunction; the 
       ["So 18. But hold on, 24.", "But ", "hold on"],
       ["So 18. And Wait, 24.", "And ", "Wait"],
       ["So 18. OKAY wait.", "OKAY ", "wait"],
+      // (c) lower case at a clause start, used as an interjection
+      ["So 18... wait, 4 bags.", "", "wait"],
+      ["3 bags, wait, 4 bags.", "", "wait"],
+      ["So 18 — wait — 24.", "", "wait"],
+      ["It is, actually, 24.", "", "actually"],
     ] as const
   ) {
     const r = one(text);
@@ -284,6 +289,8 @@ Deno.test("issue 14 fault 5: triggers after an interjection or conjunction; the 
       "But we wait.",
       "Buttons wait.",
       "but waiting is fine", // word boundary after the trigger
+      "Then, wait for the bus.", // lower case, not an interjection
+      "Then, actually it works", // lower case without a lead or an interjection mark
     ]
   ) assert.equal(one(text).has_trigger, false, text);
   // Lead + lower case is the corrected rule only; the reference rule is unchanged (any case anywhere).
