@@ -10,10 +10,10 @@ const MAIN = new URL("../../lib/cli/main.ts", import.meta.url).pathname;
 const TOKENIZER = new URL("../fixtures/tokenizer/r1-distill-mini", import.meta.url).pathname;
 const THINK_CLOSE = 151649;
 
-async function bt(args: string[]) {
+async function bt(args: string[], env: Record<string, string> = {}) {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", MAIN, ...args],
-    env: { NO_COLOR: "1", HF_HUB_OFFLINE: "1" },
+    env: { NO_COLOR: "1", HF_HUB_OFFLINE: "1", ...env },
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -179,6 +179,38 @@ Deno.test("bt score-traces: the reference protocol keeps the reference's scoring
     const bad = await bt(["score-traces", "--in", `${dir}/bad.jsonl`, "--out", `${dir}/o.jsonl`]);
     assert.equal(bad.code, 1, "every line unreadable");
     assert.match(bad.stderr, /skipped line 1: expected a JSON object, got an array/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("bt score-traces --tokenizer <hub id> reads the tokenizer files from the hub cache", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bt-score-" });
+  try {
+    // A hub-cache snapshot of the fixture: models--org--r1-mini/{refs/main, snapshots/<commit>/…}.
+    const commit = "0123456789abcdef0123456789abcdef01234567";
+    const snap = `${dir}/hub/models--org--r1-mini/snapshots/${commit}`;
+    await Deno.mkdir(snap, { recursive: true });
+    await Deno.mkdir(`${dir}/hub/models--org--r1-mini/refs`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/hub/models--org--r1-mini/refs/main`, commit);
+    for await (const e of Deno.readDir(TOKENIZER)) {
+      await Deno.copyFile(`${TOKENIZER}/${e.name}`, `${snap}/${e.name}`);
+    }
+    await Deno.writeTextFile(`${dir}/t.jsonl`, JSON.stringify({ completion: ISSUE, gold_answer: 24 }) + "\n");
+    const r = await bt(
+      ["score-traces", "--in", `${dir}/t.jsonl`, "--out", `${dir}/o.jsonl`, "--tokenizer", "org/r1-mini"],
+      { HF_HUB_CACHE: `${dir}/hub` },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const [o] = await readJsonl(`${dir}/o.jsonl`);
+    assert.equal(o!.token_source, "tokenizer");
+    assert.equal(o!.onset?.token_id, 259);
+    const missing = await bt(
+      ["score-traces", "--in", `${dir}/t.jsonl`, "--out", `${dir}/o.jsonl`, "--tokenizer", "org/absent"],
+      { HF_HUB_CACHE: `${dir}/hub` },
+    );
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /org\/absent/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
