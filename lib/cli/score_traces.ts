@@ -496,6 +496,11 @@ export async function loadTokenizerSpec(spec: string): Promise<Tokenizer> {
   return await loadTokenizer(main.path.slice(0, main.path.lastIndexOf("/")));
 }
 
+/** JSON replacer writing absent (`undefined`) fields as `null`, so every line has the same keys. */
+function keepKeys(_key: string, value: unknown): unknown {
+  return value === undefined ? null : value;
+}
+
 /** Run the subcommand; returns the process exit code. */
 export async function scoreTracesCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -555,10 +560,10 @@ export async function scoreTracesCommand(args: string[]): Promise<number> {
   }
   await writeFileAtomic(
     values.out,
-    scored.map((s) => JSON.stringify(s.trace)).join("\n") + (scored.length ? "\n" : ""),
+    scored.map((s) => JSON.stringify(s.trace, keepKeys)).join("\n") + (scored.length ? "\n" : ""),
   );
   const summary = summarizeTraces(scored, config, skipped);
-  if (values.summary) await writeFileAtomic(values.summary, JSON.stringify(summary, null, 2) + "\n");
+  if (values.summary) await writeFileAtomic(values.summary, JSON.stringify(summary, keepKeys, 2) + "\n");
   console.error(summaryText(summary));
   return scored.length === 0 && skipped.length > 0 ? 1 : 0;
 }
