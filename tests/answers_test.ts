@@ -9,7 +9,9 @@ import {
   parseGsm8kGold,
   pyFloat,
   pyFloatRepr,
+  reasoningBoundaryByText,
   scoreAnswer,
+  scoreCompletion,
 } from "../experiments/backtracking/answers.ts";
 
 const SHARED = new URL("../../shared/data/reference/", import.meta.url);
@@ -130,33 +132,41 @@ Deno.test("isCorrectReference reproduces is_correct of all 6000 committed events
 
 Deno.test("robust extractor on R1-style endings", () => {
   const e = (t: string) => extractAnswer(t);
-  assert.deepEqual(e("So the total is \\boxed{18}."), { value: 18, raw: "18", method: "boxed" });
-  assert.deepEqual(e("Thus.\n**Final:** 18"), { value: 18, raw: "18", method: "final" });
+  assert.deepEqual(e("So the total is \\boxed{18}."), {
+    value: 18,
+    raw: "18",
+    method: "boxed",
+    region: "all",
+  });
+  assert.deepEqual(e("Thus.\n**Final:** 18"), { value: 18, raw: "18", method: "final", region: "all" });
   assert.equal(e("Final: $1,234.50").value, 1234.5);
   assert.equal(e("Final: $1,234.50").method, "final");
   const r1 = "</think>\n\nThe total is 621.\n\n**Final Answer**\n\n\\[\n\\boxed{621}\n\\]";
-  assert.deepEqual(e(r1), { value: 621, raw: "621", method: "boxed" });
+  assert.deepEqual(e(r1), { value: 621, raw: "621", method: "boxed", region: "answer" });
   assert.equal(e("**Final:** \\(\\boxed{621}\\)").value, 621);
   assert.equal(e("**Final Answer:** 42 apples").value, 42);
   assert.equal(e("Final answer:\n\n  7").value, 7);
   const echo =
     "End with a single line: Final: <answer>\n\nProblem: 3 bags of 6.\n<think>3*6=18</think>\nFinal: 18";
-  assert.deepEqual(e(echo), { value: 18, raw: "18", method: "final" });
+  assert.deepEqual(e(echo), { value: 18, raw: "18", method: "final", region: "answer" });
   // Echo last (truncated after echoing): no candidate has a number → last number of the text.
   assert.deepEqual(e("3 bags of 6 apples.\nEnd with a single line: Final: <answer>"), {
     value: 6,
     raw: "6",
     method: "last_number",
+    region: "all",
   });
   assert.deepEqual(e("Let me think about how the ducks eat"), {
     value: undefined,
     raw: undefined,
     method: "none",
+    region: "all",
   });
   assert.deepEqual(e("so we have 35 pounds and then we divide by"), {
     value: 35,
     raw: "35",
     method: "last_number",
+    region: "all",
   });
   assert.equal(e("He earns 7500 dollars").value, 7500);
   assert.equal(e("Final: 3/4").value, 0.75);
@@ -189,6 +199,185 @@ Deno.test("scoreAnswer, gold parsing and the single accuracy definition", () => 
   assert.throws(() => parseGsm8kGold("no marker"), /no "####"/);
   assert.throws(() => parseGsm8kGold("#### ten"), /not a number: "ten"/);
   const s = accuracySummary(["correct", "incorrect", "unknown", "correct"]);
-  assert.deepEqual(s, { n: 4, correct: 2, incorrect: 1, unknown: 1, accuracy: 0.5, unknown_rate: 0.25 });
+  assert.deepEqual(s, {
+    n: 4,
+    correct: 2,
+    incorrect: 1,
+    unknown: 1,
+    unfinished: 0,
+    accuracy: 0.5,
+    accuracy_finished: 0.5,
+    unknown_rate: 0.25,
+    unfinished_rate: 0,
+  });
   assert.ok(Number.isNaN(accuracySummary([]).accuracy));
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Issue 14: real reasoning traces
+
+Deno.test("issue 14 fault 1: reasoning that never closed is unfinished, never correct or incorrect", () => {
+  // Hit the token budget mid-thought, arguing for another value: the last number (18) equals the gold.
+  const cut = "<think>\n3 bags of 6 is 18. Wait, the question says 4 bags, so it should be 24, not 18";
+  const s = scoreCompletion(cut, 18);
+  assert.equal(s.status, "unfinished");
+  assert.equal(s.answer.value, 18); // what the whole text gives, kept for inspection only
+  assert.equal(s.answer.region, "all");
+  assert.equal(scoreCompletion(cut, 24).status, "unfinished");
+  assert.equal(scoreCompletion("no close tag at all", undefined).status, "unfinished");
+  // Closed: scored; without gold: unknown.
+  assert.equal(scoreCompletion("<think>\n4*6=24\n</think>\n\n24", 24).status, "correct");
+  assert.equal(scoreCompletion("<think>\n4*6=24\n</think>\n\n24", 18).status, "incorrect");
+  assert.equal(scoreCompletion("<think>\nhmm\n</think>\n\n\\boxed{\\text{No}}", 18).status, "unknown");
+  assert.equal(scoreCompletion("<think>x</think> 24", undefined).status, "unknown");
+  // A token-level boundary overrides the text: the prose tag is not the end of the reasoning.
+  const prose = "<think>\nI must end with </think>. 3*6=18";
+  assert.equal(scoreCompletion(prose, 18).status, "correct"); // by text, the prose tag closes it
+  assert.equal(
+    scoreCompletion(prose, 18, { reasoning: { closed: false, end: prose.length, answerStart: prose.length } })
+      .status,
+    "unfinished",
+  );
+  // Accuracy on all rows (unfinished = not correct) and on finished rows, with the unfinished rate.
+  const a = accuracySummary(["correct", "unfinished", "incorrect", "correct", "unfinished"]);
+  assert.equal(a.n, 5);
+  assert.equal(a.unfinished, 2);
+  assert.equal(a.accuracy, 2 / 5);
+  assert.equal(a.accuracy_finished, 2 / 3);
+  assert.equal(a.unfinished_rate, 2 / 5);
+  assert.ok(Number.isNaN(accuracySummary(["unfinished"]).accuracy_finished));
+});
+
+Deno.test("issue 14 fault 2: the answer after the reasoning beats the answer inside it", () => {
+  const boxed = "<think>\n3 bags of 6 is 18, so \\boxed{18}.\nWait, there are 4 bags, not 3. 4*6 = 24.\n" +
+    "</think>\n\nThere are 24 apples in total.";
+  assert.deepEqual(extractAnswer(boxed), { value: 24, raw: "24", method: "last_number", region: "answer" });
+  const final = "<think>\n3 bags of 6 is 18.\nFinal: 18\nWait, there are 4 bags, not 3. 4*6 = 24.\n" +
+    "</think>\n\nThere are 24 apples in total.";
+  assert.deepEqual(extractAnswer(final), { value: 24, raw: "24", method: "last_number", region: "answer" });
+  assert.equal(scoreCompletion(boxed, 24).status, "correct");
+  assert.equal(scoreCompletion(final, 18).status, "incorrect");
+  // A boxed answer after the reasoning wins over a later-looking number inside it, and over prose after.
+  assert.equal(
+    extractAnswer("<think>\n\\boxed{5}\n</think>\nSo 3 + 4: \\boxed{7} (checked 9 ways)").value,
+    7,
+  );
+  // Nothing after the reasoning carries a number: the reasoning is the fallback.
+  assert.deepEqual(extractAnswer("<think>\nSo \\boxed{18}.\n</think>\n\nDone."), {
+    value: 18,
+    raw: "18",
+    method: "boxed",
+    region: "reasoning",
+  });
+  assert.deepEqual(extractAnswer("<think>\nno numbers\n</think>\n"), {
+    value: undefined,
+    raw: undefined,
+    method: "none",
+    region: "reasoning",
+  });
+  // A text-only box after the reasoning is the stated answer: unknown, no fallback to the reasoning.
+  assert.deepEqual(extractAnswer("<think>\n= 18\n</think>\n\\boxed{\\text{Yes}}"), {
+    value: undefined,
+    raw: undefined,
+    method: "boxed",
+    region: "answer",
+  });
+  // Explicit boundary (e.g. from token ids): the text after it is read.
+  const t = "<think>\nthe tag </think> ends it. \\boxed{18}\n</think>\nDone.";
+  const end = t.lastIndexOf("</think>");
+  assert.equal(extractAnswer(t).region, "answer"); // by text: the prose tag
+  const byToken = extractAnswer(t, { reasoning: { closed: true, end, answerStart: end + 8 } });
+  assert.deepEqual(byToken, { value: 18, raw: "18", method: "boxed", region: "reasoning" });
+  assert.deepEqual(reasoningBoundaryByText("a</think>b"), { closed: true, end: 1, answerStart: 9 });
+  assert.deepEqual(reasoningBoundaryByText("ab"), { closed: false, end: 2, answerStart: 2 });
+});
+
+Deno.test("issue 14 fault 3: LaTeX and markdown number forms give whole numbers or unknown", () => {
+  const v = (t: string) => extractAnswer(t).value;
+  // the issue's inputs
+  assert.equal(v("\\boxed{9{,}500}"), 9500);
+  assert.equal(v("The answer is $9{,}500$."), 9500);
+  // thousands separators
+  assert.equal(v("\\boxed{1{,}000{,}000}"), 1000000);
+  assert.equal(v("\\boxed{9\\,500}"), 9500);
+  assert.equal(v("\\boxed{8,\\!000}"), 8000);
+  assert.equal(v("\\boxed{9\\!500}"), 9500);
+  assert.equal(v("\\boxed{9\\ 500}"), 9500);
+  assert.equal(v("\\boxed{9~500}"), 9500);
+  assert.equal(v("\\boxed{9\u202f500}"), 9500);
+  assert.equal(v("\\boxed{9 500}"), 9500);
+  assert.equal(v("**Final:** $12{,}345.50"), 12345.5);
+  assert.notEqual(v("\\boxed{3{,}5}"), 35);
+  // currency signs, escaped or not, before or after a sign
+  assert.equal(v("\\boxed{\\$250}"), 250);
+  assert.equal(v("\\boxed{\\$1{,}250.75}"), 1250.75);
+  assert.equal(v("Final: \\$-5"), -5);
+  assert.equal(v("\\boxed{-\\$5}"), -5);
+  assert.equal(v("\\boxed{\\text{\\$}18}"), 18);
+  assert.equal(v("The total is $\\$18$."), 18);
+  assert.equal(v("Final: €40"), 40);
+  // \text around units and numbers
+  assert.equal(v("\\boxed{18 \\text{ dollars}}"), 18);
+  assert.equal(v("\\boxed{\\text{18 apples}}"), 18);
+  assert.equal(v("\\boxed{\\mathrm{18}\\,\\mathrm{km}}"), 18);
+  assert.equal(v("\\boxed{\\textbf{42}}"), 42);
+  assert.equal(v("\\boxed{18\\text{ m}^2}"), 18);
+  // fractions and mixed numbers
+  assert.equal(v("\\boxed{\\dfrac{3}{4}}"), 0.75);
+  assert.equal(v("\\boxed{\\frac12}"), 0.5);
+  assert.equal(v("\\boxed{2\\frac{1}{2}}"), 2.5);
+  assert.equal(v("\\boxed{2\\dfrac{1}{2}}"), 2.5);
+  assert.equal(v("\\boxed{2 \\tfrac{3}{4}}"), 2.75);
+  assert.equal(v("\\boxed{-2\\frac{1}{2}}"), -2.5);
+  assert.equal(v("\\boxed{-\\frac{3}{4}}"), -0.75);
+  assert.equal(v("Final: 2 1/2"), 2.5);
+  assert.equal(v("It takes 3 1/4 hours."), 3.25);
+  assert.equal(v("It is 3 5/4"), 1.25); // not a mixed number: "3" then "5/4", the last is 5/4
+  assert.equal(v("Final: 5/4"), 1.25);
+  // negative signs vs operators
+  assert.equal(v("\\boxed{-18}"), -18);
+  assert.equal(v("\\boxed{−18}"), -18);
+  assert.equal(v("the change is −12 degrees"), -12);
+  assert.equal(v("the change is -12 degrees"), -12);
+  assert.equal(v("between 5-10 apples"), 10);
+  assert.equal(v("Final: 20 - 2"), 20); // the first number of the line, never "-2"
+  assert.equal(v("so we take 20 - 2"), 2);
+  assert.equal(v("Final: 20 - 2 = 18"), 18);
+  assert.equal(v("\\boxed{(-4)}"), -4);
+  // percent
+  assert.equal(v("\\boxed{25\\%}"), 25);
+  assert.equal(v("\\boxed{12.5\\%}"), 12.5);
+  assert.equal(v("Final: 40%"), 40);
+  // scientific notation
+  assert.equal(v("\\boxed{1.2 \\times 10^{3}}"), 1200);
+  assert.equal(v("\\boxed{3 \\times 10^6}"), 3000000);
+  // display math and markdown around the answer
+  assert.equal(v("\\[\n\\boxed{\\displaystyle 621}\n\\]"), 621);
+  assert.equal(v("**Final Answer:** **$1{,}080$**"), 1080);
+  assert.equal(v("Final: `64`"), 64);
+  // text-only boxes and lines: no value (unknown), never a fragment of an earlier number
+  assert.deepEqual(extractAnswer("He has 18 apples. \\boxed{\\text{Yes}}"), {
+    value: undefined,
+    raw: undefined,
+    method: "boxed",
+    region: "all",
+  });
+  assert.equal(v("So 18 or 24.\n\\boxed{\\text{Not enough information}}"), undefined);
+  assert.equal(v("18 cats\nFinal: John"), undefined);
+  // a box holding several numbers stands for none of them (never the first fragment)
+  assert.equal(v("He works 5.5 hours.\n\\boxed{5 \\text{ hours and } 30 \\text{ minutes}}"), undefined);
+  assert.equal(v("\\boxed{12, 15}"), undefined);
+  assert.equal(v("\\boxed{5-10}"), undefined);
+  assert.equal(v("\\boxed{3:30}"), undefined);
+  assert.equal(v("\\boxed{4 \\times 6 = 24}"), 24);
+  // unit exponents and ordinals are not numbers
+  assert.equal(v("\\boxed{18 \\text{ cm}^2}"), 18);
+  assert.equal(v("\\boxed{18\\,\\text{m}^{3}}"), 18);
+  assert.equal(v("\\boxed{3\\text{rd}}"), 3);
+  // a Final line keeps its first number after the last "=" (explanations may follow)
+  assert.equal(v("Final: 18 apples (3 bags of 6)"), 18);
+  // placeholders are skipped
+  assert.equal(v("Compute 3*6 = 18.\n\\boxed{}"), 18);
+  assert.equal(v("3*6 = 18\nFinal: [answer]"), 18);
+  assert.equal(scoreAnswer(extractAnswer("<think>.</think>\\boxed{\\text{Yes}}"), 1), "unknown");
 });

@@ -166,3 +166,135 @@ Deno.test("triggers per 1k tokens and mismatched ids", () => {
   assert.equal(r.strict.triggers_per_1k_tokens, 10);
   assert.throws(() => detect({ tokenTexts: ["a"], tokenIds: [], promptTokens: 0 }, cor), /tokenIds has 0/);
 });
+
+// ---------------------------------------------------------------------------------------------------
+// Issue 14
+
+Deno.test("issue 14 fault 4: the reasoning ends at the </think> token, not at the tag written in prose", () => {
+  const THINK_CLOSE = 151649;
+  // The model writes the tag in prose (" </" "think" ">."), then keeps reasoning and backtracks.
+  const toks = [
+    "I",
+    " end",
+    " with",
+    " </",
+    "think",
+    ">.",
+    " 3",
+    "*",
+    "6",
+    "=",
+    "18",
+    ".\n",
+    "Wait",
+    ",",
+    " 24",
+  ];
+  const ids = toks.map((_, i) => 1000 + i);
+  const closed = [...toks, "</think>", "\n\n", "Wait", " 24"];
+  const closedIds = [...ids, THINK_CLOSE, 2000, 2001, 2002];
+  const byId = detect(
+    { tokenTexts: closed, tokenIds: closedIds, promptTokens: P },
+    { ...cor, thinkCloseTokenId: THINK_CLOSE },
+  );
+  assert.equal(byId.reasoning_end_by, "token_id");
+  assert.equal(byId.reasoning_end_token, toks.length);
+  assert.equal(byId.reasoning_end_char, toks.join("").length);
+  assert.equal(byId.answer_start_char, toks.join("").length + "</think>".length);
+  assert.equal(byId.has_trigger, true);
+  assert.equal(byId.onset?.token_index, 12);
+  assert.equal(byId.strict.matches.length, 1); // the Wait after the real close tag is not counted
+  // By text, the prose tag would cut the reasoning before the Wait.
+  const byText = detect({ tokenTexts: closed, promptTokens: P }, cor);
+  assert.equal(byText.reasoning_end_by, "text");
+  assert.equal(byText.reasoning_end_char, "I end with ".length);
+  assert.equal(byText.has_trigger, false);
+  // Ids known, no close token: not closed although the text holds "</think>".
+  const open = detect({ tokenTexts: toks, tokenIds: ids, promptTokens: P }, {
+    ...cor,
+    thinkCloseTokenId: THINK_CLOSE,
+  });
+  assert.equal(open.reasoning_closed, false);
+  assert.equal(open.reasoning_end_by, "none");
+  assert.equal(open.reasoning_end_char, toks.join("").length);
+  assert.equal(open.reasoning_end_token, -1);
+  assert.equal(open.onset?.token_index, 12);
+  // The reference rule still reads the whole completion.
+  const r = detect({ tokenTexts: closed, tokenIds: closedIds, promptTokens: P }, {
+    ...ref,
+    thinkCloseTokenId: THINK_CLOSE,
+  });
+  assert.equal(r.strict.matches.length, 2);
+});
+
+Deno.test("issue 14 fault 5: triggers after an interjection or conjunction; the onset is the first one", () => {
+  const one = (text: string) => detect({ tokenTexts: [text], promptTokens: P }, cor);
+  for (
+    const [text, lead, word] of [
+      ["18 apples. But wait, there are 4 bags.", "But ", "wait"],
+      ["18 apples. Oh wait, 4 bags.", "Oh ", "wait"],
+      ["18 apples. Oh, wait. 4 bags.", "Oh, ", "wait"],
+      ["So 18. Hmm, wait, that is wrong.", "Hmm, ", "wait"],
+      ["So 18, but wait, 4 bags.", "but ", "wait"],
+      ["So 18.\nNo, wait: 24.", "No, ", "wait"],
+      ["So 18. But actually, it is 24.", "But ", "actually"],
+      ["So 18. But hold on, 24.", "But ", "hold on"],
+      ["So 18. And Wait, 24.", "And ", "Wait"],
+      ["So 18. OKAY wait.", "OKAY ", "wait"],
+      // (c) lower case at a clause start, used as an interjection
+      ["So 18... wait, 4 bags.", "", "wait"],
+      ["3 bags, wait, 4 bags.", "", "wait"],
+      ["So 18 — wait — 24.", "", "wait"],
+      ["It is, actually, 24.", "", "actually"],
+    ] as const
+  ) {
+    const r = one(text);
+    assert.equal(r.has_trigger, true, text);
+    assert.equal(r.onset?.text, word, text);
+    assert.equal(r.onset?.lead, lead, text);
+    assert.equal(r.onset?.char, text.indexOf(word), text);
+  }
+  // The onset is the first real trigger: an earlier "But wait" before a sentence-initial "Wait".
+  const toks = [
+    "3",
+    "*",
+    "6",
+    "=",
+    "18",
+    ".",
+    " But",
+    " wait",
+    ",",
+    " 4",
+    " bags",
+    ".",
+    "\n",
+    "Wait",
+    ",",
+    " 24",
+  ];
+  const r = detect({ tokenTexts: toks, promptTokens: P }, cor);
+  assert.equal(r.onset?.token_index, 7);
+  assert.equal(r.onset?.text, "wait");
+  assert.equal(r.onset?.lead, " But ".trimStart());
+  assert.deepEqual(r.strict.counts, { Wait: 2, Actually: 0, "Hold on": 0 });
+  assert.equal(r.strict.matches[1]!.lead, "");
+  // Not triggers: mid-clause words, a lead that is part of a word, two lead words, other verbs.
+  for (
+    const text of [
+      "we have to wait 3 days",
+      "it actually works",
+      "Also wait, no.", // "also" is not a lead; "so" inside it is not a word
+      "And so wait for it",
+      "But we wait.",
+      "Buttons wait.",
+      "but waiting is fine", // word boundary after the trigger
+      "Then, wait for the bus.", // lower case, not an interjection
+      "Then, actually it works", // lower case without a lead or an interjection mark
+    ]
+  ) assert.equal(one(text).has_trigger, false, text);
+  // Lead + lower case is the corrected rule only; the reference rule is unchanged (any case anywhere).
+  const refR = detect({ tokenTexts: toks, promptTokens: P }, ref);
+  assert.equal(refR.onset?.token_index, 7);
+  assert.equal(refR.onset?.lead, "");
+});

@@ -71,13 +71,14 @@ Deno.test("corrected rule: onset on the sampled token, reference rule side by si
     detection: { triggers_relaxed: ["Wait", "Actually", "mistake"] },
   }, "t");
   const recs = [
-    record(t, "So the total is 7,500.\n\nWait, let me check. Final: 7500\n", 0),
-    record(t, "I will wait here and the answer is **7500**", 1),
-    record(t, "Hello world", 2),
+    record(t, "So the total is 7,500.\n\nWait, let me check. Final: 7500\n</think>", 0),
+    record(t, "I will wait here and the answer is **7500**</think>", 1),
+    record(t, "Hello world</think>", 2),
+    record(t, "So the total is 7,500.\n\nWait, let me check. Final: 7500\n", 3),
   ];
   const { rows, textMismatches } = buildEventRows(recs, problems, t, eventOptionsFromConfig(cfg));
   assert.equal(textMismatches, 0);
-  const [a, b, c] = rows;
+  const [a, b, c, d] = rows;
   assert.equal(a!.has_backtracking_strict, true);
   assert.equal(a!.onset_phrase, "Wait");
   const waitIndex = a!.onset_token_in_completion;
@@ -94,7 +95,7 @@ Deno.test("corrected rule: onset on the sampled token, reference rule side by si
   assert.equal(a!.gold, 7500);
   assert.equal(a!.rule, "corrected");
   assert.equal(a!.bt_other_rule, true);
-  assert.equal(a!.reasoning_closed, false);
+  assert.equal(a!.reasoning_closed, true);
   assert.deepEqual(a!.trigger_counts, { Wait: 1, Actually: 0, "Hold on": 0 });
   // lower-case "wait" mid-sentence: not a trigger under the corrected rule, one under the reference's.
   assert.equal(b!.has_backtracking_strict, false);
@@ -108,6 +109,13 @@ Deno.test("corrected rule: onset on the sampled token, reference rule side by si
   assert.equal(c!.predicted_answer, "");
   assert.equal(c!.digit_free, true);
   assert.equal(c!.completion_tokens, recs[2]!.completion_token_ids.length);
+  // Issue 14: reasoning never closed (token budget) is unfinished, not scored on a number mid-thought.
+  assert.equal(d!.reasoning_closed, false);
+  assert.equal(d!.answer_status, "unfinished");
+  assert.equal(d!.is_correct, undefined);
+  assert.equal(d!.predicted_answer, "");
+  assert.equal(d!.answer_method, "unfinished");
+  assert.equal(d!.correct_reference, true, "the reference extractor is unchanged");
 });
 
 Deno.test("reference rule and extractor fill the reference columns", async () => {

@@ -3,6 +3,7 @@ import {
   clusterBootstrap,
   clusteredMeanCI,
   type ClusteredValue,
+  clusteredWilsonCI,
   mcnemarExact,
   meanStd,
   normalQuantile,
@@ -10,6 +11,7 @@ import {
   quantileSorted,
   seededRng,
   shuffleInPlace,
+  wilsonFromProportion,
   wilsonInterval,
 } from "../lib/stats/stats.ts";
 
@@ -175,4 +177,80 @@ Deno.test("McNemar exact test vs known values and a BigInt oracle", () => {
     );
   }
   assert.throws(() => mcnemarExact([true], []), /1 outcomes in a, 0 in b/);
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Issue 14 fault 6: intervals honest at 0% and 100%
+
+Deno.test("issue 14 fault 6: a 0% or 100% rate gets a non-degenerate interval (percentile bootstrap gave [0, 0])", () => {
+  const zeros: ClusteredValue[] = Array.from({ length: 400 }, (_, i) => ({ cluster: i % 100, value: false }));
+  const boot = clusteredMeanCI(zeros, { samples: 200 });
+  assert.deepEqual([boot.lower, boot.upper], [0, 0]); // the fault: a zero-width interval
+  const w = clusteredWilsonCI(zeros, { samples: 200 });
+  assert.equal(w.estimate, 0);
+  assert.equal(w.lower, 0);
+  assert.ok(w.upper > 0.03, `upper ${w.upper}`);
+  // 4 samples on each of 100 problems: the clustering cannot be told from an all-zero outcome, so the
+  // largest design effect (4) is used: Wilson on 100 (the naive formula), not on 400.
+  assert.equal(w.method, "cluster_wilson_max");
+  close(w.design_effect, 4, 1e-12, "deff");
+  const [lo, hi] = naiveWilson(0, 100, 1.959963984540054);
+  close(w.lower, lo, 1e-12, "0/100 lower");
+  close(w.upper, hi, 1e-12, "0/100 upper");
+  const ones = clusteredWilsonCI(zeros.map((o) => ({ ...o, value: true })));
+  close(ones.lower, 1 - hi, 1e-12, "100% lower");
+  assert.equal(ones.upper, 1);
+  // Unequal cluster sizes: Σm²/Σm.
+  const uneven = clusteredWilsonCI([
+    { cluster: "a", value: 0 },
+    { cluster: "a", value: 0 },
+    { cluster: "a", value: 0 },
+    { cluster: "b", value: 0 },
+  ]);
+  close(uneven.design_effect, (9 + 1) / 4, 1e-12, "uneven deff");
+});
+
+Deno.test("cluster-adjusted Wilson: plain Wilson for one sample per problem; deff from the bootstrap", () => {
+  // One observation per cluster: exactly wilsonInterval.
+  const iid: ClusteredValue[] = Array.from({ length: 50 }, (_, i) => ({ cluster: i, value: i % 5 === 0 }));
+  const a = clusteredWilsonCI(iid);
+  const b = wilsonInterval(10, 50);
+  assert.equal(a.method, "wilson");
+  assert.equal(a.design_effect, 1);
+  assert.deepEqual([a.estimate, a.lower, a.upper], [b.estimate, b.lower, b.upper]);
+  // Homogeneous clusters (all samples of a problem alike): deff near the cluster size.
+  const homo: ClusteredValue[] = [];
+  for (let c = 0; c < 60; c++) for (let j = 0; j < 5; j++) homo.push({ cluster: c, value: c % 3 === 0 });
+  const h = clusteredWilsonCI(homo, { samples: 4000, seed: 1 });
+  assert.equal(h.method, "cluster_wilson");
+  assert.ok(h.design_effect > 4 && h.design_effect <= 5, `deff ${h.design_effect}`);
+  // Independent analytic check: the bootstrap variance of a ratio mean over G clusters is about
+  // Σ(y_i − p·m_i)² / (G · m̄² · G), y_i = successes of cluster i.
+  const mixed: ClusteredValue[] = [];
+  const rng = seededRng(7);
+  for (let c = 0; c < 80; c++) {
+    const pc = rng() < 0.5 ? 0.2 : 0.7;
+    for (let j = 0; j < 4; j++) mixed.push({ cluster: c, value: rng() < pc });
+  }
+  const m = clusteredWilsonCI(mixed, { samples: 6000, seed: 3 });
+  const y = new Map<number, number>();
+  for (const o of mixed) y.set(o.cluster as number, (y.get(o.cluster as number) ?? 0) + (o.value ? 1 : 0));
+  const p = m.k / m.n;
+  const G = 80;
+  let ss = 0;
+  for (const yi of y.values()) ss += (yi - p * 4) ** 2;
+  const varAnalytic = ss / (G * 16 * G);
+  const deffAnalytic = Math.min(4, Math.max(1, varAnalytic / ((p * (1 - p)) / m.n)));
+  close(m.design_effect, deffAnalytic, 0.12 * deffAnalytic, "deff vs analytic");
+  const w = wilsonFromProportion(p, m.n / m.design_effect);
+  assert.deepEqual([m.lower, m.upper], [w.lower, w.upper]);
+  assert.ok(m.upper - m.lower > wilsonInterval(m.k, m.n).upper - wilsonInterval(m.k, m.n).lower);
+  // Real-valued n: agrees with the integer formula where both apply.
+  const wi = wilsonFromProportion(0.3, 20);
+  const [lo, hi] = naiveWilson(6, 20, 1.959963984540054);
+  close(wi.lower, lo, 1e-12, "lower");
+  close(wi.upper, hi, 1e-12, "upper");
+  assert.throws(() => wilsonFromProportion(1.2, 5), /p=1.2/);
+  assert.throws(() => clusteredWilsonCI([]), /no observations/);
+  assert.throws(() => clusteredWilsonCI([{ cluster: 1, value: 2 }]), /cluster 1 has 2/);
 });

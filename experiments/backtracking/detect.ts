@@ -7,12 +7,26 @@
  * - `"reference"` (spec §5.1): case-insensitive `\b(t1|t2|…)\b` over the whole completion with
  *   Python's Unicode `\b`; strict and relaxed lists; the onset is the earliest match (strict first,
  *   else relaxed).
- * - `"corrected"` (§13.6): the trigger in its configured case, starting a sentence or clause
- *   (preceded by start of text, a newline, `.`, `!`, `?`, `:`, `;`, `,`, `—`, `–`, `(`, a quote
- *   character or `**`, then optional whitespace), followed by a word boundary, and inside the reasoning
- *   span: before the first `</think>` (the completion starts inside `<think>` because the prompt ends
- *   with `<think>\n`; with no `</think>` the whole completion is reasoning and `reasoning_closed` is
- *   false).
+ * - `"corrected"` (§13.6): the trigger starting a sentence or clause, followed by a word boundary,
+ *   inside the reasoning span. A clause start is the start of text, a newline, `.`, `!`, `?`, `:`, `;`,
+ *   `,`, `—`, `–`, `(`, a quote character or `**`, then optional whitespace. The trigger either
+ *   (a) opens the clause in its configured case (`Wait`), or (b) follows one opening interjection or
+ *   conjunction from {@linkcode TRIGGER_LEADS} (any case, an optional comma, then whitespace), and then
+ *   its first letter may be lower case: `But wait,`, `Oh wait`, `Hmm, wait`, `, but actually`, `No, wait`;
+ *   or (c) opens the clause with a lower-case first letter as an interjection, directly followed by
+ *   `,`, `!`, `:`, `—`, `–`, `…` or `..` (`18... wait, 4 bags`, `3 bags, wait, 4`).
+ *   The match (and the onset token) is the trigger word itself, the lead is reported in `lead`. Since
+ *   every match is collected in text order, the onset is the first real trigger, including a
+ *   `But wait` before a later `Wait` (issue 14). Not counted: a trigger mid-clause after other words
+ *   (`we have to wait`, `it actually works`), after two lead words (`And then wait`), or lower case at a
+ *   clause start but not as an interjection (`Then, wait for the bus`).
+ *
+ * The reasoning span ends at the close tag (`</think>`; the completion starts inside `<think>`
+ * because the prompt ends with `<think>\n`). When token ids and the close tag's id are known
+ * (`thinkCloseTokenId`, 151649 for the R1 tokenizer), the span ends at the first token with that id:
+ * the tag written out in prose (`" </" "think" ">."`) is text, not the end of the reasoning. Otherwise
+ * the first occurrence of the tag's text ends it. With no close tag the whole completion is reasoning
+ * and `reasoning_closed` is false. The reference rule ignores the span (whole completion).
  *
  * Results are plain records with snake_case fields, ready to become CSV columns.
  *
@@ -44,6 +58,11 @@ export interface TriggerMatch {
   readonly char_py: number;
   /** Index of the completion token whose text span contains the match start. */
   readonly token_index: number;
+  /**
+   * The interjection or conjunction before the trigger, as written with its comma and space (`"But "`,
+   * `"Hmm, "`), or `""` (corrected rule, case (b) of the module doc; always `""` for the reference rule).
+   */
+  readonly lead: string;
 }
 
 /** Result of scanning one trigger list. */
@@ -87,6 +106,12 @@ export interface DetectionResult {
   readonly reasoning_closed: boolean;
   /** UTF-16 index where the reasoning span ends (the `</think>` start, or the text length). */
   readonly reasoning_end_char: number;
+  /** UTF-16 index where the text after the close tag starts (the text length when not closed). */
+  readonly answer_start_char: number;
+  /** Index of the close-tag token (`-1` when not closed or found by text only). */
+  readonly reasoning_end_token: number;
+  /** How the close tag was found: by its token id, by its text, or not at all. */
+  readonly reasoning_end_by: "token_id" | "text" | "none";
   /** Total completion tokens. */
   readonly completion_tokens: number;
 }
@@ -99,23 +124,76 @@ export interface DetectOptions {
   readonly triggersRelaxed?: readonly string[];
   /** Tag that closes the reasoning span; default `"</think>"`. */
   readonly thinkClose?: string;
+  /**
+   * Token id of the close tag (R1: 151649). With `tokenIds` given, the reasoning ends at the first
+   * token with this id, and a tag written out in prose does not end it.
+   */
+  readonly thinkCloseTokenId?: number;
 }
+
+/**
+ * Opening words that may stand before a trigger in the corrected rule (`But wait`, `Oh, wait`), matched
+ * in any case. Interjections and conjunctions R1-style models put before a self-correction.
+ */
+export const TRIGGER_LEADS: readonly string[] = [
+  "but",
+  "oh",
+  "ah",
+  "hmm",
+  "hm",
+  "no",
+  "oops",
+  "okay",
+  "ok",
+  "well",
+  "and",
+  "so",
+  "yet",
+  "uh",
+  "um",
+];
 
 const W = String.raw`[\p{L}\p{N}_]`;
 /** Python's Unicode `\b`: a word character on exactly one side. */
 const PY_WORD_BOUNDARY = String.raw`(?:(?<=${W})(?!${W})|(?<!${W})(?=${W}))`;
 /** Start of a sentence or clause, then optional whitespace. */
-const CLAUSE_START = String.raw`(?<=(?:^|[\n.!?:;,—–("'“”‘’«»]|\*\*)\s*)`;
+const CLAUSE_START_SRC = String.raw`(?:^|[\n.!?:;,—–("'“”‘’«»]|\*\*)\s*`;
+const CLAUSE_START = `(?<=${CLAUSE_START_SRC})`;
+/** Any-case pattern of a plain word, e.g. `[bB][uU][tT]`. */
+function anyCase(word: string): string {
+  let out = "";
+  for (const c of word) {
+    out += c.toLowerCase() === c.toUpperCase() ? c : `[${c.toLowerCase()}${c.toUpperCase()}]`;
+  }
+  return out;
+}
+const LEAD_ALT = TRIGGER_LEADS.map(anyCase).join("|");
+/** A clause start, then one lead word (any case), an optional comma, then whitespace. */
+const LEAD_START = `(?<=${CLAUSE_START_SRC}(?:${LEAD_ALT}),?\\s+)`;
+/** After a trigger used as an interjection: `,`, `!`, `:`, `—`, `–`, `…` or `..` (case (c)). */
+const INTERJECTION_END = String.raw`(?=[,!:…]|\.\.|\s*[—–])`;
+/** The lead at the end of the text before a match (as LEAD_START accepts it): used to report it. */
+const LEAD_BEFORE = new RegExp(`(?<=${CLAUSE_START_SRC})(?:${LEAD_ALT}),?\\s+$`, "u");
 
 function escapeRegex(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
 }
 
 function triggerRegex(triggers: readonly string[], rule: DetectionRule): RegExp {
-  const alts = triggers.map((t) => `(${escapeRegex(t)})`).join("|");
-  return rule === "reference"
-    ? new RegExp(`${PY_WORD_BOUNDARY}(?:${alts})${PY_WORD_BOUNDARY}`, "giu")
-    : new RegExp(`${CLAUSE_START}(?:${alts})(?!${W})`, "gu");
+  if (rule === "reference") {
+    const alts = triggers.map((t) => `(${escapeRegex(t)})`).join("|");
+    return new RegExp(`${PY_WORD_BOUNDARY}(?:${alts})${PY_WORD_BOUNDARY}`, "giu");
+  }
+  const alts = triggers.map((t) => {
+    const first = t[0]!;
+    const lowerFirst = first.toLowerCase() === first.toUpperCase()
+      ? escapeRegex(first)
+      : `[${escapeRegex(first.toLowerCase())}${escapeRegex(first.toUpperCase())}]`;
+    const anyFirst = `${lowerFirst}${escapeRegex(t.slice(1))}`;
+    return `(${CLAUSE_START}${escapeRegex(t)}(?!${W})|${LEAD_START}${anyFirst}(?!${W})|` +
+      `${CLAUSE_START}${anyFirst}${INTERJECTION_END})`;
+  }).join("|");
+  return new RegExp(`(?:${alts})`, "gu");
 }
 
 /** Token spans: `starts[i]` is the UTF-16 offset of token i; `starts[n]` is the text length. */
@@ -167,12 +245,14 @@ function scan(
       const which = m.slice(1).findIndex((g) => g !== undefined);
       const trigger = triggers[which]!;
       counts[trigger] = (counts[trigger] ?? 0) + 1;
+      const lead = rule === "reference" ? "" : (LEAD_BEFORE.exec(text.slice(0, m.index))?.[0] ?? "");
       matches.push({
         trigger,
         text: m[0],
         char: m.index,
         char_py: codePointIndex(text, m.index),
         token_index: tokenAt(starts, m.index),
+        lead,
       });
     }
   }
@@ -212,9 +292,27 @@ export function detect(input: DetectionInput, options: DetectOptions): Detection
   }
   const text = tokenTexts.join("");
   const starts = tokenStarts(tokenTexts);
-  const close = text.indexOf(options.thinkClose ?? "</think>");
-  const reasoningClosed = close >= 0;
-  const reasoningEnd = reasoningClosed ? close : text.length;
+  const tag = options.thinkClose ?? "</think>";
+  let reasoningEnd = text.length;
+  let answerStart = text.length;
+  let endToken = -1;
+  let endBy: DetectionResult["reasoning_end_by"] = "none";
+  if (tokenIds !== undefined && options.thinkCloseTokenId !== undefined) {
+    endToken = tokenIds.indexOf(options.thinkCloseTokenId);
+    if (endToken >= 0) {
+      endBy = "token_id";
+      reasoningEnd = starts[endToken]!;
+      answerStart = starts[endToken + 1]!;
+    }
+  } else {
+    const close = text.indexOf(tag);
+    if (close >= 0) {
+      endBy = "text";
+      reasoningEnd = close;
+      answerStart = close + tag.length;
+    }
+  }
+  const reasoningClosed = endBy !== "none";
   const end = options.rule === "reference" ? text.length : reasoningEnd;
   const strictList = options.triggersStrict;
   const relaxedList = options.triggersRelaxed ?? strictList;
@@ -236,6 +334,9 @@ export function detect(input: DetectionInput, options: DetectOptions): Detection
     onset,
     reasoning_closed: reasoningClosed,
     reasoning_end_char: reasoningEnd,
+    answer_start_char: answerStart,
+    reasoning_end_token: endToken,
+    reasoning_end_by: endBy,
     completion_tokens: tokenTexts.length,
   };
 }

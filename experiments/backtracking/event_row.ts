@@ -12,8 +12,11 @@
 /** How a sample stopped: end-of-sequence token, a stop string, or the token budget. */
 export type FinishReason = "eos" | "stop" | "length";
 
-/** Outcome of scoring one answer; `"unknown"` = no answer could be extracted (or no gold). */
-export type AnswerStatus = "correct" | "incorrect" | "unknown";
+/**
+ * Outcome of scoring one answer; `"unknown"` = no answer could be extracted (or no gold);
+ * `"unfinished"` = the reasoning never closed (corrected scoring only; counts as not correct).
+ */
+export type AnswerStatus = "correct" | "incorrect" | "unknown" | "unfinished";
 
 /** The detection rule behind the reference columns of an {@linkcode EventRow}. */
 export type EventRule = "corrected" | "reference";

@@ -14,7 +14,7 @@
  */
 
 import { parseCsv, toCsv as tableCsv } from "../../lib/tables/table.ts";
-import { extractAnswer, extractAnswerReference, isCorrectReference, scoreAnswer } from "./answers.ts";
+import { type AnswerStatus, extractAnswerReference, isCorrectReference, scoreCompletion } from "./answers.ts";
 import type { Config } from "./config.ts";
 import { detect, type DetectionRule } from "./detect.ts";
 import type { EventRow } from "./event_row.ts";
@@ -83,6 +83,11 @@ export interface EventOptions {
   readonly answerRegex?: string | null;
   /** Tag closing the reasoning span per variant name; default `</think>` for every variant. */
   readonly thinkClose?: (variant: string) => string;
+  /**
+   * Token id of the close tag (R1: 151649): the reasoning then ends at that token, not at the tag's
+   * text (see `DetectOptions.thinkCloseTokenId`). Default: by text.
+   */
+  readonly thinkCloseTokenId?: number;
 }
 
 /** The event options a config implies. */
@@ -192,6 +197,7 @@ export function buildEventRow(
     triggersStrict: options.triggersStrict,
     triggersRelaxed: options.triggersRelaxed ?? options.triggersStrict,
     thinkClose,
+    ...(options.thinkCloseTokenId !== undefined ? { thinkCloseTokenId: options.thinkCloseTokenId } : {}),
   };
   const input = { tokenTexts: texts, tokenIds: ids, promptTokens: record.prompt_tokens };
   const primary = detect(input, { ...common, rule: options.rule });
@@ -206,16 +212,27 @@ export function buildEventRow(
   let predicted: string;
   let isCorrect: boolean | undefined;
   let method: string;
+  let status: AnswerStatus;
   if (options.extractor === "robust") {
-    const ex = extractAnswer(text);
-    predicted = ex.raw ?? "";
-    method = ex.method;
-    const s = problem === undefined ? "unknown" : scoreAnswer(ex, problem.gold);
-    isCorrect = s === "unknown" ? undefined : s === "correct";
+    // Corrected scoring: the answer after the reasoning first; reasoning never closed = unfinished
+    // (neither correct nor incorrect; no answer is read from a text cut mid-thought).
+    const sc = scoreCompletion(text, problem?.gold, {
+      reasoning: {
+        closed: primary.reasoning_closed,
+        end: primary.reasoning_end_char,
+        answerStart: primary.answer_start_char,
+      },
+    });
+    status = sc.status;
+    predicted = status === "unfinished" ? "" : (sc.answer.raw ?? "");
+    method = status === "unfinished" ? "unfinished" : sc.answer.method;
+    isCorrect = status === "correct" ? true : status === "incorrect" ? false : undefined;
   } else {
+    // Reference-compatible scoring, unchanged: no unfinished status.
     predicted = refPred ?? "";
     method = refPred === undefined ? "none" : "reference";
     isCorrect = correctReference;
+    status = isCorrect === undefined ? "unknown" : isCorrect ? "correct" : "incorrect";
   }
   const deg = degeneration(ids, text);
   return {
@@ -243,7 +260,7 @@ export function buildEventRow(
     reasoning_closed: primary.reasoning_closed,
     finish_reason: record.finish_reason,
     gold: problem?.gold,
-    answer_status: isCorrect === undefined ? "unknown" : isCorrect ? "correct" : "incorrect",
+    answer_status: status,
     answer_method: method,
     correct_reference: correctReference,
     repetition_4gram: deg.repetition_4gram,

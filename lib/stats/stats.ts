@@ -152,7 +152,9 @@ export interface Interval {
 }
 
 /**
- * Wilson score interval for a binomial proportion k/n.
+ * Wilson score interval for a binomial proportion k/n (E. B. Wilson, "Probable inference, the law of
+ * succession, and statistical inference", J. Amer. Statist. Assoc. 22:209–212, 1927). Unlike the
+ * percentile bootstrap or the Wald interval it stays honest at the boundary: 0/n gives [0, upper > 0].
  *
  * @param k Successes.
  * @param n Trials.
@@ -171,7 +173,34 @@ export function wilsonInterval(k: number, n: number, level = 0.95): Interval {
   const denom = 1 + z2 / n;
   const center = (p + z2 / (2 * n)) / denom;
   const half = (z / denom) * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
-  return { estimate: p, lower: Math.max(0, center - half), upper: Math.min(1, center + half), level };
+  // At p = 0 (p = 1) the lower (upper) bound is exactly 0 (1); rounding would leave ±1e-16.
+  const lower = p === 0 ? 0 : Math.max(0, center - half);
+  const upper = p === 1 ? 1 : Math.min(1, center + half);
+  return { estimate: p, lower, upper, level };
+}
+
+/**
+ * Wilson score interval (Wilson 1927; see {@linkcode wilsonInterval}) for a proportion `p` observed on an
+ * effective sample size `nEff` (any positive real: n divided by a design effect).
+ *
+ * @param p The observed proportion, in [0, 1].
+ * @param nEff Effective sample size (> 0).
+ * @param level Two-sided confidence level (default 0.95).
+ * @throws {RangeError} unless 0 ≤ p ≤ 1 and nEff > 0.
+ */
+export function wilsonFromProportion(p: number, nEff: number, level = 0.95): Interval {
+  if (!(p >= 0 && p <= 1) || !(nEff > 0)) {
+    throw new RangeError(`wilsonFromProportion: need 0 <= p <= 1 and nEff > 0, got p=${p}, nEff=${nEff}`);
+  }
+  const z = normalQuantile(1 - (1 - level) / 2);
+  const z2 = z * z;
+  const denom = 1 + z2 / nEff;
+  const center = (p + z2 / (2 * nEff)) / denom;
+  const half = (z / denom) * Math.sqrt((p * (1 - p)) / nEff + z2 / (4 * nEff * nEff));
+  // At p = 0 (p = 1) the lower (upper) bound is exactly 0 (1); rounding would leave ±1e-16.
+  const lower = p === 0 ? 0 : Math.max(0, center - half);
+  const upper = p === 1 ? 1 : Math.min(1, center + half);
+  return { estimate: p, lower, upper, level };
 }
 
 /** Linear-interpolation quantile (type 7, numpy's default) of an ascending-sorted array. */
@@ -321,6 +350,107 @@ export function pairedClusteredDifferenceCI(
     pooledMean(rs.map((p) => p[0])) - pooledMean(rs.map((p) => p[1]));
   const r = clusterBootstrap(pairs, stat, options);
   return { ...r, clusters: pairs.length, n: a.length + b.length };
+}
+
+/** A proportion with a cluster-adjusted Wilson interval; see {@linkcode clusteredWilsonCI}. */
+export interface ProportionInterval extends Interval {
+  /** Successes (observations with value 1 / true). */
+  readonly k: number;
+  /** Observations. */
+  readonly n: number;
+  /** Clusters (problems). */
+  readonly clusters: number;
+  /** Design effect used: bootstrap variance / binomial variance, within [1, max_design_effect]. */
+  readonly design_effect: number;
+  /** The largest design effect the cluster sizes allow (all samples of a problem alike): Σm²/Σm. */
+  readonly max_design_effect: number;
+  /** n / design_effect: the sample size the Wilson interval is computed on. */
+  readonly n_effective: number;
+  /**
+   * `wilson`: one observation per cluster, plain Wilson; `cluster_wilson`: design effect from the
+   * cluster bootstrap; `cluster_wilson_max`: the rate is 0 or 1, so the data cannot tell the clustering
+   * and the largest design effect the cluster sizes allow is used (conservative).
+   */
+  readonly method: "wilson" | "cluster_wilson" | "cluster_wilson_max";
+}
+
+/**
+ * A proportion over clustered 0/1 observations (several samples per problem) with a cluster-adjusted
+ * Wilson interval: the Wilson score interval (Wilson 1927) on the effective sample size n / deff, where
+ * the design effect deff is the cluster-bootstrap variance of the pooled rate (problems resampled with
+ * replacement, as {@linkcode clusteredMeanCI}) divided by the binomial variance p(1 − p)/n.
+ *
+ * deff is kept within [1, Σm²/Σm] (m = samples per problem): never narrower than the iid Wilson
+ * interval, never wider than treating each problem as one observation. At p = 0 or 1 the bootstrap
+ * variance is 0 and says nothing about the clustering, so the upper bound Σm²/Σm is used: the interval
+ * stays honest at the boundary (0 of 400 samples on 100 problems, 4 each → Wilson on 100, upper 3.7%)
+ * where a percentile bootstrap collapses to [0, 0]. With one observation per problem this is exactly
+ * {@linkcode wilsonInterval}.
+ *
+ * @param obs Observations with their cluster; values 0/1 or booleans.
+ * @param options Bootstrap samples, level, seed / rng.
+ * @returns Estimate, interval, counts, the design effect and how it was chosen.
+ * @throws {RangeError} if `obs` is empty or a value is not 0/1/boolean.
+ */
+export function clusteredWilsonCI(
+  obs: readonly ClusteredValue[],
+  options: BootstrapOptions = {},
+): ProportionInterval {
+  if (obs.length === 0) throw new RangeError("clusteredWilsonCI: no observations");
+  for (const o of obs) {
+    if (o.value !== 0 && o.value !== 1 && typeof o.value !== "boolean") {
+      throw new RangeError(
+        `clusteredWilsonCI: values must be 0, 1 or booleans; cluster ${String(o.cluster)} has ${o.value}`,
+      );
+    }
+  }
+  const level = options.level ?? 0.95;
+  const groups = [...groupByCluster(obs).values()];
+  const n = obs.length;
+  const k = groups.reduce((a, g) => a + g.reduce((x, y) => x + y, 0), 0);
+  const p = k / n;
+  const maxDeff = groups.reduce((a, g) => a + g.length * g.length, 0) / n;
+  let deff: number;
+  let method: ProportionInterval["method"];
+  if (groups.length === n) {
+    deff = 1;
+    method = "wilson";
+  } else if (k === 0 || k === n) {
+    deff = maxDeff;
+    method = "cluster_wilson_max";
+  } else {
+    const B = options.samples ?? 2000;
+    const rng = options.rng ?? seededRng(options.seed ?? 0);
+    let sum = 0;
+    let sum2 = 0;
+    const G = groups.length;
+    for (let b = 0; b < B; b++) {
+      let s = 0;
+      let m = 0;
+      for (let i = 0; i < G; i++) {
+        const g = groups[randInt(rng, G)]!;
+        for (const v of g) s += v;
+        m += g.length;
+      }
+      const r = s / m;
+      sum += r;
+      sum2 += r * r;
+    }
+    const varBoot = B > 1 ? (sum2 - (sum * sum) / B) / (B - 1) : 0;
+    deff = Math.min(maxDeff, Math.max(1, varBoot / ((p * (1 - p)) / n)));
+    method = "cluster_wilson";
+  }
+  const w = wilsonFromProportion(p, n / deff, level);
+  return {
+    ...w,
+    k,
+    n,
+    clusters: groups.length,
+    design_effect: deff,
+    max_design_effect: maxDeff,
+    n_effective: n / deff,
+    method,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -4,11 +4,13 @@
  */
 
 import { logitsCommand } from "./logits.ts";
+import { scoreTracesCommand } from "./score_traces.ts";
 import { STEP_COMMANDS, stepCommand } from "./steps.ts";
 import { UsageError } from "./util.ts";
 
 const COMMANDS: Record<string, (args: string[]) => Promise<number>> = {
   logits: logitsCommand,
+  "score-traces": scoreTracesCommand,
   ...Object.fromEntries(Object.keys(STEP_COMMANDS).map((step) => [step, stepCommand(step)])),
 };
 
