@@ -32,6 +32,16 @@ export function peakRssMiB(): number {
   return Deno.memoryUsage().rss / 2 ** 20;
 }
 
+/** CPU time (user + system, all threads) of this process in ms, from /proc/self/stat; NaN elsewhere. */
+export function processCpuMs(): number {
+  try {
+    const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10; // clock ticks of 10 ms (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
@@ -81,7 +91,9 @@ async function decodeTimes(
  * no captures ("hooked" graph), with layer-level captures at the query positions ("analysis" graph:
  * residuals, component outputs, logit lens), and with per-head captures too ("heads" graph: patterns of
  * the query positions over all keys, hook_z, head results), at 1 and at 8 query positions. Conditions
- * run interleaved, `reps` rounds, medians; session creation is excluded (one warm-up call each).
+ * run interleaved in rotating order, `reps` rounds, medians; session creation is excluded (one warm-up call each). Wall
+ * time and this process's CPU time are both reported: on a shared machine the CPU-time ratios are the
+ * steadier measure of the extra work.
  */
 export async function patternCaptureCost(model: HookedModel, context = 1024, reps = 3) {
   const V = model.config.vocabSize;
@@ -98,24 +110,32 @@ export async function patternCaptureCost(model: HookedModel, context = 1024, rep
     conditions[`patterns_${n}`] = () => model.forward(row, { capture: { positions: [qs], heads: true } });
   }
   for (const run of Object.values(conditions)) await run(); // sessions created, caches warm
-  const times: Record<string, number[]> = Object.fromEntries(Object.keys(conditions).map((k) => [k, []]));
+  const wall: Record<string, number[]> = Object.fromEntries(Object.keys(conditions).map((k) => [k, []]));
+  const cpu: Record<string, number[]> = Object.fromEntries(Object.keys(conditions).map((k) => [k, []]));
+  const entries = Object.entries(conditions);
   for (let rep = 0; rep < reps; rep++) {
-    for (const [name, run] of Object.entries(conditions)) times[name]!.push((await timeIt(run))[1]);
+    // Each round starts one condition later, so no condition always follows the same one.
+    for (let j = 0; j < entries.length; j++) {
+      const [name, run] = entries[(rep + j) % entries.length]!;
+      const c0 = processCpuMs();
+      wall[name]!.push((await timeIt(run))[1]);
+      cpu[name]!.push(processCpuMs() - c0);
+    }
   }
-  const ms = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
-  return {
-    context,
-    query_positions_8: queries["8"],
-    median_ms: Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, round(v)])),
-    ratio_to_no_capture: Object.fromEntries(
-      Object.entries(ms).filter(([k]) => k !== "none").map(([k, v]) => [k, round(v / ms.none!, 3)]),
-    ),
-    patterns_vs_layer_capture: {
-      "1": round(ms.patterns_1! / ms.layer_capture_1!, 3),
-      "8": round(ms.patterns_8! / ms.layer_capture_8!, 3),
-    },
-    reps,
+  const summary = (times: Record<string, number[]>) => {
+    const ms = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
+    return {
+      median_ms: Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, round(v)])),
+      ratio_to_no_capture: Object.fromEntries(
+        Object.entries(ms).filter(([k]) => k !== "none").map(([k, v]) => [k, round(v / ms.none!, 3)]),
+      ),
+      patterns_vs_layer_capture: {
+        "1": round(ms.patterns_1! / ms.layer_capture_1!, 3),
+        "8": round(ms.patterns_8! / ms.layer_capture_8!, 3),
+      },
+    };
   };
+  return { context, query_positions_8: queries["8"], reps, wall: summary(wall), cpu: summary(cpu) };
 }
 
 async function benchModel(dir: string, layers: number): Promise<number> {
