@@ -58,16 +58,18 @@ export interface LoadOptions {
 /**
  * Named graph variants: `hooked` (generation: component scales), `steering` (plus residual adds),
  * `analysis` (everything: captures, lens, patching), `heads` (analysis plus per-head hooks: hook_z
- * interventions, patterns, z and head results), `plain` (no hook inputs, for benchmarks). Each call picks
+ * interventions, patterns, z and head results), `head_hooks` (steering plus hook_z interventions, no
+ * captures: e.g. generation with a head ablated), `plain` (no hook inputs, for benchmarks). Each call picks
  * the cheapest one that serves its interventions, so unused hooks cost nothing.
  */
-export type GraphVariantName = "hooked" | "steering" | "analysis" | "heads" | "plain";
+export type GraphVariantName = "hooked" | "steering" | "analysis" | "heads" | "head_hooks" | "plain";
 
 const VARIANTS: Readonly<Record<GraphVariantName, GraphVariant>> = {
   hooked: { hooks: true, captures: false, residAdd: false },
   steering: { hooks: true, captures: false, residAdd: true },
   analysis: { hooks: true, captures: true, componentAdd: true, residAdd: true },
   heads: { hooks: true, captures: true, componentAdd: true, residAdd: true, heads: true },
+  head_hooks: { hooks: true, captures: false, residAdd: true, heads: true },
   plain: { hooks: false, captures: false },
 };
 
@@ -303,15 +305,17 @@ export class HookedModel {
     }
     // Patching (add on a component output) lives in the analysis graph, like captures.
     const patches = (options.interventions ?? []).some((iv) =>
-      iv.op === "add" && !iv.hook.endsWith("hook_resid_pre")
+      iv.op === "add" && !iv.hook.endsWith("hook_resid_pre") && !isHeadHook(iv.hook)
     );
     const steers = (options.interventions ?? []).some((iv) =>
       iv.op === "add" && iv.hook.endsWith("hook_resid_pre")
     );
     const headHooks = (options.interventions ?? []).some((iv) => isHeadHook(iv.hook));
     const variant: GraphVariantName = options.variant ??
-      (options.capture?.heads || headHooks
+      (options.capture?.heads || (headHooks && (options.capture || patches))
         ? "heads"
+        : headHooks
+        ? "head_hooks"
         : options.capture || patches
         ? "analysis"
         : steers

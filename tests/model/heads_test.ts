@@ -168,15 +168,35 @@ for (const [label, shape] of Object.entries(SHAPES)) {
           const zp = outP.captures!.heads!.z[L - 1]![b]![0]!;
           assertClose(zp.subarray((nh - 1) * D), donors[b]!, 1e-6, `patched head equals donor, row ${b}`);
         });
-        // Without captures, hook_z interventions alone pick the heads graph.
-        const plainCall = await m.forward(rows, { interventions: ablate });
-        rows.forEach((row, b) =>
-          assertClose(
-            plainCall.logits[b]![0]!,
-            ref.logits[b]![row.length - 1]!,
-            TOL,
-            `no-capture ablation ${b}`,
-          )
+        // Without captures, hook_z interventions pick the capture-free "head_hooks" graph (generation),
+        // which also serves steering beside them, during a cached decode.
+        const steer = Array.from({ length: H }, (_, i) => Math.sin(i) * 0.5);
+        const gen: Intervention[] = [
+          ...ablate,
+          { hook: "blocks.1.hook_resid_pre", op: "add", vector: steer, positions: { from: [2, 2, 2] } },
+        ];
+        const refGen = naiveForward(naive, rows, { interventions: gen });
+        const used: string[] = [];
+        const session = m.session.bind(m);
+        m.session = (v) => (used.push(v), session(v));
+        const pre = await m.forward(rows.map((r) => r.slice(0, 2)), {
+          interventions: gen,
+          returnCache: true,
+        });
+        const step = await m.forward(rows.map((r) => [r[2]!]), { interventions: gen, cache: pre.cache! });
+        rows.forEach((_, b) => {
+          assertClose(pre.logits[b]![0]!, refGen.logits[b]![1]!, TOL, `head_hooks prefill row ${b}`);
+          assertClose(step.logits[b]![0]!, refGen.logits[b]![2]!, TOL, `head_hooks decode row ${b}`);
+        });
+        m.session = session;
+        assert.deepEqual(used, ["head_hooks", "head_hooks"]);
+        await assert.rejects(
+          m.forward(rows, {
+            interventions: gen,
+            capture: { positions: [[1], [1], [1]] },
+            variant: "head_hooks",
+          }),
+          /capture needs/,
         );
       });
 
