@@ -65,8 +65,9 @@ export interface LensValue {
 export interface NaiveForwardOptions {
   /**
    * Scale on `blocks.{l}.hook_attn_out` / `hook_mlp_out` (applied before the residual add) and add on
-   * `blocks.{l}.hook_resid_pre` (`coef * vector`, applied before block l runs). Positions are a row's
-   * own positions (see `selectsPosition`).
+   * `blocks.{l}.hook_resid_pre` (`coef * vector`, applied before block l runs), scale / add on
+   * `blocks.{l}.attn.hook_z` (per head with `head`, before o_proj). Positions are a row's own positions
+   * (see `selectsPosition`).
    */
   readonly interventions?: readonly Intervention[];
   /** Per row, per position, token ids whose lens values to report at every residual index. */
@@ -89,6 +90,10 @@ export interface NaiveForwardResult {
   readonly mlpOut: Float64Array[][][];
   /** `[l][row][pos][k]` lens values of `lensTokenIds[row][pos][k]` on `resid[l]` (l = 0..L); empty without lensTokenIds. */
   readonly lens: LensValue[][][][];
+  /** `[l][row][pos]`: `blocks.l.attn.hook_z` after its interventions, `[head, d_head]` row-major. */
+  readonly z: Float64Array[][][];
+  /** `[l][row][pos]`: `blocks.l.attn.hook_pattern` of query `pos`, `[head, key]` over keys 0..pos. */
+  readonly pattern: Float64Array[][][];
 }
 
 /**
@@ -269,11 +274,39 @@ function applyScale(
 }
 
 /**
+ * Per-head interventions on hook_z (`[head * D]` concatenated): every scale that selects (row, pos),
+ * then every add; `head` picks one head's D entries, none = all heads (vector of nh * D entries).
+ */
+function applyHeadHooks(
+  z: Float64Array,
+  hook: string,
+  interventions: readonly Intervention[],
+  row: number,
+  pos: number,
+  D: number,
+): void {
+  const span = (iv: Intervention): [number, number] =>
+    iv.head === undefined ? [0, z.length] : [iv.head * D, (iv.head + 1) * D];
+  for (const iv of interventions) {
+    if (iv.op !== "scale" || iv.hook !== hook || !selectsPosition(iv.positions, row, pos)) continue;
+    const [a, b] = span(iv);
+    for (let i = a; i < b; i++) z[i] = z[i]! * iv.value;
+  }
+  for (const iv of interventions) {
+    if (iv.op !== "add" || iv.hook !== hook || !selectsPosition(iv.positions, row, pos)) continue;
+    const [a, b] = span(iv);
+    const vec = addVector(iv, row, b - a);
+    const coef = iv.coef ?? 1;
+    for (let i = a; i < b; i++) z[i] = z[i]! + coef * vec[i - a]!;
+  }
+}
+
+/**
  * Run each row independently through the model.
  * @param model weights from {@link loadNaiveWeights}.
  * @param rows token ids per row (no padding; rows may differ in length).
  * @param options interventions and logit-lens token ids.
- * @throws {RangeError} for an intervention other than scale on attn_out/mlp_out or add on resid_pre.
+ * @throws {RangeError} for an intervention other than scale/add on attn_out, mlp_out or attn.hook_z, add on resid_pre.
  */
 export function naiveForward(
   model: NaiveWeights,
@@ -290,8 +323,9 @@ export function naiveForward(
   for (const iv of interventions) {
     const p = parseHookName(iv.hook, L);
     const ok = iv.op === "scale"
-      ? p.kind === "hook_attn_out" || p.kind === "hook_mlp_out"
-      : p.kind === "hook_resid_pre" || p.kind === "hook_attn_out" || p.kind === "hook_mlp_out";
+      ? p.kind === "hook_attn_out" || p.kind === "hook_mlp_out" || p.kind === "attn.hook_z"
+      : p.kind === "hook_resid_pre" || p.kind === "hook_attn_out" || p.kind === "hook_mlp_out" ||
+        p.kind === "attn.hook_z";
     if (!ok) throw new RangeError(`naiveForward does not support op "${iv.op}" on "${iv.hook}"`);
   }
 
@@ -299,6 +333,8 @@ export function naiveForward(
   const resid: Float64Array[][][] = Array.from({ length: L + 1 }, () => []);
   const attnOut: Float64Array[][][] = Array.from({ length: L }, () => []);
   const mlpOut: Float64Array[][][] = Array.from({ length: L }, () => []);
+  const zs: Float64Array[][][] = Array.from({ length: L }, () => []);
+  const patterns: Float64Array[][][] = Array.from({ length: L }, () => []);
 
   for (let r = 0; r < rows.length; r++) {
     const tokens = rows[r]!;
@@ -337,8 +373,11 @@ export function naiveForward(
         vs.push(linear(w.v, x, kvh * D, w.vBias));
       }
       const attnRow: Float64Array[] = [];
+      const zRow: Float64Array[] = [];
+      const patRow: Float64Array[] = [];
       for (let t = 0; t < T; t++) {
         const concat = new Float64Array(nh * D);
+        const pat = new Float64Array(nh * (t + 1));
         for (let head = 0; head < nh; head++) {
           const kvHead = Math.floor(head / group);
           const scores = new Float64Array(t + 1);
@@ -356,16 +395,22 @@ export function naiveForward(
           }
           for (let s = 0; s <= t; s++) {
             const p = scores[s]! / sum;
+            pat[head * (t + 1) + s] = p;
             for (let i = 0; i < D; i++) {
               concat[head * D + i] = concat[head * D + i]! + p * vs[s]![kvHead * D + i]!;
             }
           }
         }
+        applyHeadHooks(concat, `blocks.${l}.attn.hook_z`, interventions, r, t, D);
+        zRow.push(concat);
+        patRow.push(pat);
         const out = linear(w.o, concat, H, w.oBias);
         applyScale(out, `blocks.${l}.hook_attn_out`, interventions, r, t);
         attnRow.push(out);
       }
       attnOut[l]!.push(attnRow);
+      zs[l]!.push(zRow);
+      patterns[l]!.push(patRow);
       h = h.map((x, t) => x.map((v, i) => v + attnRow[t]![i]!));
 
       // MLP.
@@ -397,7 +442,7 @@ export function naiveForward(
       ));
     }
   }
-  return { logits, resid, attnOut, mlpOut, lens };
+  return { logits, resid, attnOut, mlpOut, lens, z: zs, pattern: patterns };
 }
 
 function unembed(model: NaiveWeights, x: Float64Array): Float64Array {

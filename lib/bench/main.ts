@@ -2,11 +2,14 @@
  * `deno task bench`: engine throughput on a random checkpoint shaped like Qwen2.5-0.5B.
  *
  * Prints one JSON object: session creation time, peak RSS, prefill tokens/s (128 tokens), decode
- * tokens/s at batch 1, 8 and 32 (context ~128), and the hook overhead ratio (decode step time of the
- * hooked graph with neutral hooks / a graph compiled without hook inputs).
+ * tokens/s at batch 1, 8 and 32 (context ~128), the hook overhead ratio (decode step time of the
+ * hooked graph with neutral hooks / a graph compiled without hook inputs), and the cost of capturing
+ * attention patterns (`hook_pattern`, with hook_z and head results) at 1 and 8 query positions of a
+ * 1024-token context, as ratios to the same forward pass without captures.
  *
  * Options: `--layers N` (default 24) to shrink the model for a quick run, `--steps N` decode steps per
- * measurement (default 8), `--keep DIR` to build the checkpoint in DIR and keep it.
+ * measurement (default 8), `--keep DIR` to build the checkpoint in DIR and keep it, `--only patterns`
+ * to run only the pattern-capture measurement, `--reps N` its rounds (default 3).
  *
  * @module
  */
@@ -27,6 +30,16 @@ export function peakRssMiB(): number {
     // not Linux
   }
   return Deno.memoryUsage().rss / 2 ** 20;
+}
+
+/** CPU time (user + system, all threads) of this process in ms, from /proc/self/stat; NaN elsewhere. */
+export function processCpuMs(): number {
+  try {
+    const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1]!.split(" ");
+    return (Number(fields[11]) + Number(fields[12])) * 10; // clock ticks of 10 ms (USER_HZ = 100)
+  } catch {
+    return NaN;
+  }
 }
 
 function median(xs: number[]): number {
@@ -73,6 +86,75 @@ async function decodeTimes(
   return times;
 }
 
+/**
+ * Cost of per-head captures at a long context: one forward pass over `context` tokens (batch 1) with
+ * no captures ("hooked" graph), with layer-level captures at the query positions ("analysis" graph:
+ * residuals, component outputs, logit lens), and with per-head captures too ("heads" graph: patterns of
+ * the query positions over all keys, hook_z, head results), at 1 and at 8 query positions. Conditions
+ * run interleaved in rotating order, `reps` rounds, medians; session creation is excluded (one warm-up call each). Wall
+ * time and this process's CPU time are both reported: on a shared machine the CPU-time ratios are the
+ * steadier measure of the extra work.
+ */
+export async function patternCaptureCost(model: HookedModel, context = 1024, reps = 3) {
+  const V = model.config.vocabSize;
+  const row = promptRows(1, context, V, 5);
+  const queries: Record<string, number[]> = {
+    "1": [context - 1],
+    "8": Array.from({ length: 8 }, (_, i) => Math.round(((i + 1) * context) / 8) - 1),
+  };
+  const conditions: Record<string, () => Promise<unknown>> = {
+    none: () => model.forward(row),
+  };
+  for (const [n, qs] of Object.entries(queries)) {
+    conditions[`layer_capture_${n}`] = () => model.forward(row, { capture: { positions: [qs] } });
+    conditions[`patterns_${n}`] = () => model.forward(row, { capture: { positions: [qs], heads: true } });
+  }
+  for (const run of Object.values(conditions)) await run(); // sessions created, caches warm
+  const wall: Record<string, number[]> = Object.fromEntries(Object.keys(conditions).map((k) => [k, []]));
+  const cpu: Record<string, number[]> = Object.fromEntries(Object.keys(conditions).map((k) => [k, []]));
+  const entries = Object.entries(conditions);
+  for (let rep = 0; rep < reps; rep++) {
+    // Each round starts one condition later, so no condition always follows the same one.
+    for (let j = 0; j < entries.length; j++) {
+      const [name, run] = entries[(rep + j) % entries.length]!;
+      const c0 = processCpuMs();
+      wall[name]!.push((await timeIt(run))[1]);
+      cpu[name]!.push(processCpuMs() - c0);
+    }
+  }
+  const summary = (times: Record<string, number[]>) => {
+    const ms = Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
+    return {
+      median_ms: Object.fromEntries(Object.entries(ms).map(([k, v]) => [k, round(v)])),
+      ratio_to_no_capture: Object.fromEntries(
+        Object.entries(ms).filter(([k]) => k !== "none").map(([k, v]) => [k, round(v / ms.none!, 3)]),
+      ),
+      patterns_vs_layer_capture: {
+        "1": round(ms.patterns_1! / ms.layer_capture_1!, 3),
+        "8": round(ms.patterns_8! / ms.layer_capture_8!, 3),
+      },
+    };
+  };
+  return { context, query_positions_8: queries["8"], reps, wall: summary(wall), cpu: summary(cpu) };
+}
+
+async function benchModel(dir: string, layers: number): Promise<number> {
+  const [, buildMs] = await timeIt(() =>
+    writeRandomCheckpoint(dir, {
+      modelType: "qwen2",
+      hiddenSize: 896,
+      numLayers: layers,
+      numHeads: 14,
+      numKvHeads: 2,
+      intermediateSize: 4864,
+      vocabSize: 151936,
+      tieWordEmbeddings: true,
+      seed: 1,
+    })
+  );
+  return buildMs;
+}
+
 /** Run the benchmark and return its figures. */
 export async function runBench(
   options: {
@@ -81,25 +163,26 @@ export async function runBench(
     keep?: string;
     generationBatches?: readonly number[];
     newTokens?: number;
+    /** Run only one part ("patterns": the pattern-capture cost). */
+    only?: "patterns";
+    /** Rounds of the pattern-capture measurement (default 3). */
+    patternReps?: number;
   } = {},
 ) {
   const layers = options.layers ?? 24, steps = options.steps ?? 8;
   const dir = options.keep ?? await Deno.makeTempDir({ prefix: "bt-bench-" });
   try {
-    const [, buildMs] = await timeIt(() =>
-      writeRandomCheckpoint(dir, {
-        modelType: "qwen2",
-        hiddenSize: 896,
-        numLayers: layers,
-        numHeads: 14,
-        numKvHeads: 2,
-        intermediateSize: 4864,
-        vocabSize: 151936,
-        tieWordEmbeddings: true,
-        seed: 1,
-      })
-    );
+    const buildMs = await benchModel(dir, layers);
     const [model, loadMs] = await timeIt(() => HookedModel.load(dir, { cacheDir: `${dir}/.graphs` }));
+    if (options.only === "patterns") {
+      const patterns = await patternCaptureCost(model, 1024, options.patternReps ?? 3);
+      await model.dispose();
+      return {
+        model: { shape: "Qwen2.5-0.5B (random weights, fp32)", layers, device: model.device.used },
+        pattern_capture: patterns,
+        threads: navigator.hardwareConcurrency,
+      };
+    }
     const [, hookedSessionMs] = await timeIt(() => model.session("hooked"));
     const [, plainSessionMs] = await timeIt(() => model.session("plain"));
 
@@ -165,6 +248,7 @@ export async function runBench(
         ratio_to_raw: round(rawMs / genMs, 3),
       };
     }
+    const patterns = await patternCaptureCost(model, 1024, options.patternReps ?? 3);
     await model.dispose();
     return {
       model: { shape: "Qwen2.5-0.5B (random weights, fp32)", layers, device: model.device.used },
@@ -178,11 +262,19 @@ export async function runBench(
       hook_overhead_ratio: round(overhead, 4),
       hook_overhead_detail_ms: { hooked_median: round(median(hooked)), plain_median: round(median(plain)) },
       generation_sampling_t0_7_top_p_0_95_top_k_50: generation,
+      pattern_capture: patterns,
       threads: navigator.hardwareConcurrency,
     };
   } finally {
     if (!options.keep) await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+}
+
+function parseOnly(value: string): "patterns" {
+  if (value !== "patterns") {
+    throw new RangeError(`--only ${value}: the only part that runs alone is "patterns"`);
+  }
+  return value;
 }
 
 function round(x: number, digits = 2): number {
@@ -193,12 +285,20 @@ function round(x: number, digits = 2): number {
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { layers: { type: "string" }, steps: { type: "string" }, keep: { type: "string" } },
+    options: {
+      layers: { type: "string" },
+      steps: { type: "string" },
+      keep: { type: "string" },
+      only: { type: "string" },
+      reps: { type: "string" },
+    },
   });
   const result = await runBench({
     ...(values.layers ? { layers: Number(values.layers) } : {}),
     ...(values.steps ? { steps: Number(values.steps) } : {}),
     ...(values.keep ? { keep: values.keep } : {}),
+    ...(values.only ? { only: parseOnly(values.only) } : {}),
+    ...(values.reps ? { patternReps: Number(values.reps) } : {}),
   });
   console.log(JSON.stringify(result, null, 2));
 }

@@ -18,6 +18,9 @@
  *   `mlp_add_coef` [L, B, T]: adds `coef * vector[row]` to a block's attention / MLP output after its
  *   scale (scale 0 + add = replace, i.e. activation patching).
  * - captures variant: `capture_positions` int64 [B, C], `lens_token_ids` int64 [B, C, M].
+ * - heads variant (needs hooks; nh heads of D dims): `z_scale` float [L, B, T, nh] (multiplier on each
+ *   head's output `blocks.{l}.attn.hook_z`; 1 = neutral), `z_add` float [L, B, nh * D] with `z_add_coef`
+ *   float [L, B, T, nh] (adds `coef[head] * vector[row][head]` to hook_z after the scale; 0 = neutral).
  *
  * outputs
  * - `logits` float [B, K, V], `present.{l}.key|value` float [B, kvh, S, D], `topk_values` float and
@@ -26,6 +29,12 @@
  *   block's `hook_resid_post`), `attn_out`, `mlp_out` [L, B, C, H] (after hook scaling),
  *   `lens_logit`, `lens_logprob` float and `lens_rank` int64 [L + 1, B, C, M]: the logit lens of each
  *   residual through the final norm and the LM head (the last entry equals the model's logits).
+ * - heads + captures: `z` [L, B, C, nh, D] (hook_z after its interventions), `pattern`
+ *   [L, B, nh, C, S] (attention probabilities of the C capture positions as queries over all S keys,
+ *   recomputed from the gathered query rows and the layer's present keys: O(C × S) per head, not
+ *   O(T × S)), `head_result` [L, B, C, nh, H] (each head's `(z - b_v) · W_O[:, head]ᵀ`) and
+ *   `attn_bias` [L, H] (`b_O + W_O · b_v`, the part of attn_out no head is credited with; TransformerLens's
+ *   folded `b_O`), so that `attn_out = Σ_head head_result + attn_bias` when attn_out is not scaled.
  *
  * @module
  */
@@ -56,6 +65,11 @@ export interface GraphVariant {
   readonly residAdd?: boolean;
   /** Capture outputs (residuals, component outputs, logit lens). Default false. */
   readonly captures: boolean;
+  /**
+   * Per-head hook inputs on `attn.hook_z` (needs `hooks`) and, with `captures`, per-head outputs
+   * (z, patterns, head results). Default false.
+   */
+  readonly heads?: boolean;
 }
 
 /** Where the graph finds a tensor's bytes: a path relative to the .onnx file and a byte offset. */
@@ -221,6 +235,14 @@ export function compileGraph(
       { name: "mlp_add_coef", elemType: DataType.FLOAT, shape: [L, "batch", "seq"] },
     );
   }
+  const withHeads = variant.hooks && variant.heads === true;
+  if (withHeads) {
+    inputs.push(
+      { name: "z_scale", elemType: DataType.FLOAT, shape: [L, "batch", "seq", nh] },
+      { name: "z_add", elemType: DataType.FLOAT, shape: [L, "batch", nh * D] },
+      { name: "z_add_coef", elemType: DataType.FLOAT, shape: [L, "batch", "seq", nh] },
+    );
+  }
   if (variant.captures) {
     inputs.push(
       { name: "capture_positions", elemType: DataType.INT64, shape: ["batch", "num_captures"] },
@@ -303,6 +325,37 @@ export function compileGraph(
   const attnCaps: string[] = [];
   const mlpCaps: string[] = [];
 
+  // Per-head hooks: layer slices [1, ...] of the z inputs, and the head outputs' captures.
+  const layerParts = (input: string): string[] => {
+    const parts = Array.from({ length: L }, (_, l) => `${input}:layer${l}`);
+    if (L === 1) g.opMulti("Identity", [input], parts);
+    else g.opMulti("Split", [input], parts, { axis: 0, num_outputs: L });
+    return parts;
+  };
+  const zScale = withHeads ? layerParts("z_scale") : [];
+  const zAdd = withHeads ? layerParts("z_add") : [];
+  const zAddCoef = withHeads ? layerParts("z_add_coef") : [];
+  const headCaps = withHeads && variant.captures;
+  const zCaps: string[] = [];
+  const patternCaps: string[] = [];
+  const resultCaps: string[] = [];
+  const attnBiases: string[] = [];
+  // headMask[h, j] = 1 where column j of the concatenated heads belongs to head h: spreads a position's
+  // z over nh rows so one Gemm with o_proj gives every head's result without copying W_O per head.
+  const headMask = headCaps
+    ? g.floats(
+      Array.from(
+        { length: nh * nh * D },
+        (_, i) => (Math.floor((i % (nh * D)) / D) === Math.floor(i / (nh * D)) ? 1 : 0),
+      ),
+      [nh, nh * D],
+    )
+    : "";
+  // Mask rows of the capture positions [B, 1, C, S], for the patterns.
+  const capMask = headCaps
+    ? g.op("Unsqueeze", [g.op("GatherND", [maskBTS, capIdx], { batch_dims: 1 }), g.ints([1])])
+    : "";
+
   const emb = g.op("Gather", [weight("model.embed_tokens.weight"), "input_ids"], { axis: 0 }); // [B,T,H]
   let x = g.op("Reshape", [emb, shapeNH]); // residual stream [N, H]
   const eps = float(cfg.rmsNormEps);
@@ -335,7 +388,68 @@ export function compileGraph(
       `present.${l}.key`,
       `present.${l}.value`,
     ], { q_num_heads: nh, kv_num_heads: kvh, scale: float(1 / Math.sqrt(D)) });
-    const yFlat = g.op("Reshape", [y, g.op("Concat", [tokens, g.ints([nh * D])], { axis: 0 })]);
+    let z = y; // [B, T, nh * D]
+    if (withHeads) {
+      // blocks.{l}.attn.hook_z: [B, T, nh, D], scaled then added per head.
+      let z4 = g.op("Reshape", [y, g.ints([0, 0, nh, D])]);
+      const perHead = (part: string) =>
+        g.op("Unsqueeze", [g.op("Squeeze", [part, g.ints([0])]), g.ints([3])]);
+      z4 = g.op("Mul", [z4, perHead(zScale[l]!)]); // [B, T, nh, 1]
+      const addVec = g.op("Reshape", [zAdd[l]!, g.ints([-1, 1, nh, D])]); // [B, 1, nh, D]
+      z4 = g.op("Add", [z4, g.op("Mul", [perHead(zAddCoef[l]!), addVec])]);
+      if (headCaps) {
+        const zc = g.op("GatherND", [z4, capIdx], { batch_dims: 1 }); // [B, C, nh, D]
+        zCaps.push(g.op("Unsqueeze", [zc, g.ints([0])]));
+        // Head results: (z - b_v) spread per head, times W_O.
+        let zr = g.op("Reshape", [zc, g.ints([-1, 1, nh * D])]); // [B*C, 1, nh*D]
+        const oW = weight(n.oProj);
+        let vBiasFull = "";
+        if (biases.qkv) {
+          // b_v per query head [nh * D]: each KV head's bias repeated for its group of query heads.
+          const bv = g.op("Reshape", [weight(n.vBias), g.ints([kvh, 1, D])]);
+          vBiasFull = g.op("Reshape", [
+            g.op("Expand", [bv, g.ints([kvh, nh / kvh, D])]),
+            g.ints([1, nh * D]),
+          ]);
+          zr = g.op("Sub", [zr, vBiasFull]);
+        }
+        const spread = g.op("Reshape", [g.op("Mul", [zr, headMask]), g.ints([-1, nh * D])]); // [B*C*nh, nh*D]
+        const res = g.op("Gemm", [spread, oW], { transB: 1 }); // [B*C*nh, H]
+        const bc = g.op("Slice", [g.op("Shape", [zc]), g.ints([0]), g.ints([2])]); // [B, C]
+        const resShape = g.op("Concat", [bc, g.ints([nh, H])], { axis: 0 });
+        resultCaps.push(g.op("Unsqueeze", [g.op("Reshape", [res, resShape]), g.ints([0])]));
+        // The bias no head is credited with: b_O + W_O · b_v (zeros when the model has neither).
+        let bias = biases.qkv
+          ? g.op("Gemm", [vBiasFull, oW], { transB: 1 })
+          : g.floats(new Float32Array(H), [1, H]);
+        if (biases.o) bias = g.op("Add", [bias, g.op("Unsqueeze", [weight(n.oBias), g.ints([0])])]);
+        attnBiases.push(bias); // [1, H]
+        // Patterns at the capture positions: softmax(q_c · Kᵀ / √D + mask_c) over the present keys.
+        const qc = g.op("GatherND", [g.op("Reshape", [q3, g.ints([0, 0, nh, D])]), capIdx], {
+          batch_dims: 1,
+        });
+        const qg = g.op("Reshape", [
+          g.op("Transpose", [qc], { perm: { ints: [0, 2, 1, 3] } }),
+          g.ints([0, kvh, nh / kvh, -1, D]),
+        ]);
+        const kT = g.op("Unsqueeze", [
+          g.op("Transpose", [`present.${l}.key`], { perm: { ints: [0, 1, 3, 2] } }),
+          g.ints([2]),
+        ]);
+        const scores = g.op("Mul", [g.op("MatMul", [qg, kT]), g.scalarFloat(Math.fround(1 / Math.sqrt(D)))]);
+        const scoresShape = g.op("Shape", [scores]); // [B, kvh, group, C, S]
+        const shape4 = g.op("Concat", [
+          g.op("Slice", [scoresShape, g.ints([0]), g.ints([1])]),
+          g.ints([nh]),
+          g.op("Slice", [scoresShape, g.ints([3]), g.ints([5])]),
+        ], { axis: 0 });
+        const scores4 = g.op("Reshape", [scores, shape4]); // [B, nh, C, S]
+        const probs = g.op("Softmax", [g.op("Add", [scores4, capMask])], { axis: -1 });
+        patternCaps.push(g.op("Unsqueeze", [probs, g.ints([0])]));
+      }
+      z = g.op("Reshape", [z4, g.ints([0, 0, nh * D])]);
+    }
+    const yFlat = g.op("Reshape", [z, g.op("Concat", [tokens, g.ints([nh * D])], { axis: 0 })]);
     let attnOut = gemm(yFlat, n.oProj, biases.o ? n.oBias : undefined);
     if (variant.hooks) attnOut = g.op("Mul", [attnOut, fixN1(attnScale[l]!)]);
     if (attnAdd) attnOut = g.op("Add", [attnOut, attnAdd(l)]);
@@ -440,8 +554,23 @@ export function compileGraph(
     );
   }
 
+  if (headCaps) {
+    g.named("Concat", zCaps, "z", { axis: 0 }); // [L, B, C, nh, D]
+    g.named("Concat", patternCaps, "pattern", { axis: 0 }); // [L, B, nh, C, S]
+    g.named("Concat", resultCaps, "head_result", { axis: 0 }); // [L, B, C, nh, H]
+    g.named("Concat", attnBiases, "attn_bias", { axis: 0 }); // [L, H]
+    outputs.push(
+      { name: "z", elemType: DataType.FLOAT, shape: [L, "batch", "num_captures", nh, D] },
+      { name: "pattern", elemType: DataType.FLOAT, shape: [L, "batch", nh, "num_captures", "total_seq"] },
+      { name: "head_result", elemType: DataType.FLOAT, shape: [L, "batch", "num_captures", nh, H] },
+      { name: "attn_bias", elemType: DataType.FLOAT, shape: [L, H] },
+    );
+  }
+
   return encodeModel({
-    graphName: `${cfg.modelType}_${variant.hooks ? "hooked" : "plain"}${variant.captures ? "_captures" : ""}`,
+    graphName: `${cfg.modelType}_${variant.hooks ? "hooked" : "plain"}${variant.captures ? "_captures" : ""}${
+      withHeads ? "_heads" : ""
+    }`,
     nodes: g.nodes,
     initializers: g.initializers,
     inputs,

@@ -21,6 +21,14 @@ import type { ModelConfig } from "./config.ts";
 import { compileGraph, type GraphVariant } from "./graph.ts";
 import { type Intervention, parseHookName, selectsPosition } from "./hooks.ts";
 import { KVCache } from "./kv_cache.ts";
+import {
+  checkNoHeadOnLayerHooks,
+  HEAD_OUTPUTS,
+  type HeadCaptures,
+  headHookFeeds,
+  isHeadHook,
+  splitHeadCaptures,
+} from "./head_hooks.ts";
 import { prepareGraphFolder } from "./graph_folder.ts";
 
 /** Execution provider choice. `auto` = CUDA when available, else CPU. */
@@ -49,15 +57,19 @@ export interface LoadOptions {
 
 /**
  * Named graph variants: `hooked` (generation: component scales), `steering` (plus residual adds),
- * `analysis` (everything: captures, lens, patching), `plain` (no hook inputs, for benchmarks). Each
- * call picks the cheapest one that serves its interventions, so unused hooks cost nothing.
+ * `analysis` (everything: captures, lens, patching), `heads` (analysis plus per-head hooks: hook_z
+ * interventions, patterns, z and head results), `head_hooks` (steering plus hook_z interventions, no
+ * captures: e.g. generation with a head ablated), `plain` (no hook inputs, for benchmarks). Each call picks
+ * the cheapest one that serves its interventions, so unused hooks cost nothing.
  */
-export type GraphVariantName = "hooked" | "steering" | "analysis" | "plain";
+export type GraphVariantName = "hooked" | "steering" | "analysis" | "heads" | "head_hooks" | "plain";
 
 const VARIANTS: Readonly<Record<GraphVariantName, GraphVariant>> = {
   hooked: { hooks: true, captures: false, residAdd: false },
   steering: { hooks: true, captures: false, residAdd: true },
   analysis: { hooks: true, captures: true, componentAdd: true, residAdd: true },
+  heads: { hooks: true, captures: true, componentAdd: true, residAdd: true, heads: true },
+  head_hooks: { hooks: true, captures: false, residAdd: true, heads: true },
   plain: { hooks: false, captures: false },
 };
 
@@ -78,6 +90,11 @@ export interface ForwardOptions {
     readonly positions: readonly (readonly number[])[];
     /** Per row, per capture position, the token ids to read in the lens (same count everywhere). */
     readonly lensTokenIds?: readonly (readonly (readonly number[])[])[];
+    /**
+     * Also capture per-head values at the same positions: `hook_z`, `hook_pattern` (these positions as
+     * queries), `hook_result` (see {@link Captures.heads}). Uses the "heads" graph variant.
+     */
+    readonly heads?: boolean;
   };
   /**
    * Return only the `topK` largest logits (sorted, lower id first on ties) per requested position
@@ -97,6 +114,8 @@ export interface Captures {
   readonly mlpOut: Float32Array[][][];
   /** `lens[layer][row][k][m]` for layer 0..L (0 = embedding output, L = final logits). */
   readonly lens?: { logit: number; logprob: number; rank: number }[][][][];
+  /** With `capture.heads`: per-head z, patterns, head results and the attention bias. */
+  readonly heads?: HeadCaptures;
 }
 
 /** Result of {@link HookedModel.forward}. */
@@ -286,15 +305,29 @@ export class HookedModel {
     }
     // Patching (add on a component output) lives in the analysis graph, like captures.
     const patches = (options.interventions ?? []).some((iv) =>
-      iv.op === "add" && !iv.hook.endsWith("hook_resid_pre")
+      iv.op === "add" && !iv.hook.endsWith("hook_resid_pre") && !isHeadHook(iv.hook)
     );
     const steers = (options.interventions ?? []).some((iv) =>
       iv.op === "add" && iv.hook.endsWith("hook_resid_pre")
     );
+    const headHooks = (options.interventions ?? []).some((iv) => isHeadHook(iv.hook));
     const variant: GraphVariantName = options.variant ??
-      (options.capture || patches ? "analysis" : steers ? "steering" : "hooked");
-    if (options.capture && variant !== "analysis") {
+      (options.capture?.heads || (headHooks && (options.capture || patches))
+        ? "heads"
+        : headHooks
+        ? "head_hooks"
+        : options.capture || patches
+        ? "analysis"
+        : steers
+        ? "steering"
+        : "hooked");
+    if (options.capture && !VARIANTS[variant].captures) {
       throw new RangeError(`capture needs the "analysis" graph variant, not "${variant}"`);
+    }
+    if ((options.capture?.heads || headHooks) && !VARIANTS[variant].heads) {
+      throw new RangeError(
+        `Per-head hooks (blocks.{l}.attn.*) need the "heads" graph variant, not "${variant}"`,
+      );
     }
     const feeds: Record<string, ort.Tensor> = {
       input_ids: new ort.Tensor("int64", inputIds, [B, T]),
@@ -309,10 +342,13 @@ export class HookedModel {
       feeds[`past.${l}.value`] = new ort.Tensor("float32", cache.values[l]!, dims);
     }
     if (VARIANTS[variant].hooks) {
+      const ivs = options.interventions ?? [];
+      checkNoHeadOnLayerHooks(ivs);
       Object.assign(
         feeds,
-        this.#hookFeeds(options.interventions ?? [], B, T, absPos, VARIANTS[variant]),
+        this.#hookFeeds(ivs.filter((iv) => !isHeadHook(iv.hook)), B, T, absPos, VARIANTS[variant]),
       );
+      if (VARIANTS[variant].heads) Object.assign(feeds, headHookFeeds(ivs, cfg, B, T, absPos));
     } else if (options.interventions?.length) {
       throw new RangeError(`The "${variant}" graph variant has no hook inputs; interventions need "hooked"`);
     }
@@ -348,6 +384,7 @@ export class HookedModel {
       if (name === "logits") return want !== "none" && topK === undefined;
       if (name === "topk_values" || name === "topk_indices") return topK !== undefined;
       if (name.startsWith("present.")) return options.returnCache === true;
+      if (HEAD_OUTPUTS.has(name)) return options.capture?.heads === true;
       return options.capture !== undefined; // captures and lens
     });
     const out = await session.run(feeds, fetches);
@@ -428,6 +465,7 @@ export class HookedModel {
         attnOut: split(out.attn_out!.data as Float32Array, L),
         mlpOut: split(out.mlp_out!.data as Float32Array, L),
         ...(lens ? { lens } : {}),
+        ...(options.capture.heads ? { heads: splitHeadCaptures(out, cfg, counts, C, S, maskBytes) } : {}),
       };
     }
     return {
@@ -510,7 +548,7 @@ export class HookedModel {
           `Add on "${iv.hook}" (patching) needs the "analysis" graph variant; pass capture or variant: "analysis"`,
         );
       }
-      const site = sites[hook.kind];
+      const site = sites[hook.kind as keyof typeof sites]; // head hooks are routed to head_hooks.ts
       const perRow = isRowVectors(iv.vector);
       if (perRow && (iv.vector as readonly ArrayLike<number>[]).length !== B) {
         throw new RangeError(

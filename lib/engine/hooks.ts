@@ -14,6 +14,9 @@ export type HookName =
   | `blocks.${number}.hook_attn_out`
   | `blocks.${number}.hook_mlp_out`
   | `blocks.${number}.hook_resid_post`
+  | `blocks.${number}.attn.hook_z`
+  | `blocks.${number}.attn.hook_pattern`
+  | `blocks.${number}.attn.hook_result`
   | "ln_final.hook_normalized";
 
 /** Kinds of per-block hook points. */
@@ -25,9 +28,20 @@ export const BLOCK_HOOK_KINDS = [
 ] as const;
 export type BlockHookKind = typeof BLOCK_HOOK_KINDS[number];
 
+/**
+ * Kinds of per-head hook points (TransformerLens names, without the `blocks.{l}.` prefix):
+ * - `attn.hook_z`: each head's attention output before `o_proj`, `[batch, pos, head, d_head]`
+ *   (= softmax pattern · values, including the value bias); interventions `scale` / `add` per head.
+ * - `attn.hook_pattern`: attention probabilities `[batch, head, query_pos, key_pos]` (capture only).
+ * - `attn.hook_result`: each head's write to the residual stream, `[batch, pos, head, d_model]`
+ *   (capture only; see the engine's `Captures.headResult` for the bias convention).
+ */
+export const HEAD_HOOK_KINDS = ["attn.hook_z", "attn.hook_pattern", "attn.hook_result"] as const;
+export type HeadHookKind = typeof HEAD_HOOK_KINDS[number];
+
 /** A parsed hook name. */
 export type ParsedHook =
-  | { readonly kind: BlockHookKind; readonly layer: number }
+  | { readonly kind: BlockHookKind | HeadHookKind; readonly layer: number }
   | { readonly kind: "ln_final.hook_normalized"; readonly layer?: undefined };
 
 /**
@@ -41,18 +55,27 @@ export type ParsedHook =
  */
 export type Positions = "all" | readonly (readonly number[])[] | { readonly from: readonly number[] };
 
-/** Multiply a component's output (attention or MLP, before the residual add) by `value`; 0 = zero-ablation. */
+/**
+ * Multiply a component's output (attention or MLP, before the residual add) by `value`; 0 = zero-ablation.
+ * On `blocks.{l}.attn.hook_z`, `head` picks one head (default: every head of the layer).
+ */
 export interface ScaleIntervention {
   readonly hook: HookName;
   readonly op: "scale";
   readonly value: number;
   readonly positions?: Positions;
+  /** Only on `attn.hook_z`: the head to scale, 0 ≤ head < num_heads. */
+  readonly head?: number;
 }
 
 /**
  * Add `coef * vector` at `blocks.{l}.hook_resid_pre` (steering) or to a block's attention / MLP
  * output (`hook_attn_out`, `hook_mlp_out`; after any scale, so scale 0 + add = activation patching).
  * `vector` is one vector for every row, or one per batch row.
+ *
+ * On `blocks.{l}.attn.hook_z` (after any scale on it): with `head`, `vector` has `d_head` entries and is
+ * added to that head's output; without, it has `num_heads * d_head` entries (`[head, d_head]`
+ * row-major) and is added to every head.
  */
 export interface AddIntervention {
   readonly hook: HookName;
@@ -60,17 +83,21 @@ export interface AddIntervention {
   readonly vector: ArrayLike<number> | readonly ArrayLike<number>[];
   readonly coef?: number;
   readonly positions?: Positions;
+  /** Only on `attn.hook_z`: the head to add to, 0 ≤ head < num_heads. */
+  readonly head?: number;
 }
 
 export type Intervention = ScaleIntervention | AddIntervention;
 
-const HOOK_PATTERN = /^blocks\.(\d+)\.(hook_resid_pre|hook_attn_out|hook_mlp_out|hook_resid_post)$/;
+const HOOK_PATTERN =
+  /^blocks\.(\d+)\.(hook_resid_pre|hook_attn_out|hook_mlp_out|hook_resid_post|attn\.hook_z|attn\.hook_pattern|attn\.hook_result)$/;
 
 /** All hook names of a model with `numLayers` blocks, in forward order. */
 export function hookNames(numLayers: number): HookName[] {
   const names: HookName[] = [];
   for (let l = 0; l < numLayers; l++) {
     for (const kind of BLOCK_HOOK_KINDS) names.push(`blocks.${l}.${kind}`);
+    for (const kind of HEAD_HOOK_KINDS) names.push(`blocks.${l}.${kind}`);
   }
   names.push("ln_final.hook_normalized");
   return names;
@@ -83,7 +110,9 @@ export function hookNames(numLayers: number): HookName[] {
 export function parseHookName(name: string, numLayers: number): ParsedHook {
   if (name === "ln_final.hook_normalized") return { kind: name };
   const m = HOOK_PATTERN.exec(name);
-  if (m && Number(m[1]) < numLayers) return { kind: m[2] as BlockHookKind, layer: Number(m[1]) };
+  if (m && Number(m[1]) < numLayers) {
+    return { kind: m[2] as BlockHookKind | HeadHookKind, layer: Number(m[1]) };
+  }
   const near = nearestNames(name, hookNames(numLayers), 3);
   throw new RangeError(
     `Unknown hook "${name}" for a model with ${numLayers} layers; did you mean ${

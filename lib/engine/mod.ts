@@ -11,6 +11,7 @@ export * from "./config.ts";
 export * from "./float16.ts";
 export * from "./graph.ts";
 export * from "./graph_folder.ts";
+export * from "./head_hooks.ts";
 export * from "./hooked_model.ts";
 export * from "./hooks.ts";
 export * from "./hub.ts";

@@ -10,7 +10,7 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { f16Table32, f32ToBf16, f32ToF16 } from "./float16.ts";
+import { bf16ToF32, f16Table32, f16ToF32, f32ToBf16, f32ToF16 } from "./float16.ts";
 
 export { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./float16.ts";
 
@@ -252,6 +252,39 @@ export async function readTensorF32(info: TensorInfo): Promise<Float32Array<Arra
   } else {
     const table = f16Table32();
     for (let i = 0; i < n; i++) out[i] = table[src[i]!]!;
+  }
+  return out;
+}
+
+/**
+ * Read some rows of a float matrix (F32, F16, BF16 or F64; rows = first dimension) as float32, with one
+ * positioned read per row, so a few unembedding rows do not cost reading the whole matrix.
+ * @param rows row indices, each in [0, shape[0]).
+ * @returns `[rows.length, rowWidth]` row-major, in the order of `rows`.
+ * @throws {RangeError} for a row outside the tensor, {TypeError} for a non-float dtype.
+ */
+export async function readTensorRowsF32(info: TensorInfo, rows: readonly number[]): Promise<Float32Array> {
+  requireLittleEndian();
+  const dtype = checkFloat(info);
+  const n = info.shape[0] ?? 1;
+  const width = numElements(info.shape) / n;
+  const bytes = DTYPE_BYTES[dtype];
+  const out = new Float32Array(rows.length * width);
+  using file = await Deno.open(info.file, { read: true });
+  const buf = new Uint8Array(width * bytes);
+  for (const [i, r] of rows.entries()) {
+    if (!Number.isInteger(r) || r < 0 || r >= n) {
+      throw new RangeError(`Row ${r} of tensor "${info.name}" is outside [0, ${n})`);
+    }
+    await file.seek(info.dataOffset + r * width * bytes, Deno.SeekMode.Start);
+    await readFully(file, buf, `row ${r} of tensor "${info.name}" from "${info.file}"`);
+    const dst = out.subarray(i * width, (i + 1) * width);
+    if (dtype === "F32") dst.set(new Float32Array(buf.buffer, 0, width));
+    else if (dtype === "F64") dst.set(new Float64Array(buf.buffer, 0, width));
+    else {
+      const src = new Uint16Array(buf.buffer, 0, width);
+      for (let j = 0; j < width; j++) dst[j] = dtype === "BF16" ? bf16ToF32(src[j]!) : f16ToF32(src[j]!);
+    }
   }
   return out;
 }

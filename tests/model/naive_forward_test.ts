@@ -183,3 +183,73 @@ Deno.test("independent RoPE frequencies agree with ropeInverseFrequencies (plain
   assert.equal(w.invFreq.length, 4);
   assert.equal(naiveForward(w, [[1, 2, 3]]).logits[0]!.length, 3);
 });
+
+Deno.test("heads in the naive pass: patterns are causal distributions, z · W_O is attn_out, head hooks", async () => {
+  const w = await tinyWeights(); // qwen2: q/k/v biases, no o_proj bias; 4 heads of 4 dims, 2 KV heads
+  const rows = [[3, 1, 4, 1, 5]];
+  const base = naiveForward(w, rows);
+  const { numHeads: nh, headDim: D, hiddenSize: H } = w;
+  for (let l = 0; l < 2; l++) {
+    for (let t = 0; t < 5; t++) {
+      const pat = base.pattern[l]![0]![t]!;
+      assert.equal(pat.length, nh * (t + 1));
+      for (let h = 0; h < nh; h++) {
+        const rowSum = pat.subarray(h * (t + 1), (h + 1) * (t + 1)).reduce((s, p) => s + p, 0);
+        assert.ok(Math.abs(rowSum - 1) < 1e-12, `pattern l=${l} t=${t} head ${h} sums to ${rowSum}`);
+      }
+      // attn_out = W_O z (no o_proj bias in Qwen2).
+      const z = base.z[l]![0]![t]!;
+      const o = w.layers[l]!.o;
+      const out = Float64Array.from(
+        { length: H },
+        (_, i) => z.reduce((s, v, j) => s + o[i * nh * D + j]! * v, 0),
+      );
+      assertClose(out, base.attnOut[l]![0]![t]!, 1e-12, `W_O z at l=${l} t=${t}`);
+    }
+  }
+  // At position 0 a head can only attend to itself: z = its value vector (value bias included).
+  assert.deepEqual([...base.pattern[0]![0]![0]!], new Array(nh).fill(1));
+
+  // Scaling every head by 0 equals zero-ablating hook_attn_out (no o_proj bias); one head moves less.
+  const allHeads = naiveForward(w, rows, {
+    interventions: [{ hook: "blocks.1.attn.hook_z", op: "scale", value: 0 }],
+  });
+  const attnZero = naiveForward(w, rows, {
+    interventions: [{ hook: "blocks.1.hook_attn_out", op: "scale", value: 0 }],
+  });
+  for (let t = 0; t < 5; t++) {
+    assertClose(allHeads.logits[0]![t]!, attnZero.logits[0]![t]!, 1e-12, `all heads ${t}`);
+  }
+  const oneHead = naiveForward(w, rows, {
+    interventions: [{ hook: "blocks.1.attn.hook_z", op: "scale", value: 0, head: 2, positions: [[3]] }],
+  });
+  const z3 = oneHead.z[1]![0]![3]!;
+  assert.ok(z3.subarray(2 * D, 3 * D).every((v) => v === 0));
+  assertClose(z3.subarray(0, 2 * D), base.z[1]![0]![3]!.subarray(0, 2 * D), 0, "other heads untouched");
+  assertClose(oneHead.logits[0]![2]!, base.logits[0]![2]!, 0, "position before the ablation");
+  assert.ok(worstDiff(oneHead.logits[0]![3]!, base.logits[0]![3]!).diff > 1e-4);
+
+  // Adding v to one head's z adds W_O[:, head] v to attn_out.
+  const v = Array.from({ length: D }, (_, i) => i - 1.5);
+  const added = naiveForward(w, rows, {
+    interventions: [{
+      hook: "blocks.0.attn.hook_z",
+      op: "add",
+      vector: v,
+      coef: 2,
+      head: 1,
+      positions: [[2]],
+    }],
+  });
+  const o0 = w.layers[0]!.o;
+  const shift = Float64Array.from(
+    { length: H },
+    (_, i) => v.reduce((s, x, d) => s + 2 * o0[i * nh * D + D + d]! * x, 0),
+  );
+  assertClose(
+    added.attnOut[0]![0]![2]!,
+    base.attnOut[0]![0]![2]!.map((x, i) => x + shift[i]!),
+    1e-12,
+    "add on one head's z",
+  );
+});
