@@ -1,6 +1,10 @@
 import assert from "node:assert/strict";
 import { scoreCompletion } from "../experiments/backtracking/answers.ts";
-import { answerTrajectory, summarizeTrajectories, type TrajectoryObservation } from "../experiments/backtracking/trajectory.ts";
+import {
+  answerTrajectory,
+  summarizeTrajectories,
+  type TrajectoryObservation,
+} from "../experiments/backtracking/trajectory.ts";
 import { wilsonInterval } from "../lib/stats/stats.ts";
 
 /** Trajectory of the first "Wait" of a closed trace, scored as the pipeline scores it. */
