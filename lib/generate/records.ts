@@ -27,6 +27,7 @@
  */
 
 import { basename, dirname } from "node:path";
+import { processAlive } from "../fs.ts";
 
 /** Why generation stopped: an EOS token, a stop string, or the `max_new_tokens` budget. */
 export type FinishReason = "eos" | "stop" | "length";
@@ -549,18 +550,6 @@ async function writeAtomic(path: string, text: string): Promise<void> {
         `the store's records are intact (appended lines are kept); free disk space and run the step again`,
       { cause: e },
     );
-  }
-}
-
-/** Whether process `pid` is alive on this machine (Linux: `/proc/<pid>`; elsewhere assumed alive). */
-export function processAlive(pid: number): boolean {
-  if (pid === Deno.pid) return true;
-  if (Deno.build.os !== "linux") return true;
-  try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -24,7 +24,14 @@ import {
   summarizeCondition,
 } from "../metrics.ts";
 import { assertWritable, writeArtifact } from "../run.ts";
-import { defaultAnalysisVariant, recordStep, say, type StepContext } from "./context.ts";
+import {
+  defaultAnalysisVariant,
+  isPhase1Condition,
+  lockRun,
+  recordStep,
+  say,
+  type StepContext,
+} from "./context.ts";
 import { readEvents } from "./detect_events.ts";
 import { type AnalysisStepOptions, statsOptions } from "./logit_lens.ts";
 
@@ -69,10 +76,7 @@ export function compactConditionRow(variant: string, e: ConditionEntry): Record<
 }
 
 /** Whether a condition belongs to the phase-1 comparison (phase-2 settings have their own tables). */
-export function isPhase1Condition(condition: string): boolean {
-  return condition === "baseline" || condition === "targeted_ablation" ||
-    condition.startsWith("random_ablation");
-}
+export { isPhase1Condition };
 
 /** Group phase-1 rows of one variant by condition, in first-appearance order. */
 export function byCondition(rows: readonly EventRow[], variant: string): Map<string, EventRow[]> {
@@ -97,6 +101,7 @@ export async function compareConditions(
   ctx: StepContext,
   options: AnalysisStepOptions = {},
 ): Promise<CompareConditionsResult> {
+  await using _lock = await lockRun(ctx, "compare-conditions");
   const overwrite = options.force ?? false;
   await assertWritable(ctx.run, COMPARE_OUTPUTS, { overwrite });
   const variant = options.variant ?? defaultAnalysisVariant(ctx.config);

@@ -36,7 +36,7 @@ import {
 import { seededRng } from "../stats.ts";
 import { sha256File } from "../fs.ts";
 import { artifactPath, assertWritable, updateMeta, writeArtifact } from "../run.ts";
-import { PROBLEMS_FILE, recordStep, say, type StepContext, type StepOptions } from "./context.ts";
+import { lockRun, PROBLEMS_FILE, recordStep, say, type StepContext, type StepOptions } from "./context.ts";
 
 /** Result of {@linkcode prepareData}. */
 export interface PrepareDataResult {
@@ -180,6 +180,7 @@ function sample(all: readonly Gsm8kProblem[], config: Config): Gsm8kProblem[] {
  * @throws {ArtifactExistsError} when the file exists and `force` is not set.
  */
 export async function prepareData(ctx: StepContext, options: StepOptions = {}): Promise<PrepareDataResult> {
+  await using _lock = await lockRun(ctx, "prepare-data");
   await assertWritable(ctx.run, [PROBLEMS_FILE], { overwrite: options.force ?? false });
   const { problems, source, file } = await selectProblems(ctx.config);
   const text = problems.map((p) =>
