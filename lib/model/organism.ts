@@ -175,6 +175,17 @@ const MANIFEST_FILE = "organism.json";
 const SIM_SAMPLES = 2000;
 const SIM_MAX_NEW_TOKENS = 400;
 
+/**
+ * Check organism options (as a config's `model.organism` gives them) without building: unknown names
+ * and invalid values are refused, naming the option. `cacheDir` and `dir` are accepted.
+ *
+ * @returns The options with defaults filled in.
+ * @throws {TypeError} for an unknown option (listing the known ones); {@link RangeError} for a bad value.
+ */
+export function checkOrganismOptions(o: Readonly<Record<string, unknown>>): OrganismOptions {
+  return resolveOptions(o as Partial<OrganismOptions>);
+}
+
 function resolveOptions(o: Partial<OrganismOptions>): OrganismOptions {
   const known = new Set(Object.keys(DEFAULT_ORGANISM_OPTIONS));
   for (const k of Object.keys(o)) {

@@ -32,6 +32,7 @@ import {
   loadGsm8kJsonl,
   loadReferenceSample,
   seededSample,
+  stripBom,
 } from "../data.ts";
 import { seededRng } from "../stats.ts";
 import { sha256File } from "../fs.ts";
@@ -58,7 +59,7 @@ async function exists(p: string): Promise<boolean> {
 }
 
 async function isReferenceFormat(path: string): Promise<boolean> {
-  const text = await Deno.readTextFile(path);
+  const text = stripBom(await Deno.readTextFile(path));
   const first = text.split("\n").find((l) => l.trim() !== "");
   if (!first) return false;
   try {
@@ -183,6 +184,12 @@ export async function prepareData(ctx: StepContext, options: StepOptions = {}): 
   await using _lock = await lockRun(ctx, "prepare-data");
   await assertWritable(ctx.run, [PROBLEMS_FILE], { overwrite: options.force ?? false });
   const { problems, source, file } = await selectProblems(ctx.config);
+  if (problems.length === 0) {
+    throw new Error(
+      `prepare-data: no problems from ${source} (dataset.max_examples ${ctx.config.dataset.max_examples}); ` +
+        `point dataset.path at a GSM8K JSONL file with problems`,
+    );
+  }
   const text = problems.map((p) =>
     JSON.stringify({
       id: p.id,
