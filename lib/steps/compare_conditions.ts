@@ -25,6 +25,7 @@ import {
 } from "../metrics.ts";
 import { assertWritable, writeArtifact } from "../run.ts";
 import {
+  compareConditionNames,
   defaultAnalysisVariant,
   isPhase1Condition,
   lockRun,
@@ -78,7 +79,10 @@ export function compactConditionRow(variant: string, e: ConditionEntry): Record<
 /** Whether a condition belongs to the phase-1 comparison (phase-2 settings have their own tables). */
 export { isPhase1Condition };
 
-/** Group phase-1 rows of one variant by condition, in first-appearance order. */
+/**
+ * Group phase-1 rows of one variant by condition, conditions in the canonical order (baseline,
+ * targeted_ablation, random_ablation[_k] by k), so the tables do not depend on the order of the rows.
+ */
 export function byCondition(rows: readonly EventRow[], variant: string): Map<string, EventRow[]> {
   const m = new Map<string, EventRow[]>();
   for (const r of rows) {
@@ -87,7 +91,7 @@ export function byCondition(rows: readonly EventRow[], variant: string): Map<str
     if (g) g.push(r);
     else m.set(r.condition, [r]);
   }
-  return m;
+  return new Map([...m.entries()].sort(([a], [b]) => compareConditionNames(a, b)));
 }
 
 /**
@@ -119,7 +123,12 @@ export async function compareConditions(
     ctx.run,
     COMPARE_OUTPUTS[0],
     toCsv(
-      conditionComparisonReference(rows.filter((r) => isPhase1Condition(r.condition)), variant),
+      conditionComparisonReference(
+        rows.filter((r) => isPhase1Condition(r.condition)).sort((a, b) =>
+          compareConditionNames(a.condition, b.condition)
+        ),
+        variant,
+      ),
       undefined,
       ["backtracking_rate", "accuracy"],
     ),

@@ -184,6 +184,12 @@ export function generationFile(variant: string, condition: string): string {
   return `generations/${variant}/${condition}.jsonl`;
 }
 
+/** Order of condition names: baseline, targeted_ablation, random_ablation[, _0, _1, …], then others by name. */
+export function compareConditionNames(a: string, b: string): number {
+  const [x, y] = [conditionRank(a), conditionRank(b)];
+  return x[0] - y[0] || x[1] - y[1] || (x[2] < y[2] ? -1 : x[2] > y[2] ? 1 : 0);
+}
+
 function conditionRank(c: string): [number, number, string] {
   const i = (CONDITION_ORDER as readonly string[]).indexOf(c);
   if (i >= 0) return [i, 0, c];
