@@ -220,3 +220,30 @@ Deno.test("resolvedConfigYaml is deterministic and round-trips", async () => {
   assert.equal(resolvedConfigYaml(a), resolvedConfigYaml(b));
   assert.ok(y.endsWith("\n"));
 });
+
+Deno.test("refused at load, naming the key: temperature 0 with do_sample, unknown or bad organism options", () => {
+  const t0 = errorOf(() =>
+    parseConfigYaml("generation:\n  temperature: 0\n  do_sample: true\n", "configs/x.yaml")
+  );
+  assert.ok(t0 instanceof ConfigError);
+  assert.match(t0.message, /configs\/x\.yaml/);
+  assert.match(
+    t0.message,
+    /generation\.temperature: 0 with generation\.do_sample: true; sampling needs a temperature > 0/,
+  );
+  // Greedy decoding with temperature 0 is fine, and so is sampling with a positive temperature.
+  assert.equal(
+    parseConfig({ generation: { temperature: 0, do_sample: false } }, "t").generation.temperature,
+    0,
+  );
+  const typo = errorOf(() =>
+    parseConfigYaml("model:\n  source: organism\n  organism:\n    sead: 3\n", "c.yaml")
+  );
+  assert.match(typo.message, /model\.organism\.sead: unknown option "sead"; known options: seed, numLayers/);
+  const bad = errorOf(() => parseConfig({ model: { source: "organism", organism: { numLayers: 2 } } }, "t"));
+  assert.match(bad.message, /model\.organism\.numLayers: numLayers must be an integer >= 3, got 2/);
+  assert.equal(
+    parseConfig({ model: { source: "organism", organism: { seed: 3 } } }, "t").model.organism.seed,
+    3,
+  );
+});

@@ -6,6 +6,9 @@ import {
   parseGsm8kJsonl,
   seededSample,
 } from "../experiments/backtracking/data.ts";
+import { parseConfig } from "../experiments/backtracking/config.ts";
+import { createRun } from "../experiments/backtracking/run.ts";
+import { prepareData } from "../experiments/backtracking/steps/prepare_data.ts";
 
 const SHARED = new URL("../../shared/data/", import.meta.url);
 
@@ -71,4 +74,62 @@ Deno.test("seededSample is deterministic, without replacement, and seed-dependen
   assert.notDeepEqual(a, seededSample(items, 200, 124));
   assert.equal(seededSample(items, 5000, 1).length, 1319);
   assert.deepEqual(items, [...Array(1319).keys()]);
+});
+
+Deno.test("a UTF-8 BOM at the start of a JSONL file is accepted; an empty file is refused naming it", async () => {
+  const line = JSON.stringify({ question: "What is 2 + 3?", answer: "2 + 3 = 5\n#### 5" });
+  const withBom = parseGsm8kJsonl(`\uFEFF${line}\r\n${line}\n`, "bom.jsonl");
+  assert.equal(withBom.length, 2);
+  assert.equal(withBom[0]!.question, "What is 2 + 3?");
+  assert.equal(withBom[0]!.gold, 5);
+  const ref = JSON.stringify({ id: 0, question: "q", answer: "a\n#### 7", answer_value: "7" });
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/ref.jsonl`, `\uFEFF${ref}\n`);
+    assert.equal((await loadReferenceSample(`${dir}/ref.jsonl`))[0]!.gold, 7);
+    for (
+      const [name, text, what] of [["empty.jsonl", "", "empty"], [
+        "blank.jsonl",
+        "\n  \n",
+        "only blank lines",
+      ]]
+    ) {
+      await Deno.writeTextFile(`${dir}/${name}`, text!);
+      await assert.rejects(
+        () => loadGsm8kJsonl(`${dir}/${name}`),
+        (e: unknown) => {
+          assert.ok(e instanceof DataFileError);
+          assert.match(e.message, new RegExp(`${name}:0: no problems: the file is ${what}`));
+          return true;
+        },
+      );
+    }
+    await Deno.writeTextFile(`${dir}/empty_ref.jsonl`, "\uFEFF");
+    await assert.rejects(
+      () => loadReferenceSample(`${dir}/empty_ref.jsonl`),
+      /empty_ref\.jsonl:0: no problems/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("prepare-data refuses an empty dataset file, naming it, and leaves no problems file", async () => {
+  const root = await Deno.makeTempDir({ prefix: "prepare_empty_" });
+  try {
+    await Deno.writeTextFile(`${root}/empty.jsonl`, "");
+    const cfg = parseConfig({
+      run: { output_dir: root },
+      dataset: { name: "gsm8k", path: `${root}/empty.jsonl`, max_examples: 4 },
+    }, "t");
+    const run = await createRun(cfg, { runId: "r" });
+    await assert.rejects(
+      () => prepareData({ config: cfg, run, log: () => {} }),
+      new RegExp(`${root}/empty\\.jsonl:0: no problems: the file is empty`),
+    );
+    await assert.rejects(Deno.stat(`${run.dir}/data/problems.jsonl`), Deno.errors.NotFound);
+    await assert.rejects(Deno.stat(`${run.dir}/generations`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
 });

@@ -22,6 +22,7 @@
  */
 import { z } from "zod";
 import YAML from "yaml";
+import { checkOrganismOptions } from "../../lib/engine/organism.ts";
 
 /** Which protocol a run follows: our corrected one, or the reference's choices (bug-compatible). */
 export type Protocol = "corrected" | "reference";
@@ -104,7 +105,7 @@ const modelSchema = z.strictObject({
   source: z.string().min(1).nullable().default(null),
   /** Extension: hub revision (branch, tag or commit); null = the default branch. */
   revision: z.string().min(1).nullable().default(null),
-  /** Extension: options of the built-in model organism (seed etc.), passed through unvalidated. */
+  /** Extension: options of the built-in model organism (seed etc.), checked at load (`checkOrganismOptions`). */
   organism: z.record(z.string(), z.unknown()).default({}),
 });
 
@@ -441,7 +442,8 @@ function deepFreeze<T>(v: T): T {
  * @param source Where it came from, used in error messages (a file path or a label).
  * @returns The resolved, deeply frozen config.
  * @throws {ConfigError} on unknown keys (full key path + valid keys) or ill-typed values (key path +
- *   expected type + what was found).
+ *   expected type + what was found), `temperature: 0` with `do_sample: true`, and unknown or invalid
+ *   `model.organism` options (named `model.organism.<key>`).
  * @example
  * ```ts
  * const c = parseConfig({ protocol: "reference", generation: { temperature: 0.6 } }, "inline");
@@ -461,6 +463,23 @@ export function parseConfig(obj: unknown, source: string): Config {
       `model.source ${describe(raw.model.source ?? raw.model.hf_id)}`,
     ]);
   }
+  const issues: string[] = [];
+  if (raw.generation.do_sample && raw.generation.temperature === 0) {
+    issues.push(
+      `generation.temperature: 0 with generation.do_sample: true; sampling needs a temperature > 0 ` +
+        `(set generation.do_sample: false for greedy decoding, or a positive temperature)`,
+    );
+  }
+  try {
+    checkOrganismOptions(raw.model.organism);
+  } catch (e) {
+    const message = (e as Error).message;
+    const key = /unknown option "([^"]+)"/.exec(message)?.[1] ?? /^buildOrganism: (\w+) /.exec(message)?.[1];
+    issues.push(
+      `model.organism${key ? `.${key}` : ""}: ${message.replace(/^buildOrganism: /, "")}`,
+    );
+  }
+  if (issues.length > 0) throw new ConfigError(source, issues);
   return deepFreeze(resolve(raw));
 }
 

@@ -41,8 +41,17 @@ function fileName(path: string | URL): string {
   return path instanceof URL ? path.pathname : path;
 }
 
+/** A UTF-8 byte-order mark at the start of a text file (Windows editors write one). */
+const BOM = "\uFEFF";
+
+/** The text without a leading byte-order mark, as JSON-lines readers accept it (pandas, jq, HF datasets). */
+export function stripBom(text: string): string {
+  return text.startsWith(BOM) ? text.slice(1) : text;
+}
+
+/** Non-blank lines of a JSON-lines text (a leading BOM accepted, CRLF too) as objects. */
 function* jsonLines(text: string, file: string): Generator<{ line: number; obj: Record<string, unknown> }> {
-  const lines = text.split("\n");
+  const lines = stripBom(text).split("\n");
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i]!.replace(/\r$/, "");
     if (raw.trim() === "") continue;
@@ -82,12 +91,23 @@ function answerValue(answer: string): string | undefined {
  * @param text File content.
  * @param file File name for error messages.
  * @throws {DataFileError} naming file and line on bad JSON, a missing field, or an answer without a
- *   numeric `####` gold.
+ *   numeric `####` gold; naming the file (line 0) when it holds no problem at all. A leading UTF-8 BOM is
+ *   accepted.
  */
 export function parseGsm8kJsonl(text: string, file: string): Gsm8kProblem[] {
   const out: Gsm8kProblem[] = [];
   for (const { line, obj } of jsonLines(text, file)) out.push(gsm8kRow(obj, out.length, file, line));
+  if (out.length === 0) throw emptyFile(file, text);
   return out;
+}
+
+function emptyFile(file: string, text: string): DataFileError {
+  return new DataFileError(
+    file,
+    0,
+    `no problems: the file is ${text.length === 0 ? "empty" : "only blank lines"}; it needs one JSON ` +
+      `object a line with "question" and "answer" (GSM8K JSONL)`,
+  );
 }
 
 /** One `{question, answer}` record as a problem (gold parsed from the `####` line). */
@@ -310,5 +330,6 @@ export async function loadReferenceSample(path: string | URL): Promise<Reference
     }
     out.push(Object.freeze({ id, question, answer, answer_value: value, gold }));
   }
+  if (out.length === 0) throw emptyFile(file, text);
   return out;
 }

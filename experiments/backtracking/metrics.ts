@@ -237,6 +237,24 @@ function sortedCounts(m: Map<string, number>): Record<string, number> {
   return Object.fromEntries(entries);
 }
 
+/**
+ * Rows in the canonical (example_id, sample_id) order (numeric ids numerically, before string ids), as
+ * a copy. Every bootstrap here resamples clusters in first-appearance order, so without this the CIs
+ * would depend on the order rows arrive in (store order, CSV order, Map iteration order): identical
+ * data must give identical numbers, however it was read.
+ */
+export function canonicalRows(rows: readonly EventRow[]): EventRow[] {
+  const rank = (id: number | string) => (typeof id === "number" ? 0 : 1);
+  return [...rows].sort((a, b) => {
+    const [x, y] = [a.example_id as number | string, b.example_id as number | string];
+    if (x !== y) {
+      if (rank(x) !== rank(y)) return rank(x) - rank(y);
+      return typeof x === "number" ? x - (y as number) : String(x) < String(y) ? -1 : 1;
+    }
+    return a.sample_id - b.sample_id;
+  });
+}
+
 function isFinished(r: EventRow): boolean {
   return r.finish_reason === "eos" || r.finish_reason === "stop";
 }
@@ -244,7 +262,7 @@ function isFinished(r: EventRow): boolean {
 /**
  * Summarise one group of samples (normally one variant × condition) with CIs.
  *
- * @param rows The samples; need not be sorted.
+ * @param input The samples, in any order (the result does not depend on it: see {@linkcode canonicalRows}).
  * @param options bootstrap (resamples, default 2000), seed (default 0), level (default 0.95).
  * @returns A {@linkcode ConditionSummary}; rates of empty subsets are NaN with NaN intervals.
  * @throws {RangeError} if `rows` is empty or an option is invalid.
@@ -255,11 +273,12 @@ function isFinished(r: EventRow): boolean {
  * ```
  */
 export function summarizeCondition(
-  rows: readonly EventRow[],
+  input: readonly EventRow[],
   options: SummaryOptions = {},
 ): ConditionSummary {
   const o = resolveOptions(options, "summarizeCondition");
-  if (rows.length === 0) throw new RangeError("summarizeCondition: no rows to summarise");
+  if (input.length === 0) throw new RangeError("summarizeCondition: no rows to summarise");
+  const rows = canonicalRows(input);
   const rules = new Set(rows.map((r) => r.rule));
   const rule = rules.size === 1 ? [...rules][0]! : rules.size === 0 ? "none" : "mixed";
   const finished = rows.filter(isFinished);
@@ -414,8 +433,8 @@ function indexRows(rows: readonly EventRow[], side: string): Map<string, EventRo
  * where both exist, then gives Δ BT rate and Δ accuracy (other − baseline) with paired percentile
  * bootstrap CIs that resample problems, the relative BT change with CI, and McNemar exact p-values.
  *
- * @param baseline Rows of the baseline condition (one variant × condition).
- * @param other Rows of the compared condition (one variant × condition).
+ * @param baseline Rows of the baseline condition (one variant × condition), in any order.
+ * @param other Rows of the compared condition (one variant × condition), in any order.
  * @param options bootstrap (default 2000), seed (default 0), level (default 0.95).
  * @throws {RangeError} if a side has duplicate (example_id, sample_id) keys or no pair exists.
  * @example
@@ -430,7 +449,7 @@ export function compareToBaseline(
   options: SummaryOptions = {},
 ): PairedComparison {
   const o = resolveOptions(options, "compareToBaseline");
-  const bIdx = indexRows(baseline, "baseline");
+  const bIdx = indexRows(canonicalRows(baseline), "baseline");
   const oIdx = indexRows(other, "other");
   const pairs: [EventRow, EventRow][] = [];
   for (const [k, b] of bIdx) {

@@ -33,6 +33,7 @@ import {
   defaultAnalysisVariant,
   generationFile,
   listGenerationStores,
+  lockRun,
   openContext,
   PROBLEMS_FILE,
   type StepContext,
@@ -204,7 +205,10 @@ async function stepFiles(
     case "detect-events":
       return {
         outputs: DETECT_OUTPUTS,
-        inputs: [at(PROBLEMS_FILE), ...(await listGenerationStores(ctx)).map((s) => s.path)],
+        inputs: [
+          at(PROBLEMS_FILE),
+          ...(await listGenerationStores(ctx, { phase1Only: true })).map((s) => s.path),
+        ],
       };
     case "logit-lens":
       return { outputs: LENS_OUTPUTS, inputs: [variantBaseline] };
@@ -225,8 +229,8 @@ async function stepFiles(
  *
  * Up to date means: every output exists and the step's inputs have the same content (sha256) as when this
  * function last ran the step (recorded in `<run>/.step_inputs/<step>.json`); for outputs made outside the
- * notebooks (the CLI, `runPipeline`), that no input is newer than the oldest output. The inputs: nothing for
- * prepare-data; problems + every generation store for detect-events; the analysis variant's baseline store
+ * notebooks, that no input is newer than the oldest output. The inputs: nothing for
+ * prepare-data; problems + every Phase-1 generation store for detect-events; the analysis variant's baseline store
  * for logit-lens and ablation-scan; `backtracking_events.csv` for compare-conditions and formatting-sweep;
  * every `analysis/` file for make-report. `force` (or `BT_FORCE=1`) always runs. A step that runs replaces
  * its outputs (`force: true`).
@@ -246,6 +250,7 @@ export async function runOrReuse(
   step: ReusableStep,
   options: { readonly force?: boolean; readonly figuresDir?: string | null } = {},
 ): Promise<StepRun> {
+  await using _lock = await lockRun(ctx, step);
   const params = notebookParams();
   const { outputs, inputs } = await stepFiles(ctx, step);
   const t0 = performance.now();

@@ -31,6 +31,7 @@ import { pathExists, writeFileAtomic } from "../../lib/util/fs.ts";
 import { dirname, isAbsolute, join, normalize, relative, resolve } from "node:path";
 import type { Config } from "./config.ts";
 import { resolvedConfigYaml } from "./config.ts";
+import { acquireRunLock } from "../../lib/util/run_lock.ts";
 
 /** An open run folder. */
 export interface Run {
@@ -185,6 +186,7 @@ export interface CreateRunOptions extends RunRootOptions {
  * @param options Run id, root, config path, force.
  * @returns The run.
  * @throws {Error} when the run folder already has a config_resolved.yaml and `force` is not set.
+ * @throws {RunLockedError} when another process holds the run's lock (`lib/run_lock.ts`).
  */
 export async function createRun(config: Config, options: CreateRunOptions = {}): Promise<Run> {
   const root = runsRoot(config, options);
@@ -199,6 +201,10 @@ export async function createRun(config: Config, options: CreateRunOptions = {}):
     );
   }
   await Deno.mkdir(run.dir, { recursive: true });
+  await using _lock = await acquireRunLock(run.dir, { step: "init-run" });
+  if (await pathExists(cfgPath) && !options.force) {
+    throw new Error(`Run folder ${run.dir} was just initialised by another process; choose another --run-id`);
+  }
   const withId = { ...config, run: { ...config.run, run_id: id } } as Config;
   await writeFileAtomic(cfgPath, resolvedConfigYaml(withId));
   const meta = await baseMeta(config, run, options.configPath ?? null, now, options.gitDir);

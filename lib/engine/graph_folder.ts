@@ -70,10 +70,15 @@ export async function prepareGraphFolder(
     await Deno.mkdir(dir, { recursive: true });
     for (const f of files) {
       const target = `${dir}/${names.get(f)}`;
+      if (await pathExists(target)) continue;
+      // Link under a private name, then rename: concurrent processes each install the same inode, and
+      // an existing link is replaced atomically (never removed), so a reader always finds the file.
+      const tmp = `${target}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`;
       try {
-        await Deno.lstat(target);
-      } catch {
-        await Deno.link(real.get(f)!, target);
+        await Deno.link(real.get(f)!, tmp);
+        await Deno.rename(tmp, target);
+      } finally {
+        await Deno.remove(tmp).catch(() => {});
       }
     }
   } catch {

@@ -175,6 +175,17 @@ const MANIFEST_FILE = "organism.json";
 const SIM_SAMPLES = 2000;
 const SIM_MAX_NEW_TOKENS = 400;
 
+/**
+ * Check organism options (as a config's `model.organism` gives them) without building: unknown names
+ * and invalid values are refused, naming the option. `cacheDir` and `dir` are accepted.
+ *
+ * @returns The options with defaults filled in.
+ * @throws {TypeError} for an unknown option (listing the known ones); {@link RangeError} for a bad value.
+ */
+export function checkOrganismOptions(o: Readonly<Record<string, unknown>>): OrganismOptions {
+  return resolveOptions(o as Partial<OrganismOptions>);
+}
+
 function resolveOptions(o: Partial<OrganismOptions>): OrganismOptions {
   const known = new Set(Object.keys(DEFAULT_ORGANISM_OPTIONS));
   for (const k of Object.keys(o)) {
@@ -431,7 +442,8 @@ async function isCompleteBuild(dir: string): Promise<boolean> {
  * Build the organism's Hugging Face folder (config.json, model.safetensors, tokenizer.json,
  * tokenizer_config.json, generation_config.json, organism.json), or reuse a complete earlier build.
  * The same options always give byte-identical files. The folder is written under a temporary name and
- * renamed into place, so a reader never sees a partial build.
+ * renamed into place, so a reader never sees a partial build, and a complete build is never removed:
+ * concurrent first runs (separate processes on one cache) each build, and the first rename wins.
  *
  * @param options organism options (defaults {@link DEFAULT_ORGANISM_OPTIONS}) and the target folder.
  * @returns the folder's path.
@@ -451,27 +463,57 @@ export async function buildOrganism(options: BuildOrganismOptions = {}): Promise
   const files = await organismFiles(opts);
   const parent = join(dir, "..");
   await Deno.mkdir(parent, { recursive: true });
-  const tmp = `${dir}.tmp-${crypto.randomUUID()}`;
+  const tmp = `${dir}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   await Deno.mkdir(tmp);
   try {
     for (const [name, content] of files) {
       if (typeof content === "string") await Deno.writeTextFile(join(tmp, name), content);
       else await Deno.writeFile(join(tmp, name), content);
     }
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-    try {
-      await Deno.rename(tmp, dir);
-    } catch (e) {
-      // Another process finished the same build first.
-      if (await isCompleteBuild(dir)) return dir;
-      throw new Error(`buildOrganism: cannot move the build into "${dir}": ${(e as Error).message}`, {
-        cause: e,
-      });
-    }
+    await installBuild(tmp, dir, opts);
   } finally {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
   return dir;
+}
+
+/** Whether `dir` holds a complete build of exactly `opts`. */
+async function isBuildOf(dir: string, opts: OrganismOptions): Promise<boolean> {
+  if (!(await isCompleteBuild(dir))) return false;
+  const m = await readOrganismManifest(dir).catch(() => undefined);
+  return m !== undefined && JSON.stringify(m.options) === JSON.stringify(opts);
+}
+
+/**
+ * Move a finished build from `tmp` to `dir` without ever removing a complete entry another process may be
+ * reading: `rename` succeeds onto a missing or empty folder; when `dir` already holds a complete build of
+ * the same options (another process finished first) ours is dropped; only an incomplete or foreign
+ * `dir` is moved aside (atomically, under a new name) and then replaced.
+ */
+async function installBuild(tmp: string, dir: string, opts: OrganismOptions): Promise<void> {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      await Deno.rename(tmp, dir);
+      return;
+    } catch (e) {
+      if (await isBuildOf(dir, opts)) return; // another process finished the same build first
+      const aside = `${dir}.stale-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+      try {
+        await Deno.rename(dir, aside);
+      } catch (e2) {
+        if (!(e2 instanceof Deno.errors.NotFound)) {
+          throw new Error(`buildOrganism: cannot move the build into "${dir}": ${(e as Error).message}`, {
+            cause: e,
+          });
+        }
+        continue;
+      }
+      await Deno.remove(aside, { recursive: true }).catch(() => {});
+    }
+  }
+  throw new Error(
+    `buildOrganism: cannot move the build into "${dir}" (kept changing under concurrent builds)`,
+  );
 }
 
 /**

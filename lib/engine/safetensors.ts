@@ -111,7 +111,8 @@ async function readFully(file: Deno.FsFile, buf: Uint8Array, what: string): Prom
  * @param path the file; it may be a symlink.
  * @returns tensors by name, in header order (`__metadata__` is skipped).
  * @throws {SafetensorsError} naming the file (and tensor) when the header length, the JSON, a tensor
- *   entry, or the file size is inconsistent; a file shorter than its header says "looks truncated".
+ *   entry, or the file size is inconsistent; a file shorter than its header says "looks truncated";
+ *   `data_offsets` that overlap, leave gaps or leave trailing bytes are refused as the reference reader does.
  * @throws {Deno.errors.NotFound} when the file does not exist.
  * @example
  * ```ts
@@ -159,7 +160,7 @@ export async function readSafetensorsHeader(path: string): Promise<Map<string, T
   const dataStart = 8 + headerLen;
   const dataBytes = size - dataStart;
   const out = new Map<string, TensorInfo>();
-  const ends: { name: string; end: number }[] = [];
+  const ends: { name: string; begin: number; end: number }[] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === "__metadata__") continue;
     const bad = (what: string) =>
@@ -185,7 +186,7 @@ export async function readSafetensorsHeader(path: string): Promise<Map<string, T
         } needs ${expected}`,
       );
     }
-    ends.push({ name, end });
+    ends.push({ name, begin, end });
     out.set(name, {
       name,
       dtype,
@@ -200,6 +201,34 @@ export async function readSafetensorsHeader(path: string): Promise<Map<string, T
     throw new SafetensorsError(
       `Cannot read ${at}: tensor "${overflow.name}" ends at data byte ${overflow.end} but the file holds only ` +
         `${dataBytes} data bytes; the file looks truncated (an interrupted download?), re-download it`,
+    );
+  }
+  // As the reference reader (the safetensors crate's Metadata::validate): tensors sorted by offsets must
+  // tile the data buffer exactly, from byte 0, without overlaps, gaps or trailing bytes; otherwise one
+  // tensor could read another's bytes and the model would load silently wrong.
+  const sorted = [...ends].sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let expectedBegin = 0;
+  let previous: string | undefined;
+  for (const t of sorted) {
+    if (t.begin !== expectedBegin) {
+      const what = t.begin < expectedBegin
+        ? `overlaps tensor "${previous}" (data bytes ${t.begin}..${expectedBegin})`
+        : `leaves a gap of ${t.begin - expectedBegin} bytes after ${
+          previous === undefined ? "the header" : `tensor "${previous}"`
+        }`;
+      throw new SafetensorsError(
+        `Cannot read ${at}: tensor "${t.name}" with data_offsets [${t.begin}, ${t.end}] ${what}; the ` +
+          `offsets must be contiguous and non-overlapping, as the safetensors format requires; the file is ` +
+          `corrupt or was written by a faulty tool`,
+      );
+    }
+    expectedBegin = t.end;
+    previous = t.name;
+  }
+  if (expectedBegin !== dataBytes) {
+    throw new SafetensorsError(
+      `Cannot read ${at}: its tensors cover ${expectedBegin} data bytes but the file holds ${dataBytes} ` +
+        `(${dataBytes - expectedBegin} trailing bytes no tensor accounts for); the file is corrupt`,
     );
   }
   return out;

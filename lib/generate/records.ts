@@ -27,6 +27,7 @@
  */
 
 import { basename, dirname } from "node:path";
+import { processAlive } from "../util/fs.ts";
 
 /** Why generation stopped: an EOS token, a stop string, or the `max_new_tokens` budget. */
 export type FinishReason = "eos" | "stop" | "length";
@@ -234,6 +235,9 @@ export async function openRecordStore(path: string, options: RecordStoreOptions 
   }
   const log = options.log ?? ((m: string) => console.warn(m));
   await checkWritableDir(path);
+  for (const t of await reclaimStoreTemps(path)) {
+    log(`Record store "${path}": removed ${t}, left by an interrupted finalisation`);
+  }
   const timingsPath = timingsMode === "sidecar" ? timingsPathFor(path) : undefined;
 
   const size = await fileSize(path);
@@ -521,16 +525,62 @@ async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
   while (off < bytes.length) off += await file.write(bytes.subarray(off));
 }
 
+/**
+ * Replace `path` atomically with `text`: a temp file `<path>.tmp-<pid>` beside it, datasync, rename. On any
+ * failure (e.g. ENOSPC while writing or syncing) the temp file is removed and the error names `path` and
+ * the cause, so a full disk never leaves a partial file or a stray temp file behind.
+ * @throws {Error} "Cannot write <path> while finalising its record store: <cause>; free disk space …".
+ */
 async function writeAtomic(path: string, text: string): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;
-  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
   try {
-    await writeAll(file, new TextEncoder().encode(text));
-    await file.syncData();
-  } finally {
-    file.close();
+    const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+    try {
+      await writeAll(file, new TextEncoder().encode(text));
+      await file.syncData();
+    } finally {
+      file.close();
+    }
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    const cause = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    throw new Error(
+      `Cannot write ${path} while finalising its record store (${text.length} characters): ${cause}; ` +
+        `the store's records are intact (appended lines are kept); free disk space and run the step again`,
+      { cause: e },
+    );
   }
-  await Deno.rename(tmp, path);
+}
+
+/**
+ * Remove the temp files a killed finalisation left beside a store: `<file>.tmp-<pid>` (and the sidecar's)
+ * whose process is no longer alive, or this process's own (it cannot be mid-write while opening).
+ *
+ * @returns The removed paths.
+ */
+export async function reclaimStoreTemps(path: string): Promise<string[]> {
+  const dir = dirname(path);
+  const names = [basename(path), basename(timingsPathFor(path))];
+  const removed: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch {
+    return removed;
+  }
+  for (const e of entries) {
+    if (!e.isFile) continue;
+    for (const n of names) {
+      const m = e.name.startsWith(`${n}.tmp-`) ? /^(\d+)$/.exec(e.name.slice(n.length + 5)) : null;
+      if (!m) continue;
+      const pid = Number(m[1]);
+      if (pid !== Deno.pid && processAlive(pid)) continue;
+      await Deno.remove(`${dir}/${e.name}`).catch(() => {});
+      removed.push(`${dir}/${e.name}`);
+    }
+  }
+  return removed;
 }
 
 async function syncDir(dir: string): Promise<void> {

@@ -27,7 +27,9 @@ export interface WriteAtomicOptions {
 
 /**
  * Write a file atomically: a temp file beside it, fsync, rename; the temp file is removed on failure, so
- * a crash or a bad write never leaves a half-written file under `path`.
+ * a crash or a bad write never leaves a half-written file under `path`. The temp file is named
+ * `.<name>.<pid>.<rand>.tmp`, so one left by a killed process can be recognised and reclaimed
+ * (`lib/run_lock.ts` does so for run folders).
  * @throws {Error} "Cannot write <path>: …" with the cause attached.
  */
 export async function writeFileAtomic(
@@ -36,7 +38,7 @@ export async function writeFileAtomic(
   options: WriteAtomicOptions = {},
 ): Promise<void> {
   if (options.createDir) await Deno.mkdir(dirname(path), { recursive: true });
-  const tmp = join(dirname(path), `.${basename(path)}.${crypto.randomUUID().slice(0, 8)}.tmp`);
+  const tmp = join(dirname(path), `.${basename(path)}.${Deno.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`);
   try {
     const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
     const f = await Deno.open(tmp, { write: true, createNew: true });
@@ -74,4 +76,19 @@ export async function sha256File(path: string): Promise<string> {
     f.close();
   }
   return hash.digest("hex");
+}
+
+/**
+ * Whether process `pid` is alive on this machine (Linux: `/proc/<pid>` exists; on other systems every
+ * pid is assumed alive, so nothing of a live process is ever reclaimed by mistake).
+ */
+export function processAlive(pid: number): boolean {
+  if (pid === Deno.pid) return true;
+  if (Deno.build.os !== "linux") return true;
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -6,3 +6,4 @@
 
 export * from "./fs.ts";
 export * from "./progress.ts";
+export * from "./run_lock.ts";

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { writeRandomCheckpoint } from "../../lib/engine/random_checkpoint.ts";
+import { readSafetensorsHeader } from "../../lib/engine/safetensors.ts";
 import { loadNaiveWeights, naiveForward } from "../naive_forward.ts";
 
 const MAIN = new URL("../../experiments/backtracking/cli/main.ts", import.meta.url).pathname;
@@ -140,6 +141,52 @@ Deno.test("bt logits: bad input exits non-zero with a clear message and writes n
     );
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /CUDA/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("bt logits: non-finite logits are an error naming row and index; --allow-non-finite writes strings", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bt-cli-" });
+  try {
+    await writeRandomCheckpoint(`${dir}/m`, {
+      modelType: "llama",
+      hiddenSize: 16,
+      numLayers: 1,
+      numHeads: 2,
+      numKvHeads: 2,
+      intermediateSize: 24,
+      vocabSize: 20,
+    });
+    // Poison one unembedding row (vocabulary index 7) with NaN: logit 7 is NaN at every position.
+    const file = `${dir}/m/model.safetensors`;
+    const lm = (await readSafetensorsHeader(file)).get("lm_head.weight")!;
+    const [, hidden] = lm.shape as [number, number];
+    const f = await Deno.open(file, { write: true });
+    await f.seek(lm.dataOffset + 7 * hidden * 4, Deno.SeekMode.Start);
+    await f.write(new Uint8Array(new Float32Array([NaN]).buffer));
+    f.close();
+    const env = { BT_CACHE_DIR: `${dir}/cache` };
+    const out = `${dir}/out.json`;
+    const r = await bt(
+      ["logits", "--model", `${dir}/m`, "--tokens", "1,2", "--tokens", "3", "--out", out],
+      env,
+    );
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      /--tokens #1 \(1,2\) hold 1 non-finite value\(s\), first at vocabulary index 7: NaN/,
+    );
+    assert.match(r.stderr, /--allow-non-finite/);
+    await assert.rejects(Deno.stat(out), Deno.errors.NotFound);
+    const ok = await bt(
+      ["logits", "--model", `${dir}/m`, "--tokens", "1,2", "--allow-non-finite", "--out", out],
+      env,
+    );
+    assert.equal(ok.code, 0, ok.stderr);
+    const { logits } = JSON.parse(await Deno.readTextFile(out)) as { logits: (number | string)[][] };
+    assert.equal(logits[0]![7], "NaN");
+    assert.ok(logits[0]!.every((v, i) => (i === 7 ? true : typeof v === "number" && Number.isFinite(v))));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

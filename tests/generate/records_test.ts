@@ -220,3 +220,92 @@ Deno.test("a SIGKILLed writer resumes to a file byte-identical to an uninterrupt
   assert.equal((await lines(timingsPathFor(path))).length, n);
   await Deno.remove(dir, { recursive: true });
 });
+
+/**
+ * Mount a small tmpfs (needs root and `mount`); undefined when this machine does not allow it, and the
+ * disk-full test below is then skipped with a message (it needs a real ENOSPC, not an injected one).
+ */
+async function smallTmpfs(kib: number): Promise<{ dir: string; unmount: () => Promise<void> } | undefined> {
+  const dir = await Deno.makeTempDir({ prefix: "bt_tmpfs_" });
+  try {
+    const out = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "-o", `size=${kib}k`, "tmpfs", dir],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    if (out.success) {
+      return {
+        dir,
+        unmount: async () => {
+          await new Deno.Command("umount", { args: [dir] }).output();
+          await Deno.remove(dir, { recursive: true });
+        },
+      };
+    }
+  } catch {
+    // no mount binary
+  }
+  await Deno.remove(dir, { recursive: true });
+  return undefined;
+}
+
+Deno.test("disk full while finalising: the error names the file and ENOSPC, no temp file stays", async (t) => {
+  const fs = await smallTmpfs(64);
+  if (!fs) {
+    console.warn("skipped: cannot mount a tmpfs here (needs root); the ENOSPC case is not exercised");
+    return;
+  }
+  try {
+    const path = `${fs.dir}/g.jsonl`;
+    const store = await openRecordStore(path, { timings: "drop" });
+    // Fill the 64 KiB file system to about 60% with appended lines: the finalised copy cannot fit beside them.
+    let i = 0;
+    while ((await Deno.stat(path)).size < 38 * 1024) await store.append(fixtureRecord(i++));
+    const before = await Deno.readTextFile(path);
+    const err = await store.finalize().then(() => undefined, (e: Error) => e);
+    assert.ok(err, "finalize on a full disk must fail");
+    assert.match(err.message, new RegExp(`Cannot write ${path.replaceAll(".", "\\.")} while finalising`));
+    assert.match(err.message, /No space left on device|ENOSPC|os error 28/i);
+    assert.deepEqual(
+      [...Deno.readDirSync(fs.dir)].map((e) => e.name).sort(),
+      ["g.jsonl"],
+      "no temp file left",
+    );
+    assert.equal(await Deno.readTextFile(path), before, "the appended records are intact");
+    await t.step("after freeing space the store resumes and finalises", async () => {
+      const again = await openRecordStore(path, { timings: "drop" });
+      assert.equal(again.size, i);
+      await Deno.writeFile(`${fs.dir}/spare`, new Uint8Array(1)); // the file system still works
+      await Deno.remove(`${fs.dir}/spare`);
+      await again.close();
+    });
+  } finally {
+    await fs.unmount();
+  }
+});
+
+Deno.test("temp files of a killed finalisation are reclaimed on the next open, with a message", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/g.jsonl`;
+  const first = await openRecordStore(path);
+  await first.append(fixtureRecord(0));
+  await first.close();
+  // A process that has exited stands for one killed (-9) inside finalize: its pid is dead.
+  const child = new Deno.Command(Deno.execPath(), { args: ["eval", "0"], stdout: "null" }).spawn();
+  const dead = child.pid;
+  await child.status;
+  await Deno.writeTextFile(`${path}.tmp-${dead}`, "partial");
+  await Deno.writeTextFile(`${timingsPathFor(path)}.tmp-${dead}`, "partial");
+  // A live process's temp file (this test runner's parent stands in) is not touched.
+  const live = Deno.ppid;
+  await Deno.writeTextFile(`${path}.tmp-${live}`, "in progress");
+  const logs: string[] = [];
+  const store = await openRecordStore(path, { log: (m) => logs.push(m) });
+  await store.finalize();
+  const left = [...Deno.readDirSync(dir)].map((e) => e.name).sort();
+  assert.deepEqual(left, ["g.jsonl", "g.jsonl.timings.jsonl", `g.jsonl.tmp-${live}`]);
+  assert.equal(
+    logs.filter((l) => /removed .*\.tmp-\d+, left by an interrupted finalisation/.test(l)).length,
+    2,
+  );
+});

@@ -256,3 +256,36 @@ Deno.test("readTensorF32 rejects non-float tensors with the tensor named", async
     (e: unknown) => e instanceof TypeError && /"ids".*I64/.test(e.message),
   );
 });
+
+Deno.test("overlapping, non-contiguous or incomplete data_offsets are refused as the reference reader does", async () => {
+  await withTempDir(async (dir) => {
+    const path = join(dir, "off.safetensors");
+    /** A file with `dataBytes` data bytes after the header (the header padded to its declared length). */
+    const file = async (tensors: Record<string, [number, number]>, dataBytes: number) => {
+      const header = Object.fromEntries(
+        Object.entries(tensors).map((
+          [n, [b, e]],
+        ) => [n, { dtype: "F32", shape: [(e - b) / 4], data_offsets: [b, e] }]),
+      );
+      const body = new TextEncoder().encode(JSON.stringify(header));
+      const out = new Uint8Array(8 + body.length + dataBytes);
+      new DataView(out.buffer).setBigUint64(0, BigInt(body.length), true);
+      out.set(body, 8);
+      await Deno.writeFile(path, out);
+    };
+    // b points at a's bytes: loads "fine" today and gives wrong weights.
+    await file({ a: [0, 16], b: [8, 24] }, 24);
+    await assert.rejects(readSafetensorsHeader(path), /off\.safetensors.*"b".*\[8, 24\] overlaps tensor "a"/);
+    await file({ a: [0, 16], b: [0, 16] }, 16);
+    await assert.rejects(readSafetensorsHeader(path), /overlaps tensor "a"/);
+    await file({ a: [0, 8], b: [16, 24] }, 24);
+    await assert.rejects(readSafetensorsHeader(path), /"b".*leaves a gap of 8 bytes after tensor "a"/);
+    await file({ a: [8, 16] }, 16);
+    await assert.rejects(readSafetensorsHeader(path), /"a".*leaves a gap of 8 bytes after the header/);
+    await file({ a: [0, 8] }, 16);
+    await assert.rejects(readSafetensorsHeader(path), /cover 8 data bytes but the file holds 16/);
+    // Header order does not matter, only the tiling: b before a in the header is fine.
+    await file({ b: [8, 16], a: [0, 8], empty: [16, 16] }, 16);
+    assert.deepEqual([...(await readSafetensorsHeader(path)).keys()], ["b", "a", "empty"]);
+  });
+});

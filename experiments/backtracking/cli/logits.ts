@@ -3,8 +3,12 @@
  *
  * ```
  * deno task bt logits --model <dir> --tokens 1,2,3 [--tokens 4,5] [--hook NAME=scale:X]...
- *   [--device cpu|cuda|auto] --out <file.json>
+ *   [--device cpu|cuda|auto] [--allow-non-finite] --out <file.json>
  * ```
+ *
+ * Non-finite logits (NaN, ±Infinity: broken weights, fp16 overflow) are an error (exit status 1) naming
+ * the row, the vocabulary index and the value, since JSON cannot hold them; `--allow-non-finite` writes
+ * them as the strings `"NaN"`, `"Infinity"`, `"-Infinity"` instead.
  *
  * @module
  */
@@ -16,7 +20,7 @@ import { writeFileAtomic } from "../../../lib/util/fs.ts";
 import { UsageError } from "./util.ts";
 
 const USAGE = "usage: bt logits --model <dir> --tokens 1,2,3 [--tokens 4,5] [--hook NAME=scale:X]... " +
-  "[--device cpu|cuda|auto] --out <file.json>";
+  "[--device cpu|cuda|auto] [--allow-non-finite] --out <file.json>";
 
 /** Parse `--tokens 1,2,3` into ids. */
 export function parseTokenRow(text: string, index: number): number[] {
@@ -46,6 +50,7 @@ export async function logitsCommand(args: string[]): Promise<number> {
       hook: { type: "string", multiple: true },
       device: { type: "string", default: "cpu" },
       out: { type: "string" },
+      "allow-non-finite": { type: "boolean", default: false },
     },
     strict: true,
     allowPositionals: false,
@@ -65,7 +70,22 @@ export async function logitsCommand(args: string[]): Promise<number> {
     for (const h of hooks) parseHookName(h.hook, model.config.numLayers);
     if (model.device.requested !== model.device.used) console.error(`note: ${model.device.reason}`);
     const { logits } = await model.forward(rows, { interventions: hooks });
-    const json = JSON.stringify({ logits: logits.map((r) => Array.from(r[0]!)) });
+    const last = logits.map((r) => Array.from(r[0]!));
+    const allow = values["allow-non-finite"] ?? false;
+    last.forEach((row, b) => {
+      const bad = row.findIndex((v) => !Number.isFinite(v));
+      if (bad >= 0 && !allow) {
+        const count = row.filter((v) => !Number.isFinite(v)).length;
+        throw new Error(
+          `the logits of --tokens #${b + 1} (${rows[b]!.join(",")}) hold ${count} non-finite value(s), ` +
+            `first at vocabulary index ${bad}: ${row[bad]}; the checkpoint ${values.model} (or a --hook) ` +
+            `produces NaN/Infinity. Check its weights, or pass --allow-non-finite to write them as ` +
+            `"NaN"/"Infinity" strings`,
+        );
+      }
+    });
+    const cell = (v: number) => (Number.isFinite(v) ? v : String(v));
+    const json = JSON.stringify({ logits: allow ? last.map((r) => r.map(cell)) : last });
     await writeFileAtomic(values.out, json + "\n");
   } finally {
     await model.dispose();

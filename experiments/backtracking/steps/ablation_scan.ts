@@ -23,7 +23,7 @@ import { randomDraws, referenceImportanceRows, selectComponents, type SelectedLa
 import { toCsv } from "../events.ts";
 import { createProgress } from "../../../lib/util/progress.ts";
 import { assertWritable, writeArtifact } from "../run.ts";
-import { ensureModel, recordStep, say, type StepContext } from "./context.ts";
+import { ensureModel, lockRun, recordStep, say, type StepContext } from "./context.ts";
 import type { RandomAblationSpecs } from "./generate.ts";
 import { type AnalysisItems, analysisItems, type AnalysisStepOptions, statsOptions } from "./logit_lens.ts";
 
@@ -64,6 +64,7 @@ export async function ablationScan(
   ctx: StepContext,
   options: AnalysisStepOptions = {},
 ): Promise<AblationScanResult> {
+  await using _lock = await lockRun(ctx, "ablation-scan");
   const cfg = ctx.config;
   const overwrite = options.force ?? false;
   await assertWritable(ctx.run, SCAN_OUTPUTS, { overwrite });

@@ -24,7 +24,15 @@ import {
   summarizeCondition,
 } from "../metrics.ts";
 import { assertWritable, writeArtifact } from "../run.ts";
-import { defaultAnalysisVariant, recordStep, say, type StepContext } from "./context.ts";
+import {
+  compareConditionNames,
+  defaultAnalysisVariant,
+  isPhase1Condition,
+  lockRun,
+  recordStep,
+  say,
+  type StepContext,
+} from "./context.ts";
 import { readEvents } from "./detect_events.ts";
 import { type AnalysisStepOptions, statsOptions } from "./logit_lens.ts";
 
@@ -69,12 +77,12 @@ export function compactConditionRow(variant: string, e: ConditionEntry): Record<
 }
 
 /** Whether a condition belongs to the phase-1 comparison (phase-2 settings have their own tables). */
-export function isPhase1Condition(condition: string): boolean {
-  return condition === "baseline" || condition === "targeted_ablation" ||
-    condition.startsWith("random_ablation");
-}
+export { isPhase1Condition };
 
-/** Group phase-1 rows of one variant by condition, in first-appearance order. */
+/**
+ * Group phase-1 rows of one variant by condition, conditions in the canonical order (baseline,
+ * targeted_ablation, random_ablation[_k] by k), so the tables do not depend on the order of the rows.
+ */
 export function byCondition(rows: readonly EventRow[], variant: string): Map<string, EventRow[]> {
   const m = new Map<string, EventRow[]>();
   for (const r of rows) {
@@ -83,7 +91,7 @@ export function byCondition(rows: readonly EventRow[], variant: string): Map<str
     if (g) g.push(r);
     else m.set(r.condition, [r]);
   }
-  return m;
+  return new Map([...m.entries()].sort(([a], [b]) => compareConditionNames(a, b)));
 }
 
 /**
@@ -97,6 +105,7 @@ export async function compareConditions(
   ctx: StepContext,
   options: AnalysisStepOptions = {},
 ): Promise<CompareConditionsResult> {
+  await using _lock = await lockRun(ctx, "compare-conditions");
   const overwrite = options.force ?? false;
   await assertWritable(ctx.run, COMPARE_OUTPUTS, { overwrite });
   const variant = options.variant ?? defaultAnalysisVariant(ctx.config);
@@ -114,7 +123,12 @@ export async function compareConditions(
     ctx.run,
     COMPARE_OUTPUTS[0],
     toCsv(
-      conditionComparisonReference(rows.filter((r) => isPhase1Condition(r.condition)), variant),
+      conditionComparisonReference(
+        rows.filter((r) => isPhase1Condition(r.condition)).sort((a, b) =>
+          compareConditionNames(a.condition, b.condition)
+        ),
+        variant,
+      ),
       undefined,
       ["backtracking_rate", "accuracy"],
     ),

@@ -16,6 +16,7 @@ import type { Tokenizer } from "../../../lib/engine/tokenizer.ts";
 import { loadTokenizer } from "../../../lib/engine/tokenizer.ts";
 import type { ProgressMode } from "../../../lib/util/progress.ts";
 import { artifactPath, openRun, type Run, updateMeta } from "../run.ts";
+import { acquireRunLock, type RunLock } from "../../../lib/util/run_lock.ts";
 import type { BacktrackEvent, Trace } from "../event_selection.ts";
 import type { EventRow } from "../event_row.ts";
 
@@ -45,6 +46,16 @@ export interface StepOptions {
 /** Log a line through the context's logger. */
 export function say(ctx: Pick<StepContext, "log">, line: string): void {
   (ctx.log ?? ((l: string) => console.error(l)))(line);
+}
+
+/**
+ * Take the run's exclusive lock for a step that writes it (re-entrant within a process; see
+ * `lib/run_lock.ts`). Use as `await using _lock = await lockRun(ctx, "generate");`.
+ *
+ * @throws {RunLockedError} naming the holder when another live process writes the run.
+ */
+export async function lockRun(ctx: Pick<StepContext, "run" | "log">, step: string): Promise<RunLock> {
+  return await acquireRunLock(ctx.run.dir, { step, log: (l) => say(ctx, l) });
 }
 
 /**
@@ -173,6 +184,12 @@ export function generationFile(variant: string, condition: string): string {
   return `generations/${variant}/${condition}.jsonl`;
 }
 
+/** Order of condition names: baseline, targeted_ablation, random_ablation[, _0, _1, …], then others by name. */
+export function compareConditionNames(a: string, b: string): number {
+  const [x, y] = [conditionRank(a), conditionRank(b)];
+  return x[0] - y[0] || x[1] - y[1] || (x[2] < y[2] ? -1 : x[2] > y[2] ? 1 : 0);
+}
+
 function conditionRank(c: string): [number, number, string] {
   const i = (CONDITION_ORDER as readonly string[]).indexOf(c);
   if (i >= 0) return [i, 0, c];
@@ -182,11 +199,23 @@ function conditionRank(c: string): [number, number, string] {
 }
 
 /**
+ * Whether a condition belongs to Phase 1 (baseline, targeted_ablation, random_ablation[_k]): the
+ * conditions of `backtracking_events.csv` and of the Phase-1 tables. Phase-2 settings (`phase2_*`) have
+ * their own tables and never enter these.
+ */
+export function isPhase1Condition(condition: string): boolean {
+  return condition === "baseline" || condition === "targeted_ablation" ||
+    condition.startsWith("random_ablation");
+}
+
+/**
  * The generation stores of a run, in the reference's detection order: variants in config order (then
  * any others by name) × conditions baseline, targeted_ablation, random_ablation[, _0, _1, …], others.
+ * `phase1Only`: leave out Phase-2 stores (see {@linkcode isPhase1Condition}).
  */
 export async function listGenerationStores(
   ctx: Pick<StepContext, "config" | "run">,
+  options: { readonly phase1Only?: boolean } = {},
 ): Promise<{ variant: string; condition: string; path: string }[]> {
   const root = join(ctx.run.dir, "generations");
   const found: { variant: string; condition: string; path: string }[] = [];
@@ -195,6 +224,7 @@ export async function listGenerationStores(
       if (!v.isDirectory) continue;
       for await (const f of Deno.readDir(join(root, v.name))) {
         if (!f.isFile || !f.name.endsWith(".jsonl") || f.name.endsWith(".timings.jsonl")) continue;
+        if (options.phase1Only && !isPhase1Condition(f.name.slice(0, -6))) continue;
         found.push({ variant: v.name, condition: f.name.slice(0, -6), path: join(root, v.name, f.name) });
       }
     }

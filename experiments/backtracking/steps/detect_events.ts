@@ -1,5 +1,5 @@
 /**
- * Step `detect-events`: every generation store of the run → `analysis/backtracking_events.csv` (the
+ * Step `detect-events`: every Phase-1 generation store of the run (not the `phase2_*` settings) → `analysis/backtracking_events.csv` (the
  * reference's 17 columns, then ours), `analysis/summary_metrics.json` (the reference's semantics: all
  * rows pooled, its two accuracy definitions) and `analysis/summary_metrics_corrected.json` (one summary
  * with CIs per variant × condition, never pooled).
@@ -23,6 +23,7 @@ import { artifactPath, assertWritable, writeArtifact } from "../run.ts";
 import {
   ensureTokenizer,
   listGenerationStores,
+  lockRun,
   readProblems,
   recordStep,
   say,
@@ -53,9 +54,12 @@ export interface DetectEventsResult {
  * @throws {Error} when there are no generations, or outputs exist and `force` is not set.
  */
 export async function detectEvents(ctx: StepContext, options: StepOptions = {}): Promise<DetectEventsResult> {
+  await using _lock = await lockRun(ctx, "detect-events");
   const overwrite = options.force ?? false;
   await assertWritable(ctx.run, DETECT_OUTPUTS, { overwrite });
-  const stores = await listGenerationStores(ctx);
+  // Phase-1 stores only: Phase-2 settings have their own tables (a re-run after Phase 2 must give the
+  // same events table as before it).
+  const stores = await listGenerationStores(ctx, { phase1Only: true });
   if (stores.length === 0) {
     throw new Error(`No generations under ${ctx.run.dir}/generations; run \`bt generate\` first`);
   }

@@ -18,7 +18,7 @@ import {
   type CompareConditionsResult,
   type ConditionEntry,
 } from "./compare_conditions.ts";
-import { recordStep, say, type StepContext, type StepOptions } from "./context.ts";
+import { lockRun, recordStep, say, type StepContext, type StepOptions } from "./context.ts";
 import { readEvents } from "./detect_events.ts";
 import { statsOptions } from "./logit_lens.ts";
 
@@ -43,6 +43,7 @@ export async function formattingSweep(
   ctx: StepContext,
   options: StepOptions = {},
 ): Promise<{ variants: VariantEntry[]; reference: ReturnType<typeof formattingSummaryReference> }> {
+  await using _lock = await lockRun(ctx, "formatting-sweep");
   const overwrite = options.force ?? false;
   await assertWritable(ctx.run, FORMATTING_OUTPUTS, { overwrite });
   const rows = (await readEvents(ctx)).filter((r) => r.condition === "baseline");

@@ -30,6 +30,7 @@ import {
   ensureModel,
   generationFile,
   generationSettings,
+  lockRun,
   readProblems,
   recordStep,
   say,
@@ -137,6 +138,7 @@ export async function generate(
   ctx: StepContext,
   options: GenerateStepOptions = {},
 ): Promise<GeneratedStore[]> {
+  await using _lock = await lockRun(ctx, "generate");
   const cfg = ctx.config;
   const condition = options.condition ?? "baseline";
   const variants = options.variant

@@ -28,6 +28,7 @@ import {
   defaultAnalysisVariant,
   ensureModel,
   eventsAndPool,
+  lockRun,
   readGenerations,
   recordStep,
   say,
@@ -132,6 +133,7 @@ export async function logitLens(
   ctx: StepContext,
   options: AnalysisStepOptions = {},
 ): Promise<LogitLensResult> {
+  await using _lock = await lockRun(ctx, "logit-lens");
   const overwrite = options.force ?? false;
   await assertWritable(ctx.run, LENS_OUTPUTS, { overwrite });
   const items = await analysisItems(ctx, options.variant);

@@ -28,7 +28,14 @@ import {
 import { artifactPath, copyFiguresToProject, readMeta, writeArtifact } from "../run.ts";
 import type { LensReportRow } from "../report.ts";
 import { clusteredMeanCI } from "../../../lib/stats/stats.ts";
-import { defaultAnalysisVariant, recordStep, say, type StepContext, type StepOptions } from "./context.ts";
+import {
+  defaultAnalysisVariant,
+  lockRun,
+  recordStep,
+  say,
+  type StepContext,
+  type StepOptions,
+} from "./context.ts";
 import { readEvents } from "./detect_events.ts";
 import { statsOptions } from "./logit_lens.ts";
 import { renderReport, type ScanReportRow } from "../report.ts";
@@ -216,6 +223,7 @@ export async function makeReport(
   ctx: StepContext,
   options: MakeReportOptions = {},
 ): Promise<MakeReportResult> {
+  await using _lock = await lockRun(ctx, "make-report");
   const overwrite = options.force ?? false;
   const rel = "report.md";
   if (!overwrite) {

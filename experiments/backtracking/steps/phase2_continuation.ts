@@ -27,7 +27,15 @@ import { continuationOnsetProb } from "../phase2/figures.ts";
 import { describeSubset } from "../phase2/subsets.ts";
 import { saveFigure } from "../figures.ts";
 import { artifactPath } from "../run.ts";
-import { ensureModel, eventsAndPool, readGenerations, recordStep, say, type StepContext } from "./context.ts";
+import {
+  ensureModel,
+  eventsAndPool,
+  lockRun,
+  readGenerations,
+  recordStep,
+  say,
+  type StepContext,
+} from "./context.ts";
 import { readEvents } from "./detect_events.ts";
 import {
   allExist,
@@ -72,6 +80,7 @@ export async function phase2Continuation(
   ctx: StepContext,
   options: Phase2StepOptions = {},
 ): Promise<ContinuationResult> {
+  await using _lock = await lockRun(ctx, "phase2-continuation");
   if (!options.force && await allExist(ctx, CONTINUATION_OUTPUTS)) {
     return { ...(await readResult<ContinuationResult>(ctx, CONTINUATION_OUTPUTS[2])), status: "reused" };
   }

@@ -29,7 +29,7 @@ import {
 } from "../../../lib/interp/activation_patching.ts";
 import { saveFigure } from "../figures.ts";
 import { artifactPath } from "../run.ts";
-import { ensureModel, recordStep, say, type StepContext } from "./context.ts";
+import { ensureModel, lockRun, recordStep, say, type StepContext } from "./context.ts";
 import { analysisItems } from "./logit_lens.ts";
 import {
   allExist,
@@ -121,6 +121,7 @@ export async function phase2Patching(
   ctx: StepContext,
   options: Phase2StepOptions = {},
 ): Promise<PatchingResult> {
+  await using _lock = await lockRun(ctx, "phase2-patching");
   const settings = patchingSettings(ctx.config);
   if (!options.force && await allExist(ctx, PATCHING_OUTPUTS)) {
     const stored = await readResult<PatchingResult>(ctx, PATCHING_OUTPUTS[2]);

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { say, type StepContext } from "./context.ts";
+import { lockRun, say, type StepContext } from "./context.ts";
 import type { Phase2StepOptions } from "./phase2_common.ts";
 import { type ContinuationResult, phase2Continuation } from "./phase2_continuation.ts";
 import { type PatchingResult, phase2Patching } from "./phase2_patching.ts";
@@ -60,6 +60,7 @@ export interface Phase2Result {
  * @param options `force` and per-analysis overrides.
  */
 export async function runPhase2(ctx: StepContext, options: RunPhase2Options = {}): Promise<Phase2Result> {
+  await using _lock = await lockRun(ctx, "phase2");
   const plan = phase2Plan(ctx, options);
   const force = options.force ?? false;
   const timings: { step: string; seconds: number }[] = [];

@@ -42,7 +42,7 @@ import { steeringCondition } from "../phase2/subsets.ts";
 import { saveFigure, type TradeoffPoint, tradeoffScatter } from "../figures.ts";
 import { artifactPath } from "../run.ts";
 import type { Config } from "../config.ts";
-import { ensureModel, recordStep, say, type StepContext } from "./context.ts";
+import { ensureModel, lockRun, recordStep, say, type StepContext } from "./context.ts";
 import { analysisItems } from "./logit_lens.ts";
 import {
   allExist,
@@ -171,6 +171,7 @@ export async function phase2Steering(
   ctx: StepContext,
   options: SteeringStepOptions = {},
 ): Promise<SteeringResult> {
+  await using _lock = await lockRun(ctx, "phase2-steering");
   const force = options.force ?? false;
   const settings = steeringSettings(ctx.config, options);
   if (!force && await allExist(ctx, STEERING_OUTPUTS)) {

@@ -24,7 +24,7 @@ import { type SettingResult, settingResult, settingRow, settingsMarkdown } from 
 import { ablationCondition, describeSubset, subsetInterventions } from "../phase2/subsets.ts";
 import { saveFigure, type TradeoffPoint, tradeoffScatter } from "../figures.ts";
 import { artifactPath } from "../run.ts";
-import { recordStep, say, type StepContext } from "./context.ts";
+import { lockRun, recordStep, say, type StepContext } from "./context.ts";
 import {
   allExist,
   baselineRecords,
@@ -95,6 +95,7 @@ export function tradeoffPoints(
  * @param options `force`: regenerate every Phase-2 ablation store and recompute.
  */
 export async function phase2Sweeps(ctx: StepContext, options: Phase2StepOptions = {}): Promise<SweepsResult> {
+  await using _lock = await lockRun(ctx, "phase2-sweeps");
   const force = options.force ?? false;
   if (!force && await allExist(ctx, SWEEP_OUTPUTS)) {
     return { ...(await readResult<SweepsResult>(ctx, SWEEP_OUTPUTS[3])), status: "reused" };

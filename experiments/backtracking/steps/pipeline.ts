@@ -7,18 +7,15 @@
  * @module
  */
 
+import { join } from "node:path";
 import { type Config, loadConfig } from "../config.ts";
+import { pathExists } from "../../../lib/util/fs.ts";
+import { type ReusableStep, runOrReuse } from "../notebook_params.ts";
+import { artifactPath, openRun, runsRoot } from "../run.ts";
 import type { ProgressMode } from "../../../lib/util/progress.ts";
-import { ablationScan } from "./ablation_scan.ts";
-import { compareConditions } from "./compare_conditions.ts";
-import { disposeContext, say, type StepContext } from "./context.ts";
-import { detectEvents } from "./detect_events.ts";
-import { formattingSweep } from "./formatting_sweep.ts";
+import { disposeContext, lockRun, say, type StepContext } from "./context.ts";
 import { generate } from "./generate.ts";
 import { initRun } from "./init_run.ts";
-import { logitLens } from "./logit_lens.ts";
-import { makeReport } from "./make_report.ts";
-import { prepareData } from "./prepare_data.ts";
 import { phase2Plan, runPhase2 } from "./phase2_run.ts";
 
 /** Options of {@linkcode runPipeline}. */
@@ -27,7 +24,7 @@ export interface PipelineOptions {
   readonly runId?: string | null;
   /** Runs root (default `run.output_dir`). */
   readonly root?: string;
-  /** Re-initialise an existing run and replace every artifact. */
+  /** Re-initialise an existing run and replace every artifact (default: resume an existing run). */
   readonly force?: boolean;
   /** Progress display. */
   readonly progress?: "auto" | ProgressMode;
@@ -52,7 +49,35 @@ export interface PipelineResult {
 }
 
 /**
- * Run the whole pipeline.
+ * Open the run to resume it (its folder has a `config_resolved.yaml` and `force` is not set), else create
+ * it: the same semantics as `deno task pipeline --run-id` (notebook 00, `startRun`).
+ */
+async function openOrInitRun(
+  cfg: Config,
+  config: Config | string,
+  options: PipelineOptions,
+  force: boolean,
+): Promise<StepContext> {
+  const base = {
+    config: cfg,
+    ...(typeof config === "string" ? { configPath: config } : {}),
+    ...(options.progress ? { progress: options.progress } : {}),
+    ...(options.log ? { log: options.log } : {}),
+  };
+  const runId = options.runId ?? cfg.run.run_id ?? null;
+  const rootOpt = options.root ? { root: options.root } : {};
+  if (runId && !force && await pathExists(join(runsRoot(cfg, rootOpt), runId, "config_resolved.yaml"))) {
+    const run = await openRun(cfg, runId, rootOpt);
+    say(base, `run ${run.id}: resuming ${run.dir} (finished steps are reused; --force recomputes)`);
+    return { ...base, run };
+  }
+  return await initRun(base, { ...(runId ? { runId } : {}), ...rootOpt, force });
+}
+
+/**
+ * Run the whole pipeline. On an existing run (`runId` or `run.run_id` naming a run folder) it resumes:
+ * record stores continue where they stopped and a finished step is reused when its inputs are unchanged
+ * (`runOrReuse`, as the notebook series does); `force` re-initialises the run and recomputes everything.
  *
  * @param config A config or the path of a YAML config.
  * @param options Run id, root, force, progress.
@@ -71,39 +96,29 @@ export async function runPipeline(
     timings.push({ step, seconds: (performance.now() - t0) / 1000 });
     return r;
   };
-  const ctx = await timed("init-run", () =>
-    initRun({
-      config: cfg,
-      ...(typeof config === "string" ? { configPath: config } : {}),
-      ...(options.progress ? { progress: options.progress } : {}),
-      ...(options.log ? { log: options.log } : {}),
-    }, {
-      ...(options.runId ? { runId: options.runId } : {}),
-      ...(options.root ? { root: options.root } : {}),
-      force,
-    }));
+  const ctx = await timed("init-run", () => openOrInitRun(cfg, config, options, force));
+  await using _lock = await lockRun(ctx, "pipeline");
+  const figuresDir = options.projectFigures === undefined ? "figures" : options.projectFigures;
+  const step = (name: ReusableStep) => runOrReuse(ctx, name, { force, figuresDir });
   try {
-    await timed("prepare-data", () => prepareData(ctx, { force }));
+    await timed("prepare-data", () => step("prepare-data"));
     await timed("generate baseline", () => generate(ctx, { condition: "baseline", force }));
-    await timed("detect-events", () => detectEvents(ctx, { force }));
-    await timed("logit-lens", () => logitLens(ctx, { force }));
-    await timed("ablation-scan", () => ablationScan(ctx, { force }));
+    await timed("detect-events", () => step("detect-events"));
+    await timed("logit-lens", () => step("logit-lens"));
+    await timed("ablation-scan", () => step("ablation-scan"));
     await timed("generate targeted_ablation", () => generate(ctx, { condition: "targeted_ablation", force }));
     await timed("generate random_ablation", () => generate(ctx, { condition: "random_ablation", force }));
-    await timed("detect-events (all conditions)", () => detectEvents(ctx, { force: true }));
-    await timed("compare-conditions", () => compareConditions(ctx, { force }));
-    await timed("formatting-sweep", () => formattingSweep(ctx, { force }));
+    await timed("detect-events (all conditions)", () => step("detect-events"));
+    await timed("compare-conditions", () => step("compare-conditions"));
+    await timed("formatting-sweep", () => step("formatting-sweep"));
     const plan = phase2Plan(ctx);
     const phase2 = options.phase2 ?? (plan.sweeps || plan.continuation || plan.steering || plan.patching);
     const phase2Timings = phase2 ? (await runPhase2(ctx, { force })).timings : [];
-    const report = await timed("make-report", () =>
-      makeReport(ctx, {
-        force,
-        ...(options.projectFigures !== undefined ? { projectFigures: options.projectFigures } : {}),
-      }));
+    await timed("make-report", () => step("make-report"));
+    const reportPath = artifactPath(ctx.run, "report.md");
     const total = timings.reduce((a, t) => a + t.seconds, 0);
-    say(ctx, `pipeline: run ${ctx.run.id} done in ${total.toFixed(1)} s; report ${report.reportPath}`);
-    return { ctx, timings, phase2Timings, reportPath: report.reportPath };
+    say(ctx, `pipeline: run ${ctx.run.id} done in ${total.toFixed(1)} s; report ${reportPath}`);
+    return { ctx, timings, phase2Timings, reportPath };
   } finally {
     await disposeContext(ctx);
   }

@@ -32,11 +32,12 @@ import {
   loadGsm8kJsonl,
   loadReferenceSample,
   seededSample,
+  stripBom,
 } from "../data.ts";
 import { seededRng } from "../../../lib/stats/stats.ts";
 import { sha256File } from "../../../lib/util/fs.ts";
 import { artifactPath, assertWritable, updateMeta, writeArtifact } from "../run.ts";
-import { PROBLEMS_FILE, recordStep, say, type StepContext, type StepOptions } from "./context.ts";
+import { lockRun, PROBLEMS_FILE, recordStep, say, type StepContext, type StepOptions } from "./context.ts";
 
 /** Result of {@linkcode prepareData}. */
 export interface PrepareDataResult {
@@ -58,7 +59,7 @@ async function exists(p: string): Promise<boolean> {
 }
 
 async function isReferenceFormat(path: string): Promise<boolean> {
-  const text = await Deno.readTextFile(path);
+  const text = stripBom(await Deno.readTextFile(path));
   const first = text.split("\n").find((l) => l.trim() !== "");
   if (!first) return false;
   try {
@@ -180,8 +181,15 @@ function sample(all: readonly Gsm8kProblem[], config: Config): Gsm8kProblem[] {
  * @throws {ArtifactExistsError} when the file exists and `force` is not set.
  */
 export async function prepareData(ctx: StepContext, options: StepOptions = {}): Promise<PrepareDataResult> {
+  await using _lock = await lockRun(ctx, "prepare-data");
   await assertWritable(ctx.run, [PROBLEMS_FILE], { overwrite: options.force ?? false });
   const { problems, source, file } = await selectProblems(ctx.config);
+  if (problems.length === 0) {
+    throw new Error(
+      `prepare-data: no problems from ${source} (dataset.max_examples ${ctx.config.dataset.max_examples}); ` +
+        `point dataset.path at a GSM8K JSONL file with problems`,
+    );
+  }
   const text = problems.map((p) =>
     JSON.stringify({
       id: p.id,
