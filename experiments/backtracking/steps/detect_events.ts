@@ -8,34 +8,13 @@
  */
 
 import type { EventRow } from "../event_row.ts";
-import {
-  buildEventRows,
-  correctedSummary,
-  eventOptionsFromConfig,
-  eventsToCsv,
-  type ProblemGold,
-  readEventsCsv,
-} from "../events.ts";
-import { readStore, timingsPathFor } from "../../../lib/generate/records.ts";
-import { formatReferenceSummaryJson, summaryMetricsReference } from "../metrics.ts";
-import { findVariant, reasoningCloseTag } from "../prompts.ts";
-import { artifactPath, assertWritable, writeArtifact } from "../run.ts";
-import {
-  ensureTokenizer,
-  listGenerationStores,
-  readProblems,
-  recordStep,
-  say,
-  type StepContext,
-  type StepOptions,
-} from "./context.ts";
-
-/** Files written by {@linkcode detectEvents}. */
-export const DETECT_OUTPUTS = [
-  "analysis/backtracking_events.csv",
-  "analysis/summary_metrics.json",
-  "analysis/summary_metrics_corrected.json",
-] as const;
+import { buildEventRows, type ProblemGold } from "../events.ts";
+import { assertWritable } from "../run.ts";
+import { detectionOptions } from "../settings.ts";
+import { DETECT_OUTPUTS, writeEventTables } from "../artifacts/events.ts";
+import { listGenerationStores, readGenerationStore } from "../artifacts/generations.ts";
+import { readProblems } from "../artifacts/problems.ts";
+import { ensureTokenizer, type ModelContext, recordStep, say, type StepOptions } from "../context.ts";
 
 /** Result of {@linkcode detectEvents}. */
 export interface DetectEventsResult {
@@ -48,11 +27,14 @@ export interface DetectEventsResult {
 /**
  * Detect backtracking and score answers for every stored sample.
  *
- * @param ctx Run context (only the tokenizer is loaded).
+ * @param ctx The config, the run, and the model slot (only the tokenizer is loaded).
  * @param options `force`: replace existing outputs (needed when re-run after the ablation conditions).
  * @throws {Error} when there are no generations, or outputs exist and `force` is not set.
  */
-export async function detectEvents(ctx: StepContext, options: StepOptions = {}): Promise<DetectEventsResult> {
+export async function detectEvents(
+  ctx: ModelContext,
+  options: StepOptions = {},
+): Promise<DetectEventsResult> {
   const overwrite = options.force ?? false;
   await assertWritable(ctx.run, DETECT_OUTPUTS, { overwrite });
   const stores = await listGenerationStores(ctx);
@@ -62,18 +44,11 @@ export async function detectEvents(ctx: StepContext, options: StepOptions = {}):
   const tokenizer = await ensureTokenizer(ctx);
   const problems = new Map<number, ProblemGold>((await readProblems(ctx.run)).map((p) => [p.id, p]));
   const cfg = ctx.config;
-  const closeTag = (variant: string) => {
-    try {
-      return reasoningCloseTag(findVariant(cfg.prompting, variant));
-    } catch {
-      return "</think>";
-    }
-  };
-  const opts = eventOptionsFromConfig(cfg, closeTag);
+  const opts = detectionOptions(cfg);
   const rows: EventRow[] = [];
   let textMismatches = 0, missingProblems = 0;
   for (const s of stores) {
-    const records = await readStore(s.path, timingsPathFor(s.path));
+    const records = await readGenerationStore(s.path);
     const built = buildEventRows(records, problems, tokenizer, opts);
     rows.push(...built.rows);
     textMismatches += built.textMismatches;
@@ -87,12 +62,8 @@ export async function detectEvents(ctx: StepContext, options: StepOptions = {}):
         `of their token ids; the decode was used`,
     );
   }
-  await writeArtifact(ctx.run, DETECT_OUTPUTS[0], eventsToCsv(rows), { overwrite });
-  await writeArtifact(ctx.run, DETECT_OUTPUTS[1], formatReferenceSummaryJson(summaryMetricsReference(rows)), {
-    overwrite,
-  });
-  await writeArtifact(ctx.run, DETECT_OUTPUTS[2], correctedSummary(rows, cfg), { overwrite });
-  await recordStep(ctx, "detect-events", {
+  await writeEventTables(ctx.run, rows, cfg, { overwrite });
+  await recordStep(ctx.run, "detect-events", {
     rows: rows.length,
     stores: stores.map((s) => `${s.variant}/${s.condition}`),
     text_mismatches: textMismatches,
@@ -100,9 +71,4 @@ export async function detectEvents(ctx: StepContext, options: StepOptions = {}):
   });
   say(ctx, `detect-events: ${rows.length} samples from ${stores.length} store(s)`);
   return { rows, stores: stores.length, textMismatches, missingProblems };
-}
-
-/** The run's event rows (`analysis/backtracking_events.csv`). */
-export async function readEvents(ctx: Pick<StepContext, "run">): Promise<EventRow[]> {
-  return await readEventsCsv(artifactPath(ctx.run, DETECT_OUTPUTS[0]));
 }

@@ -11,7 +11,7 @@ import { type Config, loadConfig } from "../config.ts";
 import type { ProgressMode } from "../../../lib/util/progress.ts";
 import { ablationScan } from "./ablation_scan.ts";
 import { compareConditions } from "./compare_conditions.ts";
-import { disposeContext, say, type StepContext } from "./context.ts";
+import { disposeContext, say, type StepContext } from "../context.ts";
 import { detectEvents } from "./detect_events.ts";
 import { formattingSweep } from "./formatting_sweep.ts";
 import { generate } from "./generate.ts";
@@ -36,7 +36,7 @@ export interface PipelineOptions {
   readonly log?: (line: string) => void;
   /**
    * Run Phase 2 (sweeps, steering, continuation ablation, patching) before make-report. Default: when
-   * the config's `phase2` subsections are enabled (see `lib/steps/phase2_run.ts`).
+   * the config's `phase2` subsections are enabled (see `steps/phase2_run.ts`).
    */
   readonly phase2?: boolean;
 }
