@@ -110,3 +110,46 @@ Deno.test("backtracking: artifacts, context, settings and domain modules import 
   }
   assert.deepEqual(offenders, [], `non-step modules importing steps:\n${offenders.join("\n")}`);
 });
+
+/** Literal paths of `new URL("<path>", import.meta.url)` in `src` (for a template, its part before `${`). */
+export function moduleRelativeUrls(src: string): string[] {
+  const out: string[] = [];
+  for (const m of src.matchAll(/\bnew\s+URL\s*\(\s*(["'`])([^"'`]*?)\1?\s*,\s*import\.meta\.url\s*\)/g)) {
+    const raw = m[2]!;
+    const path = raw.includes("${") ? raw.slice(0, raw.split("${")[0]!.lastIndexOf("/") + 1) : raw;
+    if (path.startsWith(".")) out.push(path);
+  }
+  return out;
+}
+
+Deno.test("moduleRelativeUrls: literal and template paths, up to the template's last folder", () => {
+  const src = 'new URL("../../deno.json", import.meta.url);\n' +
+    "new URL(`../node_modules/x/ttf/${f}`, import.meta.url);\nnew URL(url);";
+  assert.deepEqual(moduleRelativeUrls(src), ["../../deno.json", "../node_modules/x/ttf/"]);
+});
+
+Deno.test("files found relative to a module (new URL(…, import.meta.url)) exist after the move", () => {
+  const missing: string[] = [];
+  for (const dir of [LIB, join(ROOT, "experiments")]) {
+    for (const file of tsFiles(dir)) {
+      for (const path of moduleRelativeUrls(Deno.readTextFileSync(file))) {
+        const target = resolve(dirname(file), path);
+        try {
+          Deno.statSync(target);
+        } catch {
+          missing.push(`${relative(ROOT, file)}: ${path} (→ ${relative(ROOT, target)})`);
+        }
+      }
+    }
+  }
+  assert.deepEqual(missing, [], `module-relative paths that do not exist:\n${missing.join("\n")}`);
+});
+
+Deno.test("run metadata records the pinned library versions of deno.json", async () => {
+  const { libraryVersions } = await import("../experiments/backtracking/run.ts");
+  const denoJson = JSON.parse(Deno.readTextFileSync(join(ROOT, "deno.json")));
+  const pin = (pkg: string) => /@([^@/]+)$/.exec(denoJson.imports[pkg])![1];
+  const v = await libraryVersions();
+  assert.equal(v.onnxruntime, pin("onnxruntime-node"));
+  assert.equal(v.polars, pin("nodejs-polars"));
+});

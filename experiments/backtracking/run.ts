@@ -364,7 +364,7 @@ export async function libraryVersions(): Promise<Record<string, string>> {
     typescript: Deno.version.typescript,
   };
   try {
-    const denoJson = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+    const denoJson = JSON.parse(await Deno.readTextFile(new URL("../../deno.json", import.meta.url)));
     const wanted: Record<string, string> = {
       "onnxruntime-node": "onnxruntime",
       "nodejs-polars": "polars",

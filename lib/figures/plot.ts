@@ -217,7 +217,7 @@ export function resolveFontFiles(): FontSource {
     } catch {
       // not in the import map
     }
-    npm.push(new URL(`../node_modules/dejavu-fonts-ttf/ttf/${f}`, import.meta.url).pathname);
+    npm.push(new URL(`../../node_modules/dejavu-fonts-ttf/ttf/${f}`, import.meta.url).pathname);
   }
   const fromNpm = existing(npm);
   if (fromNpm.length > 0) return (fontCache = { source: "npm", files: fromNpm });
