@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { LensRow, summarizeLens } from "../../../lib/interp/logit_lens.ts";
+import type { LensRow, LensSummaryRow } from "../../../lib/interp/logit_lens.ts";
 import { parseCsv } from "../../../lib/tables/table.ts";
 import type { BacktrackEvent, ControlPosition } from "../event_selection.ts";
 import { toCsv } from "../events.ts";
@@ -28,9 +28,6 @@ export const LENS_FILES = {
 /** Files written by logit-lens, in the order written. */
 export const LENS_OUTPUTS = [LENS_FILES.summary, LENS_FILES.reference, LENS_FILES.items] as const;
 
-/** The lens summary per layer (`summarizeLens`'s rows). */
-export type LensSummary = ReturnType<typeof summarizeLens>;
-
 /** Flatten nested `{estimate, lower, upper}` values into `<key>_estimate` etc. columns. */
 export function flattenRow(row: object): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -44,7 +41,8 @@ export function flattenRow(row: object): Record<string, unknown> {
 
 /** What {@linkcode writeLensTables} writes. */
 export interface LensTables {
-  readonly summary: LensSummary;
+  /** `summarizeLens`'s rows, one per layer. */
+  readonly summary: readonly LensSummaryRow[];
   /** Lens rows of the events (`item` indexes `events`) and of the controls (`item` indexes `controls`). */
   readonly bt: readonly LensRow[];
   readonly control: readonly LensRow[];
@@ -131,7 +129,7 @@ export async function readLensItems(run: Run): Promise<LensItemRow[]> {
 }
 
 /** The columns of `logit_lens.csv` the report reads (one row per layer). */
-export interface LensSummaryRow {
+export interface LensLayerRow {
   readonly layer: number;
   /** BT − control mean log-prob of the target, with its CI. */
   readonly diff_logprob_estimate: number;
@@ -146,7 +144,7 @@ export interface LensSummaryRow {
  *
  * @throws {MissingArtifactError} when the file cannot be read (run logit-lens).
  */
-export async function readLensSummary(run: Run): Promise<LensSummaryRow[]> {
+export async function readLensSummary(run: Run): Promise<LensLayerRow[]> {
   const { records } = parseCsv(await readArtifactText(run, LENS_FILES.summary, "logit-lens"));
   return records.map((r) => ({
     layer: numCell(r.layer),
