@@ -8,7 +8,7 @@
  */
 import { join } from "node:path";
 import { openRecordStore } from "../lib/generate/records.ts";
-import { lockRun } from "../experiments/backtracking/steps/context.ts";
+import { lockRun } from "../experiments/backtracking/context.ts";
 import { fixtureRecord } from "./generate/_writer_script.ts";
 
 const [mode, dir, a, b] = Deno.args;

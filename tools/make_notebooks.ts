@@ -194,7 +194,7 @@ dataset is downloaded. Gold answers are parsed once here (\`#### <gold>\`).`,
     },
     setup(
       `import { notebookContext, notebookParams, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
-      `import { readProblems } from "../experiments/backtracking/steps/mod.ts";`,
+      `import { readProblems } from "../experiments/backtracking/artifacts/mod.ts";`,
       `import { readMeta } from "../experiments/backtracking/run.ts";`,
       IMPORT_SHOW,
     ),
@@ -267,7 +267,8 @@ generates what is missing.`,
     setup(
       `import { relative } from "node:path";`,
       `import { notebookContext, notebookParams } from "../experiments/backtracking/notebook_params.ts";`,
-      `import { defaultAnalysisVariant, ensureTokenizer, generate, readGenerations, readProblems } from "../experiments/backtracking/steps/mod.ts";`,
+      `import { defaultAnalysisVariant, ensureTokenizer, generate } from "../experiments/backtracking/steps/mod.ts";`,
+      `import { readGenerations, readProblems } from "../experiments/backtracking/artifacts/mod.ts";`,
       `import { buildPrompt } from "../experiments/backtracking/prompts.ts";`,
       IMPORT_SHOW,
     ),
@@ -363,16 +364,16 @@ robust extraction (last \`Final:\`/\`\\boxed{}\`/number, markdown stripped, tole
 extractor are kept as columns (\`bt_other_rule\`, \`correct_reference\`) on the same samples.`,
     },
     setup(
-      `import { notebookContext, notebookParams, readArtifactJson, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
-      `import { defaultAnalysisVariant, readEvents } from "../experiments/backtracking/steps/mod.ts";`,
-      `import type { CorrectedSummaryFile } from "../experiments/backtracking/events.ts";`,
+      `import { notebookContext, notebookParams, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { defaultAnalysisVariant } from "../experiments/backtracking/steps/mod.ts";`,
+      `import { readCorrectedSummary, readEvents } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
     { code: CONTEXT },
     { md: `## Run the step (reused when its outputs are newer than every generation store)` },
     { code: `const step = await runOrReuse(ctx, "detect-events");\nstep;` },
-    { code: `const rows = await readEvents(ctx);` },
+    { code: `const rows = await readEvents(ctx.run);` },
     {
       code: `
 const onsetsTable = await showTable(rows.filter((r) => r.has_backtracking_strict).slice(0, 8).map((r) => ({
@@ -388,8 +389,7 @@ const onsetsTable = await showTable(rows.filter((r) => r.has_backtracking_strict
 })), { title: "Backtracking samples (first 8)" });`,
     },
     {
-      code:
-        `const corrected = await readArtifactJson<CorrectedSummaryFile>(ctx, "analysis/summary_metrics_corrected.json");`,
+      code: `const corrected = await readCorrectedSummary(ctx.run);`,
     },
     {
       code: `
@@ -470,6 +470,7 @@ reference's layout is kept in \`logit_lens_reference.csv\`.`,
     },
     setup(
       `import { notebookContext, notebookParams, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { LENS_FILES } from "../experiments/backtracking/artifacts/mod.ts";`,
       `import { readMeta } from "../experiments/backtracking/run.ts";`,
       IMPORT_SHOW,
     ),
@@ -479,7 +480,7 @@ reference's layout is kept in \`logit_lens_reference.csv\`.`,
     { code: `const step = await runOrReuse(ctx, "logit-lens");\nstep;` },
     {
       code: `
-const lens = await readArtifactTable(ctx, "analysis/logit_lens.csv", {
+const lens = await readArtifactTable(ctx, LENS_FILES.summary, {
   columns: [
     "layer", "n_bt", "n_control", "bt_logprob_mean", "control_logprob_mean", "diff_logprob_estimate",
     "diff_logprob_lower", "diff_logprob_upper", "bt_rank_median", "control_rank_median",
@@ -553,8 +554,8 @@ component type and disjoint from the selection. The reference's five columns sta
 \`ablation_importance.csv\`.`,
     },
     setup(
-      `import { notebookContext, notebookParams, plantedCircuit, readArtifactJson, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
-      `import type { LayerSpec, RandomAblationSpecs } from "../experiments/backtracking/steps/generate.ts";`,
+      `import { notebookContext, notebookParams, plantedCircuit, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { readRandomAblationSpecs, readSelectedLayers, SCAN_FILES } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
@@ -563,7 +564,7 @@ component type and disjoint from the selection. The reference's five columns sta
     { code: `const step = await runOrReuse(ctx, "ablation-scan");\nstep;` },
     {
       code: `
-const importance = await readArtifactTable(ctx, "analysis/ablation_importance.csv", {
+const importance = await readArtifactTable(ctx, SCAN_FILES.importance, {
   columns: [
     "layer", "component", "n_events", "delta_logprob_mean", "delta_logprob_lower", "delta_logprob_upper",
     "control_delta_logprob_mean", "specificity_mean", "specificity_lower", "specificity_upper",
@@ -578,10 +579,9 @@ const specificTable = await showTable(
 );`,
     },
     { code: `await showFigure(await reportFigure(ctx, "ablation_importance_by_layer"));` },
-    { code: `const selected = await readArtifactJson<LayerSpec>(ctx, "analysis/selected_layers.json");` },
+    { code: `const selected = await readSelectedLayers(ctx.run);` },
     {
-      code:
-        `const random = await readArtifactJson<RandomAblationSpecs>(ctx, "analysis/random_ablation_specs.json");`,
+      code: `const random = await readRandomAblationSpecs(ctx.run);`,
     },
     {
       code: `
@@ -655,15 +655,15 @@ distinct-2, digit-free outputs) are measured in notebook 08.`,
     },
     setup(
       `import { relative } from "node:path";`,
-      `import { notebookContext, notebookParams, readArtifactJson } from "../experiments/backtracking/notebook_params.ts";`,
-      `import { defaultAnalysisVariant, generate, readGenerations, specInterventions } from "../experiments/backtracking/steps/mod.ts";`,
-      `import type { LayerSpec } from "../experiments/backtracking/steps/generate.ts";`,
+      `import { notebookContext, notebookParams } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { defaultAnalysisVariant, generate, specInterventions } from "../experiments/backtracking/steps/mod.ts";`,
+      `import { readGenerations, readSelectedLayers } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
     { code: CONTEXT },
     { md: `## The intervention` },
-    { code: `const selected = await readArtifactJson<LayerSpec>(ctx, "analysis/selected_layers.json");` },
+    { code: `const selected = await readSelectedLayers(ctx.run);` },
     { code: `const interventions = specInterventions(selected, ctx.config);` },
     {
       code: `
@@ -748,17 +748,16 @@ random streams as the baseline. The reference's draw is kept under \`protocol: r
     },
     setup(
       `import { relative } from "node:path";`,
-      `import { notebookContext, notebookParams, readArtifactJson } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { notebookContext, notebookParams } from "../experiments/backtracking/notebook_params.ts";`,
       `import { generate } from "../experiments/backtracking/steps/mod.ts";`,
-      `import type { RandomAblationSpecs } from "../experiments/backtracking/steps/generate.ts";`,
+      `import { readRandomAblationSpecs } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
     { code: CONTEXT },
     { md: `## The draws` },
     {
-      code:
-        `const specs = await readArtifactJson<RandomAblationSpecs>(ctx, "analysis/random_ablation_specs.json");`,
+      code: `const specs = await readRandomAblationSpecs(ctx.run);`,
     },
     {
       code: `
@@ -833,8 +832,8 @@ to ~1 % under both ablations (spec §12.1, §13.9, §13.14).
 so both readings stand side by side.`,
     },
     setup(
-      `import { notebookContext, notebookParams, plantedCircuit, readArtifactJson, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
-      `import type { CompareConditionsResult } from "../experiments/backtracking/steps/mod.ts";`,
+      `import { notebookContext, notebookParams, plantedCircuit, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { COMPARISON_FILES, readConditionComparison } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
@@ -844,11 +843,11 @@ so both readings stand side by side.`,
     { code: `const compare = await runOrReuse(ctx, "compare-conditions");\ncompare;` },
     {
       code: `
-const comparison = await readArtifactJson<CompareConditionsResult>(ctx, "analysis/condition_comparison_corrected.json");`,
+const comparison = await readConditionComparison(ctx.run);`,
     },
     {
       code: `
-const conditionsTable = await showTable(await readArtifactTable(ctx, "analysis/condition_comparison_corrected.csv", {
+const conditionsTable = await showTable(await readArtifactTable(ctx, COMPARISON_FILES.correctedCsv, {
   columns: [
     "condition", "n", "bt_rate", "bt_rate_lower", "bt_rate_upper", "delta_bt_rate", "delta_bt_rate_lower",
     "delta_bt_rate_upper", "mcnemar_bt_p", "accuracy", "delta_accuracy", "eos_rate", "mean_length",
@@ -858,7 +857,7 @@ const conditionsTable = await showTable(await readArtifactTable(ctx, "analysis/c
     },
     {
       code: `
-const referenceTable = await showTable(await readArtifactTable(ctx, "analysis/condition_comparison.csv"), {
+const referenceTable = await showTable(await readArtifactTable(ctx, COMPARISON_FILES.reference), {
   digits: 4,
   title: "Reference layout (condition_comparison.csv: accuracy = correct / total)",
 });`,
@@ -934,7 +933,8 @@ paired differences with CIs rather than two rates side by side. The reference's 
     },
     setup(
       `import { notebookContext, notebookParams, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
-      `import { ensureTokenizer, readProblems } from "../experiments/backtracking/steps/mod.ts";`,
+      `import { ensureTokenizer } from "../experiments/backtracking/steps/mod.ts";`,
+      `import { FORMATTING_FILES, readProblems } from "../experiments/backtracking/artifacts/mod.ts";`,
       `import { buildPrompt } from "../experiments/backtracking/prompts.ts";`,
       IMPORT_SHOW,
     ),
@@ -944,7 +944,7 @@ paired differences with CIs rather than two rates side by side. The reference's 
     { code: `const step = await runOrReuse(ctx, "formatting-sweep");\nstep;` },
     {
       code: `
-const sweep = await readArtifactTable(ctx, "analysis/formatting_summary_corrected.csv", {
+const sweep = await readArtifactTable(ctx, FORMATTING_FILES.correctedCsv, {
   columns: [
     "variant", "n", "bt_rate", "bt_rate_lower", "bt_rate_upper", "delta_bt_rate", "delta_bt_rate_lower",
     "delta_bt_rate_upper", "mcnemar_bt_p", "accuracy", "unknown_rate", "eos_rate", "mean_length",
@@ -957,7 +957,7 @@ const sweep = await readArtifactTable(ctx, "analysis/formatting_summary_correcte
     },
     {
       code: `
-const referenceTable = await showTable(await readArtifactTable(ctx, "analysis/formatting_summary.csv"), {
+const referenceTable = await showTable(await readArtifactTable(ctx, FORMATTING_FILES.reference), {
   digits: 4,
   title: "Reference layout (formatting_summary.csv: accuracy = correct / (correct + incorrect))",
 });`,

@@ -279,7 +279,7 @@ analysis file).`,
     code: [
       `import { notebookContext, notebookParams, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { showMarkdown } from "../lib/notebook/show.ts";`,
-      `import { phase2ReportSections } from "../experiments/backtracking/phase2/report.ts";`,
+      `import { phase2ReportSections } from "../experiments/backtracking/artifacts/mod.ts";`,
     ].join("\n"),
     hidden: true,
   },

@@ -1,8 +1,9 @@
 /**
  * The backtracking experiment ("backtracking as a state transition"), built on the toolkit in `lib/`:
  * config, GSM8K data, prompts, trigger detection, answers, events and matched controls, metrics, the
- * pipeline steps (Phase 1 and Phase 2), report and figures. Reference-reproduction code (Python
- * `random`, the reference's answer extractor and table layouts) lives in `reference/`.
+ * pipeline steps (Phase 1 and Phase 2), the run's artifacts (one typed reader and writer per family), report
+ * and figures. Reference-reproduction code (Python `random`, the reference's answer extractor and table
+ * layouts) lives in `reference/`. See `docs/architecture.md`.
  *
  * @example
  * ```ts
@@ -17,6 +18,7 @@
  */
 
 export * from "./steps/mod.ts";
+export * from "./artifacts/mod.ts";
 export { type Config, loadConfig } from "./config.ts";
 export { buildPrompt } from "./prompts.ts";
 export { extractAnswer, scoreAnswer } from "./answers.ts";

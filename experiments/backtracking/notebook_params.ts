@@ -27,21 +27,25 @@ import type { OrganismComponent } from "../../lib/engine/organism.ts";
 import type { Figure } from "./figures.ts";
 import { pathExists, sha256File, writeFileAtomic } from "../../lib/util/fs.ts";
 import { artifactPath, openRun } from "./run.ts";
-import { ablationScan, SCAN_OUTPUTS } from "./steps/ablation_scan.ts";
-import { COMPARE_OUTPUTS, compareConditions } from "./steps/compare_conditions.ts";
+import { lockRun, type ModelContext, openContext, type RunContext, type StepContext } from "./context.ts";
+import { defaultAnalysisVariant } from "./settings.ts";
 import {
-  defaultAnalysisVariant,
+  COMPARE_OUTPUTS,
+  DETECT_OUTPUTS,
+  FORMATTING_OUTPUTS,
   generationFile,
+  LENS_OUTPUTS,
   listGenerationStores,
-  lockRun,
-  openContext,
   PROBLEMS_FILE,
-  type StepContext,
-} from "./steps/context.ts";
-import { DETECT_OUTPUTS, detectEvents, readEvents } from "./steps/detect_events.ts";
-import { FORMATTING_OUTPUTS, formattingSweep } from "./steps/formatting_sweep.ts";
+  readEvents,
+  SCAN_OUTPUTS,
+} from "./artifacts/mod.ts";
+import { ablationScan } from "./steps/ablation_scan.ts";
+import { compareConditions } from "./steps/compare_conditions.ts";
+import { detectEvents } from "./steps/detect_events.ts";
+import { formattingSweep } from "./steps/formatting_sweep.ts";
 import { initRun } from "./steps/init_run.ts";
-import { LENS_OUTPUTS, logitLens } from "./steps/logit_lens.ts";
+import { logitLens } from "./steps/logit_lens.ts";
 import { buildFigures, makeReport } from "./steps/make_report.ts";
 import { prepareData } from "./steps/prepare_data.ts";
 import { readCsv } from "../../lib/tables/table.ts";
@@ -165,14 +169,17 @@ async function newestMtime(paths: readonly string[]): Promise<number> {
   return t;
 }
 
-async function oldestMtime(ctx: StepContext, outputs: readonly string[]): Promise<number> {
+async function oldestMtime(ctx: Pick<RunContext, "run">, outputs: readonly string[]): Promise<number> {
   let t = Infinity;
   for (const o of outputs) t = Math.min(t, (await Deno.stat(artifactPath(ctx.run, o))).mtime?.getTime() ?? 0);
   return t;
 }
 
 /** The content signature of a step's inputs: run-relative path → sha256 (or "missing"). */
-async function inputSignature(ctx: StepContext, inputs: readonly string[]): Promise<Record<string, string>> {
+async function inputSignature(
+  ctx: Pick<RunContext, "run">,
+  inputs: readonly string[],
+): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const p of [...inputs].sort()) {
     out[relative(ctx.run.dir, p)] = (await pathExists(p)) ? await sha256File(p) : "missing";
@@ -194,7 +201,7 @@ async function filesUnder(dir: string): Promise<string[]> {
 
 /** A step's outputs and the inputs they must be newer than (absolute paths). */
 async function stepFiles(
-  ctx: StepContext,
+  ctx: RunContext,
   step: ReusableStep,
 ): Promise<{ outputs: readonly string[]; inputs: string[] }> {
   const at = (rel: string) => artifactPath(ctx.run, rel);
@@ -229,7 +236,7 @@ async function stepFiles(
  *
  * Up to date means: every output exists and the step's inputs have the same content (sha256) as when this
  * function last ran the step (recorded in `<run>/.step_inputs/<step>.json`); for outputs made outside the
- * notebooks, that no input is newer than the oldest output. The inputs: nothing for
+ * notebooks (the CLI, `runPipeline`), that no input is newer than the oldest output. The inputs: nothing for
  * prepare-data; problems + every Phase-1 generation store for detect-events; the analysis variant's baseline store
  * for logit-lens and ablation-scan; `backtracking_events.csv` for compare-conditions and formatting-sweep;
  * every `analysis/` file for make-report. `force` (or `BT_FORCE=1`) always runs. A step that runs replaces
@@ -246,7 +253,7 @@ async function stepFiles(
  * ```
  */
 export async function runOrReuse(
-  ctx: StepContext,
+  ctx: ModelContext,
   step: ReusableStep,
   options: { readonly force?: boolean; readonly figuresDir?: string | null } = {},
 ): Promise<StepRun> {
@@ -316,7 +323,7 @@ export async function runOrReuse(
  * @param rel Path relative to the run folder, e.g. `analysis/selected_layers.json`.
  * @throws {Error} naming the file when it is missing or not JSON.
  */
-export async function readArtifactJson<T = unknown>(ctx: Pick<StepContext, "run">, rel: string): Promise<T> {
+export async function readArtifactJson<T = unknown>(ctx: Pick<RunContext, "run">, rel: string): Promise<T> {
   const path = artifactPath(ctx.run, rel);
   try {
     return JSON.parse(await Deno.readTextFile(path)) as T;
@@ -333,7 +340,7 @@ export async function readArtifactJson<T = unknown>(ctx: Pick<StepContext, "run"
  * @param options `columns`: keep only these, in this order; `limit`: first rows only.
  */
 export async function readArtifactTable(
-  ctx: Pick<StepContext, "run">,
+  ctx: Pick<RunContext, "run">,
   rel: string,
   options: { readonly columns?: readonly string[]; readonly limit?: number } = {},
 ): Promise<Record<string, string | number | undefined>[]> {
@@ -360,11 +367,11 @@ export async function readArtifactTable(
  * @throws {RangeError} listing the figures available when `name` is not among them.
  */
 export async function reportFigure(
-  ctx: StepContext,
+  ctx: RunContext,
   name: string,
   rows?: readonly EventRow[],
 ): Promise<Figure> {
-  const figures = await buildFigures(ctx, rows ?? (await readEvents(ctx)));
+  const figures = await buildFigures(ctx, rows ?? (await readEvents(ctx.run)));
   const fig = figures.find((f) => f.name === name);
   if (!fig) {
     throw new RangeError(
@@ -389,7 +396,7 @@ export interface PlantedCircuit {
  *
  * @param ctx The run (only the config is used; the organism is built if needed, no model is loaded).
  */
-export async function plantedCircuit(ctx: Pick<StepContext, "config">): Promise<PlantedCircuit | undefined> {
+export async function plantedCircuit(ctx: Pick<RunContext, "config">): Promise<PlantedCircuit | undefined> {
   const m = ctx.config.model;
   if (m.source !== "organism") return undefined;
   const resolved = await resolveModelSource({ organism: { ...m.organism } });

@@ -18,7 +18,7 @@ import {
   runPipeline,
   type StepContext,
 } from "../../experiments/backtracking/steps/mod.ts";
-import { generateSetting, phase2Setup } from "../../experiments/backtracking/steps/phase2_common.ts";
+import { generateSetting, phase2Setup } from "../../experiments/backtracking/phase2/setup.ts";
 
 const ORGANISM = fileURLToPath(new URL("../../configs/organism.yaml", import.meta.url));
 

@@ -8,7 +8,8 @@
  */
 
 import * as Plot from "@observablehq/plot";
-import { COLORS, type Figure, render, type ValueCI } from "../figures.ts";
+import { COLORS, type Figure, render, type TradeoffPoint, type ValueCI } from "../figures.ts";
+import type { SettingResult } from "./summaries.ts";
 
 /** One steering strength of {@linkcode steeringDoseResponse}. */
 export interface DosePoint {
@@ -145,4 +146,31 @@ export function continuationOnsetProb(points: readonly ContinuationPoint[], clea
       ],
     },
   );
+}
+
+/** Trade-off points from settings (for the figure). */
+export function tradeoffPoints(
+  results: readonly SettingResult[],
+  group: (r: SettingResult) => string,
+): TradeoffPoint[] {
+  return results.map((r) => ({
+    label: r.spec.kind === "baseline"
+      ? "baseline"
+      : r.spec.kind === "scale"
+      ? `s=${r.spec.scale}`
+      : r.spec.kind === "steering"
+      ? `c=${r.spec.coef}`
+      : r.spec.subset_name ?? r.spec.setting,
+    group: r.spec.kind === "baseline" ? "baseline" : group(r),
+    bt_rate: {
+      value: r.summary.bt_rate.value,
+      lower: Math.min(r.summary.bt_rate.bootstrap.lower, r.summary.bt_rate.value),
+      upper: Math.max(r.summary.bt_rate.bootstrap.upper, r.summary.bt_rate.value),
+    },
+    accuracy: {
+      value: r.summary.accuracy.value,
+      lower: Math.min(r.summary.accuracy.bootstrap.lower, r.summary.accuracy.value),
+      upper: Math.max(r.summary.accuracy.bootstrap.upper, r.summary.accuracy.value),
+    },
+  }));
 }

@@ -29,7 +29,7 @@ export {
   type PatchSummaryRow,
   summarizePatching,
 } from "../../../lib/interp/activation_patching.ts";
-export { phase2ReportSections, type ReportSection } from "./report.ts";
+export { phase2ReportSections, type Phase2Section as ReportSection } from "../artifacts/phase2.ts";
 export {
   cosine,
   meanDifferenceDirections,

@@ -3,11 +3,10 @@
  * selected BT events and at their matched controls (spec §7, corrected per §13.8), select the layers to
  * ablate during generation, and draw the random-control layers.
  *
- * Writes:
+ * Writes the scan tables (`artifacts/scan.ts`):
  *
- * - `analysis/ablation_importance.csv`: the reference's five columns first (`layer, component,
- *   delta_wait_logit_mean, delta_wait_logit_std, n_events`, rows sorted ascending by the mean Δlogit as
- *   the reference sorts), then ours (Δlog-prob with CI, control Δ, specificity with CI).
+ * - `analysis/ablation_importance.csv`: the reference's five columns first, then ours (Δlog-prob with
+ *   CI, control Δ, specificity with CI).
  * - `analysis/selected_layers.json`: `{attn, mlp}` in importance order, by `analysis.selection_criterion`
  *   with `analysis.topk_layers_for_generation` per component.
  * - `analysis/random_ablation_specs.json`: `{mode, seed, selected, draws}` with
@@ -19,20 +18,20 @@
  */
 
 import { ablationScan as runScan, type ScanRow } from "../../../lib/interp/ablation_scan.ts";
-import { randomDraws, referenceImportanceRows, selectComponents, type SelectedLayers } from "../selection.ts";
-import { toCsv } from "../events.ts";
 import { createProgress } from "../../../lib/util/progress.ts";
-import { assertWritable, writeArtifact } from "../run.ts";
-import { ensureModel, lockRun, recordStep, say, type StepContext } from "./context.ts";
-import type { RandomAblationSpecs } from "./generate.ts";
-import { type AnalysisItems, analysisItems, type AnalysisStepOptions, statsOptions } from "./logit_lens.ts";
-
-/** Files written by {@linkcode ablationScan}. */
-export const SCAN_OUTPUTS = [
-  "analysis/ablation_importance.csv",
-  "analysis/selected_layers.json",
-  "analysis/random_ablation_specs.json",
-] as const;
+import { type AnalysisItems, analysisItems } from "../analysis_items.ts";
+import { type RandomAblationSpecs, SCAN_OUTPUTS, writeScanTables } from "../artifacts/scan.ts";
+import {
+  type AnalysisStepOptions,
+  ensureModel,
+  lockRun,
+  type ModelContext,
+  recordStep,
+  say,
+} from "../context.ts";
+import { assertWritable } from "../run.ts";
+import { randomDraws, selectComponents, type SelectedLayers } from "../selection.ts";
+import { ablationScale, statsOptions } from "../settings.ts";
 
 /** Result of {@linkcode ablationScan}. */
 export interface AblationScanResult {
@@ -42,26 +41,14 @@ export interface AblationScanResult {
   readonly random: RandomAblationSpecs;
 }
 
-/** Rows of `ablation_importance.csv`: the reference's columns and order, then ours. */
-export function importanceTable(rows: readonly ScanRow[]): Record<string, unknown>[] {
-  const ours = new Map(rows.map((r) => [`${r.layer}|${r.component}`, r]));
-  return referenceImportanceRows(rows).map((ref) => {
-    const { layer: _l, component: _c, n_events: _n, delta_logit_mean: _m, delta_logit_std: _s, ...rest } =
-      ours.get(
-        `${ref.layer}|${ref.component}`,
-      )!;
-    return { ...ref, ...rest };
-  });
-}
-
 /**
  * Run the scan, select components, draw random controls.
  *
- * @param ctx Run context (loads the model).
+ * @param ctx The config, the run, and the model slot (loads the model).
  * @param options Variant, force.
  */
 export async function ablationScan(
-  ctx: StepContext,
+  ctx: ModelContext,
   options: AnalysisStepOptions = {},
 ): Promise<AblationScanResult> {
   await using _lock = await lockRun(ctx, "ablation-scan");
@@ -82,7 +69,7 @@ export async function ablationScan(
     }
   }
   let progress: ReturnType<typeof createProgress> | undefined;
-  const scale = cfg.ablation_generation.mode === "zero" ? 0 : cfg.ablation_generation.scale;
+  const scale = ablationScale(cfg);
   const rows = await runScan(model, items.events, items.controls, {
     components: [...cfg.analysis.ablation_components],
     ...(layers ? { layers } : {}),
@@ -113,15 +100,8 @@ export async function ablationScan(
     mode,
   });
   const random: RandomAblationSpecs = { mode, seed, selected, draws };
-  await writeArtifact(
-    ctx.run,
-    SCAN_OUTPUTS[0],
-    toCsv(importanceTable(rows), undefined, ["delta_wait_logit_mean", "delta_wait_logit_std"]),
-    { overwrite },
-  );
-  await writeArtifact(ctx.run, SCAN_OUTPUTS[1], selected, { overwrite });
-  await writeArtifact(ctx.run, SCAN_OUTPUTS[2], random, { overwrite });
-  await recordStep(ctx, "ablation-scan", {
+  await writeScanTables(ctx.run, { rows, selected, random }, { overwrite });
+  await recordStep(ctx.run, "ablation-scan", {
     variant: items.variant,
     n_events: items.events.length,
     n_controls: items.controls.length,

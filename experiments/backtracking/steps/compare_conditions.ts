@@ -13,70 +13,19 @@
  */
 
 import type { EventRow } from "../event_row.ts";
-import { toCsv } from "../events.ts";
+import { compareToBaseline, conditionComparisonReference, summarizeCondition } from "../metrics.ts";
+import { assertWritable } from "../run.ts";
+import { defaultAnalysisVariant, statsOptions } from "../settings.ts";
 import {
-  compareToBaseline,
-  comparisonColumns,
-  conditionComparisonReference,
-  type ConditionSummary,
-  degenerationColumns,
-  type PairedComparison,
-  summarizeCondition,
-} from "../metrics.ts";
-import { assertWritable, writeArtifact } from "../run.ts";
-import {
-  compareConditionNames,
-  defaultAnalysisVariant,
-  isPhase1Condition,
-  lockRun,
-  recordStep,
-  say,
-  type StepContext,
-} from "./context.ts";
-import { readEvents } from "./detect_events.ts";
-import { type AnalysisStepOptions, statsOptions } from "./logit_lens.ts";
+  COMPARE_OUTPUTS,
+  type CompareConditionsResult,
+  type ConditionEntry,
+  writeConditionComparison,
+} from "../artifacts/comparisons.ts";
+import { readEvents } from "../artifacts/events.ts";
+import { compareConditionNames, isPhase1Condition } from "../artifacts/generations.ts";
+import { type AnalysisStepOptions, lockRun, recordStep, type RunContext, say } from "../context.ts";
 
-/** Files written by {@linkcode compareConditions}. */
-export const COMPARE_OUTPUTS = [
-  "analysis/condition_comparison.csv",
-  "analysis/condition_comparison_corrected.json",
-  "analysis/condition_comparison_corrected.csv",
-] as const;
-
-/** One condition of the corrected comparison. */
-export interface ConditionEntry {
-  readonly condition: string;
-  readonly summary: ConditionSummary;
-  /** Paired comparison with the baseline (undefined for the baseline itself). */
-  readonly vs_baseline: PairedComparison | undefined;
-}
-
-/** Result of {@linkcode compareConditions}. */
-export interface CompareConditionsResult {
-  readonly variant: string;
-  readonly conditions: ConditionEntry[];
-}
-
-/** A compact row per condition (for the CSV and quick tables). */
-export function compactConditionRow(variant: string, e: ConditionEntry): Record<string, unknown> {
-  const s = e.summary;
-  return {
-    variant,
-    condition: e.condition,
-    n: s.n,
-    problems: s.problems,
-    bt_rate: s.bt_rate.value,
-    bt_rate_lower: s.bt_rate.bootstrap.lower,
-    bt_rate_upper: s.bt_rate.bootstrap.upper,
-    accuracy: s.accuracy.value,
-    accuracy_lower: s.accuracy.bootstrap.lower,
-    accuracy_upper: s.accuracy.bootstrap.upper,
-    ...degenerationColumns(s),
-    ...comparisonColumns(e.vs_baseline),
-  };
-}
-
-/** Whether a condition belongs to the phase-1 comparison (phase-2 settings have their own tables). */
 export { isPhase1Condition };
 
 /**
@@ -97,19 +46,19 @@ export function byCondition(rows: readonly EventRow[], variant: string): Map<str
 /**
  * Compare the conditions of one variant.
  *
- * @param ctx Run context (no model needed).
+ * @param ctx The config and the run (no model needed).
  * @param options Variant (default the analysis variant), force.
  * @throws {Error} when the variant has no baseline rows.
  */
 export async function compareConditions(
-  ctx: StepContext,
+  ctx: RunContext,
   options: AnalysisStepOptions = {},
 ): Promise<CompareConditionsResult> {
   await using _lock = await lockRun(ctx, "compare-conditions");
   const overwrite = options.force ?? false;
   await assertWritable(ctx.run, COMPARE_OUTPUTS, { overwrite });
   const variant = options.variant ?? defaultAnalysisVariant(ctx.config);
-  const rows = await readEvents(ctx);
+  const rows = await readEvents(ctx.run);
   const groups = byCondition(rows, variant);
   const base = groups.get("baseline");
   if (!base) throw new Error(`No baseline rows for variant "${variant}" in backtracking_events.csv`);
@@ -119,31 +68,21 @@ export async function compareConditions(
     summary: summarizeCondition(g, opts),
     vs_baseline: condition === "baseline" ? undefined : compareToBaseline(base, g, opts),
   }));
-  await writeArtifact(
+  await writeConditionComparison(
     ctx.run,
-    COMPARE_OUTPUTS[0],
-    toCsv(
-      conditionComparisonReference(
-        rows.filter((r) => isPhase1Condition(r.condition)).sort((a, b) =>
-          compareConditionNames(a.condition, b.condition)
-        ),
-        variant,
+    conditionComparisonReference(
+      rows.filter((r) => isPhase1Condition(r.condition)).sort((a, b) =>
+        compareConditionNames(a.condition, b.condition)
       ),
-      undefined,
-      ["backtracking_rate", "accuracy"],
+      variant,
     ),
+    { variant, conditions },
     { overwrite },
   );
-  await writeArtifact(ctx.run, COMPARE_OUTPUTS[1], { variant, conditions }, { overwrite });
-  await writeArtifact(
-    ctx.run,
-    COMPARE_OUTPUTS[2],
-    toCsv(conditions.map((e) => compactConditionRow(variant, e))),
-    {
-      overwrite,
-    },
-  );
-  await recordStep(ctx, "compare-conditions", { variant, conditions: conditions.map((c) => c.condition) });
+  await recordStep(ctx.run, "compare-conditions", {
+    variant,
+    conditions: conditions.map((c) => c.condition),
+  });
   say(
     ctx,
     `compare-conditions: ${variant}: ${

@@ -1,5 +1,5 @@
 /**
- * Step `detect-events`: every Phase-1 generation store of the run (not the `phase2_*` settings) → `analysis/backtracking_events.csv` (the
+ * Step `detect-events`: every generation store of the run → `analysis/backtracking_events.csv` (the
  * reference's 17 columns, then ours), `analysis/summary_metrics.json` (the reference's semantics: all
  * rows pooled, its two accuracy definitions) and `analysis/summary_metrics_corrected.json` (one summary
  * with CIs per variant × condition, never pooled).
@@ -8,35 +8,20 @@
  */
 
 import type { EventRow } from "../event_row.ts";
-import {
-  buildEventRows,
-  correctedSummary,
-  eventOptionsFromConfig,
-  eventsToCsv,
-  type ProblemGold,
-  readEventsCsv,
-} from "../events.ts";
-import { readStore, timingsPathFor } from "../../../lib/generate/records.ts";
-import { formatReferenceSummaryJson, summaryMetricsReference } from "../metrics.ts";
-import { findVariant, reasoningCloseTag } from "../prompts.ts";
-import { artifactPath, assertWritable, writeArtifact } from "../run.ts";
+import { buildEventRows, type ProblemGold } from "../events.ts";
+import { assertWritable } from "../run.ts";
+import { detectionOptions } from "../settings.ts";
+import { DETECT_OUTPUTS, writeEventTables } from "../artifacts/events.ts";
+import { listGenerationStores, readGenerationStore } from "../artifacts/generations.ts";
+import { readProblems } from "../artifacts/problems.ts";
 import {
   ensureTokenizer,
-  listGenerationStores,
   lockRun,
-  readProblems,
+  type ModelContext,
   recordStep,
   say,
-  type StepContext,
   type StepOptions,
-} from "./context.ts";
-
-/** Files written by {@linkcode detectEvents}. */
-export const DETECT_OUTPUTS = [
-  "analysis/backtracking_events.csv",
-  "analysis/summary_metrics.json",
-  "analysis/summary_metrics_corrected.json",
-] as const;
+} from "../context.ts";
 
 /** Result of {@linkcode detectEvents}. */
 export interface DetectEventsResult {
@@ -49,16 +34,17 @@ export interface DetectEventsResult {
 /**
  * Detect backtracking and score answers for every stored sample.
  *
- * @param ctx Run context (only the tokenizer is loaded).
+ * @param ctx The config, the run, and the model slot (only the tokenizer is loaded).
  * @param options `force`: replace existing outputs (needed when re-run after the ablation conditions).
  * @throws {Error} when there are no generations, or outputs exist and `force` is not set.
  */
-export async function detectEvents(ctx: StepContext, options: StepOptions = {}): Promise<DetectEventsResult> {
+export async function detectEvents(
+  ctx: ModelContext,
+  options: StepOptions = {},
+): Promise<DetectEventsResult> {
   await using _lock = await lockRun(ctx, "detect-events");
   const overwrite = options.force ?? false;
   await assertWritable(ctx.run, DETECT_OUTPUTS, { overwrite });
-  // Phase-1 stores only: Phase-2 settings have their own tables (a re-run after Phase 2 must give the
-  // same events table as before it).
   const stores = await listGenerationStores(ctx, { phase1Only: true });
   if (stores.length === 0) {
     throw new Error(`No generations under ${ctx.run.dir}/generations; run \`bt generate\` first`);
@@ -66,18 +52,11 @@ export async function detectEvents(ctx: StepContext, options: StepOptions = {}):
   const tokenizer = await ensureTokenizer(ctx);
   const problems = new Map<number, ProblemGold>((await readProblems(ctx.run)).map((p) => [p.id, p]));
   const cfg = ctx.config;
-  const closeTag = (variant: string) => {
-    try {
-      return reasoningCloseTag(findVariant(cfg.prompting, variant));
-    } catch {
-      return "</think>";
-    }
-  };
-  const opts = eventOptionsFromConfig(cfg, closeTag);
+  const opts = detectionOptions(cfg);
   const rows: EventRow[] = [];
   let textMismatches = 0, missingProblems = 0;
   for (const s of stores) {
-    const records = await readStore(s.path, timingsPathFor(s.path));
+    const records = await readGenerationStore(s.path);
     const built = buildEventRows(records, problems, tokenizer, opts);
     rows.push(...built.rows);
     textMismatches += built.textMismatches;
@@ -91,12 +70,8 @@ export async function detectEvents(ctx: StepContext, options: StepOptions = {}):
         `of their token ids; the decode was used`,
     );
   }
-  await writeArtifact(ctx.run, DETECT_OUTPUTS[0], eventsToCsv(rows), { overwrite });
-  await writeArtifact(ctx.run, DETECT_OUTPUTS[1], formatReferenceSummaryJson(summaryMetricsReference(rows)), {
-    overwrite,
-  });
-  await writeArtifact(ctx.run, DETECT_OUTPUTS[2], correctedSummary(rows, cfg), { overwrite });
-  await recordStep(ctx, "detect-events", {
+  await writeEventTables(ctx.run, rows, cfg, { overwrite });
+  await recordStep(ctx.run, "detect-events", {
     rows: rows.length,
     stores: stores.map((s) => `${s.variant}/${s.condition}`),
     text_mismatches: textMismatches,
@@ -104,9 +79,4 @@ export async function detectEvents(ctx: StepContext, options: StepOptions = {}):
   });
   say(ctx, `detect-events: ${rows.length} samples from ${stores.length} store(s)`);
   return { rows, stores: stores.length, textMismatches, missingProblems };
-}
-
-/** The run's event rows (`analysis/backtracking_events.csv`). */
-export async function readEvents(ctx: Pick<StepContext, "run">): Promise<EventRow[]> {
-  return await readEventsCsv(artifactPath(ctx.run, DETECT_OUTPUTS[0]));
 }

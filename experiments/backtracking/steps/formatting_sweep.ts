@@ -10,43 +10,28 @@
  * @module
  */
 
-import { toCsv } from "../events.ts";
 import { compareToBaseline, formattingSummaryReference, summarizeCondition } from "../metrics.ts";
-import { assertWritable, writeArtifact } from "../run.ts";
-import {
-  compactConditionRow,
-  type CompareConditionsResult,
-  type ConditionEntry,
-} from "./compare_conditions.ts";
-import { lockRun, recordStep, say, type StepContext, type StepOptions } from "./context.ts";
-import { readEvents } from "./detect_events.ts";
-import { statsOptions } from "./logit_lens.ts";
-
-/** Files written by {@linkcode formattingSweep}. */
-export const FORMATTING_OUTPUTS = [
-  "analysis/formatting_summary.csv",
-  "analysis/formatting_summary_corrected.json",
-  "analysis/formatting_summary_corrected.csv",
-] as const;
-
-/** One variant of the corrected sweep (`condition` holds the variant name; comparisons are vs the first). */
-export type VariantEntry = ConditionEntry;
+import { assertWritable } from "../run.ts";
+import { statsOptions } from "../settings.ts";
+import { readEvents } from "../artifacts/events.ts";
+import { FORMATTING_OUTPUTS, type VariantEntry, writeFormattingSummary } from "../artifacts/formatting.ts";
+import { lockRun, recordStep, type RunContext, say, type StepOptions } from "../context.ts";
 
 /**
  * Summarise the baseline samples of every variant.
  *
- * @param ctx Run context (no model needed).
+ * @param ctx The config and the run (no model needed).
  * @param options force.
  * @throws {Error} when no variant has baseline rows.
  */
 export async function formattingSweep(
-  ctx: StepContext,
+  ctx: RunContext,
   options: StepOptions = {},
 ): Promise<{ variants: VariantEntry[]; reference: ReturnType<typeof formattingSummaryReference> }> {
   await using _lock = await lockRun(ctx, "formatting-sweep");
   const overwrite = options.force ?? false;
   await assertWritable(ctx.run, FORMATTING_OUTPUTS, { overwrite });
-  const rows = (await readEvents(ctx)).filter((r) => r.condition === "baseline");
+  const rows = (await readEvents(ctx.run)).filter((r) => r.condition === "baseline");
   const names = ctx.config.prompting.formatting_variants.map((v) => v.name).filter((v) =>
     rows.some((r) => r.variant === v)
   );
@@ -62,31 +47,8 @@ export async function formattingSweep(
     };
   });
   const reference = formattingSummaryReference(rows, { variants: names });
-  await writeArtifact(
-    ctx.run,
-    FORMATTING_OUTPUTS[0],
-    toCsv(reference, undefined, ["backtracking_rate", "accuracy"]),
-    { overwrite },
-  );
-  const result: CompareConditionsResult = { variant: "baseline", conditions: variants };
-  await writeArtifact(
-    ctx.run,
-    FORMATTING_OUTPUTS[1],
-    { compared_to: names[0], variants: result.conditions },
-    {
-      overwrite,
-    },
-  );
-  await writeArtifact(
-    ctx.run,
-    FORMATTING_OUTPUTS[2],
-    toCsv(variants.map((e) => {
-      const { variant: _v, condition, ...rest } = compactConditionRow("", e);
-      return { variant: condition, ...rest };
-    })),
-    { overwrite },
-  );
-  await recordStep(ctx, "formatting-sweep", { variants: names });
+  await writeFormattingSummary(ctx.run, reference, { compared_to: names[0]!, variants }, { overwrite });
+  await recordStep(ctx.run, "formatting-sweep", { variants: names });
   say(
     ctx,
     `formatting-sweep: ${

@@ -21,36 +21,18 @@
 
 import type { Config } from "../config.ts";
 import { generateToStore } from "../../../lib/generate/run_generation.ts";
-import { timingsPathFor } from "../../../lib/generate/records.ts";
 import type { Intervention } from "../../../lib/engine/hooks.ts";
 import { buildPrompt } from "../prompts.ts";
-import { artifactPath } from "../run.ts";
+import { ablationScale, defaultAnalysisVariant, generationSettings } from "../settings.ts";
+import { generationFile, prepareGenerationStore } from "../artifacts/generations.ts";
+import { readProblems } from "../artifacts/problems.ts";
 import {
-  defaultAnalysisVariant,
-  ensureModel,
-  generationFile,
-  generationSettings,
-  lockRun,
-  readProblems,
-  recordStep,
-  say,
-  type StepContext,
-  type StepOptions,
-} from "./context.ts";
-
-/** Layer lists per component type. */
-export interface LayerSpec {
-  readonly attn: readonly number[];
-  readonly mlp: readonly number[];
-}
-
-/** `analysis/random_ablation_specs.json`. */
-export interface RandomAblationSpecs {
-  readonly mode: "reference" | "matched";
-  readonly seed: number;
-  readonly draws: readonly LayerSpec[];
-  readonly selected: LayerSpec;
-}
+  type LayerSpec,
+  type RandomAblationSpecs,
+  readRandomAblationSpecs,
+  readSelectedLayers,
+} from "../artifacts/scan.ts";
+import { ensureModel, lockRun, type ModelContext, recordStep, say, type StepOptions } from "../context.ts";
 
 /** Options of {@linkcode generate}. */
 export interface GenerateStepOptions extends StepOptions {
@@ -72,39 +54,26 @@ export interface GeneratedStore {
 
 /** The interventions of a layer spec: attention hooks then MLP hooks, scaled by the configured value. */
 export function specInterventions(spec: LayerSpec, config: Config): Intervention[] {
-  const value = config.ablation_generation.mode === "zero" ? 0 : config.ablation_generation.scale;
+  const value = ablationScale(config);
   return [
     ...spec.attn.map((l) => ({ hook: `blocks.${l}.hook_attn_out` as const, op: "scale" as const, value })),
     ...spec.mlp.map((l) => ({ hook: `blocks.${l}.hook_mlp_out` as const, op: "scale" as const, value })),
   ];
 }
 
-async function readJson<T>(ctx: StepContext, rel: string, producer: string): Promise<T> {
-  const path = artifactPath(ctx.run, rel);
-  try {
-    return JSON.parse(await Deno.readTextFile(path)) as T;
-  } catch (e) {
-    throw new Error(`Cannot read ${path}: ${(e as Error).message}; run ${producer} first`, { cause: e });
-  }
-}
-
 /** The (condition name, layer spec) pairs a condition argument stands for. */
 export async function conditionSpecs(
-  ctx: StepContext,
+  ctx: Pick<ModelContext, "run">,
   condition: string,
 ): Promise<{ condition: string; spec: LayerSpec | undefined }[]> {
   if (condition === "baseline") return [{ condition, spec: undefined }];
   if (condition === "targeted_ablation") {
-    const sel = await readJson<LayerSpec>(ctx, "analysis/selected_layers.json", "ablation-scan");
+    const sel = await readSelectedLayers(ctx.run);
     return [{ condition, spec: sel }];
   }
   const m = /^random_ablation(?:_(\d+))?$/.exec(condition);
   if (m) {
-    const specs = await readJson<RandomAblationSpecs>(
-      ctx,
-      "analysis/random_ablation_specs.json",
-      "ablation-scan",
-    );
+    const specs: RandomAblationSpecs = await readRandomAblationSpecs(ctx.run);
     const names = specs.draws.map((
       _,
       k,
@@ -129,13 +98,13 @@ export async function conditionSpecs(
 /**
  * Generate one condition (all its variants / draws) into the run's stores.
  *
- * @param ctx Run context (the model is loaded on first use).
+ * @param ctx The config, the run, and the model slot (the model is loaded on first use).
  * @param options Condition, variant, force (delete the store and regenerate it from scratch).
  * @returns The stores written, with counts of new and resumed samples.
  * @throws {Error} when an ablation's layer file is missing (run ablation-scan first).
  */
 export async function generate(
-  ctx: StepContext,
+  ctx: ModelContext,
   options: GenerateStepOptions = {},
 ): Promise<GeneratedStore[]> {
   await using _lock = await lockRun(ctx, "generate");
@@ -167,13 +136,9 @@ export async function generate(
         continue;
       }
       const rel = generationFile(variant, cond);
-      const path = artifactPath(ctx.run, rel);
-      await Deno.mkdir(artifactPath(ctx.run, `generations/${variant}`), { recursive: true });
-      if (options.force) {
-        for (const p of [path, timingsPathFor(path)]) await Deno.remove(p).catch(() => {});
-      }
+      const path = await prepareGenerationStore(ctx.run, variant, cond, { fresh: options.force ?? false });
       const res = await generateToStore(model, prompts, {
-        ...generationSettings(ctx, loaded),
+        ...generationSettings(cfg, loaded, ctx.progress),
         path,
         variant,
         condition: cond,
@@ -191,7 +156,7 @@ export async function generate(
       });
     }
   }
-  await recordStep(ctx, `generate:${condition}`, {
+  await recordStep(ctx.run, `generate:${condition}`, {
     stores: out.map((s) => ({
       variant: s.variant,
       condition: s.condition,

@@ -8,7 +8,7 @@
 import type { Config } from "../config.ts";
 import type { ProgressMode } from "../../../lib/util/progress.ts";
 import { createRun } from "../run.ts";
-import { say, type StepContext, type StepOptions } from "./context.ts";
+import { say, type StepContext, type StepOptions } from "../context.ts";
 
 /** Options of {@linkcode initRun}. */
 export interface InitRunOptions extends StepOptions {

@@ -2,14 +2,14 @@
  * Step `make-report`: the figures (SVG + PNG) from the run's analysis files, saved in
  * `runs/<id>/figures/` and copied to the project's `figures/`, and `runs/<id>/report.md`.
  *
- * Every figure is made only when its inputs exist, so a partial run still gets a partial report.
+ * Every figure is made only when its inputs exist, so a partial run still gets a partial report. Inputs are
+ * read through the artifact readers (`artifacts/`).
  *
  * @module
  */
 
 import { join } from "node:path";
 import type { EventRow } from "../event_row.ts";
-import { parseCsv } from "../../../lib/tables/table.ts";
 import { summarizeCondition } from "../metrics.ts";
 import {
   type AblationBar,
@@ -26,20 +26,15 @@ import {
   valueCI,
 } from "../figures.ts";
 import { artifactPath, copyFiguresToProject, readMeta, writeArtifact } from "../run.ts";
-import type { LensReportRow } from "../report.ts";
+import { type LensReportRow, renderReport, type ScanReportRow } from "../report.ts";
 import { clusteredMeanCI } from "../../../lib/stats/stats.ts";
-import {
-  defaultAnalysisVariant,
-  lockRun,
-  recordStep,
-  say,
-  type StepContext,
-  type StepOptions,
-} from "./context.ts";
-import { readEvents } from "./detect_events.ts";
-import { statsOptions } from "./logit_lens.ts";
-import { renderReport, type ScanReportRow } from "../report.ts";
-import { type ReportInputs, reportParts } from "./report_parts.ts";
+import { defaultAnalysisVariant, statsOptions } from "../settings.ts";
+import { readEvents } from "../artifacts/events.ts";
+import { ifPresent } from "../artifacts/files.ts";
+import { readLensItems, readLensSummary } from "../artifacts/lens.ts";
+import { type LayerSpec, readImportanceTable, readSelectedLayers } from "../artifacts/scan.ts";
+import { lockRun, recordStep, type RunContext, say, type StepOptions } from "../context.ts";
+import { type ReportInputs, reportParts } from "../report_parts.ts";
 
 /** Options of {@linkcode makeReport}. */
 export interface MakeReportOptions extends StepOptions {
@@ -54,26 +49,6 @@ export interface MakeReportResult {
   readonly copied: string[];
 }
 
-async function readCsvRecords(path: string): Promise<Record<string, string>[] | undefined> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch {
-    return undefined;
-  }
-  return parseCsv(text).records;
-}
-
-async function readJsonFile<T>(path: string): Promise<T | undefined> {
-  try {
-    return JSON.parse(await Deno.readTextFile(path)) as T;
-  } catch {
-    return undefined;
-  }
-}
-
-const num = (s: string | undefined) => (s === undefined || s === "" ? NaN : Number(s === "nan" ? NaN : s));
-
 /** Condition kind for colouring. */
 function conditionKind(c: string): ConditionRate["kind"] {
   if (c === "baseline") return "baseline";
@@ -83,20 +58,20 @@ function conditionKind(c: string): ConditionRate["kind"] {
 }
 
 /** Figure data and figures from the run's files (missing inputs → figure skipped). */
-export async function buildFigures(ctx: StepContext, rows: readonly EventRow[]): Promise<Figure[]> {
+export async function buildFigures(ctx: RunContext, rows: readonly EventRow[]): Promise<Figure[]> {
   return (await buildFiguresAndTables(ctx, rows)).figures;
 }
 
 /** Figures plus the lens and scan tables of the report. */
 export async function buildFiguresAndTables(
-  ctx: StepContext,
+  ctx: RunContext,
   rows: readonly EventRow[],
 ): Promise<
   {
     figures: Figure[];
     lens: LensReportRow[];
     scan: ScanReportRow[];
-    selected?: { attn: number[]; mlp: number[] };
+    selected?: LayerSpec;
   }
 > {
   const cfg = ctx.config;
@@ -131,13 +106,13 @@ export async function buildFiguresAndTables(
       return { condition: c, kind: conditionKind(c), n: s.n, ...valueCI(s.bt_rate) };
     })));
   }
-  const items = await readCsvRecords(artifactPath(ctx.run, "analysis/logit_lens_items.csv"));
+  const items = await ifPresent(() => readLensItems(ctx.run));
   if (items && items.length > 0) {
     const groups = new Map<string, { cluster: number; value: number }[]>();
     for (const r of items) {
       const key = `${r.group}|${r.layer}`;
       const list = groups.get(key) ?? [];
-      list.push({ cluster: num(r.example_id), value: num(r.logprob) });
+      list.push({ cluster: r.example_id, value: r.logprob });
       groups.set(key, list);
     }
     const points: LensPoint[] = [...groups.entries()].map(([k, obs]) => {
@@ -152,9 +127,9 @@ export async function buildFiguresAndTables(
       };
     });
     figs.push(logitLensByLayer(points, { metric: "logprob" }));
-    const summary = await readCsvRecords(artifactPath(ctx.run, "analysis/logit_lens.csv")) ?? [];
+    const summary = await ifPresent(() => readLensSummary(ctx.run)) ?? [];
     for (const s of summary) {
-      const layer = num(s.layer);
+      const layer = s.layer;
       const b = points.find((p) => p.layer === layer && p.series === "backtracking");
       const c = points.find((p) => p.layer === layer && p.series === "control");
       lens.push({
@@ -165,43 +140,41 @@ export async function buildFiguresAndTables(
         control_mean: c?.value ?? NaN,
         control_lower: c?.lower ?? NaN,
         control_upper: c?.upper ?? NaN,
-        diff: num(s.diff_logprob_estimate),
-        diff_lower: num(s.diff_logprob_lower),
-        diff_upper: num(s.diff_logprob_upper),
-        n_bt: num(s.n_bt),
-        n_control: num(s.n_control),
+        diff: s.diff_logprob_estimate,
+        diff_lower: s.diff_logprob_lower,
+        diff_upper: s.diff_logprob_upper,
+        n_bt: s.n_bt,
+        n_control: s.n_control,
       });
     }
   }
-  const imp = await readCsvRecords(artifactPath(ctx.run, "analysis/ablation_importance.csv"));
-  const selected = await readJsonFile<{ attn: number[]; mlp: number[] }>(
-    artifactPath(ctx.run, "analysis/selected_layers.json"),
-  );
+  const imp = await ifPresent(() => readImportanceTable(ctx.run));
+  const selected = await ifPresent(() => readSelectedLayers(ctx.run));
   if (imp && imp.length > 0) {
     const spec = cfg.analysis.selection_criterion === "specificity";
     const bars: AblationBar[] = imp.map((r) => {
-      const component = r.component === "attn" ? "attn" as const : "mlp" as const;
-      const value = num(spec ? r.specificity_mean : r.delta_logprob_mean);
-      const lower = num(spec ? r.specificity_lower : r.delta_logprob_lower);
-      const upper = num(spec ? r.specificity_upper : r.delta_logprob_upper);
+      const component = r.component;
+      const value = spec ? r.specificity_mean : r.delta_logprob_mean;
+      const lower = spec ? r.specificity_lower : r.delta_logprob_lower;
+      const upper = spec ? r.specificity_upper : r.delta_logprob_upper;
       return {
-        layer: num(r.layer),
+        layer: r.layer,
         component,
         value,
         lower: Number.isFinite(lower) ? Math.min(lower, value) : value,
         upper: Number.isFinite(upper) ? Math.max(upper, value) : value,
-        highlight: selected?.[component].includes(num(r.layer)) ?? false,
+        highlight: selected?.[component].includes(r.layer) ?? false,
       };
     });
     for (const r of imp) {
       scan.push({
-        layer: num(r.layer),
-        component: r.component === "attn" ? "attn" : "mlp",
-        mean: num(r.delta_logprob_mean),
-        lower: num(r.delta_logprob_lower),
-        upper: num(r.delta_logprob_upper),
-        specificity: num(r.specificity_mean),
-        n_events: num(r.n_events),
+        layer: r.layer,
+        component: r.component,
+        mean: r.delta_logprob_mean,
+        lower: r.delta_logprob_lower,
+        upper: r.delta_logprob_upper,
+        specificity: r.specificity_mean,
+        n_events: r.n_events,
       });
     }
     figs.push(ablationImportanceByLayer(bars, {
@@ -216,11 +189,11 @@ export async function buildFiguresAndTables(
 /**
  * Make the figures and the report.
  *
- * @param ctx Run context (no model needed).
+ * @param ctx The config and the run (no model needed).
  * @param options force (replace report.md), projectFigures.
  */
 export async function makeReport(
-  ctx: StepContext,
+  ctx: RunContext,
   options: MakeReportOptions = {},
 ): Promise<MakeReportResult> {
   await using _lock = await lockRun(ctx, "make-report");
@@ -234,7 +207,7 @@ export async function makeReport(
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
   }
-  const rows = await readEvents(ctx);
+  const rows = await readEvents(ctx.run);
   const built = await buildFiguresAndTables(ctx, rows);
   const figs = built.figures;
   const figDir = artifactPath(ctx.run, "figures");
@@ -256,7 +229,7 @@ export async function makeReport(
   };
   const text = renderReport(ctx.run.dir, { ...reportParts(ctx, rows, inputs), meta });
   const reportPath = await writeArtifact(ctx.run, rel, text, { overwrite });
-  await recordStep(ctx, "make-report", { figures: figs.map((f) => f.name), copied: copied.length });
+  await recordStep(ctx.run, "make-report", { figures: figs.map((f) => f.name), copied: copied.length });
   say(ctx, `make-report: ${figs.length} figure(s), report at ${join(ctx.run.dir, rel)}`);
   return { reportPath, figures, copied };
 }

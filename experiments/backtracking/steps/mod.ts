@@ -1,6 +1,12 @@
 /**
  * The pipeline steps, one function per step, each `(ctx, options) → result`: usable from notebooks and
- * from the CLI (`deno task bt <step>`).
+ * from the CLI (`deno task bt <step>`). A step takes the narrowest context it needs (`RunContext`: config
+ * and run folder; `ModelContext`: plus the model slot; see `../context.ts`), reads its inputs and writes its
+ * outputs through the artifact modules (`../artifacts/`), and imports no other step; only the
+ * orchestrators `runPipeline` and `runPhase2` call steps.
+ *
+ * For convenience this module also re-exports the context helpers and the artifact readers a notebook
+ * cell uses with the steps.
  *
  * @example
  * ```ts
@@ -15,20 +21,30 @@
  */
 
 export {
-  defaultAnalysisVariant,
+  type AnalysisStepOptions,
   disposeContext,
   ensureModel,
   ensureTokenizer,
-  eventsAndPool,
-  generationFile,
-  listGenerationStores,
+  type ModelContext,
   openContext,
-  readGenerations,
-  readProblems,
+  type RunContext,
   type StepContext,
   type StepOptions,
-  traceOf,
-} from "./context.ts";
+} from "../context.ts";
+export { defaultAnalysisVariant, statsOptions } from "../settings.ts";
+export { type AnalysisItems, analysisItems, eventsAndPool, traceOf } from "../analysis_items.ts";
+export {
+  type CompareConditionsResult,
+  DETECT_OUTPUTS,
+  generationFile,
+  importanceTable,
+  type LayerSpec,
+  listGenerationStores,
+  type RandomAblationSpecs,
+  readEvents,
+  readGenerations,
+  readProblems,
+} from "../artifacts/mod.ts";
 export { initRun, type InitRunOptions } from "./init_run.ts";
 export { prepareData, type PrepareDataResult, selectProblems, syntheticProblems } from "./prepare_data.ts";
 export {
@@ -36,24 +52,23 @@ export {
   generate,
   type GeneratedStore,
   type GenerateStepOptions,
-  type RandomAblationSpecs,
   specInterventions,
 } from "./generate.ts";
-export { DETECT_OUTPUTS, detectEvents, type DetectEventsResult, readEvents } from "./detect_events.ts";
-export {
-  type AnalysisItems,
-  analysisItems,
-  type AnalysisStepOptions,
-  logitLens,
-  type LogitLensResult,
-} from "./logit_lens.ts";
-export { ablationScan, type AblationScanResult, importanceTable } from "./ablation_scan.ts";
-export { compareConditions, type CompareConditionsResult } from "./compare_conditions.ts";
+export { detectEvents, type DetectEventsResult } from "./detect_events.ts";
+export { logitLens, type LogitLensResult } from "./logit_lens.ts";
+export { ablationScan, type AblationScanResult } from "./ablation_scan.ts";
+export { compareConditions } from "./compare_conditions.ts";
 export { formattingSweep } from "./formatting_sweep.ts";
 export { buildFigures, makeReport, type MakeReportOptions, type MakeReportResult } from "./make_report.ts";
 export { type PipelineOptions, type PipelineResult, runPipeline } from "./pipeline.ts";
-export { phase2Sweeps, type SweepsResult } from "./phase2_sweeps.ts";
-export { type ContinuationResult, phase2Continuation } from "./phase2_continuation.ts";
-export { phase2Steering, type SteeringResult } from "./phase2_steering.ts";
-export { type PatchingResult, phase2Patching } from "./phase2_patching.ts";
+export { phase2Sweeps } from "./phase2_sweeps.ts";
+export { phase2Continuation } from "./phase2_continuation.ts";
+export { phase2Steering } from "./phase2_steering.ts";
+export { phase2Patching } from "./phase2_patching.ts";
 export { type Phase2Result, runPhase2 } from "./phase2_run.ts";
+export type {
+  ContinuationResult,
+  PatchingResult,
+  SteeringResult,
+  SweepsResult,
+} from "../artifacts/phase2.ts";

@@ -17,54 +17,22 @@
 
 import { toCsv } from "../events.ts";
 import { selectEvents } from "../event_selection.ts";
-import {
-  continuationAblation,
-  type ContinuationRow,
-  type ContinuationSummaryRow,
-  summarizeContinuation,
-} from "../phase2/continuation.ts";
+import { continuationAblation, type ContinuationRow, summarizeContinuation } from "../phase2/continuation.ts";
 import { continuationOnsetProb } from "../phase2/figures.ts";
 import { describeSubset } from "../phase2/subsets.ts";
+import { phase2Setup, type Phase2StepOptions } from "../phase2/setup.ts";
 import { saveFigure } from "../figures.ts";
 import { artifactPath } from "../run.ts";
+import { eventSelectionMode, phase2Variant, samplingOptions, statsOptions } from "../settings.ts";
+import { baselineEvents } from "../analysis_items.ts";
+import { allExist } from "../artifacts/files.ts";
 import {
-  ensureModel,
-  eventsAndPool,
-  lockRun,
-  readGenerations,
-  recordStep,
-  say,
-  type StepContext,
-} from "./context.ts";
-import { readEvents } from "./detect_events.ts";
-import {
-  allExist,
-  type Phase2Section,
-  phase2Setup,
-  phase2Stats,
-  type Phase2StepOptions,
-  phase2Variant,
-  readResult,
-  writeOutput,
-} from "./phase2_common.ts";
-
-/** Files written by {@linkcode phase2Continuation}. */
-export const CONTINUATION_OUTPUTS = [
-  "analysis/continuation_ablation_results.csv",
-  "analysis/continuation_ablation_summary.csv",
-  "analysis/phase2_continuation.json",
-  "figures/continuation_onset_prob.svg",
-] as const;
-
-/** Result of {@linkcode phase2Continuation} (the content of `phase2_continuation.json`). */
-export interface ContinuationResult {
-  readonly variant: string;
-  readonly n_events: number;
-  readonly available_events: number;
-  readonly summary: ContinuationSummaryRow[];
-  readonly section: Phase2Section;
-  readonly status?: "ran" | "reused";
-}
+  CONTINUATION_OUTPUTS,
+  type ContinuationResult,
+  readContinuationResult,
+  writePhase2Output,
+} from "../artifacts/phase2.ts";
+import { ensureModel, lockRun, type ModelContext, recordStep, say } from "../context.ts";
 
 const fmt = (x: number, d = 3) => (Number.isFinite(x) ? x.toFixed(d) : "n/a");
 const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "n/a");
@@ -72,51 +40,44 @@ const pct = (x: number) => (Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "n
 /**
  * Run the continuation ablation (or reuse its outputs).
  *
- * @param ctx Run context (needs detect-events and, for derived subsets, the scan).
+ * @param ctx The config, the run, and the model slot (needs detect-events and, for derived subsets, the scan).
  * @param options `force`: recompute.
  * @throws {Error} when the variant has no strict BT event.
  */
 export async function phase2Continuation(
-  ctx: StepContext,
+  ctx: ModelContext,
   options: Phase2StepOptions = {},
 ): Promise<ContinuationResult> {
   await using _lock = await lockRun(ctx, "phase2-continuation");
-  if (!options.force && await allExist(ctx, CONTINUATION_OUTPUTS)) {
-    return { ...(await readResult<ContinuationResult>(ctx, CONTINUATION_OUTPUTS[2])), status: "reused" };
+  if (!options.force && await allExist(ctx.run, CONTINUATION_OUTPUTS)) {
+    return { ...(await readContinuationResult(ctx.run)), status: "reused" };
   }
   const cfg = ctx.config;
   const ca = cfg.phase2.continuation_ablation;
   const setup = await phase2Setup(ctx);
-  const variant = phase2Variant(ctx, ca.variant);
-  const rows = (await readEvents(ctx)).filter((r) => r.variant === variant && r.condition === "baseline");
-  const { events: all } = eventsAndPool(rows, await readGenerations(ctx.run, variant, "baseline"));
+  const variant = phase2Variant(cfg, ca.variant);
+  const { events: all } = await baselineEvents(ctx.run, variant);
   if (all.length === 0) {
     throw new Error(`Variant "${variant}" has no strict BT event for the continuation ablation`);
   }
   const events = selectEvents(all, {
     max: ca.max_events,
     seed: cfg.run.seed,
-    mode: cfg.analysis.event_selection === "random" ? "random_across_problems" : "file_order",
+    mode: eventSelectionMode(cfg),
   });
   const { model, tokenizer } = await ensureModel(ctx);
-  const g = cfg.generation;
   const results: ContinuationRow[] = await continuationAblation(model, events, {
     subsets: setup.subsets,
     scales: ca.scales,
-    sampling: {
-      temperature: g.temperature,
-      topP: g.top_p,
-      ...(g.top_k > 0 ? { topK: g.top_k } : {}),
-      greedy: !g.do_sample,
-    },
+    sampling: samplingOptions(cfg),
     seed: cfg.run.seed,
     tokenText: (id) => tokenizer.decode([id]),
     triggers: setup.triggers,
     variant,
   });
-  const summary = summarizeContinuation(results, phase2Stats(ctx), setup.triggers);
-  await writeOutput(ctx, CONTINUATION_OUTPUTS[0], toCsv(results));
-  await writeOutput(ctx, CONTINUATION_OUTPUTS[1], toCsv(summary));
+  const summary = summarizeContinuation(results, statsOptions(cfg), setup.triggers);
+  await writePhase2Output(ctx.run, CONTINUATION_OUTPUTS[0], toCsv(results));
+  await writePhase2Output(ctx.run, CONTINUATION_OUTPUTS[1], toCsv(summary));
   const allRows = summary.filter((r) => r.trigger === "all");
   const clean = results.length ? results.reduce((a, r) => a + r.clean_prob, 0) / results.length : NaN;
   const perEvent = results.length / Math.max(1, events.length);
@@ -177,8 +138,12 @@ export async function phase2Continuation(
     summary,
     section: { title: "Phase 2: continuation ablation at the onset", markdown: md },
   };
-  await writeOutput(ctx, CONTINUATION_OUTPUTS[2], result);
-  await recordStep(ctx, "phase2-continuation", { variant, n_events: events.length, rows: results.length });
+  await writePhase2Output(ctx.run, CONTINUATION_OUTPUTS[2], result);
+  await recordStep(ctx.run, "phase2-continuation", {
+    variant,
+    n_events: events.length,
+    rows: results.length,
+  });
   say(ctx, `phase2-continuation: ${events.length} events, ${results.length} measurements`);
   return { ...result, status: "ran" };
 }

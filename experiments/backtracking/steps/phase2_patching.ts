@@ -24,38 +24,22 @@ import {
   activationPatching,
   localise,
   type PatchDirection,
-  type PatchSummaryRow,
   summarizePatching,
 } from "../../../lib/interp/activation_patching.ts";
 import { saveFigure } from "../figures.ts";
 import { artifactPath } from "../run.ts";
-import { ensureModel, lockRun, recordStep, say, type StepContext } from "./context.ts";
-import { analysisItems } from "./logit_lens.ts";
+import { eventSelectionMode, phase2Variant, statsOptions } from "../settings.ts";
+import { analysisItems } from "../analysis_items.ts";
+import type { Phase2StepOptions } from "../phase2/setup.ts";
+import { allExist } from "../artifacts/files.ts";
 import {
-  allExist,
-  type Phase2Section,
-  phase2Stats,
-  type Phase2StepOptions,
-  phase2Variant,
-  readResult,
-  writeOutput,
-} from "./phase2_common.ts";
-
-/** Files written by {@linkcode phase2Patching}. */
-export const PATCHING_OUTPUTS = [
-  "analysis/patching_results.csv",
-  "analysis/patching_summary.csv",
-  "analysis/phase2_patching.json",
-  "figures/patching_bt_from_control.svg",
-] as const;
-
-/** The settings a patching result was made with (stored; outputs are reused only when they match). */
-export interface PatchingSettings {
-  readonly components: ("attn" | "mlp")[];
-  /** `"all"` or ascending layers. */
-  readonly layers: "all" | number[];
-  readonly max_events: number;
-}
+  PATCHING_OUTPUTS,
+  type PatchingResult,
+  type PatchingSettings,
+  readPatchingResult,
+  writePhase2Output,
+} from "../artifacts/phase2.ts";
+import { ensureModel, lockRun, type ModelContext, recordStep, say } from "../context.ts";
 
 /** The effective patching settings (`phase2.patching`, `max_events` null = the continuation ablation's). */
 export function patchingSettings(config: Config): PatchingSettings {
@@ -72,18 +56,13 @@ export function patchingSettings(config: Config): PatchingSettings {
  * controls matched to them, `matchedTo` re-indexed.
  */
 function capItems(
-  ctx: StepContext,
+  config: Config,
   events: readonly BacktrackEvent[],
   controls: readonly ControlPosition[],
   max: number,
 ): { events: BacktrackEvent[]; controls: ControlPosition[] } {
   if (events.length <= max) return { events: [...events], controls: [...controls] };
-  const cfg = ctx.config;
-  const kept = selectEvents(events, {
-    max,
-    seed: cfg.run.seed,
-    mode: cfg.analysis.event_selection === "random" ? "random_across_problems" : "file_order",
-  });
+  const kept = selectEvents(events, { max, seed: config.run.seed, mode: eventSelectionMode(config) });
   const index = new Map(kept.map((e, i) => [events.indexOf(e), i]));
   return {
     events: kept,
@@ -94,41 +73,28 @@ function capItems(
   };
 }
 
-/** Result of {@linkcode phase2Patching} (the content of `phase2_patching.json`). */
-export interface PatchingResult {
-  readonly variant: string;
-  readonly n_pairs: number;
-  /** What it was made with. */
-  readonly settings: PatchingSettings;
-  readonly summary: PatchSummaryRow[];
-  /** Per direction and trigger group: the component with the largest effect in the expected sign. */
-  readonly localisation: PatchSummaryRow[];
-  readonly section: Phase2Section;
-  readonly status?: "ran" | "reused";
-}
-
 const DIRECTIONS: readonly PatchDirection[] = ["bt_from_control", "control_from_bt"];
 const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "n/a");
 
 /**
  * Run the patching (or reuse its outputs).
  *
- * @param ctx Run context (needs detect-events).
+ * @param ctx The config, the run, and the model slot (needs detect-events).
  * @param options `force`: recompute.
  * @throws {RangeError} when `phase2.patching.layers` names a layer the model lacks.
  */
 export async function phase2Patching(
-  ctx: StepContext,
+  ctx: ModelContext,
   options: Phase2StepOptions = {},
 ): Promise<PatchingResult> {
   await using _lock = await lockRun(ctx, "phase2-patching");
   const settings = patchingSettings(ctx.config);
-  if (!options.force && await allExist(ctx, PATCHING_OUTPUTS)) {
-    const stored = await readResult<PatchingResult>(ctx, PATCHING_OUTPUTS[2]);
+  if (!options.force && await allExist(ctx.run, PATCHING_OUTPUTS)) {
+    const stored = await readPatchingResult(ctx.run);
     if (JSON.stringify(stored.settings) === JSON.stringify(settings)) return { ...stored, status: "reused" };
     say(ctx, "phase2-patching: settings changed since the outputs were made; recomputing");
   }
-  const variant = phase2Variant(ctx);
+  const variant = phase2Variant(ctx.config);
   const { model } = await ensureModel(ctx);
   const L = model.config.numLayers;
   const layers = settings.layers === "all" ? Array.from({ length: L }, (_, l) => l) : settings.layers;
@@ -138,13 +104,13 @@ export async function phase2Patching(
   }
   const { components } = settings;
   const all = await analysisItems(ctx, variant);
-  const items = capItems(ctx, all.events, all.controls, settings.max_events);
+  const items = capItems(ctx.config, all.events, all.controls, settings.max_events);
   const rows = await activationPatching(model, items.events, items.controls, { layers, components });
   const sitesPerPair = layers.length * components.length * DIRECTIONS.length;
   const nPairs = rows.length / sitesPerPair || 0;
-  const summary = summarizePatching(rows, phase2Stats(ctx));
-  await writeOutput(ctx, PATCHING_OUTPUTS[0], toCsv(rows));
-  await writeOutput(ctx, PATCHING_OUTPUTS[1], toCsv(summary));
+  const summary = summarizePatching(rows, statsOptions(ctx.config));
+  await writePhase2Output(ctx.run, PATCHING_OUTPUTS[0], toCsv(rows));
+  await writePhase2Output(ctx.run, PATCHING_OUTPUTS[1], toCsv(summary));
   const triggers = [...new Set(summary.map((r) => r.trigger))];
   const localisation = DIRECTIONS.flatMap((d) => triggers.map((t) => localise(summary, d, t)));
   const figDir = artifactPath(ctx.run, "figures");
@@ -210,8 +176,8 @@ export async function phase2Patching(
     localisation,
     section: { title: "Phase 2: activation patching at the pre-onset position", markdown: md },
   };
-  await writeOutput(ctx, PATCHING_OUTPUTS[2], result);
-  await recordStep(ctx, "phase2-patching", {
+  await writePhase2Output(ctx.run, PATCHING_OUTPUTS[2], result);
+  await recordStep(ctx.run, "phase2-patching", {
     variant,
     n_pairs: result.n_pairs,
     components,

@@ -13,12 +13,18 @@
  * @module
  */
 
-import { lockRun, say, type StepContext } from "./context.ts";
-import type { Phase2StepOptions } from "./phase2_common.ts";
-import { type ContinuationResult, phase2Continuation } from "./phase2_continuation.ts";
-import { type PatchingResult, phase2Patching } from "./phase2_patching.ts";
-import { phase2Steering, type SteeringResult, type SteeringStepOptions } from "./phase2_steering.ts";
-import { phase2Sweeps, type SweepsResult } from "./phase2_sweeps.ts";
+import { lockRun, type ModelContext, type RunContext, say } from "../context.ts";
+import type { Phase2StepOptions } from "../phase2/setup.ts";
+import type {
+  ContinuationResult,
+  PatchingResult,
+  SteeringResult,
+  SweepsResult,
+} from "../artifacts/phase2.ts";
+import { phase2Continuation } from "./phase2_continuation.ts";
+import { phase2Patching } from "./phase2_patching.ts";
+import { phase2Steering, type SteeringStepOptions } from "./phase2_steering.ts";
+import { phase2Sweeps } from "./phase2_sweeps.ts";
 
 /** Options of {@linkcode runPhase2}. */
 export interface RunPhase2Options extends Phase2StepOptions {
@@ -31,7 +37,7 @@ export interface RunPhase2Options extends Phase2StepOptions {
 }
 
 /** Which analyses a config enables. */
-export function phase2Plan(ctx: Pick<StepContext, "config">, options: RunPhase2Options = {}) {
+export function phase2Plan(ctx: Pick<RunContext, "config">, options: RunPhase2Options = {}) {
   const p2 = ctx.config.phase2;
   const sweeps = options.sweeps ?? (p2.subset_sweep.enabled || p2.scale_sweep.enabled);
   const continuation = options.continuation ?? p2.continuation_ablation.enabled;
@@ -56,10 +62,10 @@ export interface Phase2Result {
 /**
  * Run the enabled Phase-2 analyses (after Phase 1: baseline, detect-events, ablation-scan).
  *
- * @param ctx Run context.
+ * @param ctx The config, the run, and the model slot.
  * @param options `force` and per-analysis overrides.
  */
-export async function runPhase2(ctx: StepContext, options: RunPhase2Options = {}): Promise<Phase2Result> {
+export async function runPhase2(ctx: ModelContext, options: RunPhase2Options = {}): Promise<Phase2Result> {
   await using _lock = await lockRun(ctx, "phase2");
   const plan = phase2Plan(ctx, options);
   const force = options.force ?? false;

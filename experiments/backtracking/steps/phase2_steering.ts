@@ -29,7 +29,7 @@
 
 import type { EventRow } from "../event_row.ts";
 import { eventsToCsv, toCsv } from "../events.ts";
-import { steeringDoseResponse } from "../phase2/figures.ts";
+import { steeringDoseResponse, tradeoffPoints } from "../phase2/figures.ts";
 import { captureAt } from "../../../lib/interp/positions.ts";
 import {
   cosine,
@@ -39,25 +39,31 @@ import {
 } from "../../../lib/interp/steering.ts";
 import { type SettingResult, settingResult, settingRow, settingsMarkdown } from "../phase2/summaries.ts";
 import { steeringCondition } from "../phase2/subsets.ts";
-import { saveFigure, type TradeoffPoint, tradeoffScatter } from "../figures.ts";
-import { artifactPath } from "../run.ts";
-import type { Config } from "../config.ts";
-import { ensureModel, lockRun, recordStep, say, type StepContext } from "./context.ts";
-import { analysisItems } from "./logit_lens.ts";
 import {
-  allExist,
   baselineRecords,
   eventRowsOf,
   generateSetting,
-  type Phase2Section,
   phase2Setup,
-  phase2Stats,
   type Phase2StepOptions,
-  readResult,
-  readSelection,
-  writeOutput,
-} from "./phase2_common.ts";
-import { SWEEP_OUTPUTS, type SweepsResult, tradeoffPoints } from "./phase2_sweeps.ts";
+} from "../phase2/setup.ts";
+import { saveFigure, type TradeoffPoint, tradeoffScatter } from "../figures.ts";
+import { artifactPath } from "../run.ts";
+import type { Config } from "../config.ts";
+import { statsOptions } from "../settings.ts";
+import { analysisItems } from "../analysis_items.ts";
+import { allExist, ifPresent } from "../artifacts/files.ts";
+import { readSelection } from "../artifacts/scan.ts";
+import {
+  type DirectionInfo,
+  readSteeringResult,
+  readSweepsResult,
+  STEERING_OUTPUTS,
+  type SteeringResult,
+  type SteeringSettings,
+  type SweepsResult,
+  writePhase2Output,
+} from "../artifacts/phase2.ts";
+import { ensureModel, lockRun, type ModelContext, recordStep, say } from "../context.ts";
 
 /**
  * Default steering coefficients (multiples of the mean difference; 0 = baseline is added): the default
@@ -79,19 +85,6 @@ export interface SteeringStepOptions extends Phase2StepOptions {
   readonly maxExamples?: number | null;
   /** Samples per problem (`num_samples_per_prompt`; null = `phase2.num_samples_per_prompt`). */
   readonly samplesPerPrompt?: number | null;
-}
-
-/** The settings a steering result was made with (stored; outputs are reused only when they match). */
-export interface SteeringSettings {
-  /** The configured block; null = derived from the scan. */
-  readonly layer: number | null;
-  /** Ascending, 0 included. */
-  readonly coefficients: number[];
-  readonly direction: "mean_difference" | "planted";
-  readonly planted_comparison: boolean;
-  readonly max_examples: number;
-  /** Before the cap at the Phase-1 sample count. */
-  readonly num_samples_per_prompt: number;
 }
 
 /**
@@ -120,62 +113,25 @@ export function steeringSettings(
   };
 }
 
-/** Files written by {@linkcode phase2Steering}. */
-export const STEERING_OUTPUTS = [
-  "analysis/steering_directions.json",
-  "analysis/steering_results.csv",
-  "analysis/phase2_steering_events.csv",
-  "analysis/phase2_steering.json",
-  "figures/steering_dose_response.svg",
-] as const;
-
-/** Per-layer direction statistics (without the vector). */
-export interface DirectionInfo {
-  readonly layer: number;
-  readonly norm: number;
-  readonly event_norm: number;
-  readonly separation: number;
-  readonly n_events: number;
-  readonly n_controls: number;
-  /** Organism only: cosine with its planted feature directions. */
-  readonly cos_planted?: Readonly<Record<string, number>>;
-}
-
-/** Result of {@linkcode phase2Steering} (the content of `phase2_steering.json`). */
-export interface SteeringResult {
-  readonly variant: string;
-  readonly block: number;
-  readonly direction_layer: number;
-  readonly hook_layer: number;
-  readonly directions: DirectionInfo[];
-  /** Rows of `steering_results.csv` per direction (`meandiff`, `planted_wait`), ascending coefficient. */
-  readonly rows: Record<string, unknown>[];
-  readonly directions_steered: { label: string; description: string }[];
-  /** What it was made with. */
-  readonly settings: SteeringSettings;
-  readonly section: Phase2Section;
-  readonly status?: "ran" | "reused";
-}
-
 const round = (x: number) => Number(x.toPrecision(6));
 
 /**
  * Compute the directions and run the dose-response (or reuse the finished outputs).
  *
- * @param ctx Run context (needs the scan and detect-events).
+ * @param ctx The config, the run, and the model slot (needs the scan and detect-events).
  * @param options `force`, and overrides of the `phase2.steering` keys.
  * @throws {Error} for `direction: "planted"` on a model without a planted wait direction, or a `layer`
  *   outside the model.
  */
 export async function phase2Steering(
-  ctx: StepContext,
+  ctx: ModelContext,
   options: SteeringStepOptions = {},
 ): Promise<SteeringResult> {
   await using _lock = await lockRun(ctx, "phase2-steering");
   const force = options.force ?? false;
   const settings = steeringSettings(ctx.config, options);
-  if (!force && await allExist(ctx, STEERING_OUTPUTS)) {
-    const stored = await readResult<SteeringResult>(ctx, STEERING_OUTPUTS[3]);
+  if (!force && await allExist(ctx.run, STEERING_OUTPUTS)) {
+    const stored = await readSteeringResult(ctx.run);
     if (JSON.stringify(stored.settings) === JSON.stringify(settings)) return { ...stored, status: "reused" };
     say(ctx, "phase2-steering: settings changed since the outputs were made; recomputing");
   }
@@ -196,7 +152,7 @@ export async function phase2Steering(
     maxExamples: settings.max_examples,
     samplesPerPrompt: settings.num_samples_per_prompt,
   });
-  const stats = phase2Stats(ctx);
+  const stats = statsOptions(ctx.config);
   const items = await analysisItems(ctx, setup.variant);
   const matched = items.events.filter((_, i) => !items.unmatched.includes(i));
   const evCaps = await captureAt(model, matched.map((e) => ({ tokenIds: e.tokenIds, pos: e.predPos })));
@@ -207,7 +163,7 @@ export async function phase2Steering(
   const dirs = meanDifferenceDirections(evCaps, ctCaps);
   let block = settings.layer ?? undefined;
   if (block === undefined) {
-    const { selected } = await readSelection(ctx);
+    const { selected } = await readSelection(ctx.run);
     block = selected.mlp[0] ?? selected.attn[0] ?? L - 1;
   }
   const { directionLayer, hookLayer } = steeringSite(block, L);
@@ -223,7 +179,7 @@ export async function phase2Steering(
       ? { cos_planted: Object.fromEntries(Object.entries(planted).map(([k, v]) => [k, cosine(d.vector, v)])) }
       : {}),
   }));
-  await writeOutput(ctx, STEERING_OUTPUTS[0], {
+  await writePhase2Output(ctx.run, STEERING_OUTPUTS[0], {
     variant: setup.variant,
     definition: "mean resid at pre-onset positions − mean resid at matched control positions; resid[l] = " +
       "blocks.l.hook_resid_pre, resid[L] = final hook_resid_post",
@@ -233,7 +189,7 @@ export async function phase2Steering(
     layers: directions.map((d, l) => ({ ...d, vector: Array.from(dirs[l]!.vector, round) })),
   });
 
-  const baseRows = await eventRowsOf(ctx, await baselineRecords(ctx, setup));
+  const baseRows = await eventRowsOf(ctx, await baselineRecords(ctx.run, setup));
   const coefs = settings.coefficients;
   // The mean-difference direction; on the organism also (or, with direction "planted", only) its planted
   // wait feature direction, scaled to the wait-feature component of the mean difference (the
@@ -298,8 +254,8 @@ export async function phase2Steering(
     ]),
   );
   const rows = [...rowsBy.values()].flat();
-  await writeOutput(ctx, STEERING_OUTPUTS[1], toCsv(rows));
-  await writeOutput(ctx, STEERING_OUTPUTS[2], eventsToCsv(allRows));
+  await writePhase2Output(ctx.run, STEERING_OUTPUTS[1], toCsv(rows));
+  await writePhase2Output(ctx.run, STEERING_OUTPUTS[2], eventsToCsv(allRows));
   const figDir = artifactPath(ctx.run, "figures");
   const ci = (e: { value: number; bootstrap: { lower: number; upper: number } }) => ({
     value: e.value,
@@ -324,8 +280,7 @@ export async function phase2Steering(
       () => `steering (${label})`,
     )
   );
-  let sweeps: SweepsResult | undefined;
-  if (await allExist(ctx, [SWEEP_OUTPUTS[3]])) sweeps = await readResult<SweepsResult>(ctx, SWEEP_OUTPUTS[3]);
+  const sweeps: SweepsResult | undefined = await ifPresent(() => readSweepsResult(ctx.run));
   const fromRow = (r: Record<string, unknown>, label: string, group: string): TradeoffPoint => {
     const n = (k: string) => Number(r[k]);
     return {
@@ -443,8 +398,8 @@ export async function phase2Steering(
     settings,
     section: { title: "Phase 2: steering along the backtracking direction", markdown: md },
   };
-  await writeOutput(ctx, STEERING_OUTPUTS[3], result);
-  await recordStep(ctx, "phase2-steering", {
+  await writePhase2Output(ctx.run, STEERING_OUTPUTS[3], result);
+  await recordStep(ctx.run, "phase2-steering", {
     variant: setup.variant,
     block,
     hook_layer: hookLayer,

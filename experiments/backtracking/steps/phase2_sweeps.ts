@@ -22,89 +22,46 @@ import type { EventRow } from "../event_row.ts";
 import { eventsToCsv, toCsv } from "../events.ts";
 import { type SettingResult, settingResult, settingRow, settingsMarkdown } from "../phase2/summaries.ts";
 import { ablationCondition, describeSubset, subsetInterventions } from "../phase2/subsets.ts";
-import { saveFigure, type TradeoffPoint, tradeoffScatter } from "../figures.ts";
+import { tradeoffPoints } from "../phase2/figures.ts";
+import { saveFigure, tradeoffScatter } from "../figures.ts";
 import { artifactPath } from "../run.ts";
-import { lockRun, recordStep, say, type StepContext } from "./context.ts";
+import { statsOptions } from "../settings.ts";
+import { allExist } from "../artifacts/files.ts";
 import {
-  allExist,
+  readSweepsResult,
+  SWEEP_OUTPUTS,
+  type SweepsResult,
+  writePhase2Output,
+} from "../artifacts/phase2.ts";
+import { lockRun, type ModelContext, recordStep, say } from "../context.ts";
+import {
   baselineRecords,
   eventRowsOf,
   generateSetting,
-  type Phase2Section,
   phase2Setup,
-  phase2Stats,
   type Phase2StepOptions,
-  readResult,
-  writeOutput,
-} from "./phase2_common.ts";
-
-/** Files written by {@linkcode phase2Sweeps}. */
-export const SWEEP_OUTPUTS = [
-  "analysis/subset_sweep_results.csv",
-  "analysis/scale_sweep_results.csv",
-  "analysis/phase2_events.csv",
-  "analysis/phase2_sweeps.json",
-  "figures/phase2_tradeoff.svg",
-] as const;
-
-/** Result of {@linkcode phase2Sweeps} (also the content of `analysis/phase2_sweeps.json`). */
-export interface SweepsResult {
-  readonly variant: string;
-  readonly examples: number;
-  readonly samples: number;
-  readonly subsets: readonly { name: string; components: string; origin: string }[];
-  /** Rows of `subset_sweep_results.csv` (baseline first). */
-  readonly subset_sweep: Record<string, unknown>[];
-  /** The scale sweep's subset and rows (ascending scale, 1.0 = baseline). */
-  readonly scale_sweep: { readonly subset: string; readonly rows: Record<string, unknown>[] };
-  readonly section: Phase2Section;
-  readonly status?: "ran" | "reused";
-}
-
-/** Trade-off points from settings (for the figure). */
-export function tradeoffPoints(
-  results: readonly SettingResult[],
-  group: (r: SettingResult) => string,
-): TradeoffPoint[] {
-  return results.map((r) => ({
-    label: r.spec.kind === "baseline"
-      ? "baseline"
-      : r.spec.kind === "scale"
-      ? `s=${r.spec.scale}`
-      : r.spec.kind === "steering"
-      ? `c=${r.spec.coef}`
-      : r.spec.subset_name ?? r.spec.setting,
-    group: r.spec.kind === "baseline" ? "baseline" : group(r),
-    bt_rate: {
-      value: r.summary.bt_rate.value,
-      lower: Math.min(r.summary.bt_rate.bootstrap.lower, r.summary.bt_rate.value),
-      upper: Math.max(r.summary.bt_rate.bootstrap.upper, r.summary.bt_rate.value),
-    },
-    accuracy: {
-      value: r.summary.accuracy.value,
-      lower: Math.min(r.summary.accuracy.bootstrap.lower, r.summary.accuracy.value),
-      upper: Math.max(r.summary.accuracy.bootstrap.upper, r.summary.accuracy.value),
-    },
-  }));
-}
+} from "../phase2/setup.ts";
 
 /**
  * Run the sweeps (or reuse their finished outputs).
  *
- * @param ctx Run context; needs the Phase-1 baseline, detect-events and (for derived subsets) the scan.
+ * @param ctx The config, the run, and the model slot; needs the Phase-1 baseline, detect-events and (for derived subsets) the scan.
  * @param options `force`: regenerate every Phase-2 ablation store and recompute.
  */
-export async function phase2Sweeps(ctx: StepContext, options: Phase2StepOptions = {}): Promise<SweepsResult> {
+export async function phase2Sweeps(
+  ctx: ModelContext,
+  options: Phase2StepOptions = {},
+): Promise<SweepsResult> {
   await using _lock = await lockRun(ctx, "phase2-sweeps");
   const force = options.force ?? false;
-  if (!force && await allExist(ctx, SWEEP_OUTPUTS)) {
-    return { ...(await readResult<SweepsResult>(ctx, SWEEP_OUTPUTS[3])), status: "reused" };
+  if (!force && await allExist(ctx.run, SWEEP_OUTPUTS)) {
+    return { ...(await readSweepsResult(ctx.run)), status: "reused" };
   }
   const cfg = ctx.config;
   const p2 = cfg.phase2;
   const setup = await phase2Setup(ctx);
-  const stats = phase2Stats(ctx);
-  const baseRows = await eventRowsOf(ctx, await baselineRecords(ctx, setup));
+  const stats = statsOptions(cfg);
+  const baseRows = await eventRowsOf(ctx, await baselineRecords(ctx.run, setup));
   const baseline = settingResult(
     { setting: "baseline", kind: "baseline", num_components: 0 },
     baseRows,
@@ -179,9 +136,9 @@ export async function phase2Sweeps(ctx: StepContext, options: Phase2StepOptions 
   const triggers = setup.triggers;
   const subsetRows = subsetResults.map((r) => settingRow(r, triggers));
   const scaleRows = scaleResults.map((r) => settingRow(r, triggers));
-  await writeOutput(ctx, SWEEP_OUTPUTS[0], toCsv(subsetRows));
-  await writeOutput(ctx, SWEEP_OUTPUTS[1], toCsv(scaleRows.length ? scaleRows : [{}]));
-  await writeOutput(ctx, SWEEP_OUTPUTS[2], eventsToCsv([...generated.values()].flat()));
+  await writePhase2Output(ctx.run, SWEEP_OUTPUTS[0], toCsv(subsetRows));
+  await writePhase2Output(ctx.run, SWEEP_OUTPUTS[1], toCsv(scaleRows.length ? scaleRows : [{}]));
+  await writePhase2Output(ctx.run, SWEEP_OUTPUTS[2], eventsToCsv([...generated.values()].flat()));
   const fig = tradeoffScatter(
     [
       ...tradeoffPoints(subsetResults, () => "subset (scale 0)"),
@@ -242,8 +199,8 @@ export async function phase2Sweeps(ctx: StepContext, options: Phase2StepOptions 
     scale_sweep: { subset: scaleSubset, rows: scaleRows },
     section: { title: "Phase 2: subset and scale sweeps", markdown: md },
   };
-  await writeOutput(ctx, SWEEP_OUTPUTS[3], result);
-  await recordStep(ctx, "phase2-sweeps", {
+  await writePhase2Output(ctx.run, SWEEP_OUTPUTS[3], result);
+  await recordStep(ctx.run, "phase2-sweeps", {
     variant: setup.variant,
     settings: [...generated.keys()],
     scale_subset: scaleSubset,

@@ -13,7 +13,7 @@ import { pathExists } from "../../../lib/util/fs.ts";
 import { type ReusableStep, runOrReuse } from "../notebook_params.ts";
 import { artifactPath, openRun, runsRoot } from "../run.ts";
 import type { ProgressMode } from "../../../lib/util/progress.ts";
-import { disposeContext, lockRun, say, type StepContext } from "./context.ts";
+import { disposeContext, lockRun, say, type StepContext } from "../context.ts";
 import { generate } from "./generate.ts";
 import { initRun } from "./init_run.ts";
 import { phase2Plan, runPhase2 } from "./phase2_run.ts";

@@ -36,8 +36,9 @@ import {
 } from "../data.ts";
 import { seededRng } from "../../../lib/stats/stats.ts";
 import { sha256File } from "../../../lib/util/fs.ts";
-import { artifactPath, assertWritable, updateMeta, writeArtifact } from "../run.ts";
-import { lockRun, PROBLEMS_FILE, recordStep, say, type StepContext, type StepOptions } from "./context.ts";
+import { artifactPath, assertWritable, updateMeta } from "../run.ts";
+import { PROBLEMS_FILE, writeProblems } from "../artifacts/problems.ts";
+import { lockRun, recordStep, type RunContext, say, type StepOptions } from "../context.ts";
 
 /** Result of {@linkcode prepareData}. */
 export interface PrepareDataResult {
@@ -176,11 +177,11 @@ function sample(all: readonly Gsm8kProblem[], config: Config): Gsm8kProblem[] {
 /**
  * Write the run's problems.
  *
- * @param ctx The run.
+ * @param ctx The config and the run.
  * @param options `force`: replace an existing `data/problems.jsonl`.
  * @throws {ArtifactExistsError} when the file exists and `force` is not set.
  */
-export async function prepareData(ctx: StepContext, options: StepOptions = {}): Promise<PrepareDataResult> {
+export async function prepareData(ctx: RunContext, options: StepOptions = {}): Promise<PrepareDataResult> {
   await using _lock = await lockRun(ctx, "prepare-data");
   await assertWritable(ctx.run, [PROBLEMS_FILE], { overwrite: options.force ?? false });
   const { problems, source, file } = await selectProblems(ctx.config);
@@ -190,16 +191,7 @@ export async function prepareData(ctx: StepContext, options: StepOptions = {}): 
         `point dataset.path at a GSM8K JSONL file with problems`,
     );
   }
-  const text = problems.map((p) =>
-    JSON.stringify({
-      id: p.id,
-      question: p.question,
-      answer: p.answer,
-      answer_value: p.answer_value,
-      gold: p.gold,
-    })
-  ).join("\n") + "\n";
-  const path = await writeArtifact(ctx.run, PROBLEMS_FILE, text, { overwrite: options.force ?? false });
+  const path = await writeProblems(ctx.run, problems, { overwrite: options.force ?? false });
   const sourceSha256 = file ? await sha256File(file) : undefined;
   await updateMeta(ctx.run, {
     data: {
@@ -211,7 +203,7 @@ export async function prepareData(ctx: StepContext, options: StepOptions = {}): 
       n_problems: problems.length,
     },
   });
-  await recordStep(ctx, "prepare-data", { n_problems: problems.length, source });
+  await recordStep(ctx.run, "prepare-data", { n_problems: problems.length, source });
   say(ctx, `prepare-data: ${problems.length} problems from ${source}`);
   return { problems, path, source, sourceSha256 };
 }

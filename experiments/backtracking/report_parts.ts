@@ -1,13 +1,13 @@
 /**
- * The parts of `report.md` (for `lib/report.ts`): summaries per variant, the conditions of the analysis
+ * The parts of `report.md` (for `report.ts`): summaries per variant, the conditions of the analysis
  * variant with paired comparisons, the lens and scan tables, and corrected vs reference-compatible
  * numbers side by side (with the reference's committed Phase-1 numbers for orientation).
  *
  * @module
  */
 
-import type { EventRow } from "../event_row.ts";
-import { compareToBaseline, summarizeCondition } from "../metrics.ts";
+import type { EventRow } from "./event_row.ts";
+import { compareToBaseline, summarizeCondition } from "./metrics.ts";
 import type {
   ConditionPart,
   LabelledSummary,
@@ -15,11 +15,10 @@ import type {
   ReferenceComparisonRow,
   ReportParts,
   ScanReportRow,
-} from "../report.ts";
-import type { StepContext } from "./context.ts";
-import { defaultAnalysisVariant } from "./context.ts";
-import { statsOptions } from "./logit_lens.ts";
-import { phase2ReportSections } from "../phase2/report.ts";
+} from "./report.ts";
+import type { RunContext } from "./context.ts";
+import { defaultAnalysisVariant, statsOptions } from "./settings.ts";
+import { phase2ReportSections } from "./artifacts/phase2.ts";
 
 /** The reference's committed Phase-1 numbers for baseline_think_newline (spec §12.1). */
 const COMMITTED: Readonly<Record<string, number>> = {
@@ -43,11 +42,15 @@ export interface ReportInputs {
 /**
  * Build the report parts.
  *
- * @param ctx Run context.
+ * @param ctx The config and the run.
  * @param rows All event rows.
  * @param inputs Lens/scan tables and figures.
  */
-export function reportParts(ctx: StepContext, rows: readonly EventRow[], inputs: ReportInputs): ReportParts {
+export function reportParts(
+  ctx: Pick<RunContext, "config" | "run">,
+  rows: readonly EventRow[],
+  inputs: ReportInputs,
+): ReportParts {
   const cfg = ctx.config;
   const opts = statsOptions(cfg);
   const variants = cfg.prompting.formatting_variants.map((v) => v.name);
@@ -133,7 +136,7 @@ export function reportParts(ctx: StepContext, rows: readonly EventRow[], inputs:
 }
 
 /** The Phase-2 sections of the run (none when Phase 2 has not run). */
-function phase2Part(ctx: StepContext): Pick<ReportParts, "extraSections"> {
+function phase2Part(ctx: Pick<RunContext, "run">): Pick<ReportParts, "extraSections"> {
   const sections = phase2ReportSections(ctx.run.dir);
   return sections.length > 0 ? { extraSections: sections } : {};
 }

@@ -1,0 +1,134 @@
+/**
+ * The events and controls the analysis steps (logit lens, ablation scan, steering directions, patching,
+ * continuation ablation) work on: strict-BT events joined from the event rows (detection) and the
+ * generation records (token ids), a selection of them, and position-matched controls from the samples
+ * without backtracking. Deterministic for a config.
+ *
+ * @module
+ */
+
+import type { Config } from "./config.ts";
+import type { EventRow } from "./event_row.ts";
+import {
+  type BacktrackEvent,
+  type ControlPosition,
+  matchControlsReport,
+  selectEvents,
+  type Trace,
+} from "./event_selection.ts";
+import type { GenerationRecord } from "../../lib/generate/records.ts";
+import type { Run } from "./run.ts";
+import { readEvents } from "./artifacts/events.ts";
+import { readGenerations } from "./artifacts/generations.ts";
+import { defaultAnalysisVariant, eventSelectionMode } from "./settings.ts";
+
+/** The full token sequence of a record: prompt ids (stored) then completion ids. */
+export function traceOf(r: GenerationRecord): Trace {
+  if (!r.prompt_token_ids) {
+    throw new Error(
+      `record ${r.variant}/${r.condition} example ${r.example_id} sample ${r.sample_id} has no prompt_token_ids; ` +
+        `regenerate with storePromptTokenIds on`,
+    );
+  }
+  return {
+    exampleId: Number(r.example_id),
+    sampleId: r.sample_id,
+    tokenIds: [...r.prompt_token_ids, ...r.completion_token_ids],
+    promptTokens: r.prompt_tokens,
+  };
+}
+
+/**
+ * Backtracking events and the non-backtracking pool of one (variant, condition), joined from the event
+ * rows (detection) and the generation records (token ids), in file order.
+ */
+export function eventsAndPool(
+  rows: readonly EventRow[],
+  records: readonly GenerationRecord[],
+): { events: BacktrackEvent[]; pool: Trace[] } {
+  const byKey = new Map(records.map((r) => [`${r.example_id}|${r.sample_id}`, r]));
+  const events: BacktrackEvent[] = [];
+  const pool: Trace[] = [];
+  for (const row of rows) {
+    const rec = byKey.get(`${row.example_id}|${row.sample_id}`);
+    if (!rec) continue;
+    const trace = traceOf(rec);
+    if (row.has_backtracking_strict && row.onset_token_id >= 0) {
+      events.push({
+        ...trace,
+        predPos: row.pred_pos_in_full,
+        onsetTokenId: row.onset_token_id,
+        trigger: row.onset_phrase,
+      });
+    } else if (!row.has_backtracking_strict) pool.push(trace);
+  }
+  return { events, pool };
+}
+
+/**
+ * All strict-BT events of one variant's baseline samples (from the run's event table and baseline store),
+ * in file order, with the non-BT pool.
+ *
+ * @throws {Error} when the variant has no baseline rows.
+ */
+export async function baselineEvents(
+  run: Run,
+  variant: string,
+): Promise<{ events: BacktrackEvent[]; pool: Trace[] }> {
+  const rows = (await readEvents(run)).filter((r) => r.variant === variant && r.condition === "baseline");
+  if (rows.length === 0) {
+    throw new Error(`No baseline events for variant "${variant}"; run generate and detect-events first`);
+  }
+  return eventsAndPool(rows, await readGenerations(run, variant, "baseline"));
+}
+
+/** The events and controls an analysis step uses. */
+export interface AnalysisItems {
+  readonly variant: string;
+  readonly events: BacktrackEvent[];
+  readonly controls: ControlPosition[];
+  /** Indices (into `events`) of events left without a control. */
+  readonly unmatched: number[];
+  /** All strict-BT events available before selection, and the non-BT pool size. */
+  readonly available: number;
+  readonly poolSize: number;
+}
+
+/**
+ * Select BT events (`analysis.max_events`, `analysis.event_selection`) and match controls
+ * (`analysis.control_target`) for one variant's baseline samples.
+ *
+ * @param ctx The config and the run (reads the event table and the variant's baseline store).
+ * @param variant Default: the analysis variant.
+ * @throws {Error} when there is no backtracking event to analyse.
+ */
+export async function analysisItems(
+  ctx: { readonly config: Config; readonly run: Run },
+  variant?: string,
+): Promise<AnalysisItems> {
+  const cfg = ctx.config;
+  const v = variant ?? defaultAnalysisVariant(cfg);
+  const { events, pool } = await baselineEvents(ctx.run, v);
+  if (events.length === 0) {
+    throw new Error(
+      `Variant "${v}" has no strict backtracking event in its baseline samples: nothing to analyse`,
+    );
+  }
+  const selected = selectEvents(events, {
+    max: cfg.analysis.max_events,
+    seed: cfg.run.seed,
+    mode: eventSelectionMode(cfg),
+  });
+  const matching = matchControlsReport(selected, pool, {
+    seed: cfg.run.seed,
+    mode: cfg.analysis.control_target === "matched_event_token" ? "corrected" : "reference",
+  });
+  return {
+    variant: v,
+    events: selected,
+    controls: matching.controls,
+    unmatched: matching.unmatched,
+    available: events.length,
+    poolSize: matching.poolSize,
+  };
+}
