@@ -1,0 +1,25 @@
+/**
+ * ONNX Runtime through its C API (Deno FFI): the typed binding and the native KV-cache runtime.
+ *
+ * @module
+ */
+
+export {
+  ELEMENT_TYPES,
+  type ElementType,
+  findOrtLibrary,
+  GRAPH_OPTIMIZATION,
+  IoBinding,
+  loadOrt,
+  MemoryInfo,
+  Ort,
+  ORT_API_VERSION,
+  OrtError,
+  OrtValue,
+  Session,
+  SessionOptions,
+  type SessionOptionsInit,
+  type TensorData,
+  type TensorInfo,
+  transfers,
+} from "./capi.ts";
