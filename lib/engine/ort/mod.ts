@@ -23,3 +23,12 @@ export {
   type TensorInfo,
   transfers,
 } from "./capi.ts";
+export { CapiRuntime, type CapiRuntimeOptions, type HostOutput, type HostTensor } from "./runtime.ts";
+export {
+  type AnyKVCache,
+  CacheOps,
+  joinCaches,
+  NativeKVCache,
+  releaseCache,
+  selectCacheRows,
+} from "./native_cache.ts";
