@@ -24,6 +24,7 @@
  */
 
 import type { Intervention } from "./model/hooks.ts";
+import { selectCacheRows } from "./engine/ort/native_cache.ts";
 import { PyRandom } from "./pyrandom.ts";
 import { clusteredMeanCI, meanStd, seededRng, shuffleInPlace } from "./stats.ts";
 import type { AnalysisModel } from "./lens.ts";
@@ -165,10 +166,13 @@ export async function scanPositions(
           positions: chunk.map((j, r) => (j.c === c ? [pos[r]!.predPos] : [])),
         });
       }
+      // Either kind of cache (a native one on the C API runtime is released right after use).
+      const rowsCache = await selectCacheRows(cache, chunk.map((j) => j.g));
       const res = await model.forward(pos.map((p) => [p.tokenIds[p.predPos]!]), {
-        cache: cache.selectRows(chunk.map((j) => j.g)),
+        cache: rowsCache,
         interventions,
       });
+      rowsCache.dispose();
       chunk.forEach((j, r) => {
         const logits = res.logits[r]![0]!;
         const logZ = logSumExp(logits);
