@@ -124,8 +124,11 @@ async function leakCheck(runtime: "node" | "capi", total: number): Promise<Recor
       batchSize: batch,
       onStep: () => {
         steps++;
-        if (steps === 500) marks.rss_mib_at_500 = Math.round(rssMiB());
-        if (steps === total) marks[`rss_mib_at_${total}`] = Math.round(rssMiB());
+        if (steps === 500 || steps === total || (steps % 2500 === 0 && steps < total)) {
+          // With --v8-flags=--expose-gc the JS heap is collected first, so RSS shows native growth.
+          (globalThis as { gc?: () => void }).gc?.();
+          marks[`rss_mib_at_${steps}`] = Math.round(rssMiB());
+        }
       },
     });
     marks.decode_steps = steps;
@@ -146,6 +149,7 @@ if (import.meta.main) {
       steps: { type: "string", default: "6" },
       rounds: { type: "string", default: "3" },
       "leak-steps": { type: "string", default: "5000" },
+      "leak-runtimes": { type: "string", default: "capi" },
       "skip-leak": { type: "boolean", default: false },
       "skip-speed": { type: "boolean", default: false },
     },
@@ -228,8 +232,10 @@ if (import.meta.main) {
     }
   }
   if (!values["skip-leak"]) {
-    result.leak_capi = await leakCheck("capi", Number(values["leak-steps"]));
-    console.error(JSON.stringify(result.leak_capi));
+    for (const rt of values["leak-runtimes"].split(",") as ("node" | "capi")[]) {
+      result[`leak_${rt}`] = await leakCheck(rt, Number(values["leak-steps"]));
+      console.error(JSON.stringify(result[`leak_${rt}`]));
+    }
   }
   console.log(JSON.stringify(result, null, 2));
 }

@@ -199,3 +199,25 @@ Deno.test("capi: CUDA memory info and EP binding exist; without a provider the E
   }
   opts.dispose(); // a machine with the CUDA provider installed
 });
+
+Deno.test("capi: runSync on the JS thread and a session without the CPU arena give the same result", async () => {
+  const ort = loadOrt();
+  using opts = ort.sessionOptions({ intraOpThreads: 1, cpuMemArena: false });
+  using session = ort.session(gatherModel(), opts);
+  using cpu = ort.cpuMemoryInfo();
+  using x = ort.tensor("float32", Float32Array.from({ length: 6 }, (_, i) => i), [3, 2]);
+  using idx = ort.tensor("int64", BigInt64Array.of(2n, 2n, 0n), [3]);
+  const results: number[][] = [];
+  for (const sync of [true, false]) {
+    using binding = session.ioBinding();
+    binding.bindInput("x", x);
+    binding.bindInput("idx", idx);
+    binding.bindOutputToDevice("out", cpu);
+    if (sync) binding.runSync();
+    else await binding.run();
+    using out = binding.outputValues()[0]!;
+    results.push(Array.from(out.toArray() as Float32Array));
+  }
+  assert.deepEqual(results[0], [5, 6, 5, 6, 1, 2]);
+  assert.deepEqual(results[1], results[0]);
+});

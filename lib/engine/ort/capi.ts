@@ -55,6 +55,7 @@ const FUNCTIONS = {
   },
   CreateSessionOptions: { index: 10, parameters: ["buffer"], result: "pointer" },
   SetSessionExecutionMode: { index: 13, parameters: ["pointer", "i32"], result: "pointer" },
+  DisableCpuMemArena: { index: 19, parameters: ["pointer"], result: "pointer" },
   SetSessionGraphOptimizationLevel: { index: 23, parameters: ["pointer", "i32"], result: "pointer" },
   SetIntraOpNumThreads: { index: 24, parameters: ["pointer", "i32"], result: "pointer" },
   SetInterOpNumThreads: { index: 25, parameters: ["pointer", "i32"], result: "pointer" },
@@ -108,6 +109,8 @@ const FUNCTIONS = {
     result: "pointer",
     nonblocking: true,
   },
+  /** The same entry, called on the JS thread (no worker-thread hop). */
+  RunWithBindingSync: { index: 133, parameters: ["pointer", "pointer", "pointer"], result: "pointer" },
   CreateIoBinding: { index: 134, parameters: ["pointer", "buffer"], result: "pointer" },
   ReleaseIoBinding: { index: 135, parameters: ["pointer"], result: "void" },
   BindInput: { index: 136, parameters: ["pointer", "buffer", "pointer"], result: "pointer" },
@@ -398,6 +401,8 @@ export interface SessionOptionsInit {
   readonly interOpThreads?: number;
   /** Default "all". */
   readonly graphOptimization?: keyof typeof GRAPH_OPTIMIZATION;
+  /** ORT's CPU memory arena (faster allocation, memory kept at its high-water mark); default true. */
+  readonly cpuMemArena?: boolean;
   /** Session config entries (onnxruntime_session_options_config_keys.h), e.g. `session.disable_prepacking`. */
   readonly config?: Readonly<Record<string, string>>;
   /**
@@ -550,6 +555,7 @@ export class Ort {
         this.api.SetSessionGraphOptimizationLevel.call(p, level),
         "SetSessionGraphOptimizationLevel",
       );
+      if (init.cpuMemArena === false) this.check(this.api.DisableCpuMemArena.call(p), "DisableCpuMemArena");
       for (const [k, v] of Object.entries(init.config ?? {})) {
         this.check(this.api.AddSessionConfigEntry.call(p, cstr(k), cstr(v)), `AddSessionConfigEntry("${k}")`);
       }
@@ -882,12 +888,19 @@ export class IoBinding extends Native {
   clearOutputs(): void {
     this.ort.api.ClearBoundOutputs.call(this.ptr);
   }
-  /** Run the session on this binding. @throws {OrtError} with ORT's message. */
+  /**
+   * Run the session on this binding on a worker thread (the event loop stays free).
+   * @throws {OrtError} with ORT's message.
+   */
   async run(): Promise<void> {
     this.ort.check(
       await this.ort.api.RunWithBinding.call(this.session.ptr, null, this.ptr),
       "RunWithBinding",
     );
+  }
+  /** Run the session on this binding on the calling thread (blocks the event loop). @throws {OrtError} */
+  runSync(): void {
+    this.ort.check(this.ort.api.RunWithBindingSync.call(this.session.ptr, null, this.ptr), "RunWithBinding");
   }
   /** Names of the bound outputs, in binding order. */
   outputNames(): string[] {

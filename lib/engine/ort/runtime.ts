@@ -41,6 +41,8 @@ export interface CapiRuntimeOptions {
   readonly device?: "cpu" | "cuda";
   /** CUDA device id; default 0. */
   readonly deviceId?: number;
+  /** ORT's CPU memory arena; default true (false: memory returned after each run, slower allocation). */
+  readonly memArena?: boolean;
 }
 
 function isElementType(t: string): t is ElementType {
@@ -65,6 +67,7 @@ export class CapiRuntime {
     this.options = this.ort.sessionOptions({
       intraOpThreads: options.threads ?? navigator.hardwareConcurrency,
       interOpThreads: 1,
+      cpuMemArena: options.memArena !== false,
       graphOptimization: "all",
       ...(options.prepack === false ? { config: { "session.disable_prepacking": "1" } } : {}),
       executionProviders: this.device === "cuda" ? [{ name: "cuda", deviceId }, "cpu"] : ["cpu"],
@@ -108,7 +111,7 @@ export class CapiRuntime {
       }
       for (const name of outputs.host) binding.bindOutputToDevice(name, this.hostMemory);
       for (const name of outputs.native) binding.bindOutputToDevice(name, this.cacheMemory);
-      await binding.run();
+      await binding.run(); // on a worker thread: the event loop stays free during a step
       const values = binding.outputValues();
       const host: Record<string, HostOutput> = {};
       const native: Record<string, OrtValue> = {};
