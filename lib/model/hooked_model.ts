@@ -22,7 +22,7 @@ import { compileGraph, type GraphVariant } from "./graph.ts";
 import { type Intervention, parseHookName, selectsPosition } from "./hooks.ts";
 import { KVCache } from "./kv_cache.ts";
 import { prepareGraphFolder } from "./graph_folder.ts";
-import type { OrtValue, Session as CapiSession } from "../engine/ort/capi.ts";
+import { loadOrt, type OrtValue, type Session as CapiSession } from "../engine/ort/capi.ts";
 import { CapiRuntime, type HostOutput } from "../engine/ort/runtime.ts";
 import { type AnyKVCache, CacheOps, NativeKVCache } from "../engine/ort/native_cache.ts";
 
@@ -53,13 +53,25 @@ export interface LoadOptions {
    * where the KV cache stays in native memory between steps ({@link NativeKVCache}) and only the
    * requested outputs (top-k candidates, logits, captures) come back to JavaScript. `node`:
    * onnxruntime-node, which copies every output (the whole cache included) into JavaScript; kept as the
-   * fallback and as the oracle in tests. Default "node".
+   * fallback and as the oracle in tests. Default "capi" when the C API loads (onnxruntime-node's
+   * `libonnxruntime` found and opened), else "node". Measured on a Qwen2.5-0.5B-shaped model, batch 8,
+   * 2 threads: the capi step is 0.78–0.80× the node step at context 2048 and on par at context 128.
    */
   readonly runtime?: EngineRuntime;
 }
 
 /** The ONNX Runtime binding a model runs on; see {@link LoadOptions.runtime}. */
 export type EngineRuntime = "capi" | "node";
+
+/** "capi" when the ONNX Runtime C API can be loaded here, else "node" (the fallback). */
+export function defaultRuntime(): EngineRuntime {
+  try {
+    loadOrt();
+    return "capi";
+  } catch {
+    return "node";
+  }
+}
 
 /**
  * Named graph variants: `hooked` (generation: component scales), `steering` (plus residual adds),
@@ -181,7 +193,7 @@ export class HookedModel {
       ...(options.prepack === false ? { extra: { session: { disable_prepacking: "1" } } } : {}),
     };
     const folder = await prepareGraphFolder(checkpoint, options.cacheDir);
-    const runtime = options.runtime ?? "node";
+    const runtime = options.runtime ?? defaultRuntime();
     const prepack = options.prepack !== false;
     const make = (dev: DeviceInfo) =>
       new HookedModel(
