@@ -221,3 +221,61 @@ Deno.test("capi: runSync on the JS thread and a session without the CPU arena gi
   assert.deepEqual(results[0], [5, 6, 5, 6, 1, 2]);
   assert.deepEqual(results[1], results[0]);
 });
+
+Deno.test("capi: TensorScatter-24 with its output bound to its input updates a cache in place", async () => {
+  // The building block of a preallocated KV cache (issue 12, item 3): the new token's K/V written into
+  // the cache's own buffer, no copy of the past.
+  const ort = loadOrt();
+  const bytes = encodeModel({
+    graphName: "scatter",
+    nodes: [{
+      opType: "TensorScatter",
+      inputs: ["cache", "upd", "idx"],
+      outputs: ["out"],
+      attributes: { axis: 2 },
+    }],
+    initializers: [],
+    inputs: [
+      { name: "cache", elemType: DataType.FLOAT, shape: ["b", "h", "s", "d"] },
+      { name: "upd", elemType: DataType.FLOAT, shape: ["b", "h", "t", "d"] },
+      { name: "idx", elemType: DataType.INT64, shape: ["b"] },
+    ],
+    outputs: [{ name: "out", elemType: DataType.FLOAT, shape: ["b", "h", "s", "d"] }],
+    opsets: { "": 24 },
+  });
+  using opts = ort.sessionOptions({ intraOpThreads: 1 });
+  using session = ort.session(bytes, opts);
+  const [B, H, S, D] = [2, 1, 5, 2];
+  using cache = ort.tensor("float32", new Float32Array(B * H * S * D), [B, H, S, D]);
+  using upd = ort.tensor("float32", Float32Array.of(1, 2, 3, 4), [B, H, 1, D]);
+  using idx = ort.tensor("int64", BigInt64Array.of(3n, 0n), [B]);
+  using binding = session.ioBinding();
+  binding.bindInput("cache", cache);
+  binding.bindInput("upd", upd);
+  binding.bindInput("idx", idx);
+  binding.bindOutput("out", cache);
+  await binding.run();
+  // Row 0 got [1, 2] at slot 3, row 1 got [3, 4] at slot 0, in the bound value itself.
+  assert.deepEqual(Array.from(cache.toArray() as Float32Array), [
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    1,
+    2,
+    0,
+    0,
+    3,
+    4,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+  ]);
+});
