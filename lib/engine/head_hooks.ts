@@ -150,7 +150,7 @@ export interface HeadCaptures {
  * @param maskBytes `[B * S]` attention mask of the call (1 = real key), cache slots first.
  */
 export function splitHeadCaptures(
-  out: Record<string, ort.Tensor>,
+  out: Record<string, { readonly data: unknown }>,
   cfg: ModelConfig,
   counts: readonly number[],
   C: number,

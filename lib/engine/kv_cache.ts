@@ -46,6 +46,9 @@ export class KVCache {
     return this.batchSize === 0 ? 0 : this.mask.length / this.batchSize;
   }
 
+  /** Nothing to release (JavaScript memory); present so that either kind of cache is disposed alike. */
+  dispose(): void {}
+
   /** A cache holding only the given rows, in the given order (copies). */
   selectRows(rows: readonly number[]): KVCache {
     const S = this.length, block = this.kvHeads * S * this.headDim;

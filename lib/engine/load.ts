@@ -13,7 +13,7 @@
  */
 
 import { join } from "node:path";
-import { type DeviceRequest, HookedModel } from "./hooked_model.ts";
+import { type DeviceRequest, type EngineRuntime, HookedModel } from "./hooked_model.ts";
 import { type DownloadProgress, resolveModel } from "./hub.ts";
 import { loadTokenizer, type Tokenizer } from "./tokenizer.ts";
 import { sha256File, writeFileAtomic } from "../util/fs.ts";
@@ -42,6 +42,8 @@ export interface LoadModelOptions {
   readonly onProgress?: (p: DownloadProgress) => void;
   /** Intra-op threads (default all cores). */
   readonly threads?: number;
+  /** ONNX Runtime binding (`HookedModel.load`'s `runtime`; default its default). */
+  readonly runtime?: EngineRuntime;
   /** Compute sha256 of each weight file (streamed; ~seconds per GB). Default true. */
   readonly hashWeights?: boolean;
   /** Parent folder of organism builds (`buildOrganism`'s `cacheDir`; default its own cache). */
@@ -187,6 +189,7 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
   const model = await HookedModel.load(r.dir, {
     device: options.device ?? "auto",
     ...(options.threads ? { threads: options.threads } : {}),
+    ...(options.runtime ? { runtime: options.runtime } : {}),
   });
   const weightHashes = options.hashWeights === false ? undefined : await weightFileHashes(r.dir);
   return {

@@ -19,7 +19,7 @@
 
 import type { ForwardResult, HookedModel } from "../engine/hooked_model.ts";
 import { type Intervention, parseHookName, type Positions } from "../engine/hooks.ts";
-import type { KVCache } from "../engine/kv_cache.ts";
+import { type AnyKVCache, joinCaches, releaseCache, selectCacheRows } from "../engine/ort/native_cache.ts";
 import { deriveStreamSeed, type Rng, sampleStream, type StreamKey } from "./rng.ts";
 import { sampleToken, type SamplingParams } from "./sampling.ts";
 
@@ -170,7 +170,9 @@ export async function generate(
   const candidates = k && k > 0 ? Math.min(k, model.config.vocabSize) : undefined;
 
   let active: Row[] = [];
-  let cache: KVCache | undefined;
+  // A native cache (runtime "capi") holds native memory: every cache replaced below is disposed at once
+  // (after an exception, the finalizer releases the last one).
+  let cache: AnyKVCache | undefined;
 
   /** Sample the next token of every row from its logits; returns indices of rows that finished. */
   const advance = async (rows: Row[], step: Pick<ForwardResult, "logits" | "topk">): Promise<Set<number>> => {
@@ -236,16 +238,24 @@ export async function generate(
         ...(candidates ? { topK: candidates } : {}),
       });
       const rowOf = jobs.map((j) => distinct.indexOf(j.promptIndex));
-      const expanded = pre.cache!.selectRows(rowOf);
+      const expanded = await selectCacheRows(pre.cache!, rowOf);
+      releaseCache(pre.cache, expanded);
       const finished = await advance(newRows, {
         logits: rowOf.map((r) => pre.logits[r] ?? []),
         ...(pre.topk ? { topk: rowOf.map((r) => pre.topk![r]!) } : {}),
       });
       const keep = newRows.map((_, i) => i).filter((i) => !finished.has(i));
-      const kept = expanded.selectRows(keep);
-      cache = cache ? cache.concat(kept) : kept;
+      const kept = await selectCacheRows(expanded, keep);
+      releaseCache(expanded, kept);
+      const joined = cache ? await joinCaches(cache, kept) : kept;
+      releaseCache(cache, joined);
+      releaseCache(kept, joined);
+      cache = joined;
       active = [...active, ...keep.map((i) => newRows[i]!)];
-      if (active.length === 0) cache = undefined;
+      if (active.length === 0) {
+        cache.dispose();
+        cache = undefined;
+      }
       continue;
     }
     // One decode step for every active row.
@@ -255,13 +265,15 @@ export async function generate(
       interventions: interventionsFor(active),
       ...(candidates ? { topK: candidates } : {}),
     });
+    releaseCache(cache, step.cache);
+    cache = step.cache!;
     const finished = await advance(active, step);
     if (finished.size > 0) {
       const keep = active.map((_, i) => i).filter((i) => !finished.has(i));
       active = keep.map((i) => active[i]!);
-      cache = active.length ? step.cache!.selectRows(keep) : undefined;
-    } else {
-      cache = step.cache!;
+      const next = active.length ? await selectCacheRows(cache, keep) : undefined;
+      releaseCache(cache, next);
+      cache = next;
     }
   }
   return results.sort((a, b) => a.promptIndex - b.promptIndex || a.sampleId - b.sampleId);

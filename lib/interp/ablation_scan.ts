@@ -22,6 +22,7 @@
  */
 
 import type { Intervention } from "../engine/hooks.ts";
+import { selectCacheRows } from "../engine/ort/native_cache.ts";
 import { clusteredMeanCI, meanStd } from "../stats/stats.ts";
 import type { AnalysisModel } from "./logit_lens.ts";
 import type { ControlPosition, OnsetEvent } from "./traces.ts";
@@ -162,10 +163,13 @@ export async function scanPositions(
           positions: chunk.map((j, r) => (j.c === c ? [pos[r]!.predPos] : [])),
         });
       }
+      // Either kind of cache (a native one on the C API runtime is released right after use).
+      const rowsCache = await selectCacheRows(cache, chunk.map((j) => j.g));
       const res = await model.forward(pos.map((p) => [p.tokenIds[p.predPos]!]), {
-        cache: cache.selectRows(chunk.map((j) => j.g)),
+        cache: rowsCache,
         interventions,
       });
+      rowsCache.dispose();
       chunk.forEach((j, r) => {
         const logits = res.logits[r]![0]!;
         const logZ = logSumExp(logits);

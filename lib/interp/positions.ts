@@ -22,6 +22,7 @@
  */
 
 import type { Intervention } from "../engine/hooks.ts";
+import { selectCacheRows } from "../engine/ort/native_cache.ts";
 import type { AnalysisModel } from "./logit_lens.ts";
 
 /** A component-output hook (the sites of scale and patching edits). */
@@ -122,13 +123,16 @@ export async function evalAtPositions<T>(
     for (let j0 = 0; j0 < jobs.length; j0 += maxRows) {
       const chunk = jobs.slice(j0, j0 + maxRows);
       const rowCase = chunk.map((j) => cases[group[j.g]!]!);
+      // Either kind of cache (a native one on the C API runtime is released right after use).
+      const rowsCache = await selectCacheRows(cache, chunk.map((j) => j.g));
       const res = await model.forward(rowCase.map((c) => [c.tokenIds[c.predPos]!]), {
-        cache: cache.selectRows(chunk.map((j) => j.g)),
+        cache: rowsCache,
         interventions: rowInterventions(chunk.map((j, r) => ({
           edits: j.c < 0 ? [] : rowCase[r]!.conditions[j.c]!,
           pos: rowCase[r]!.predPos,
         }))),
       });
+      rowsCache.dispose();
       chunk.forEach((j, r) => {
         const value = options.read(res.logits[r]![0]!, group[j.g]!, j.c);
         if (j.c < 0) partial[j.g]!.clean = value;

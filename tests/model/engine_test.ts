@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { assertClose, worstDiff } from "../_close.ts";
-import { HookedModel } from "../../lib/engine/hooked_model.ts";
+import { type EngineRuntime, HookedModel } from "../../lib/engine/hooked_model.ts";
+import { joinCaches, selectCacheRows } from "../../lib/engine/ort/native_cache.ts";
 import type { Intervention } from "../../lib/engine/hooks.ts";
 import { type RandomCheckpointOptions, writeRandomCheckpoint } from "../../lib/engine/random_checkpoint.ts";
 import { loadNaiveWeights, naiveForward, naiveLens, type NaiveWeights } from "../naive_forward.ts";
@@ -60,14 +61,20 @@ function rowsFor(vocab: number): number[][] {
   ].map((r) => r.map((t) => t % vocab));
 }
 
-for (const [label, shape] of Object.entries(SHAPES)) {
-  Deno.test(`engine matches the naive forward pass: ${label}`, async (t) => {
+// Every scenario runs on both runtimes: onnxruntime-node (JS cache) and the C API (native cache).
+const RUNTIMES: readonly EngineRuntime[] = ["node", "capi"];
+const CASES = Object.entries(SHAPES).flatMap(([label, shape]) =>
+  RUNTIMES.map((rt) => [label, shape, rt] as const)
+);
+
+for (const [label, shape, runtime] of CASES) {
+  Deno.test(`engine matches the naive forward pass: ${label} (runtime ${runtime})`, async (t) => {
     const dir = await Deno.makeTempDir({ prefix: "bt-engine-" });
     let model: HookedModel | undefined;
     try {
       await writeRandomCheckpoint(dir, shape);
       const naive: NaiveWeights = await loadNaiveWeights(dir);
-      model = await HookedModel.load(dir, { cacheDir: `${dir}/.graphs` });
+      model = await HookedModel.load(dir, { cacheDir: `${dir}/.graphs`, runtime });
       const m = model;
       const rows = rowsFor(shape.vocabSize);
       const L = shape.numLayers;
@@ -108,7 +115,7 @@ for (const [label, shape] of Object.entries(SHAPES)) {
           });
         }
         // Rows leave the batch (row 1 finishes), the others continue from their cache.
-        const kept = res.cache!.selectRows([2, 0]);
+        const kept = await selectCacheRows(res.cache!, [2, 0]);
         const after = await m.forward([[rows[2]![split[2]! + 2]!], [rows[0]![split[0]! + 2]!]], {
           cache: kept,
         });
@@ -120,7 +127,7 @@ for (const [label, shape] of Object.entries(SHAPES)) {
         const ref = naiveForward(naive, rows);
         const a = await m.forward([rows[0]!.slice(0, 5)], { returnCache: true });
         const b = await m.forward([rows[1]!.slice(0, 2)], { returnCache: true });
-        const joined = a.cache!.concat(b.cache!);
+        const joined = await joinCaches(a.cache!, b.cache!);
         const out = await m.forward([[rows[0]![5]!], [rows[1]![2]!]], { cache: joined });
         assertClose(out.logits[0]![0]!, ref.logits[0]![5]!, TOL, "joined row 0");
         assertClose(out.logits[1]![0]!, ref.logits[1]![2]!, TOL, "joined row 1");
@@ -175,7 +182,7 @@ for (const [label, shape] of Object.entries(SHAPES)) {
           const lists = pos as readonly (readonly number[])[];
           return { ...iv, positions: [lists[0]!, lists[2]!] };
         };
-        let cache = res.cache!.selectRows([0, 2]);
+        let cache = await selectCacheRows(res.cache!, [0, 2]);
         for (const p of [3, 4]) {
           res = await m.forward([[rows[0]![p]!], [rows[2]![p]!]], {
             cache,
