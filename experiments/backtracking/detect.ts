@@ -4,10 +4,10 @@
  * The input is the decoded text of each generated token (their concatenation is the completion
  * text), so a match maps to the token that was actually sampled. Two rules:
  *
- * - `"reference"` (spec §5.1): case-insensitive `\b(t1|t2|…)\b` over the whole completion with
+ * - `"reference"` (docs/protocol.md §8): case-insensitive `\b(t1|t2|…)\b` over the whole completion with
  *   Python's Unicode `\b`; strict and relaxed lists; the onset is the earliest match (strict first,
  *   else relaxed).
- * - `"corrected"` (§13.6): the trigger in its configured case, starting a sentence or clause
+ * - `"corrected"` (docs/protocol.md §8): the trigger in its configured case, starting a sentence or clause
  *   (preceded by start of text, a newline, `.`, `!`, `?`, `:`, `;`, `,`, `—`, `–`, `(`, a quote
  *   character or `**`, then optional whitespace), followed by a word boundary, and inside the reasoning
  *   span: before the first `</think>` (the completion starts inside `<think>` because the prompt ends

@@ -3,7 +3,7 @@
  * row of `analysis/backtracking_events.csv`. Built by `lib/events.ts`; read by `lib/metrics.ts`,
  * `lib/plots.ts` and `lib/report.ts`.
  *
- * The first 17 fields are the reference's columns (spec §5.5) computed with the run's primary rule and
+ * The first 17 fields are the reference's columns (docs/protocol.md §10) computed with the run's primary rule and
  * extractor; the rest are this project's additions.
  *
  * @module
@@ -20,7 +20,7 @@ export type EventRule = "corrected" | "reference";
 
 /** One generated sample after detection and scoring: one row of analysis/backtracking_events.csv. */
 export interface EventRow {
-  // the reference's 17 columns (spec §5.5), computed with the run's primary rule/extractor
+  // the reference's 17 columns (docs/protocol.md §10), computed with the run's primary rule/extractor
   /** Problem index (the clustering unit of every bootstrap). */
   example_id: number;
   /** Sample index within the problem. */
