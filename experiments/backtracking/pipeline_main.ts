@@ -121,7 +121,7 @@ export async function runNotebookSeries(options: SeriesOptions): Promise<SeriesR
   }
   const config = await loadConfig(options.configPath);
   const runsRoot = resolve(options.runsRoot);
-  const startsFresh = isSeriesNotebook(notebooks[0]!) && basename(notebooks[0]!).startsWith("00_");
+  const startsFresh = basename(notebooks[0]!).startsWith("00_");
   const ownOnly = notebooks.every((p) => !isSeriesNotebook(p));
   const runId = options.runId !== undefined
     ? validateRunId(options.runId)
