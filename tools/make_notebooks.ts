@@ -1,7 +1,7 @@
 /**
  * Generator of the step notebooks `notebooks/00_*.ipynb` … `notebooks/10_*.ipynb`: one notebook per step of
- * the Phase-1 run log (docs/protocol.md §2), cells defined here in TypeScript, written deterministically (fixed cell
- * ids, sources as line lists, no outputs). Commit the generator and its output together;
+ * the Phase-1 run log (docs/protocol.md §2), cells defined here in TypeScript, written deterministically
+ * (fixed cell ids, sources as line lists, no outputs). Commit the generator and its output together;
  * `tests/notebooks_check_test.ts` fails when they drift apart.
  *
  * ```sh

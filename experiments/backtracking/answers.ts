@@ -3,9 +3,9 @@
  *
  * Two extractors:
  *
- * - {@linkcode extractAnswerReference}: the reference's extractor, bug for bug (docs/protocol.md §9), with its
- *   normaliser {@linkcode normalizeReference} reproducing Python `float()` / `repr()` (docs/protocol.md §9), and
- *   {@linkcode isCorrectReference} (exact string comparison).
+ * - {@linkcode extractAnswerReference}: the reference's extractor, bug for bug (docs/protocol.md §9), with
+ *   its normaliser {@linkcode normalizeReference} reproducing Python `float()` / `repr()` (docs/protocol.md
+ *   §9), and {@linkcode isCorrectReference} (exact string comparison).
  * - {@linkcode extractAnswer}: the robust extractor of the corrected protocol (docs/protocol.md §9): the last
  *   `\boxed{…}` or `Final:` line that holds a number, else the last number; scored with a tolerance by
  *   {@linkcode scoreAnswer}.

@@ -2,10 +2,10 @@
  * Experiment configuration: the reference pipeline's YAML schema (docs/protocol.md §1) plus this project's
  * extensions, validated with zod.
  *
- * Protocol: the top-level key `protocol` is `"corrected"` (our fixed protocol, docs/protocol.md) or `"reference"`
- * (reference-compatible mode). **A file without `protocol` is read as `"corrected"`**: the shipped
- * configs in `configs/` always set it explicitly, and the two reference YAMLs (which have no such key)
- * therefore load unchanged but run under the corrected protocol unless a caller overrides `protocol`.
+ * Protocol: the top-level key `protocol` is `"corrected"` (our fixed protocol, docs/protocol.md) or
+ * `"reference"` (reference-compatible mode). **A file without `protocol` is read as `"corrected"`**: the
+ * shipped configs in `configs/` always set it explicitly, and the two reference YAMLs (which have no such
+ * key) therefore load unchanged but run under the corrected protocol unless a caller overrides `protocol`.
  *
  * Keys of the reference keep the defaults of the reference's code (not those of its YAML files), except
  * `model.device`, which defaults to `"auto"` so that a config without it runs on a machine without GPU.
@@ -30,8 +30,8 @@ export type Protocol = "corrected" | "reference";
  * Defaults of the protocol-dependent extension keys.
  *
  * - `detection.rule`: trigger detection rule (`lib/detect.ts`).
- * - `detection.answer_extractor`: `"reference"` = first `Final:` etc. (docs/protocol.md §9), `"robust"` = last
- *   `\boxed{}` / `Final:` line / last number (`lib/answers.ts`).
+ * - `detection.answer_extractor`: `"reference"` = first `Final:` etc. (docs/protocol.md §9), `"robust"` =
+ *   last `\boxed{}` / `Final:` line / last number (`lib/answers.ts`).
  * - `generation.intervention_scope`: which positions a generation-time ablation touches.
  *   `"decode_only"` = the reference's: only KV-cached single-token decode steps, so the first generated
  *   token comes from the clean prefill; `"generated_only"` = every position that predicts a generated
@@ -39,13 +39,13 @@ export type Protocol = "corrected" | "reference";
  *   generated positions.
  * - `prompting.use_chat_template`: the reference never applies the chat template (docs/protocol.md §4).
  * - `analysis.selection_criterion`: `"signed_mean"` = the reference's most-negative mean logit delta
- *   (docs/protocol.md §13); `"specificity"` = trigger log-prob change minus the change for sampled tokens at matched
- *   non-BT positions (docs/protocol.md §13).
+ *   (docs/protocol.md §13); `"specificity"` = trigger log-prob change minus the change for sampled tokens at
+ *   matched non-BT positions (docs/protocol.md §13).
  * - `analysis.random_ablation_draws`: number of random layer draws for the random control.
  * - `analysis.control_target`: `"first_event_token"` = the reference's single id for every control
  *   (docs/protocol.md §11); `"matched_event_token"` = the matched BT event's own onset id.
- * - `analysis.event_selection`: `"first"` = the first `max_events` BT events in file order (docs/protocol.md §11);
- *   `"random"` = a seeded random sample across problems.
+ * - `analysis.event_selection`: `"first"` = the first `max_events` BT events in file order (docs/protocol.md
+ *   §11); `"random"` = a seeded random sample across problems.
  */
 export const PROTOCOL_DEFAULTS = {
   corrected: {

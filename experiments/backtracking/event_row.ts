@@ -3,8 +3,8 @@
  * row of `analysis/backtracking_events.csv`. Built by `lib/events.ts`; read by `lib/metrics.ts`,
  * `lib/plots.ts` and `lib/report.ts`.
  *
- * The first 17 fields are the reference's columns (docs/protocol.md §10) computed with the run's primary rule and
- * extractor; the rest are this project's additions.
+ * The first 17 fields are the reference's columns (docs/protocol.md §10) computed with the run's primary rule
+ * and extractor; the rest are this project's additions.
  *
  * @module
  */

@@ -564,10 +564,10 @@ function groupStats(
 }
 
 /**
- * The reference's `compute_summary_metrics` (docs/protocol.md §10), bug for bug: the top-level accuracy excludes
- * unknowns, `by_variant` / `by_condition` accuracy counts them as wrong, and everything passed in is
- * pooled (pass all rows to reproduce `summary_metrics.json`). Group keys are in first-appearance order
- * (the reference uses set order, which is not deterministic).
+ * The reference's `compute_summary_metrics` (docs/protocol.md §10), bug for bug: the top-level accuracy
+ * excludes unknowns, `by_variant` / `by_condition` accuracy counts them as wrong, and everything passed in is
+ * pooled (pass all rows to reproduce `summary_metrics.json`). Group keys are in first-appearance order (the
+ * reference uses set order, which is not deterministic).
  *
  * @param rows Events, e.g. all 6000 rows of a Phase 1 run.
  * @param options Which correctness column to read (default `is_correct`).
@@ -662,8 +662,8 @@ export interface ConditionComparisonRow {
 }
 
 /**
- * The reference's `compare-conditions --variant V` table (docs/protocol.md §17): docs/protocol.md §10 over all rows of the variant,
- * then `by_condition`. Row order is first appearance (the reference's is set order).
+ * The reference's `compare-conditions --variant V` table (docs/protocol.md §17): docs/protocol.md §10 over
+ * all rows of the variant, then `by_condition`. Row order is first appearance (the reference's is set order).
  *
  * @throws {RangeError} if no row has that variant.
  */
@@ -701,9 +701,9 @@ export interface FormattingSummaryRow {
 }
 
 /**
- * The reference's `formatting-sweep` table (docs/protocol.md §17): for each variant, baseline condition only, docs/protocol.md §10's
- * top-level numbers. Variants default to first-appearance order; variants with no baseline rows are
- * skipped, as in the reference.
+ * The reference's `formatting-sweep` table (docs/protocol.md §17): for each variant, baseline condition only,
+ * docs/protocol.md §10's top-level numbers. Variants default to first-appearance order; variants with no
+ * baseline rows are skipped, as in the reference.
  */
 export function formattingSummaryReference(
   rows: readonly EventRow[],

@@ -30,7 +30,8 @@
  * `think_open`/`think_close` are ignored, as the reference ignores them, so `baseline_think_newline` and
  * `think_same_line` give byte-identical prompts; only the variant *named* `no_think_tags` removes the
  * instruction line. The Phase-2 form (`form: "phase2"`) is `user_prompt` alone, without the system prompt:
- * a reference bug (docs/protocol.md §19), available for reproducing the Phase-2 sweeps and flagged in the result.
+ * a reference bug (docs/protocol.md §19), available for reproducing the Phase-2 sweeps and flagged in the
+ * result.
  *
  * In both forms `user_prompt` is `prompting.template` with `{question}` replaced by the question verbatim.
  *

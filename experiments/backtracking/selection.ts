@@ -52,8 +52,8 @@ export interface SelectComponentsOptions {
 /**
  * Choose the layers to ablate during generation, per component type, most important first.
  *
- * - `"signed_mean"` (docs/protocol.md §13): rows sorted ascending by `delta_logit_mean` (most negative first; ties
- *   keep row order); the first `topk` of each type. Always `topk` layers (if the scan had that many).
+ * - `"signed_mean"` (docs/protocol.md §13): rows sorted ascending by `delta_logit_mean` (most negative first;
+ *   ties keep row order); the first `topk` of each type. Always `topk` layers (if the scan had that many).
  * - `"specificity"` (docs/protocol.md §13): only rows whose specificity CI lies entirely below 0
  *   (`specificity_upper < 0`: ablating the component lowers the trigger's log-probability more than it
  *   lowers the sampled token's at matched non-backtracking positions), sorted ascending by
@@ -105,8 +105,8 @@ export interface RandomDrawsOptions {
 /**
  * Random layer sets for the generation-time control ablation.
  *
- * - `"reference"` (docs/protocol.md §14): T = every layer index used by any selected component (attention or MLP);
- *   `available` = layers not in T, ascending; Python `random.Random(999)` shuffles a fresh copy of
+ * - `"reference"` (docs/protocol.md §14): T = every layer index used by any selected component (attention or
+ *   MLP); `available` = layers not in T, ascending; Python `random.Random(999)` shuffles a fresh copy of
  *   `available` per draw (one generator for all draws, so draw 1 is exactly the reference's); the first
  *   `attn.length` become attention layers, the next `mlp.length` MLP layers (disjoint).
  * - `"matched"` (corrected default): per draw and per component type, `n` layers sampled without

@@ -149,7 +149,8 @@ export interface LensSummaryRow {
   /** Number of problems behind the CIs. */
   readonly clusters: number;
   readonly level: number;
-  // Reference-compatible columns (docs/protocol.md §12): means are 0 on an empty list, std is n−1 (0 when n < 2).
+  // Reference-compatible columns (docs/protocol.md §12): means are 0 on an empty list, std is n−1
+  // (0 when n < 2).
   readonly mean_target_logit_bt: number;
   readonly mean_target_logit_control: number;
   readonly std_bt: number;

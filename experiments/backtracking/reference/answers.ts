@@ -1,7 +1,8 @@
 /**
- * The reference pipeline's answer extractor, bug for bug (docs/protocol.md §9), with its normaliser reproducing
- * Python `float()` / `repr()` (docs/protocol.md §9) and its exact-string scoring, plus the Python `str` semantics they
- * need. Reference reproduction only: the corrected protocol uses {@linkcode ../answers.ts}.
+ * The reference pipeline's answer extractor, bug for bug (docs/protocol.md §9), with its normaliser
+ * reproducing Python `float()` / `repr()` (docs/protocol.md §9) and its exact-string scoring, plus the Python
+ * `str` semantics they need. Reference reproduction only: the corrected protocol uses
+ * {@linkcode ../answers.ts}.
  *
  * @module
  */
@@ -102,9 +103,9 @@ export function extractAnswerReference(completion: string, answerRegex?: string 
 }
 
 /**
- * The reference's `normalize` (docs/protocol.md §9): strip; delete `$ € £ ¥` and commas; strip trailing periods;
- * then Python `float()`: ±inf → lower-cased string, integral → integer digits, otherwise Python float
- * repr; unparseable or NaN → lower-cased string.
+ * The reference's `normalize` (docs/protocol.md §9): strip; delete `$ € £ ¥` and commas; strip trailing
+ * periods; then Python `float()`: ±inf → lower-cased string, integral → integer digits, otherwise Python
+ * float repr; unparseable or NaN → lower-cased string.
  */
 export function normalizeReference(x: string | number): string {
   let s = typeof x === "number" ? pyFloatRepr(x) : x;
