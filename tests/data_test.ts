@@ -26,7 +26,8 @@ Deno.test("reference sample: 200 problems, ids 0..199, golds parsed, all in the 
     assert.ok(t, `reference problem ${p.id} not in test.jsonl`);
     assert.equal(t.gold, p.gold);
   }
-  // The reference's shuffled order starts at GSM8K test indices 478, 191, 199, 1047, 50 (spec §2).
+  // The reference's shuffled order starts at GSM8K test indices 478, 191, 199, 1047, 50 (docs/protocol.md
+  // §3).
   assert.deepEqual(ref.slice(0, 5).map((p) => byQuestion.get(p.question)!.id), [478, 191, 199, 1047, 50]);
 });
 

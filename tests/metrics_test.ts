@@ -16,7 +16,7 @@ import { parseCsv, readCsv, toCsv, toDataFrame, writeCsv, writeParquet } from ".
 const REF_DIR =
   new URL("../../shared/data/reference/runs/20251223_232541/analysis/", import.meta.url).pathname;
 
-/** A reference CSV row (17 columns, §5.5) as an EventRow; our extra columns get neutral values. */
+/** A reference CSV row (17 columns, docs/protocol.md §10) as an EventRow; our extra columns get neutral values. */
 function rowFromReference(r: Record<string, string>): EventRow {
   const bool = (s: string | undefined, col: string): boolean => {
     if (s === "True") return true;
@@ -283,7 +283,7 @@ Deno.test("reference: condition_comparison.csv and formatting_summary.csv values
   assert.throws(() => conditionComparisonReference(rows, "nope"), /no rows for variant "nope"/);
 });
 
-Deno.test("reference: metrics_v2 baseline-only numbers (spec §12.2) and the corrected accuracy beside", async () => {
+Deno.test("reference: metrics_v2 baseline-only numbers (docs/protocol.md §19) and the corrected accuracy beside", async () => {
   const rows = (await referenceRows()).filter((r) => r.condition === "baseline");
   const s = summaryMetricsReference(rows);
   assert.equal(s.total_samples, 3600);

@@ -191,7 +191,7 @@ Deno.test("plots: PNG is valid, 2x the SVG size, and text is drawn", () => {
   assert.throws(() => renderPng(f.svg, { scale: 0 }), /option "scale"/);
 });
 
-Deno.test("plots: saveFigure writes SVG + PNG atomically; figureBundle is a display bundle", async () => {
+Deno.test("plots: saveFigure writes SVG + PNG atomically; figureBundle is a PNG display message at the SVG size", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const f = figures()[4]!;
@@ -207,9 +207,14 @@ Deno.test("plots: saveFigure writes SVG + PNG atomically; figureBundle is a disp
     ]);
     await assert.rejects(() => saveFigure(f, dir, "../x"), /plain file stem/);
     const b = figureBundle(f);
-    assert.equal(b["image/svg+xml"], f.svg);
-    const bytes = Uint8Array.from(atob(b["image/png"]), (c) => c.charCodeAt(0));
+    assert.deepEqual(
+      Object.keys(b.data).sort(),
+      ["image/png", "text/plain"],
+      "no SVG: nbconvert would prefer it",
+    );
+    const bytes = Uint8Array.from(atob(b.data["image/png"]), (c) => c.charCodeAt(0));
     assert.equal(pngSize(bytes).width, f.width * 2);
+    assert.deepEqual(b.metadata["image/png"], { width: f.width, height: f.height });
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -22,7 +22,7 @@ const USER =
 let tok: Promise<Tokenizer> | undefined;
 const mini = () => (tok ??= loadTokenizer(MINI));
 
-Deno.test("reference prompt strings are exactly the reference's (spec §3)", async () => {
+Deno.test("reference prompt strings are exactly the reference's (docs/protocol.md §4)", async () => {
   const cfg = await loadConfig(REFERENCE);
   assert.equal(
     referencePromptText(cfg.prompting, Q, "baseline_think_newline"),

@@ -35,7 +35,7 @@ Deno.test("random-ablation layers: Random(999).shuffle of the 18 available layer
   assert.deepEqual({ attn: shuffled.slice(0, 6), mlp: shuffled.slice(6, 12) }, spec.random);
 });
 
-Deno.test("logit-lens matched controls: Random(42) shuffle of the non-BT pool (spec §6.2)", async () => {
+Deno.test("logit-lens matched controls: Random(42) shuffle of the non-BT pool (docs/protocol.md §11)", async () => {
   const events = parseCsv(
     await Deno.readTextFile(new URL("runs/20251223_232541/analysis/backtracking_events.csv", SHARED)),
   ).records.filter((r) => r.variant === "baseline_think_newline" && r.condition === "baseline");

@@ -1,7 +1,7 @@
 /**
  * Generator of the step notebooks `notebooks/00_*.ipynb` … `notebooks/10_*.ipynb`: one notebook per step of
- * the Phase-1 run log (spec §1.2), cells defined here in TypeScript, written deterministically (fixed cell
- * ids, sources as line lists, no outputs). Commit the generator and its output together;
+ * the Phase-1 run log (docs/protocol.md §2), cells defined here in TypeScript, written deterministically
+ * (fixed cell ids, sources as line lists, no outputs). Commit the generator and its output together;
  * `tests/notebooks_check_test.ts` fails when they drift apart.
  *
  * ```sh
@@ -10,7 +10,7 @@
  * ```
  *
  * Cells follow docs/STYLE.md ("From the best interpretability notebooks"): a markdown introduction (what
- * the step does and why, what the reference did and what we changed, spec §13), one library call per
+ * the step does and why, what the reference did and what we changed, docs/protocol.md), one library call per
  * code cell, tables and figures inline, a sanity check, and a reading whose numbers come from variables.
  *
  * @module
@@ -78,7 +78,7 @@ one folder.
 
 **Reference.** The same step with a \`YYYYMMDD_HHMMSS\` id. Its \`config_resolved.yaml\` recorded
 \`flash_attention_2\` although \`sdpa\` ran, generation files were appended to on re-runs (duplicates) and
-one global seed drove all sampling (spec §13.13).
+one global seed drove all sampling (docs/protocol.md §7).
 
 **What we changed.** \`meta.json\` records what actually ran (execution provider and why, onnxruntime and
 library versions, weight hashes); finished artifacts are never silently overwritten (steps refuse, or
@@ -185,7 +185,7 @@ answer_value, gold\`), so every later step reads the same list, and records the 
 \`meta.json\`.
 
 **Reference.** 200 GSM8K test problems, shuffled with seed 123, saved to \`data/processed/gsm8k_200.jsonl\`
-(spec §2).
+(docs/protocol.md §3).
 
 **What we changed.** The reference's committed sample is read in file order and never re-shuffled, so
 example ids match its analysis files; a local GSM8K file gives a seeded sample; the embedded default uses
@@ -256,7 +256,7 @@ problem for each prompt variant, with no intervention, into \`generations/<varia
 **Reference.** Raw text prompts with no chat template and no \`<think>\` prefill; the three "formatting
 variants" differ by one line only, because \`think_open\`/\`think_close\` were never read (two prompts are
 identical); 512-token cap; \`completion_tokens\` was the padded group maximum and \`finish_reason\` was always
-"stop" (spec §13.1–13.2).
+"stop" (docs/protocol.md §4–6).
 
 **What we changed.** The model's chat template, with each variant built from its think strings; every
 sample's own token count, EOS vs length, its token ids and its own random stream keyed by (example,
@@ -332,7 +332,7 @@ const generatedNow = stores.reduce((a, s) => a + s.generated, 0);
 await showMarkdown(
   \`\${stores.length} variant(s) × \${expected} samples are stored (\${generatedNow} generated in this session). \` +
     \`For \\\`\${variant}\\\` completions average **\${meanTokens.toFixed(1)} tokens** and **\${pct(truncated)}** hit the \` +
-    \`\${ctx.config.generation.max_new_tokens}-token budget (the reference could not tell: spec §13.2).\`,
+    \`\${ctx.config.generation.max_new_tokens}-token budget (the reference could not tell: docs/protocol.md §6).\`,
 );`,
     },
   ],
@@ -356,7 +356,7 @@ correctness, and degeneration measures. \`summary_metrics.json\` keeps the refer
 
 **Reference.** Case-insensitive trigger regex over the whole completion ("actually" in prose and "Wait" after
 the answer count); the *first* \`Final:\` (often the echoed instruction); no markdown/\`\\boxed{}\` clean-up;
-accuracy defined two ways; ablated and baseline runs pooled in the summary (spec §13.3–13.6).
+accuracy defined two ways; ablated and baseline runs pooled in the summary (docs/protocol.md §8–10).
 
 **What we changed.** Primary rule: case-sensitive, sentence-initial triggers inside the reasoning span;
 robust extraction (last \`Final:\`/\`\\boxed{}\`/number, markdown stripped, tolerance); one accuracy
@@ -437,7 +437,7 @@ await showMarkdown(
     \`the reference's rule gives \${pct(main.bt_rate_other_rule.value)} on the same samples. \` +
     \`Accuracy is \${pct(main.accuracy.value)} with \${pct(main.unknown_rate)} unknown answers; with backtracking \` +
     \`\${pct(main.accuracy_with_bt.value)} vs \${pct(main.accuracy_without_bt.value)} without (correlational: \` +
-    \`problem difficulty and truncation confound it, spec §13.14).\`,
+    \`problem difficulty and truncation confound it, docs/protocol.md §18).\`,
 );`,
     },
   ],
@@ -461,7 +461,7 @@ readable?
 
 **Reference.** The first 120 events in file order (30 problems); one fixed control token (\` wait\`) while
 events mostly target \`Wait\`; raw logits compared across contexts; the last layer double-normalised; 32
-controls silently dropped (spec §13.7).
+controls silently dropped (docs/protocol.md §11–12).
 
 **What we changed.** Events sampled at random across problems (seeded); each control reads *its own event's*
 onset token; log-prob and rank beside the logit; layer 0 = embedding output and the last layer = the true
@@ -522,7 +522,7 @@ await showMarkdown(
     (firstSeparated
       ? \`The difference is positive with its CI excluding 0 from layer **\${firstSeparated.layer}** on (0 = embedding output). \`
       : "No layer separates the two with a CI excluding 0. ") +
-    \`At the last layer this is close to tautological: at an onset the model is about to emit the trigger (spec §13.7); \` +
+    \`At the last layer this is close to tautological: at an onset the model is about to emit the trigger (docs/protocol.md §12); \` +
     \`the informative part is how early the separation appears.\`,
 );`,
     },
@@ -546,7 +546,7 @@ controls) are selected for ablation during generation, with random control draws
 
 **Reference.** Single-position zero-ablation effect on a raw logit in bf16 (deltas quantised to ~1/16);
 signed top-6 per component with no test; attention 0 and the last MLP matter for *every* prediction, and
-nothing corrects for that (spec §13.8).
+nothing corrects for that (docs/protocol.md §13).
 
 **What we changed.** Δ log-prob in fp32 with problem-clustered CIs; a specificity score (Δ at onsets minus Δ
 at matched controls); selection by specificity (\`analysis.selection_criterion\`); random draws matched per
@@ -646,7 +646,7 @@ falling apart.
 
 **Reference.** Zeroed 12 components (top 6 attention + top 6 MLP, including attention 0 and the last MLP) at
 every decode step; the first generated token was never ablated; accuracy collapsed (1.2 %), so the "BT
-reduction" was confounded with degeneration (spec §13.9).
+reduction" was confounded with degeneration (docs/protocol.md §14–15).
 
 **What we changed.** Only the selected (specific) components; \`generation.intervention_scope\` says where
 (here every generated token, the first one included); the same per-sample random streams as the baseline,
@@ -740,7 +740,7 @@ number cut backtracking as much, the targeted result would say nothing about a m
 
 **Reference.** One draw (Python \`Random(999)\`) of layers disjoint from every selected index, not matched
 for destructiveness (targeted included attention 0 and the last MLP; random had early layers); 100
-digit-free outputs (spec §13.9).
+digit-free outputs (docs/protocol.md §14–15).
 
 **What we changed.** \`analysis.random_ablation_draws\` draws, each matched to the selection per component
 type (same number of attention and MLP layers) and disjoint from it; every draw uses the same per-sample
@@ -826,7 +826,7 @@ problems, same samples, same random streams): Δ BT rate and Δ accuracy with CI
 
 **Reference.** \`condition_comparison.csv\` with accuracy = correct/total, no CIs, no test, no degeneration
 measure, one random draw: targeted BT 2.8 % vs random 54.9 % vs baseline 70.8 %, with accuracy collapsed
-to ~1 % under both ablations (spec §12.1, §13.9, §13.14).
+to ~1 % under both ablations (docs/protocol.md §14–15, §18).
 
 **What we changed.** Everything above plus the reference's table unchanged (\`condition_comparison.csv\`),
 so both readings stand side by side.`,
@@ -926,7 +926,7 @@ compared (paired: same problems, same random streams) with the first variant.
 
 **Reference.** \`formatting_summary.csv\` with accuracy = correct/(correct+incorrect). Because
 \`think_open\`/\`think_close\` were never read, two of the three "variants" were the *same prompt*: their
-70.8 % vs 68.2 % BT difference is pure sampling noise (spec §13.1).
+70.8 % vs 68.2 % BT difference is pure sampling noise (docs/protocol.md §5).
 
 **What we changed.** The variants are built from their think strings, so they really differ (checked below);
 paired differences with CIs rather than two rates side by side. The reference's table is kept.`,
@@ -1015,7 +1015,7 @@ tables, and the corrected numbers beside the reference-compatible ones and the r
 Phase-1 numbers.
 
 **Reference.** An executive summary that pooled ablated and baseline runs, two figures that did the same,
-and claims beyond the data ("MLP 27 accounts for 55 % of backtracking") (spec §13.5, §13.14).
+and claims beyond the data ("MLP 27 accounts for 55 % of backtracking") (docs/protocol.md §10, §18).
 
 **What we changed.** Nothing pooled across conditions; every number with its CI and n; the caveats
 (truncation, extraction, clustering, degeneration) stated in the report.`,

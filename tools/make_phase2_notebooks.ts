@@ -60,7 +60,7 @@ scale of its outputs, that lowers the backtracking rate without costing accuracy
 **Reference.** Right question, unusable answer: the gold answer of generation i was \`answers[i mod 120]\`
 while generation i belongs to example ⌊i/4⌋, so every Phase-2 accuracy is noise; the system prompt was
 dropped, so its baseline differs from Phase 1; no scale-1.0 row, no CIs, generations not saved (spec
-§11.2–11.3, §13.10).
+docs/protocol.md §19).
 
 **What we changed.** The Phase-1 prompt builder and the Phase-1 baseline (same problems, sample ids and
 random streams: every setting is a paired comparison), gold by example id, scale 1.0 = the baseline, CIs
@@ -183,7 +183,7 @@ const NB13: readonly CellSpec[] = [
 does something else (a synonym, another trigger) take its place?
 
 **Reference.** Reported "450 measurements" but ran no forward pass: the CSV holds ids only; the intended
-code would have decoded and re-tokenised the prefix (a second BOS, every position shifted) (§11.4, §13.11).
+code would have decoded and re-tokenised the prefix (a second BOS, every position shifted) (docs/protocol.md §20).
 
 **What we do.** The prefix is the *generated* token ids up to and including the pre-onset position; P, logit
 and log-prob of the onset token clean and with each subset at each scale (\`phase2.continuation_ablation.scales\`),

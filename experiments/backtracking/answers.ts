@@ -3,10 +3,10 @@
  *
  * Two extractors:
  *
- * - {@linkcode extractAnswerReference}: the reference's extractor, bug for bug (spec §5.3), with its
- *   normaliser {@linkcode normalizeReference} reproducing Python `float()` / `repr()` (§5.4), and
+ * - {@linkcode extractAnswerReference}: the reference's extractor, bug for bug (docs/protocol.md §9), with its
+ *   normaliser {@linkcode normalizeReference} reproducing Python `float()` / `repr()` (docs/protocol.md §9), and
  *   {@linkcode isCorrectReference} (exact string comparison).
- * - {@linkcode extractAnswer}: the robust extractor of the corrected protocol (§13.3): the text after
+ * - {@linkcode extractAnswer}: the robust extractor of the corrected protocol (docs/protocol.md §9): the text after
  *   the reasoning (`</think>`) first, the reasoning only when nothing after it carries a number; in each,
  *   the last `\boxed{…}` or `Final:` line that holds a number, else the last number; scored with a
  *   tolerance by {@linkcode scoreAnswer}. {@linkcode scoreCompletion} adds the `unfinished` status: a

@@ -1,13 +1,13 @@
 /**
- * Experiment configuration: the reference pipeline's YAML schema (spec §1.1) plus this project's
+ * Experiment configuration: the reference pipeline's YAML schema (docs/protocol.md §1) plus this project's
  * extensions, validated with zod.
  *
- * Protocol: the top-level key `protocol` is `"corrected"` (our fixed protocol, §13) or `"reference"`
- * (reference-compatible mode). **A file without `protocol` is read as `"corrected"`**: the shipped
- * configs in `configs/` always set it explicitly, and the two reference YAMLs (which have no such key)
- * therefore load unchanged but run under the corrected protocol unless a caller overrides `protocol`.
+ * Protocol: the top-level key `protocol` is `"corrected"` (our fixed protocol, docs/protocol.md) or
+ * `"reference"` (reference-compatible mode). **A file without `protocol` is read as `"corrected"`**: the
+ * shipped configs in `configs/` always set it explicitly, and the two reference YAMLs (which have no such
+ * key) therefore load unchanged but run under the corrected protocol unless a caller overrides `protocol`.
  *
- * Keys of the reference keep the reference's code defaults (the "code default" column of §1.1), except
+ * Keys of the reference keep the defaults of the reference's code (not those of its YAML files), except
  * `model.device`, which defaults to `"auto"` so that a config without it runs on a machine without GPU.
  * Extension keys whose right value depends on the protocol (`detection.rule`,
  * `detection.answer_extractor`, `generation.intervention_scope`, `prompting.use_chat_template`,
@@ -31,22 +31,22 @@ export type Protocol = "corrected" | "reference";
  * Defaults of the protocol-dependent extension keys.
  *
  * - `detection.rule`: trigger detection rule (`lib/detect.ts`).
- * - `detection.answer_extractor`: `"reference"` = first `Final:` etc. (spec §5.3), `"robust"` = last
- *   `\boxed{}` / `Final:` line / last number (`lib/answers.ts`).
+ * - `detection.answer_extractor`: `"reference"` = first `Final:` etc. (docs/protocol.md §9), `"robust"` =
+ *   last `\boxed{}` / `Final:` line / last number (`lib/answers.ts`).
  * - `generation.intervention_scope`: which positions a generation-time ablation touches.
  *   `"decode_only"` = the reference's: only KV-cached single-token decode steps, so the first generated
  *   token comes from the clean prefill; `"generated_only"` = every position that predicts a generated
  *   token (the last prompt position and all generated positions); `"all_positions"` = prompt and
  *   generated positions.
- * - `prompting.use_chat_template`: the reference never applies the chat template (§3).
+ * - `prompting.use_chat_template`: the reference never applies the chat template (docs/protocol.md §4).
  * - `analysis.selection_criterion`: `"signed_mean"` = the reference's most-negative mean logit delta
- *   (§7); `"specificity"` = trigger log-prob change minus the change for sampled tokens at matched
- *   non-BT positions (§13.8).
+ *   (docs/protocol.md §13); `"specificity"` = trigger log-prob change minus the change for sampled tokens at
+ *   matched non-BT positions (docs/protocol.md §13).
  * - `analysis.random_ablation_draws`: number of random layer draws for the random control.
  * - `analysis.control_target`: `"first_event_token"` = the reference's single id for every control
- *   (§6.3); `"matched_event_token"` = the matched BT event's own onset id.
- * - `analysis.event_selection`: `"first"` = the first `max_events` BT events in file order (§6.1);
- *   `"random"` = a seeded random sample across problems.
+ *   (docs/protocol.md §11); `"matched_event_token"` = the matched BT event's own onset id.
+ * - `analysis.event_selection`: `"first"` = the first `max_events` BT events in file order (docs/protocol.md
+ *   §11); `"random"` = a seeded random sample across problems.
  */
 export const PROTOCOL_DEFAULTS = {
   corrected: {

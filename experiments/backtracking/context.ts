@@ -70,7 +70,7 @@ export function say(ctx: Pick<RunContext, "log">, line: string): void {
  * A context for an existing run: load the config (path or object) and open the run folder.
  *
  * @param config A config or the path of a YAML config.
- * @param options `runId` (default: resolution of spec §1.2), `root` (runs root).
+ * @param options `runId` (default: resolution of docs/protocol.md §2), `root` (runs root).
  */
 /**
  * Take the run's exclusive lock for a step that writes it (re-entrant within a process; see

@@ -1,7 +1,7 @@
 /**
  * GSM8K data: loading a local JSONL file or the Hugging Face Hub dataset (`openai/gsm8k`, Parquet,
  * through the hub cache), gold parsing, a seeded sample, and the reference's committed 200-problem
- * sample (spec §2).
+ * sample (docs/protocol.md §3).
  *
  * @module
  */

@@ -4,10 +4,10 @@
  * The input is the decoded text of each generated token (their concatenation is the completion
  * text), so a match maps to the token that was actually sampled. Two rules:
  *
- * - `"reference"` (spec §5.1): case-insensitive `\b(t1|t2|…)\b` over the whole completion with
+ * - `"reference"` (docs/protocol.md §8): case-insensitive `\b(t1|t2|…)\b` over the whole completion with
  *   Python's Unicode `\b`; strict and relaxed lists; the onset is the earliest match (strict first,
  *   else relaxed).
- * - `"corrected"` (§13.6): the trigger starting a sentence or clause, followed by a word boundary,
+ * - `"corrected"` (docs/protocol.md §8): the trigger starting a sentence or clause, followed by a word boundary,
  *   inside the reasoning span. A clause start is the start of text, a newline, `.`, `!`, `?`, `:`, `;`,
  *   `,`, `—`, `–`, `(`, a quote character or `**`, then optional whitespace. The trigger either
  *   (a) opens the clause in its configured case (`Wait`), or (b) follows one opening interjection or

@@ -3,8 +3,8 @@
  * row of `analysis/backtracking_events.csv`. Built by `lib/events.ts`; read by `lib/metrics.ts`,
  * `lib/plots.ts` and `lib/report.ts`.
  *
- * The first 17 fields are the reference's columns (spec §5.5) computed with the run's primary rule and
- * extractor; the rest are this project's additions.
+ * The first 17 fields are the reference's columns (docs/protocol.md §10) computed with the run's primary rule
+ * and extractor; the rest are this project's additions.
  *
  * @module
  */
@@ -23,7 +23,7 @@ export type EventRule = "corrected" | "reference";
 
 /** One generated sample after detection and scoring: one row of analysis/backtracking_events.csv. */
 export interface EventRow {
-  // the reference's 17 columns (spec §5.5), computed with the run's primary rule/extractor
+  // the reference's 17 columns (docs/protocol.md §10), computed with the run's primary rule/extractor
   /** Problem index (the clustering unit of every bootstrap). */
   example_id: number;
   /** Sample index within the problem. */

@@ -4,13 +4,13 @@
  *
  * Two protocols:
  *
- * - `"corrected"` / `"random_across_problems"` (default, spec §13.7): events are a seeded sample spread
- *   over problems; each control's target is its own event's onset token id; controls are matched on
+ * - `"corrected"` / `"random_across_problems"` (default, docs/protocol.md §11): events are a seeded sample
+ *   spread over problems; each control's target is its own event's onset token id; controls are matched on
  *   true (unpadded) lengths and must have an actually sampled token after the matched position.
- * - `"reference"` / `"file_order"` (spec §6): the first `max` events in file order; the non-BT pool is
- *   shuffled with Python's `random.Random(42)`; every control's target is the onset id of the first
- *   event. The reference's length check read padded group lengths; here the check reads each trace's
- *   true length, and events left without a control are reported, not silently dropped later.
+ * - `"reference"` / `"file_order"` (docs/protocol.md §11): the first `max` events in file order; the non-BT
+ *   pool is shuffled with Python's `random.Random(42)`; every control's target is the onset id of the first
+ *   event. The reference's length check read padded group lengths; here the check reads each trace's true
+ *   length, and events left without a control are reported, not silently dropped later.
  *
  * @example
  * ```ts
@@ -140,11 +140,11 @@ export function completionOffset(e: { readonly predPos: number; readonly promptT
  *   order), each taking the first qualifying unused trace of the shuffled pool: because the sets of
  *   qualifying traces are nested, this matches as many events as any assignment can. Target = the
  *   event's own onset token id.
- * - `"reference"` (spec §6.2): the pool is shuffled with Python `random.Random(42)` (lib/pyrandom.ts);
- *   events are served in order, each taking the first unused trace with completion length ≥ k; target =
- *   `events[0].onsetTokenId` for every control. The reference compared padded lengths; here lengths are
- *   true lengths (`tokenIds.length − promptTokens`), so the controls the reference later dropped for
- *   being past the end of their text are reported as unmatched instead. Passing traces whose `tokenIds`
+ * - `"reference"` (docs/protocol.md §11): the pool is shuffled with Python `random.Random(42)`
+ *   (lib/pyrandom.ts); events are served in order, each taking the first unused trace with completion length
+ *   ≥ k; target = `events[0].onsetTokenId` for every control. The reference compared padded lengths; here
+ *   lengths are true lengths (`tokenIds.length − promptTokens`), so the controls the reference later dropped
+ *   for being past the end of their text are reported as unmatched instead. Passing traces whose `tokenIds`
  *   are padded to the reference's lengths reproduces its list exactly.
  *
  * @param events the selected events (their indices become `matchedTo`).

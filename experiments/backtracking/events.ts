@@ -22,7 +22,7 @@ import type { GenerationRecord } from "../../lib/generate/records.ts";
 import { degeneration, type GroupSummary, summarizeGroups, type SummaryOptions } from "./metrics.ts";
 import type { Tokenizer } from "../../lib/engine/tokenizer.ts";
 
-/** The reference's 17 columns of `backtracking_events.csv`, in order (spec §5.5). */
+/** The reference's 17 columns of `backtracking_events.csv`, in order (docs/protocol.md §10). */
 export const REFERENCE_EVENT_COLUMNS = [
   "example_id",
   "sample_id",

@@ -136,7 +136,7 @@ export interface AccuracyByBacktracking {
 
 /**
  * (b) Accuracy of samples with vs without a strict trigger, per group, with CI error bars.
- * Correlational: difficulty and truncation confound it (spec §13.14).
+ * Correlational: difficulty and truncation confound it (docs/protocol.md §18).
  */
 export function accuracyByBacktracking(
   data: readonly AccuracyByBacktracking[],

@@ -2,9 +2,9 @@
  * Metrics over {@linkcode EventRow}s: degeneration of one completion, a per-condition summary with
  * confidence intervals, a paired comparison against the baseline, and the reference's
  * `summary_metrics.json` / `condition_comparison.csv` / `formatting_summary.csv` semantics for
- * reference-compatible output (spec §5.6, §9).
+ * reference-compatible output (docs/protocol.md §10, §17).
  *
- * Definitions used by the corrected protocol (spec §13 items 4, 5, 9, 14):
+ * Definitions used by the corrected protocol (docs/protocol.md §10, §14–16):
  *
  * - **Accuracy** = correct / n, unknown answers counted as not correct (one definition everywhere), with
  *   the unknown rate reported beside it.
@@ -12,7 +12,7 @@
  * - Every interval is a Wilson interval (binomial, ignores clustering) and/or a percentile bootstrap
  *   that resamples whole problems (`example_id`), because the samples of one problem are correlated.
  * - Summaries are meant for one (variant, condition) group: use {@linkcode summarizeGroups} rather than
- *   pooling conditions (the reference's mixing bug, §13.5).
+ *   pooling conditions (the reference's mixing bug, docs/protocol.md §10).
  *
  * @module
  */
@@ -160,7 +160,7 @@ export interface ConditionSummary {
   readonly unknown_rate: number;
   /** Accuracy among finished samples (finish_reason "eos" or "stop"); NaN when none finished. */
   readonly accuracy_finished: RateEstimate;
-  /** Accuracy of samples with / without a strict trigger (correlational, see §13.14). */
+  /** Accuracy of samples with / without a strict trigger (correlational, see docs/protocol.md §18). */
   readonly accuracy_with_bt: RateEstimate;
   readonly accuracy_without_bt: RateEstimate;
   /** Reference extractor + normaliser: correct_reference true / n. */
@@ -515,7 +515,7 @@ export function compareToBaseline(
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Reference-compatible summaries (spec §5.6, §9)
+// Reference-compatible summaries (docs/protocol.md §10, §17)
 
 /** One entry of the reference's `by_variant` / `by_condition` (accuracy = correct / total). */
 export interface ReferenceGroupStats {
@@ -526,7 +526,7 @@ export interface ReferenceGroupStats {
   accuracy: number;
 }
 
-/** The reference's `summary_metrics.json` object (spec §5.6), keys in the reference's order. */
+/** The reference's `summary_metrics.json` object (docs/protocol.md §10), keys in the reference's order. */
 export interface ReferenceSummaryMetrics {
   total_samples: number;
   backtracking_strict_count: number;
@@ -583,10 +583,10 @@ function groupStats(
 }
 
 /**
- * The reference's `compute_summary_metrics` (spec §5.6), bug for bug: the top-level accuracy excludes
- * unknowns, `by_variant` / `by_condition` accuracy counts them as wrong, and everything passed in is
- * pooled (pass all rows to reproduce `summary_metrics.json`). Group keys are in first-appearance order
- * (the reference uses set order, which is not deterministic).
+ * The reference's `compute_summary_metrics` (docs/protocol.md §10), bug for bug: the top-level accuracy
+ * excludes unknowns, `by_variant` / `by_condition` accuracy counts them as wrong, and everything passed in is
+ * pooled (pass all rows to reproduce `summary_metrics.json`). Group keys are in first-appearance order (the
+ * reference uses set order, which is not deterministic).
  *
  * @param rows Events, e.g. all 6000 rows of a Phase 1 run.
  * @param options Which correctness column to read (default `is_correct`).
@@ -669,7 +669,7 @@ export function formatReferenceSummaryJson(summary: ReferenceSummaryMetrics): st
   return write(summary, "", "");
 }
 
-/** One row of the reference's `condition_comparison.csv` (spec §9). */
+/** One row of the reference's `condition_comparison.csv` (docs/protocol.md §17). */
 export interface ConditionComparisonRow {
   variant: string;
   condition: string;
@@ -681,8 +681,8 @@ export interface ConditionComparisonRow {
 }
 
 /**
- * The reference's `compare-conditions --variant V` table (spec §9): §5.6 over all rows of the variant,
- * then `by_condition`. Row order is first appearance (the reference's is set order).
+ * The reference's `compare-conditions --variant V` table (docs/protocol.md §17): docs/protocol.md §10 over
+ * all rows of the variant, then `by_condition`. Row order is first appearance (the reference's is set order).
  *
  * @throws {RangeError} if no row has that variant.
  */
@@ -709,7 +709,7 @@ export function conditionComparisonReference(
   }));
 }
 
-/** One row of the reference's `formatting_summary.csv` (spec §9). */
+/** One row of the reference's `formatting_summary.csv` (docs/protocol.md §17). */
 export interface FormattingSummaryRow {
   variant: string;
   total: number;
@@ -720,9 +720,9 @@ export interface FormattingSummaryRow {
 }
 
 /**
- * The reference's `formatting-sweep` table (spec §9): for each variant, baseline condition only, §5.6's
- * top-level numbers. Variants default to first-appearance order; variants with no baseline rows are
- * skipped, as in the reference.
+ * The reference's `formatting-sweep` table (docs/protocol.md §17): for each variant, baseline condition only,
+ * docs/protocol.md §10's top-level numbers. Variants default to first-appearance order; variants with no
+ * baseline rows are skipped, as in the reference.
  */
 export function formattingSummaryReference(
   rows: readonly EventRow[],

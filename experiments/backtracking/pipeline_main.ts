@@ -4,14 +4,20 @@
  *
  * ```sh
  * deno task pipeline  [--config FILE] [--run-id ID] [--runs-root DIR] [--figures-dir DIR|none] [--cell-timeout S] [--force]
- * deno task notebooks [same options] [NN|NAME ...]
+ * deno task notebooks [same options] [NN|NAME|PATH.ipynb ...]
  * ```
  *
  * - `pipeline`: build the model (for the organism; a real model is fetched by the first step that needs
  *   it), start a new run (or continue `--run-id`), execute every `notebooks/NN_*.ipynb` in order, copy the
  *   latest figures to `figures/`, and print where the report, figures and executed notebooks are.
  * - `notebooks`: execute the series (or the notebooks named by number or file name) on a run: a new run
- *   when the series includes 00 and no run id is given, else the current run.
+ *   when the series includes 00 and no run id is given, else the current run. Any other notebook is named
+ *   by its path (an argument ending in `.ipynb` that is not a series file name, or containing a `/`;
+ *   relative to the directory `deno task` was called from): it runs on the current run (a new run id when
+ *   there is none yet), with its own folder as the kernel's working directory as in Jupyter, and its
+ *   executed copy goes to the run's `notebooks/` folder like the series'. This is the reliable headless
+ *   runner for any Deno notebook: it waits for every output of a cell (stock `jupyter nbconvert --execute`
+ *   can drop a cell's last outputs with this kernel) and stops at the first failing cell.
  *
  * Options fall back to the notebooks' environment variables (`BT_CONFIG`, `BT_RUN_ID`, `BT_RUNS_ROOT`,
  * `BT_FIGURES_DIR`, `BT_FORCE`), which are passed on to every kernel. Executed notebooks go to
@@ -21,7 +27,7 @@
  * @module
  */
 
-import { basename, join, relative, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { loadConfig } from "./config.ts";
 import { resolveModelSource } from "../../lib/engine/load.ts";
@@ -33,7 +39,7 @@ import { copyFiguresToProject, newRunId, resolveRunId, validateRunId } from "./r
 const USAGE = [
   "Usage: deno task pipeline  [--config FILE] [--run-id ID] [--runs-root DIR] [--figures-dir DIR|none]",
   "                           [--cell-timeout SECONDS] [--force]",
-  "       deno task notebooks [same options] [NN|NAME ...]",
+  "       deno task notebooks [same options] [NN|NAME|PATH.ipynb ...]",
 ].join("\n");
 
 /** Where {@linkcode main} writes; defaults to the console. */
@@ -48,7 +54,10 @@ const consoleIO: PipelineIO = { out: (l) => console.log(l), err: (l) => console.
 export interface SeriesOptions {
   /** Config file (absolute, or relative to the working directory). */
   readonly configPath: string;
-  /** Run id; undefined = a new id when the series starts with notebook 00, else the current run. */
+  /**
+   * Run id; undefined = a new id when the series starts with notebook 00, else the current run (when only
+   * notebooks outside the series are given and there is no current run: a new id).
+   */
   readonly runId?: string;
   /** Runs root (absolute, or relative to the working directory). */
   readonly runsRoot: string;
@@ -102,13 +111,24 @@ export async function runNotebookSeries(options: SeriesOptions): Promise<SeriesR
   const started = performance.now();
   const notebooks = options.notebooks ?? seriesNotebooks();
   if (notebooks.length === 0) throw new Error("No notebooks to run (notebooks/NN_*.ipynb)");
+  const byName = new Map<string, string>();
+  for (const p of notebooks) {
+    const other = byName.get(basename(p));
+    if (other !== undefined && resolve(other) !== resolve(p)) {
+      throw new Error(`Notebooks "${other}" and "${p}" would both be written to notebooks/${basename(p)}`);
+    }
+    byName.set(basename(p), p);
+  }
   const config = await loadConfig(options.configPath);
   const runsRoot = resolve(options.runsRoot);
   const startsFresh = basename(notebooks[0]!).startsWith("00_");
+  const ownOnly = notebooks.every((p) => !isSeriesNotebook(p));
   const runId = options.runId !== undefined
     ? validateRunId(options.runId)
     : startsFresh
     ? (config.run.run_id ?? newRunId())
+    : ownOnly
+    ? await resolveRunId(config, undefined, { root: runsRoot }).catch(() => config.run.run_id ?? newRunId())
     : await resolveRunId(config, undefined, { root: runsRoot });
   const runDir = join(runsRoot, runId);
   const notebooksDir = join(runDir, "notebooks");
@@ -163,14 +183,47 @@ export async function runNotebookSeries(options: SeriesOptions): Promise<SeriesR
   return { runId, runDir, notebooksDir, notebooks: done, seconds: (performance.now() - started) / 1000 };
 }
 
-function select(all: readonly string[], wanted: readonly string[]): string[] {
+/** Whether `path` is a notebook of the project's series (`notebooks/NN_*.ipynb`). */
+export function isSeriesNotebook(path: string): boolean {
+  return dirname(resolve(path)) === join(PROJECT_ROOT, "notebooks") &&
+    /^\d\d_.*\.ipynb$/.test(basename(path));
+}
+
+/**
+ * The notebooks named on the command line, in order: series notebooks by number (`04`) or file name
+ * (`04_logit_lens`, `04_logit_lens.ipynb`), any other notebook by its path.
+ *
+ * @param all The series (absolute paths).
+ * @param wanted The arguments; none = the whole series.
+ * @param cwd The directory relative paths are resolved from (the caller's, not `deno task`'s).
+ * @throws {RangeError} for an unknown series name, a path that is not a file, or a file that is not `.ipynb`.
+ */
+export function selectNotebooks(all: readonly string[], wanted: readonly string[], cwd: string): string[] {
   if (wanted.length === 0) return [...all];
   return wanted.map((w) => {
+    const inSeries = all.find((p) => basename(p) === w);
+    if (inSeries) return inSeries;
+    if (w.endsWith(".ipynb") || w.includes("/")) {
+      const path = resolve(cwd, w);
+      let info;
+      try {
+        info = Deno.statSync(path);
+      } catch {
+        throw new RangeError(`No notebook file "${path}" (from "${w}", relative to ${cwd})`);
+      }
+      if (!info.isFile || !path.endsWith(".ipynb")) {
+        throw new RangeError(`"${path}" is not a notebook file (.ipynb)`);
+      }
+      return path;
+    }
     const hit = all.find((p) =>
       basename(p) === w || basename(p).startsWith(/^\d+$/.test(w) ? `${w.padStart(2, "0")}_` : w)
     );
     if (!hit) {
-      throw new RangeError(`No notebook "${w}"; the series is ${all.map((p) => basename(p)).join(", ")}`);
+      throw new RangeError(
+        `No notebook "${w}"; the series is ${all.map((p) => basename(p)).join(", ")} ` +
+          `(give other notebooks by path, e.g. ./${w}.ipynb)`,
+      );
     }
     return hit;
   });
@@ -234,7 +287,8 @@ export async function main(args: readonly string[], io: PipelineIO = consoleIO):
   const force = values.force ?? (env.BT_FORCE === "1" || env.BT_FORCE === "true");
   let notebooks: string[];
   try {
-    notebooks = select(seriesNotebooks(), names);
+    // `deno task` runs in the project root; INIT_CWD is where it was called from.
+    notebooks = selectNotebooks(seriesNotebooks(), names, env.INIT_CWD ?? Deno.cwd());
   } catch (e) {
     io.err((e as Error).message);
     return 2;

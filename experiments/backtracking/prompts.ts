@@ -25,12 +25,13 @@
  * `think_close` never enters the prompt (the model writes it); {@linkcode reasoningCloseTag} gives the tag
  * that closes the reasoning span for detection.
  *
- * **Reference (plain) form** (`use_chat_template: false`, spec §3): no chat template; the text is
+ * **Reference (plain) form** (`use_chat_template: false`, docs/protocol.md §4): no chat template; the text is
  * `system_prompt + "\n\n" + user_prompt`, tokenised with the tokenizer's special tokens (a leading BOS).
  * `think_open`/`think_close` are ignored, as the reference ignores them, so `baseline_think_newline` and
  * `think_same_line` give byte-identical prompts; only the variant *named* `no_think_tags` removes the
  * instruction line. The Phase-2 form (`form: "phase2"`) is `user_prompt` alone, without the system prompt:
- * a reference bug (§13.10), available for reproducing the Phase-2 sweeps and flagged in the result.
+ * a reference bug (docs/protocol.md §19), available for reproducing the Phase-2 sweeps and flagged in the
+ * result.
  *
  * In both forms `user_prompt` is `prompting.template` with `{question}` replaced by the question verbatim.
  *
@@ -40,7 +41,7 @@
 import type { Config } from "./config.ts";
 import type { Tokenizer } from "../../lib/engine/tokenizer.ts";
 
-/** The instruction line the reference removes for `no_think_tags` (spec §3). */
+/** The instruction line the reference removes for `no_think_tags` (docs/protocol.md §5). */
 export const THINK_INSTRUCTION = "Use <think> tags for your reasoning.";
 
 /** A formatting variant as configured (`prompting.formatting_variants[]`). */
@@ -123,7 +124,7 @@ export function userPrompt(template: string, question: string, removeInstruction
 }
 
 /**
- * The reference's plain-text prompt string (spec §3), without tokenising.
+ * The reference's plain-text prompt string (docs/protocol.md §4), without tokenising.
  *
  * @param prompting The config's `prompting` section.
  * @param question The question.
@@ -227,7 +228,8 @@ export function buildPrompt(
     form,
     ...(phase2
       ? {
-        flag: "reference Phase-2 prompt: the system prompt is missing (spec §13.10); use only to reproduce " +
+        flag:
+          "reference Phase-2 prompt: the system prompt is missing (docs/protocol.md §19); use only to reproduce " +
           "the reference's Phase-2 sweeps",
       }
       : {}),

@@ -140,7 +140,7 @@ export interface ReportParts {
   readonly writtenAt?: string;
 }
 
-/** The standard caveats (spec §13). */
+/** The standard caveats (docs/protocol.md §18). */
 export const DEFAULT_CAVEATS: readonly string[] = [
   "Samples of one problem are correlated: bootstrap intervals resample problems, Wilson intervals do not " +
   "and are too narrow when samples cluster.",

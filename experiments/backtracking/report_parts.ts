@@ -20,7 +20,7 @@ import type { RunContext } from "./context.ts";
 import { defaultAnalysisVariant, statsOptions } from "./settings.ts";
 import { phase2ReportSections } from "./artifacts/phase2.ts";
 
-/** The reference's committed Phase-1 numbers for baseline_think_newline (spec §12.1). */
+/** The reference's committed Phase-1 numbers for baseline_think_newline (docs/protocol.md §18). */
 const COMMITTED: Readonly<Record<string, number>> = {
   "BT rate, baseline": 0.7083333333333334,
   "accuracy, baseline": 0.21583333333333332,

@@ -1,6 +1,6 @@
 /**
- * The run folder: `<root>/<run_id>/` holding everything one run produced (spec §1.3), its provenance
- * (`meta.json`), and safe artifact writes.
+ * The run folder: `<root>/<run_id>/` holding everything one run produced (docs/protocol.md §2), its
+ * provenance (`meta.json`), and safe artifact writes.
  *
  * Layout:
  *
@@ -18,8 +18,8 @@
  * ```
  *
  * The root is `run.output_dir` (default `runs`, relative to the working directory), or an explicit
- * `root` option. Run-id resolution (spec §1.2): an explicit id, then `run.run_id` in the config, then the
- * content of `<root>/.current_run_id`, else an error.
+ * `root` option. Run-id resolution (docs/protocol.md §2): an explicit id, then `run.run_id` in the config,
+ * then the content of `<root>/.current_run_id`, else an error.
  *
  * Artifacts are written atomically (temp file + rename) and a finished artifact is never silently
  * replaced: {@linkcode writeArtifact} refuses unless `overwrite: true` (the CLI's `--force`).
@@ -129,7 +129,8 @@ export function runsRoot(config: Config, options: RunRootOptions = {}): string {
 }
 
 /**
- * Resolve the run id (spec §1.2): `explicit`, then `config.run.run_id`, then `<root>/.current_run_id`.
+ * Resolve the run id (docs/protocol.md §2): `explicit`, then `config.run.run_id`, then
+ * `<root>/.current_run_id`.
  *
  * @throws {Error} when none gives an id (says to run `init-run` or pass `--run-id`).
  */

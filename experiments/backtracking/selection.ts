@@ -1,6 +1,6 @@
 /**
  * Which components the experiment ablates during generation, chosen from the ablation scan, and the
- * random layer draws of the generation-time control (spec §7–8, corrected per §13.8–13.9); plus the
+ * random layer draws of the generation-time control (docs/protocol.md §13–14); plus the
  * reference's `ablation_importance.csv` rows.
  *
  * @example
@@ -16,7 +16,7 @@ import type { Component, ScanRow } from "../../lib/interp/ablation_scan.ts";
 import { seededRng, shuffleInPlace } from "../../lib/stats/stats.ts";
 import { PyRandom } from "./reference/pyrandom.ts";
 
-/** The reference's `ablation_importance.csv` rows (spec §7): sorted ascending by the mean Δlogit. */
+/** The reference's `ablation_importance.csv` rows (docs/protocol.md §13): sorted ascending by the mean Δlogit. */
 export function referenceImportanceRows(rows: readonly ScanRow[]): {
   layer: number;
   component: Component;
@@ -52,9 +52,9 @@ export interface SelectComponentsOptions {
 /**
  * Choose the layers to ablate during generation, per component type, most important first.
  *
- * - `"signed_mean"` (spec §7): rows sorted ascending by `delta_logit_mean` (most negative first; ties
- *   keep row order); the first `topk` of each type. Always `topk` layers (if the scan had that many).
- * - `"specificity"` (§13.8): only rows whose specificity CI lies entirely below 0
+ * - `"signed_mean"` (docs/protocol.md §13): rows sorted ascending by `delta_logit_mean` (most negative first;
+ *   ties keep row order); the first `topk` of each type. Always `topk` layers (if the scan had that many).
+ * - `"specificity"` (docs/protocol.md §13): only rows whose specificity CI lies entirely below 0
  *   (`specificity_upper < 0`: ablating the component lowers the trigger's log-probability more than it
  *   lowers the sampled token's at matched non-backtracking positions), sorted ascending by
  *   `specificity_mean` (ties by layer); the first `topk` of each type. May return fewer than `topk`
@@ -105,8 +105,8 @@ export interface RandomDrawsOptions {
 /**
  * Random layer sets for the generation-time control ablation.
  *
- * - `"reference"` (spec §8): T = every layer index used by any selected component (attention or MLP);
- *   `available` = layers not in T, ascending; Python `random.Random(999)` shuffles a fresh copy of
+ * - `"reference"` (docs/protocol.md §14): T = every layer index used by any selected component (attention or
+ *   MLP); `available` = layers not in T, ascending; Python `random.Random(999)` shuffles a fresh copy of
  *   `available` per draw (one generator for all draws, so draw 1 is exactly the reference's); the first
  *   `attn.length` become attention layers, the next `mlp.length` MLP layers (disjoint).
  * - `"matched"` (corrected default): per draw and per component type, `n` layers sampled without

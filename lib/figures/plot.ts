@@ -2,7 +2,8 @@
  * Figures as Observable Plot charts rendered in Deno with a linkedom DOM. A figure is a standalone SVG
  * string (xmlns set, white background, a title): {@linkcode render} turns one declarative `Plot.plot`
  * option object into a {@linkcode Figure}; {@linkcode saveFigure} writes the SVG and a PNG rendered by
- * `@resvg/resvg-js` at 2× scale; {@linkcode figureBundle} gives the Jupyter display bundle.
+ * `@resvg/resvg-js` at 2× scale; {@linkcode figureBundle} gives the Jupyter display message (PNG only, so
+ * HTML exports keep the figure).
  *
  * Fonts: resvg draws no text without font files. {@linkcode resolveFontFiles} looks, in order, at
  * `BT_FONT_FILES` (paths separated by `:`), the npm package `dejavu-fonts-ttf` (when the import map
@@ -287,16 +288,32 @@ export async function saveFigure(
   return { svgPath, pngPath };
 }
 
-/** Jupyter display bundle of a figure: SVG text and base64 PNG. */
+/**
+ * Jupyter display message of a figure (the `data` and `metadata` of a `display_data` output): a base64 PNG
+ * rendered at 2× scale, shown at the SVG's size (`metadata["image/png"]` width/height in CSS pixels), and a
+ * text fallback.
+ *
+ * There is deliberately no `image/svg+xml` entry: `jupyter nbconvert --to html` prefers SVG over PNG and its
+ * HTML templates pass the SVG through `clean_html`, which keeps only the text of the drawing (Debian
+ * bookworm's nbconvert 6.5.3 and nbconvert 7.0–7.2; later 7.x still strip `style`); JupyterLab does not render
+ * SVG outputs of untrusted notebooks (every executed notebook opened fresh). A PNG renders in nbconvert,
+ * JupyterLab, VS Code and GitHub alike. The vector SVG is saved next to the PNG by {@linkcode saveFigure}.
+ */
 export interface FigureBundle {
-  readonly "image/svg+xml": string;
-  readonly "image/png": string;
+  readonly data: { readonly "image/png": string; readonly "text/plain": string };
+  readonly metadata: { readonly "image/png": { readonly width: number; readonly height: number } };
 }
 
 /**
- * Jupyter display bundle `{"image/svg+xml", "image/png"}` (PNG base64, 2× scale), for
- * `await Deno.jupyter.display(figureBundle(fig), { raw: true })`.
+ * The display message of a figure (see {@linkcode FigureBundle}), for
+ * `await Deno.jupyter.broadcast("display_data", { ...figureBundle(fig), transient: {} })`.
  */
 export function figureBundle(fig: Figure): FigureBundle {
-  return { "image/svg+xml": fig.svg, "image/png": Buffer.from(renderPng(fig.svg)).toString("base64") };
+  return {
+    data: {
+      "image/png": Buffer.from(renderPng(fig.svg)).toString("base64"),
+      "text/plain": `[figure ${fig.name}: ${fig.width}x${fig.height}]`,
+    },
+    metadata: { "image/png": { width: fig.width, height: fig.height } },
+  };
 }

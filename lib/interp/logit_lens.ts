@@ -1,5 +1,6 @@
 /**
- * Logit lens at backtracking onsets and at position-matched controls (spec §6, corrected per §13.7).
+ * Logit lens at backtracking onsets and at position-matched controls (docs/protocol.md §11–12 of the
+ * backtracking experiment).
  *
  * For each item the residual stream at `predPos` is read after every layer (0 = embedding output,
  * L = the model's true final logits, not normed twice), passed through the final norm and the
@@ -148,7 +149,8 @@ export interface LensSummaryRow {
   /** Number of problems behind the CIs. */
   readonly clusters: number;
   readonly level: number;
-  // Reference-compatible columns (spec §6.6): means are 0 on an empty list, std is n−1 (0 when n < 2).
+  // Reference-compatible columns (docs/protocol.md §12): means are 0 on an empty list, std is n−1
+  // (0 when n < 2).
   readonly mean_target_logit_bt: number;
   readonly mean_target_logit_control: number;
   readonly std_bt: number;

@@ -8,7 +8,7 @@
  * and values of earlier positions, so each prefix `tokenIds[0 .. predPos)` is prefilled once, its KV
  * cache is replicated (one clean row plus one row per condition), and a single batched one-token forward
  * of `tokenIds[predPos]` evaluates every condition. Sequences are the generated token ids as stored, so
- * nothing is decoded and re-encoded (the reference's double-BOS bug, spec §11.4, cannot happen).
+ * nothing is decoded and re-encoded (the reference's double-BOS bug, docs/protocol.md §20, cannot happen).
  *
  * @example
  * ```ts

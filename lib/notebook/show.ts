@@ -64,10 +64,20 @@ export async function showTable(
   return toDataFrame(rows as readonly Record<string, unknown>[]);
 }
 
-/** Show a figure as SVG + PNG (so executed notebooks render in Jupyter and on GitHub alike). */
+/**
+ * Show a figure as a PNG displayed at the figure's size (2× pixels for sharp high-DPI screens). PNG rather
+ * than SVG so executed notebooks keep their figures in `jupyter nbconvert --to html`, JupyterLab (untrusted
+ * notebooks), VS Code and GitHub; see {@linkcode figureBundle}. Outside a kernel it prints a text line.
+ */
 export async function showFigure(fig: Figure): Promise<void> {
   const api = kernel();
-  if (api) await api.display({ ...figureBundle(fig), "text/plain": `[figure ${fig.name}]` }, { raw: true });
+  const broadcast = (api as { broadcast?: unknown } | undefined)?.broadcast;
+  if (api && typeof broadcast === "function") {
+    await (broadcast as (t: string, c: Record<string, unknown>) => Promise<void>).call(api, "display_data", {
+      ...figureBundle(fig),
+      transient: {},
+    });
+  } else if (api) await api.display(figureBundle(fig).data, { raw: true });
   else console.log(`[figure ${fig.name}: ${fig.width}x${fig.height}]`);
 }
 

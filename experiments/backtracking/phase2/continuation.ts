@@ -1,5 +1,5 @@
 /**
- * Continuation ablation as the reference intended it (spec §11.4, §13.11): at each backtracking onset,
+ * Continuation ablation as the reference intended it (docs/protocol.md §20): at each backtracking onset,
  * the prefix is the *generated* token ids up to and including the pre-onset position `predPos` (no
  * decode / re-encode), and the onset token's probability, logit and log-prob are measured clean and with
  * each component subset scaled at `predPos` only, for every scale. One next token is also sampled per
@@ -44,7 +44,7 @@ export interface ContinuationOptions {
 
 /** One event × subset × scale (the columns of `continuation_ablation_results.csv`). */
 export interface ContinuationRow {
-  // the reference's columns (spec §11.4)
+  // the reference's columns (docs/protocol.md §20)
   readonly example_id: number;
   readonly sample_id: number;
   readonly variant: string;

@@ -4,9 +4,9 @@
  * event rows with the gold aligned by example id, and the Phase-1 baseline rows. (Their output files are
  * `artifacts/phase2.ts`.)
  *
- * Fixes of the reference's Phase 2 (spec §13.10): the same prompt builder and chat template as Phase 1
- * (no dropped system prompt), the Phase-1 baseline store as the baseline (same problems, sample ids and
- * random streams, so every setting is a paired comparison), gold looked up by example id (not
+ * Fixes of the reference's Phase 2 (docs/protocol.md §19): the same prompt builder and chat template as
+ * Phase 1 (no dropped system prompt), the Phase-1 baseline store as the baseline (same problems, sample ids
+ * and random streams, so every setting is a paired comparison), gold looked up by example id (not
  * `answers[i mod 120]`), every generation saved.
  *
  * @module

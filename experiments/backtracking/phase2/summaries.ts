@@ -1,6 +1,6 @@
 /**
  * One row per Phase-2 generation setting (an ablation subset, a scale, a steering strength): the
- * reference's sweep columns first (spec §11.2–11.3: `total, backtracking_count, backtracking_rate,
+ * reference's sweep columns first (docs/protocol.md §19: `total, backtracking_count, backtracking_rate,
  * correct_count, accuracy, subset_name, [scale,] num_components`, accuracy = correct / total with the
  * gold aligned by example id), then ours: problem-clustered bootstrap CIs, the unknown-answer rate,
  * degeneration metrics, the per-trigger rates, and the paired comparison with the baseline (Δ with CI,

@@ -1,7 +1,8 @@
 /**
- * The reference pipeline's answer extractor, bug for bug (spec §5.3), with its normaliser reproducing
- * Python `float()` / `repr()` (§5.4) and its exact-string scoring, plus the Python `str` semantics they
- * need. Reference reproduction only: the corrected protocol uses {@linkcode ../answers.ts}.
+ * The reference pipeline's answer extractor, bug for bug (docs/protocol.md §9), with its normaliser
+ * reproducing Python `float()` / `repr()` (docs/protocol.md §9) and its exact-string scoring, plus the Python
+ * `str` semantics they need. Reference reproduction only: the corrected protocol uses
+ * {@linkcode ../answers.ts}.
  *
  * @module
  */
@@ -77,7 +78,7 @@ const REF_PATTERNS = [
 const REF_LAST_NUMBER = /[-+]?\p{Nd}{1,3}(?:,\p{Nd}{3})*(?:\.\p{Nd}+)?|\p{Nd}+(?:\.\p{Nd}+)?/gu;
 
 /**
- * The reference's answer extractor (spec §5.3), bug-compatible: the first case-insensitive match of
+ * The reference's answer extractor (docs/protocol.md §9), bug-compatible: the first case-insensitive match of
  * `Final:`, then `final answer[:\s]+`, then `answer[:\s]+`, capture stripped and `<>[]` removed;
  * otherwise the last number of a regex that cuts unformatted numbers of ≥ 4 digits into chunks of
  * three ("7500" → "0").
@@ -102,9 +103,9 @@ export function extractAnswerReference(completion: string, answerRegex?: string 
 }
 
 /**
- * The reference's `normalize` (spec §5.4): strip; delete `$ € £ ¥` and commas; strip trailing periods;
- * then Python `float()`: ±inf → lower-cased string, integral → integer digits, otherwise Python float
- * repr; unparseable or NaN → lower-cased string.
+ * The reference's `normalize` (docs/protocol.md §9): strip; delete `$ € £ ¥` and commas; strip trailing
+ * periods; then Python `float()`: ±inf → lower-cased string, integral → integer digits, otherwise Python
+ * float repr; unparseable or NaN → lower-cased string.
  */
 export function normalizeReference(x: string | number): string {
   let s = typeof x === "number" ? pyFloatRepr(x) : x;

@@ -8,7 +8,7 @@
 import type { LensSummaryRow } from "../../../lib/interp/logit_lens.ts";
 
 /**
- * The reference's `logit_lens.csv` rows (spec §6.6) from a summary, in its column order.
+ * The reference's `logit_lens.csv` rows (docs/protocol.md §12) from a summary, in its column order.
  *
  * Our layer 0 (embedding output) has no reference counterpart and is left out; our layer l ≥ 1 is the
  * reference's layer l − 1. Our last layer is the true final logits, whereas the reference's last layer

@@ -1,6 +1,6 @@
 /**
  * Step `ablation-scan`: zero/scale each (layer, component) at the onset-predicting position of the
- * selected BT events and at their matched controls (spec §7, corrected per §13.8), select the layers to
+ * selected BT events and at their matched controls (docs/protocol.md §13), select the layers to
  * ablate during generation, and draw the random-control layers.
  *
  * Writes the scan tables (`artifacts/scan.ts`):

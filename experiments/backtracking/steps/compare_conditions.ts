@@ -1,6 +1,6 @@
 /**
- * Step `compare-conditions`: baseline vs the ablation conditions of one variant (spec §9, corrected per
- * §13.4–13.5, 13.9, 13.14).
+ * Step `compare-conditions`: baseline vs the ablation conditions of one variant (docs/protocol.md §17;
+ * see also §10, §14–16).
  *
  * Writes `analysis/condition_comparison.csv` (the reference's table: `variant, condition, total,
  * backtracking_count, backtracking_rate, accuracy` with accuracy = correct/total) and

@@ -1,5 +1,6 @@
 /**
- * Step `formatting-sweep`: the prompt variants compared on their baseline samples (spec §9, corrected).
+ * Step `formatting-sweep`: the prompt variants compared on their baseline samples (docs/protocol.md §17,
+ * corrected).
  *
  * Writes `analysis/formatting_summary.csv` (the reference's table: `variant, total, backtracking_count,
  * backtracking_rate, accuracy` with accuracy = correct/(correct+incorrect)) and

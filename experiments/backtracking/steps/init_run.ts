@@ -1,6 +1,6 @@
 /**
  * Step `init-run`: create the run folder with `config_resolved.yaml`, `meta.json` and
- * `<root>/.current_run_id` (spec §1.2–1.3).
+ * `<root>/.current_run_id` (docs/protocol.md §2).
  *
  * @module
  */

@@ -1,6 +1,6 @@
 /**
- * Step `logit-lens`: the lens at backtracking onsets vs position-matched controls (spec §6, corrected
- * per §13.7) for one variant's baseline samples.
+ * Step `logit-lens`: the lens at backtracking onsets vs position-matched controls (docs/protocol.md
+ * §11–12) for one variant's baseline samples.
  *
  * Writes the lens tables (`artifacts/lens.ts`): `analysis/logit_lens.csv` (one row per layer: our
  * columns, layer 0 = embedding output, L = final logits, with problem-clustered bootstrap CIs, then the

@@ -1,5 +1,5 @@
 /**
- * Step `phase2-continuation`: the continuation ablation with real measurements (spec §11.4, §13.11).
+ * Step `phase2-continuation`: the continuation ablation with real measurements (docs/protocol.md §20).
  *
  * Events: the Phase-1 strict-BT events of the Phase-2 variant's baseline (`phase2.continuation_ablation`:
  * `variant`, `max_events`), a seeded sample across problems under the corrected protocol, the first in

@@ -1,5 +1,5 @@
 /**
- * Step `phase2-sweeps`: the subset sweep and the scale sweep (spec §11.2–11.3, corrected per §13.9–10).
+ * Step `phase2-sweeps`: the subset sweep and the scale sweep (docs/protocol.md §19).
  *
  * - Subset sweep (`phase2.subset_sweep.enabled`): every named subset (config, or derived from the scan:
  *   `selected_mlp`, `selected_attn`, `selected_all`, `random_matched`) scaled by the generation-time

@@ -1,5 +1,5 @@
 /**
- * Step `pipeline`: the whole Phase-1 experiment in the reference's order (spec §1.2): init-run →
+ * Step `pipeline`: the whole Phase-1 experiment in the reference's order (docs/protocol.md §2): init-run →
  * prepare-data → generate baseline (every variant) → detect-events → logit-lens → ablation-scan →
  * generate targeted_ablation → generate random_ablation (every draw) → detect-events again (now over
  * every condition) → compare-conditions → formatting-sweep → make-report.

@@ -8,7 +8,7 @@
  *    by the embedded model-organism default, whose vocabulary is small anyway).
  * 2. `dataset.path` set: a local JSONL file. A file in the reference-sample format (`id`, `question`,
  *    `answer`, `answer_value`: the reference's committed `gsm8k_200.jsonl`) is read in file order and
- *    never re-shuffled (spec §2 "Port"); its first `max_examples` are used. A plain GSM8K JSONL
+ *    never re-shuffled (docs/protocol.md §3); its first `max_examples` are used. A plain GSM8K JSONL
  *    (`question`, `answer`) gives a seeded sample of `max_examples` (`dataset.seed`) when
  *    `dataset.shuffle`, else the first `max_examples`.
  * 3. `dataset.path` null: the reference sample at `dataset.save_path` (`data/processed/gsm8k_200.jsonl`,
