@@ -190,7 +190,12 @@ Deno.test("executeNotebook: a throwing cell fails the run, partial notebook writ
   assert.ok(result.failed.traceback.length > 0);
   assert.equal(result.executed, 2);
   assert.deepEqual(code(nb, 0).outputs, [{ output_type: "stream", name: "stdout", text: "before\n" }]);
-  assert.deepEqual(code(nb, 1).outputs[0], { output_type: "stream", name: "stdout", text: "partial\n" });
+  // The kernel may publish the error before the last stdout chunk (stdout is flushed asynchronously), so
+  // only the presence of the partial output is asserted, not its order.
+  assert.deepEqual(
+    code(nb, 1).outputs.filter((o) => o.output_type === "stream"),
+    [{ output_type: "stream", name: "stdout", text: "partial\n" }],
+  );
   assert.equal(code(nb, 1).outputs.filter((o) => o.output_type === "error").length, 1);
   assert.equal(errorOutput(code(nb, 1)).evalue, "boom in cell 1");
   assert.deepEqual(code(nb, 2).outputs, []);
