@@ -75,7 +75,7 @@ export interface OrganismOptions {
   readonly hiddenSize: number;
   /** MLP width (>= 2). Default 32. */
   readonly intermediateSize: number;
-  /** P(" Wait") after a "." that ends a sentence with a number, full circuit. Default 0.1. */
+  /** P(" Wait") after a "." that ends a sentence with a number, full circuit. Default 0.07. */
   readonly waitProb: number;
   /** Same with the planted MLP ablated (the planted head's direct write alone). Default 0.01. */
   readonly waitProbHeadOnly: number;
@@ -105,7 +105,7 @@ export const DEFAULT_ORGANISM_OPTIONS: OrganismOptions = Object.freeze({
   numLayers: 8,
   hiddenSize: 64,
   intermediateSize: 32,
-  waitProb: 0.1,
+  waitProb: 0.07,
   waitProbHeadOnly: 0.01,
   waitBaseProb: 0.0005,
   actuallyProb: 0.03,
