@@ -85,7 +85,8 @@ Deno.test("protocol validation: on the organism's shape the reference takes the 
   assert.equal(v.reference.recall, 1);
   assert.equal(v.reference.decoy_selected, true);
   assert.deepEqual(v.reference.false_positives.map(componentLabel), ["mlp 0"]);
-  // Ours: only CIs below zero: attn 2, attn 6, mlp 4 (the decoy's CI [−0.03, 0.13] spans zero).
+  // Ours: CIs below −0.1: attn 2, attn 6, mlp 4 (the decoy's CI [−0.03, 0.13] spans zero; noise rows
+  // have |specificity| <= 0.01 with CIs of ±0.05).
   assert.deepEqual(v.ours.selected.map(componentLabel), ["attn 2", "attn 6", "mlp 4"]);
   assert.equal(v.ours.precision, 1);
   assert.equal(v.ours.recall, 1);
@@ -97,7 +98,19 @@ Deno.test("protocol validation: on the organism's shape the reference takes the 
     passed: true,
     failures: [],
   });
-  assert.match(v.ours.rule, /specificity CI lies below zero/);
+  assert.match(v.ours.rule, /specificity CI lies below −0.1 nats/);
+  // Without the minimum effect, a noise row whose CI just excludes zero is taken too.
+  const rows = organismLike().map((r) =>
+    r.component === "mlp" && r.layer === 5 ? row("mlp", 5, 0, -0.04, 0.02) : r
+  );
+  assert.deepEqual(
+    validateProtocols(rows, TRUTH, { referenceK: 2, minEffect: 0 }).ours.selected.map(componentLabel),
+    ["attn 2", "attn 6", "mlp 4", "mlp 5"],
+  );
+  assert.deepEqual(
+    validateProtocols(rows, TRUTH, { referenceK: 2 }).ours.selected.map(componentLabel),
+    ["attn 2", "attn 6", "mlp 4"],
+  );
   assert.match(v.reference.rule, /2 most negative mean raw Δlogit/);
 });
 
@@ -158,7 +171,7 @@ Deno.test("protocol validation: selections equal selectComponents (lib/ablation.
     const sm = selectComponents(scan, { criterion: "signed_mean", topk: k });
     const sp = selectComponents(scan, { criterion: "specificity", topk: k });
     const ref = referenceSelection(rows, k);
-    const ours = specificitySelection(rows, { maxPerType: k });
+    const ours = specificitySelection(rows, { minEffect: 0, maxPerType: k });
     const split = (xs: { layer: number; component: string }[]) => ({
       attn: xs.filter((x) => x.component === "attn").map((x) => x.layer),
       mlp: xs.filter((x) => x.component === "mlp").map((x) => x.layer),

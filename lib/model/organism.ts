@@ -19,9 +19,10 @@
  *   "the sentence ended in a number" → ` Wait`), MLP 4 unit 0 (fires on `.` when that holds →
  *   ` Wait`, the strongest), attention 6 head 0 (at `.`, attends to earlier ` =` → ` Actually`).
  *   None alone removes every trigger.
- * - Decoy (`decoy`): MLP 0 writes a direction every active token's logit reads (+18): ablating it
- *   lowers the trigger's raw logit far more than any planted component does, and every other active
- *   token's equally, so the text degrades into random tokens.
+ * - Decoy (`decoy`): the last MLP writes a direction every active token's logit reads (+18), like the
+ *   last MLP of trained models: ablating it lowers the trigger's raw logit far more than any planted
+ *   component does, and every other active token's equally, so the text degrades into random tokens
+ *   (its specificity is ≈ 0).
  * - Helpers (`helper_components`): `</think>` and `<｜Assistant｜>` detectors, a previous-token head, a
  *   trigger detector and a copy (induction) head: after a trigger, numbers are re-read (copied digit by
  *   digit) from the question, including the final answer; without one they are the grammar's random
@@ -75,17 +76,17 @@ export interface OrganismOptions {
   readonly hiddenSize: number;
   /** MLP width (>= 2). Default 32. */
   readonly intermediateSize: number;
-  /** P(" Wait") after a "." that ends a sentence with a number, full circuit. Default 0.07. */
+  /** P(" Wait") after a "." that ends a sentence with a number, full circuit. Default 0.1. */
   readonly waitProb: number;
   /** Same with the planted MLP ablated (the planted head's direct write alone). Default 0.01. */
   readonly waitProbHeadOnly: number;
   /** Base P(" Wait") after "." (no planted write). Default 0.0005. */
   readonly waitBaseProb: number;
-  /** P(" Actually") after "." when the planted "=" head attends fully to an " =". Default 0.03. */
+  /** P(" Actually") after "." when the planted "=" head attends fully to an " =". Default 0.18. */
   readonly actuallyProb: number;
   /** Base P(" Actually") after ".". Default 0.0005. */
   readonly actuallyBaseProb: number;
-  /** P("</think>") after "." (ends the reasoning). Default 0.15. */
+  /** P("</think>") after "." (ends the reasoning). Default 0.2. */
   readonly endProb: number;
   /** Multiplier of the planted components' write magnitudes (1 = the rates above). Default 1. */
   readonly triggerStrength: number;
@@ -105,12 +106,12 @@ export const DEFAULT_ORGANISM_OPTIONS: OrganismOptions = Object.freeze({
   numLayers: 8,
   hiddenSize: 64,
   intermediateSize: 32,
-  waitProb: 0.07,
+  waitProb: 0.1,
   waitProbHeadOnly: 0.01,
   waitBaseProb: 0.0005,
-  actuallyProb: 0.03,
+  actuallyProb: 0.18,
   actuallyBaseProb: 0.0005,
-  endProb: 0.15,
+  endProb: 0.2,
   triggerStrength: 1,
   copyBoost: 10,
   decoyBoost: 18,

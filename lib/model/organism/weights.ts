@@ -19,7 +19,7 @@
  *
  * Components (layers for the default 8; see {@link organismLayout}):
  *
- * - decoy, MLP 0: a constant unit writing `COMMON` at every position (needed for everything).
+ * - decoy, the last MLP (7): a constant unit writing `COMMON` at every position (needed for everything).
  * - helpers: attention 0 head 0 attends to `</think>` → `FIN`; head 1 to `<｜Assistant｜>` → `GEN`;
  *   attention 1 head 0 attends to the previous position (rotary, position only) and writes the previous
  *   token's identity (digits, `" "`) → `PREV_*`; head 1 attends to trigger tokens → `RR`; attention 5
@@ -29,7 +29,8 @@
  * - planted (the trigger circuit): attention 2 head 0, a previous-token head reading digits → `PD`
  *   (→ ` Wait`, directly); MLP 4 unit 0, fires on `.` when `PD` → `WAIT` (→ ` Wait`); attention 6 head
  *   0, at `.` attends to earlier ` =` tokens → `ACT` (→ ` Actually`).
- * - noise: every attention and MLP weight of every layer gets seeded Gaussian noise.
+ * - noise: every attention and MLP weight of every layer gets seeded Gaussian noise (the constructed
+ *   MLP units 10% of it, relative to their activation).
  *
  * @module
  */
@@ -73,7 +74,7 @@ export const HEAD_DIM = 32;
 export function organismLayout(numLayers: number) {
   const mid = Math.floor(numLayers / 2);
   return {
-    decoyMlp: 0,
+    decoyMlp: numLayers - 1,
     finGenAttn: 0,
     prevRrAttn: 1,
     plantedPrevAttn: 2,
@@ -312,9 +313,9 @@ export function buildWeights(logits: GrammarLogits, spec: WeightSpec): OrganismW
       for (let i = 0; i < 11; i++) write(0, i, COPY[i]!);
     }
     if (l === lay.plantedEqAttn) {
-      qb[slot(0, 0)] = 7 * sqrtD;
+      qb[slot(0, 0)] = 6 * sqrtD;
       readTok(k, slot(0, 0), "bos", 1);
-      readTok(q, slot(0, 1), "dot", 9 * sqrtD);
+      readTok(q, slot(0, 1), "dot", 12 * sqrtD);
       readTok(k, slot(0, 1), "eq", 1);
       readTok(v, 0, "eq", 1);
       write(0, 0, ACT, WRITE * spec.triggerStrength);
@@ -368,7 +369,7 @@ export function buildWeights(logits: GrammarLogits, spec: WeightSpec): OrganismW
 
   // Noise: every attention and MLP weight (scaled so each component's effect is small but non-zero).
   // A logit reads a token direction with gain ~|IMPOSSIBLE_LOGIT|, so writes stay ~1e-3 per dimension:
-  // the columns of constructed MLP units are scaled down by their activation.
+  // the constructed MLP units (decoy, planted) get 10% of the noise, relative to their activation.
   const nrng = sampleStream(spec.seed, "organism", "noise");
   const unitActivation = new Map<string, number>([
     [`model.layers.${lay.decoyMlp}.mlp.down_proj.weight`, silu(4)],
@@ -395,7 +396,7 @@ export function buildWeights(logits: GrammarLogits, spec: WeightSpec): OrganismW
     const act = unitActivation.get(name);
     for (let i = 0; i < t.data.length; i++) {
       const unitScale = act !== undefined && i % cols === 0
-        ? 1 / act
+        ? 0.1 / act
         : constructedRows.has(name) && i < cols
         ? 0.1
         : 1;
