@@ -19,10 +19,10 @@
  *   "the sentence ended in a number" → ` Wait`), MLP 4 unit 0 (fires on `.` when that holds →
  *   ` Wait`, the strongest), attention 6 head 0 (at `.`, attends to earlier ` =` → ` Actually`).
  *   None alone removes every trigger.
- * - Decoy (`decoy`): the last MLP writes a direction every active token's logit reads (+18), like the
- *   last MLP of trained models: ablating it lowers the trigger's raw logit far more than any planted
- *   component does, and every other active token's equally, so the text degrades into random tokens
- *   (its specificity is ≈ 0).
+ * - Decoy (`decoy`): MLP 0 writes a direction every active token's logit reads (+18), like MLP 0 of
+ *   trained models (an extension of the embedding every token needs): ablating it lowers the trigger's
+ *   raw logit far more than any planted component does, and every other active token's alike, so the
+ *   text degrades into random tokens (its specificity is ≈ 0).
  * - Helpers (`helper_components`): `</think>` and `<｜Assistant｜>` detectors, a previous-token head, a
  *   trigger detector and a copy (induction) head: after a trigger, numbers are re-read (copied digit by
  *   digit) from the question, including the final answer; without one they are the grammar's random

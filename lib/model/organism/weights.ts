@@ -19,7 +19,7 @@
  *
  * Components (layers for the default 8; see {@link organismLayout}):
  *
- * - decoy, the last MLP (7): a constant unit writing `COMMON` at every position (needed for everything).
+ * - decoy, MLP 0: a constant unit writing `COMMON` at every position (needed for everything).
  * - helpers: attention 0 head 0 attends to `</think>` → `FIN`; head 1 to `<｜Assistant｜>` → `GEN`;
  *   attention 1 head 0 attends to the previous position (rotary, position only) and writes the previous
  *   token's identity (digits, `" "`) → `PREV_*`; head 1 attends to trigger tokens → `RR`; attention 5
@@ -74,7 +74,7 @@ export const HEAD_DIM = 32;
 export function organismLayout(numLayers: number) {
   const mid = Math.floor(numLayers / 2);
   return {
-    decoyMlp: numLayers - 1,
+    decoyMlp: 0,
     finGenAttn: 0,
     prevRrAttn: 1,
     plantedPrevAttn: 2,
