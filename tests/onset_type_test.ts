@@ -5,14 +5,6 @@
 import assert from "node:assert/strict";
 import { detect } from "../experiments/backtracking/detect.ts";
 import { classifyOnset, type OnsetRule, type OnsetType } from "../experiments/backtracking/onset_type.ts";
-import { sampleStream } from "../lib/generate/rng.ts";
-import { DEFAULT_ORGANISM_OPTIONS as ORG } from "../lib/engine/organism.ts";
-import {
-  buildVocabulary,
-  grammarLogits,
-  simulateGrammar,
-  TEMPERATURE_DESIGN,
-} from "../lib/engine/organism/grammar.ts";
 
 function classify(text: string) {
   const d = detect({ tokenTexts: [text], promptTokens: 0 }, {
@@ -178,55 +170,4 @@ Deno.test("documented limit: a check by an inverse computation reads as a value 
   const r = classify("So x = 9.\nWait, did I make a mistake? 3*9 = 27. No, it's correct.");
   assert.equal(r.type, "revision");
   assert.equal(r.evidence.rule, "value_changed");
-});
-
-Deno.test("organism traces: every onset typed with its evidence; no phrase fires on the organism's word salad", () => {
-  // The organism's language (sampled from its grammar, no model) has numbers and triggers but no error
-  // or confirmation phrases: an onset there is decided by values or lands in other, never by a phrase.
-  const vocab = buildVocabulary();
-  const logits = grammarLogits(vocab, {
-    waitProb: ORG.waitProb,
-    holdProb: ORG.holdProb,
-    actuallyProb: ORG.actuallyProb,
-    endProb: ORG.endProb,
-  });
-  const id = (t: string) => vocab.ids.get(t)!;
-  const prompt = [
-    vocab.special.bos,
-    vocab.special.user,
-    ...[" How", " many", " apples", " does", " he", " have", " ?"].map(id),
-    vocab.special.assistant,
-    vocab.special.thinkOpen,
-    id("\n"),
-  ];
-  const cache = new Map<string, unknown>();
-  const rules = new Map<string, number>();
-  let onsets = 0;
-  for (let i = 0; i < 150; i++) {
-    const s = simulateGrammar(vocab, logits, prompt, sampleStream(0, "onset-type-test", i), {
-      temperature: TEMPERATURE_DESIGN,
-      topP: 0.95,
-      maxNewTokens: 200,
-      triggerStrength: 1,
-      cache,
-    });
-    const texts = s.tokenIds.filter((t) => t !== vocab.special.eos).map((t) => vocab.tokens[t]!);
-    const d = detect({ tokenTexts: texts, promptTokens: 0 }, {
-      rule: "corrected",
-      triggersStrict: ["Wait", "Actually", "Hold on"],
-    });
-    if (!d.onset) continue;
-    onsets++;
-    const text = texts.join("");
-    const c = classifyOnset(text, d.onset.char, {
-      nextTriggerChar: d.strict.matches[1]?.char,
-      reasoningEnd: d.reasoning_end_char,
-    });
-    rules.set(c.evidence.rule, (rules.get(c.evidence.rule) ?? 0) + 1);
-    assert.ok(c.evidence.window.start === d.onset.char && c.evidence.window.end <= d.reasoning_end_char);
-    assert.equal(c.evidence.error_phrase, undefined, text.slice(d.onset.char, d.onset.char + 200));
-    assert.equal(c.evidence.confirm_phrase, undefined, text.slice(d.onset.char, d.onset.char + 200));
-  }
-  assert.ok(onsets > 40, `only ${onsets} onsets`);
-  assert.ok((rules.get("value_changed") ?? 0) > 0, JSON.stringify([...rules]));
 });

