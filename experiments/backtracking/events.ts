@@ -552,7 +552,9 @@ export function correctedSummary(rows: readonly EventRow[], config: Config): Cor
     rule: config.detection.rule,
     extractor: config.detection.answer_extractor,
     accuracy_definition:
-      "correct / n (unknown answers count as not correct); unknown_rate reported beside it",
+      "correct / n (unknown and unfinished answers count as not correct; unknown_rate and unfinished_rate " +
+      "beside it); accuracy_finished = correct / rows not unfinished; rate intervals: `ci` = Wilson " +
+      "widened by the design effect of a bootstrap over problems (docs/protocol.md §16)",
     groups: summarizeGroups(rows, opts),
   };
 }
