@@ -163,7 +163,8 @@ export function accuracyByBacktracking(
     "accuracy_by_backtracking",
     {
       title: "Accuracy with vs without backtracking",
-      subtitle: "accuracy = correct / n (unknown, unfinished = wrong); bars: 95% clustered Wilson CI; correlational",
+      subtitle:
+        "accuracy = correct / n (unknown, unfinished = wrong); bars: 95% clustered Wilson CI; correlational",
       height: 60 + 40 * rows.length,
     },
     options,

@@ -289,7 +289,8 @@ export type TrajectoryCounts = Omit<TrajectorySummary, "condition">;
 export function rowTrajectory(r: EventRow): Trajectory | undefined {
   const t = r.trajectory;
   if (t === "" || t === undefined) return undefined;
-  const undetermined = t === "no_candidate" || t === "no_final_answer" || t === "unfinished" || t === "no_gold";
+  const undetermined = t === "no_candidate" || t === "no_final_answer" || t === "unfinished" ||
+    t === "no_gold";
   const changed = t === "fix" || t === "break" || t === "wrong_to_wrong";
   return {
     candidate: undefined,

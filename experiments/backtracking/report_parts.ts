@@ -121,7 +121,9 @@ export function reportParts(
           rows: inputs.lens,
           metric: "logprob" as const,
           ...(cfg.analysis.onset_type !== "all"
-            ? { note: `Events restricted to onset type \`${cfg.analysis.onset_type}\` (analysis.onset_type).` }
+            ? {
+              note: `Events restricted to onset type \`${cfg.analysis.onset_type}\` (analysis.onset_type).`,
+            }
             : {}),
         },
       }

@@ -22,8 +22,8 @@ import {
   type ConditionSummary,
   degenerationColumns,
   outcomeColumns,
-  rateCI,
   type PairedComparison,
+  rateCI,
   summarizeCondition,
   type SummaryOptions,
 } from "../metrics.ts";
