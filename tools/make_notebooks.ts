@@ -368,7 +368,7 @@ extractor are kept as columns (\`bt_other_rule\`, \`correct_reference\`) on the 
 accuracy is given on all rows and on finished rows with the unfinished rate beside it (docs/protocol.md
 §9–10). Each onset gets a type (\`revision\` / \`verification\` / \`other\`, with the evidence that decided it)
 and an answer trajectory (the last result stated before the onset vs the final answer: fix, break, …;
-docs/protocol.md §20). Every rate carries a Wilson interval widened by the design effect of a bootstrap over
+docs/protocol.md §23). Every rate carries a Wilson interval widened by the design effect of a bootstrap over
 problems, so a 0 % rate is not reported as [0, 0] (docs/protocol.md §16).`,
     },
     setup(
@@ -482,7 +482,7 @@ await showMarkdown(
     \`Of the backtracking samples \${pct(main.onset_types.revision.share.value)} open a revision, \` +
     \`\${pct(main.onset_types.verification.share.value)} a verification and \${pct(main.onset_types.other.share.value)} \` +
     \`something else; the answer changed after \${tr.changed.k} of \${tr.changed.n} determined onsets, \` +
-    \`\${tr.kinds.fix} of them fixes and \${tr.kinds.break} breaks (docs/protocol.md §20).\`,
+    \`\${tr.kinds.fix} of them fixes and \${tr.kinds.break} breaks (docs/protocol.md §23).\`,
 );`,
     },
   ],
@@ -910,7 +910,7 @@ const onsetTable = await showTable(await readArtifactTable(ctx, COMPARISON_FILES
     "bt_other_rate_lower", "bt_other_rate_upper", "accuracy_bt_revision", "accuracy_bt_verification",
     "accuracy_bt_other",
   ],
-}), { digits: 3, title: "Backtracking rate by onset type (docs/protocol.md §20)" });`,
+}), { digits: 3, title: "Backtracking rate by onset type (docs/protocol.md §23)" });`,
     },
     {
       code: `
@@ -1099,7 +1099,7 @@ and claims beyond the data ("MLP 27 accounts for 55 % of backtracking") (docs/pr
 **What we changed.** Nothing pooled across conditions; every number with its CI and n; the caveats
 (truncation, extraction, clustering, degeneration) stated in the report. Every table gives accuracy on all
 rows and on finished rows with the unfinished rate; a section breaks backtracking down by onset type and
-gives the answer trajectory (fixes and breaks with CIs; docs/protocol.md §20).`,
+gives the answer trajectory (fixes and breaks with CIs; docs/protocol.md §23).`,
     },
     setup(
       `import { notebookContext, notebookParams, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,

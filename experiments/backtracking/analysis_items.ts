@@ -45,7 +45,7 @@ export type OnsetTypeFilter = Config["analysis"]["onset_type"];
  * Backtracking events and the non-backtracking pool of one (variant, condition), joined from the event
  * rows (detection) and the generation records (token ids), in file order.
  *
- * @param onsetType Keep only events whose onset has this type (docs/protocol.md §20); default `all`. The
+ * @param onsetType Keep only events whose onset has this type (docs/protocol.md §23); default `all`. The
  *   pool (samples without a strict trigger) is the same whatever the filter.
  */
 export function eventsAndPool(

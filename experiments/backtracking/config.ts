@@ -177,7 +177,7 @@ const analysisSchema = z.strictObject({
   event_selection: z.enum(["first", "random"]).optional(),
   /**
    * Extension: restrict the events of the lens, scan and Phase-2 analyses to one onset type
-   * (`revision`, `verification`, `other`; docs/protocol.md §20); `all` (default) = every strict event.
+   * (`revision`, `verification`, `other`; docs/protocol.md §23); `all` (default) = every strict event.
    */
   onset_type: z.enum(["all", "revision", "verification", "other"]).default("all"),
 });

@@ -97,7 +97,7 @@ export interface EventRow {
   /** The scored answer's numeric value (undefined when none, and for unfinished rows). */
   final_answer: number | undefined;
   /**
-   * What kind of backtracking the onset opens (`classifyOnset`, docs/protocol.md §20): `revision`,
+   * What kind of backtracking the onset opens (`classifyOnset`, docs/protocol.md §23): `revision`,
    * `verification`, `other`; "" when the row has no onset.
    */
   onset_type: OnsetType | "";
@@ -108,7 +108,7 @@ export interface EventRow {
   /** The candidate answer before the onset (last firm result-like number before it); undefined if none. */
   candidate_answer: number | undefined;
   /**
-   * The answer trajectory across the onset (`answerTrajectory`, docs/protocol.md §20): `fix`, `break`,
+   * The answer trajectory across the onset (`answerTrajectory`, docs/protocol.md §23): `fix`, `break`,
    * `wrong_to_wrong`, `kept_right`, `kept_wrong`, or why it is undetermined (`no_candidate`,
    * `no_final_answer`, `unfinished`, `no_gold`); "" when the row has no onset.
    */

@@ -10,7 +10,7 @@
  *   everywhere), with the unknown and unfinished rates reported beside it; **accuracy on finished rows**
  *   = correct / rows that are not `unfinished` (docs/protocol.md §9–10).
  * - **BT rate** = samples with a strict trigger / n, and broken down by onset type (revision,
- *   verification, other; docs/protocol.md §20), with the answer trajectory of the onsets.
+ *   verification, other; docs/protocol.md §23), with the answer trajectory of the onsets.
  * - Every proportion carries a cluster-adjusted Wilson interval (`ci`: {@linkcode clusteredWilsonCI},
  *   design effect from a bootstrap over problems, honest at 0% and 100%; docs/protocol.md §16), which
  *   tables, figures and readings show; beside it the plain Wilson interval (ignores clustering) and the
@@ -223,9 +223,9 @@ export interface ConditionSummary {
   readonly digit_free_rate: RateEstimate;
   /** Mean strict triggers per 1000 searched tokens. */
   readonly triggers_per_1k: MeanEstimate;
-  /** BT rate, share and accuracy per onset type of the strict onset (docs/protocol.md §20). */
+  /** BT rate, share and accuracy per onset type of the strict onset (docs/protocol.md §23). */
   readonly onset_types: Readonly<Record<OnsetType, OnsetTypeRates>>;
-  /** Answer trajectory of the strict onsets: changed / fixes / breaks with intervals (docs/protocol.md §20). */
+  /** Answer trajectory of the strict onsets: changed / fixes / breaks with intervals (docs/protocol.md §23). */
   readonly trajectory: TrajectoryCounts;
   /** Total matches per trigger, over all samples (keys sorted by count, then name). */
   readonly trigger_counts: Readonly<Record<string, number>>;
@@ -304,7 +304,7 @@ export function rowTrajectory(r: EventRow): Trajectory | undefined {
 }
 
 /**
- * The answer trajectory of a group's strict-BT rows (docs/protocol.md §20): changed / fixes / breaks with
+ * The answer trajectory of a group's strict-BT rows (docs/protocol.md §23): changed / fixes / breaks with
  * cluster-adjusted Wilson intervals by problem (see `summarizeTrajectories`).
  */
 export function trajectoryCounts(rows: readonly EventRow[], options: SummaryOptions = {}): TrajectoryCounts {
@@ -895,7 +895,7 @@ export function rateCI(e: RateEstimate): CI {
 /**
  * A summary's accuracy (on all rows and on finished rows), unfinished rate, onset-type breakdown and
  * answer trajectory as flat table columns, every proportion with its cluster-adjusted Wilson interval
- * (`_lower` / `_upper`; docs/protocol.md §16, §20). One shared column set for every condition table.
+ * (`_lower` / `_upper`; docs/protocol.md §16, §23). One shared column set for every condition table.
  */
 export function outcomeColumns(s: ConditionSummary): Record<string, number | undefined> {
   const out: Record<string, number | undefined> = {};

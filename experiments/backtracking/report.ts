@@ -155,7 +155,7 @@ export interface ReportParts {
 export const DEFAULT_CAVEATS: readonly string[] = [
   "Samples of one problem are correlated: rates carry Wilson intervals widened by the design effect of a " +
   "bootstrap over problems (docs/protocol.md §16); differences and means carry the bootstrap over problems.",
-  "Onset types are read by phrase and value rules (docs/protocol.md §20): an audit aid, not ground truth; " +
+  "Onset types are read by phrase and value rules (docs/protocol.md §23): an audit aid, not ground truth; " +
   "the answer trajectory compares the last result stated before the onset with the final answer.",
   "Accuracy with vs without backtracking is correlational: problem difficulty, truncation and answer " +
   "extraction confound it.",
@@ -362,7 +362,7 @@ function summaryRow(x: LabelledSummary): unknown[] {
 
 /**
  * The onset-type breakdown (BT rate per type, its share of the BT samples, the accuracy of those samples)
- * and the answer-trajectory table of a list of groups (docs/protocol.md §20).
+ * and the answer-trajectory table of a list of groups (docs/protocol.md §23).
  */
 export function onsetTrajectoryTables(rows: readonly LabelledSummary[]): string {
   const typed = rows.filter((x) => x.summary.onset_types && x.summary.trajectory);
@@ -426,7 +426,7 @@ function onsetSection(parts: ReportParts): string | undefined {
   if (!tables) return undefined;
   const where = c?.variant ? ` (${c.variant})` : "";
   return `## Onset types and answer trajectory${where}\n\n` +
-    `Each strict onset is typed by rule (docs/protocol.md §20): \`revision\` = after the trigger the trace ` +
+    `Each strict onset is typed by rule (docs/protocol.md §23): \`revision\` = after the trigger the trace ` +
     `admits an error or replaces the value it had stated; \`verification\` = it re-checks and confirms; ` +
     `\`other\` = rereading, an unresolved re-check, conflicting or no evidence. Rate = samples with an ` +
     `onset of that type / all samples; share = of the backtracking samples. The trajectory compares the ` +
