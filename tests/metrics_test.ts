@@ -285,7 +285,11 @@ Deno.test("summarizeCondition: a 0% or 100% rate keeps an honest interval (not [
   assert.equal(cols.bt_revision_rate, 0);
   assert.equal(cols.bt_revision_rate_upper, s.onset_types.revision.rate.ci.upper);
   assert.equal(s.trajectory.onsets, 0);
-  assert.ok(Number.isNaN(cols.answer_changed!));
+  // A rate over nothing is an empty cell, not "nan" (a CSV reader would then mix strings and numbers)
+  assert.equal(cols.answer_changed, undefined);
+  assert.equal(cols.accuracy_bt_revision, undefined);
+  assert.equal(cols.bt_revision_share, undefined);
+  assert.ok(!toCsv([cols], { python: true }).toLowerCase().includes("nan"));
 });
 
 Deno.test("rowTrajectory rebuilds each trajectory column value", () => {

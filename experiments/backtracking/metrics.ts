@@ -895,7 +895,8 @@ export function rateCI(e: RateEstimate): CI {
 /**
  * A summary's accuracy (on all rows and on finished rows), unfinished rate, onset-type breakdown and
  * answer trajectory as flat table columns, every proportion with its cluster-adjusted Wilson interval
- * (`_lower` / `_upper`; docs/protocol.md §16, §23). One shared column set for every condition table.
+ * (`_lower` / `_upper`; docs/protocol.md §16, §23). One shared column set for every condition table. A
+ * rate over nothing (no onset of a type, no changed answer) is `undefined` (an empty CSV cell), never NaN.
  */
 export function outcomeColumns(s: ConditionSummary): Record<string, number | undefined> {
   const out: Record<string, number | undefined> = {};
@@ -923,6 +924,8 @@ export function outcomeColumns(s: ConditionSummary): Record<string, number | und
   out.breaks = tr?.kinds.break;
   share("fix_share", tr?.fixes);
   share("break_share", tr?.breaks);
+  // A rate over nothing (no revision onsets, no changed answer) is an empty cell, not "nan".
+  for (const [k, v] of Object.entries(out)) if (v !== undefined && Number.isNaN(v)) out[k] = undefined;
   return out;
 }
 
