@@ -10,6 +10,7 @@ import {
   REFERENCE_EVENT_COLUMNS,
   TokenTexts,
 } from "../experiments/backtracking/events.ts";
+import { closeTagTokenId, detectionOptions } from "../experiments/backtracking/settings.ts";
 import type { GenerationRecord } from "../lib/generate/records.ts";
 import { loadTokenizer, type Tokenizer } from "../lib/engine/tokenizer.ts";
 
@@ -149,6 +150,100 @@ Deno.test("backtracking_events.csv: reference's 17 columns first, Python convent
   assert.throws(() => parseEventsCsv("example_id\r\n1\r\n", "x.csv"), /x.csv: missing column/);
   const bad = csv.replace(",False,False,", ",maybe,False,");
   assert.throws(() => parseEventsCsv(bad, "x.csv"), /x.csv:3: column has_backtracking_strict/);
+});
+
+Deno.test("detectionOptions: the reasoning ends at the </think> token from the tokenizer, not at the tag in prose", async () => {
+  const t = await mini();
+  const cfg = parseConfig({ protocol: "corrected" }, "t");
+  assert.equal(closeTagTokenId(t, "</think>"), 151649);
+  assert.equal(closeTagTokenId(t, "no such tag here"), undefined);
+  const opts = detectionOptions(cfg, t);
+  assert.equal(typeof opts.thinkCloseTokenId, "function");
+  const idFor = opts.thinkCloseTokenId as (v: string) => number | undefined;
+  assert.equal(idFor("baseline_think_newline"), 151649);
+  assert.equal(detectionOptions(cfg).thinkCloseTokenId, undefined, "no tokenizer: by text");
+  // The model writes the tag in prose as " </" "think" ">" (three tokens), then keeps reasoning.
+  const enc = (x: string) => t.encode(x, { addSpecialTokens: false });
+  const ids = [
+    ...enc("6*3 = 18, see the tag "),
+    ...enc("</"),
+    ...enc("think"),
+    ...enc(">"),
+    ...enc(".\nWait, 4 bags: 4*6 = 24.\n"),
+    151649,
+    ...enc("\n\nThe answer is 24."),
+    EOS,
+  ];
+  const rec = record(t, "", 0, {
+    completion_token_ids: ids,
+    completion_tokens: ids.length,
+    completion: t.decode(ids, { skipSpecialTokens: true }),
+  });
+  const gold24 = new Map([[0, { id: 0, gold: 24 }]]);
+  const [byToken] = buildEventRows([rec], gold24, t, opts).rows;
+  assert.equal(byToken!.has_backtracking_strict, true, "the Wait after the prose tag is in the reasoning");
+  assert.equal(byToken!.onset_char, "6*3 = 18, see the tag </think>.\n".length);
+  assert.equal(byToken!.answer_region, "answer");
+  assert.equal(byToken!.final_answer, 24);
+  const [byText] = buildEventRows([rec], gold24, t, eventOptionsFromConfig(cfg)).rows;
+  assert.equal(
+    byText!.has_backtracking_strict,
+    false,
+    "by text the reasoning (wrongly) ends at the prose tag",
+  );
+});
+
+Deno.test("events: onset type, evidence and answer trajectory per row (issue 14)", async () => {
+  const t = await mini();
+  const cfg = parseConfig({ protocol: "corrected" }, "t");
+  const gold = new Map([[0, { id: 0, gold: 24 }]]);
+  const recs = [
+    // revision by value, wrong → right: a fix
+    record(t, "3 bags: 3*6 = 18.\nWait, there are 4 bags. 4*6 = 24.\n</think>\n\n24", 0),
+    // revision by an admitted error, right → wrong: a break
+    record(t, "4*6 = 24.\nWait, I made a mistake, it is 5*6 = 30.\n</think>\n\n30", 1),
+    // verification: re-check confirms, the answer is kept right
+    record(t, "4*6 = 24.\nWait, let me double-check: 6+6+6+6 = 24. Yes, that's correct.\n</think>\n\n24", 2),
+    // other: rereading the question, no value before the onset
+    record(t, "Four bags of six.\nWait, the problem says four bags.\n</think>\n\n24", 3),
+    // unfinished: the reasoning never closed
+    record(t, "4*6 = 24.\nWait, let me check that again", 4),
+    // no onset
+    record(t, "4*6 = 24.\n</think>\n\n24", 5),
+  ];
+  const rows = buildEventRows(recs, gold, t, eventOptionsFromConfig(cfg)).rows;
+  const got = rows.map((r) => [r.onset_type, r.onset_rule, r.candidate_answer, r.final_answer, r.trajectory]);
+  assert.deepEqual(got, [
+    ["revision", "value_changed", 18, 24, "fix"],
+    ["revision", "error_phrase", 24, 30, "break"],
+    ["verification", "confirm_phrase", 24, 24, "kept_right"],
+    ["other", "reread", undefined, 24, "no_candidate"],
+    ["other", "recheck_unresolved", 24, undefined, "unfinished"],
+    ["", "", undefined, 24, ""],
+  ]);
+  assert.equal(rows[0]!.onset_evidence, "value_changed; before 18; after 24");
+  assert.equal(rows[1]!.onset_evidence, 'error_phrase; error "I made a mistake"; before 24; after 30');
+  assert.equal(
+    rows[2]!.onset_evidence,
+    'confirm_phrase; confirm "Yes,"; recheck "let me double-check"; before 24; after 24',
+  );
+  assert.equal(rows[3]!.onset_evidence, 'reread; reread "the problem says"');
+  assert.equal(rows[4]!.answer_status, "unfinished");
+  assert.equal(rows[4]!.answer_region, "");
+  assert.equal(rows[5]!.onset_evidence, "");
+  // The new columns survive the CSV round trip; a bad onset type or trajectory names its line
+  const csv = eventsToCsv(rows);
+  assert.deepEqual(parseEventsCsv(csv), rows);
+  const line2 = csv.split("\r\n")[1]!;
+  assert.ok(line2.includes(",revision,value_changed,"), line2);
+  assert.throws(
+    () => parseEventsCsv(csv.replace(",revision,value_changed,", ",revisoin,value_changed,"), "e.csv"),
+    /e.csv:2: column onset_type has invalid value "revisoin"/,
+  );
+  assert.throws(
+    () => parseEventsCsv(csv.replace(",fix\r\n", ",fixed\r\n"), "e.csv"),
+    /e.csv:2: column trajectory has invalid value "fixed"/,
+  );
 });
 
 Deno.test("records without token ids are an error naming the record", async () => {

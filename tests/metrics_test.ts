@@ -6,6 +6,8 @@ import {
   degeneration,
   formatReferenceSummaryJson,
   formattingSummaryReference,
+  outcomeColumns,
+  rowTrajectory,
   summarizeCondition,
   summarizeGroups,
   summaryMetricsReference,
@@ -56,6 +58,13 @@ function rowFromReference(r: Record<string, string>): EventRow {
     repetition_4gram: 0,
     distinct_2: 1,
     digit_free: false,
+    answer_region: "",
+    final_answer: undefined,
+    onset_type: "",
+    onset_rule: "",
+    onset_evidence: "",
+    candidate_answer: undefined,
+    trajectory: "",
   };
 }
 
@@ -76,8 +85,17 @@ function synthRows(
     for (let s = 0; s < opts.samples; s++) {
       const bt = rng() < opts.pBt;
       const u = rng();
-      const status = u < 0.05 ? "unknown" : rng() < opts.pOk * (1 - difficulty / 2) ? "correct" : "incorrect";
-      const finish = rng() < 0.3 ? "length" : rng() < 0.9 ? "eos" : "stop";
+      const status = u < 0.05
+        ? "unknown"
+        : u < 0.1
+        ? "unfinished"
+        : rng() < opts.pOk * (1 - difficulty / 2)
+        ? "correct"
+        : "incorrect";
+      const finish = status === "unfinished" || rng() < 0.3 ? "length" : rng() < 0.9 ? "eos" : "stop";
+      const type = (["revision", "verification", "other"] as const)[Math.floor(rng() * 3)]!;
+      const kinds = ["fix", "break", "wrong_to_wrong", "kept_right", "kept_wrong", "no_candidate"] as const;
+      const traj = status === "unfinished" ? "unfinished" : kinds[Math.floor(rng() * kinds.length)]!;
       const len = 50 + Math.floor(rng() * 400);
       out.push({
         ...rowFromReference({
@@ -95,7 +113,11 @@ function synthRows(
           onset_token_text: "",
           pred_pos_in_full: "-1",
           predicted_answer: "",
-          is_correct: status === "unknown" ? "" : status === "correct" ? "True" : "False",
+          is_correct: status === "unknown" || status === "unfinished"
+            ? ""
+            : status === "correct"
+            ? "True"
+            : "False",
           prompt_tokens: "10",
           completion_tokens: String(len),
         }),
@@ -109,6 +131,9 @@ function synthRows(
         repetition_4gram: rng() * 0.3,
         distinct_2: 0.5 + rng() * 0.5,
         digit_free: rng() < 0.02,
+        reasoning_closed: status !== "unfinished",
+        onset_type: bt ? type : "",
+        trajectory: bt ? traj : "",
       });
     }
   }
@@ -152,12 +177,19 @@ Deno.test("summarizeCondition matches naive recomputation", () => {
   const correct = count((r) => r.answer_status === "correct");
   const unknown = count((r) => r.answer_status === "unknown");
   assert.equal(s.accuracy.value, correct / n, "accuracy = correct / n, unknowns counted");
-  assert.equal(s.correct + s.incorrect + s.unknown, n);
+  assert.equal(s.correct + s.incorrect + s.unknown + s.unfinished, n);
   assert.equal(s.unknown, unknown);
   assert.equal(s.unknown_rate, unknown / n);
-  const fin = rows.filter((r) => r.finish_reason !== "length");
-  assert.equal(s.accuracy_finished.n, fin.length);
+  const unfinished = count((r) => r.answer_status === "unfinished");
+  assert.ok(unfinished > 0, "the synthetic rows include unfinished ones");
+  assert.equal(s.unfinished, unfinished);
+  assert.equal(s.unfinished_rate.value, unfinished / n);
+  const fin = rows.filter((r) => r.answer_status !== "unfinished");
+  assert.equal(s.accuracy_finished.n, fin.length, "finished = reasoning closed (status not unfinished)");
   assert.equal(s.accuracy_finished.value, count((r) => r.answer_status === "correct", fin) / fin.length);
+  const eos = rows.filter((r) => r.finish_reason !== "length");
+  assert.equal(s.accuracy_eos.n, eos.length);
+  assert.equal(s.accuracy_eos.value, count((r) => r.answer_status === "correct", eos) / eos.length);
   const bt = rows.filter((r) => r.has_backtracking_strict);
   assert.equal(s.accuracy_with_bt.value, count((r) => r.answer_status === "correct", bt) / bt.length);
   assert.equal(s.accuracy_reference_extractor.value, count((r) => r.correct_reference === true) / n);
@@ -172,10 +204,39 @@ Deno.test("summarizeCondition matches naive recomputation", () => {
   assert.equal(s.trigger_counts.Wait, waits);
   assert.equal(s.trigger_samples.Wait, bt.length);
   assert.deepEqual(Object.keys(s.trigger_counts), ["Wait", "Actually"], "sorted by count");
-  // Intervals contain the estimate; the clustered bootstrap is wider than Wilson for clustered data
-  for (const e of [s.bt_rate, s.accuracy, s.eos_rate]) {
+  // Onset types: naive counts over the strict-BT rows
+  for (const t of ["revision", "verification", "other"] as const) {
+    const typed = bt.filter((r) => r.onset_type === t);
+    assert.equal(s.onset_types[t].rate.k, typed.length);
+    assert.equal(s.onset_types[t].rate.value, typed.length / n);
+    assert.equal(s.onset_types[t].share.value, typed.length / bt.length);
+    assert.equal(
+      s.onset_types[t].accuracy.value,
+      count((r) => r.answer_status === "correct", typed) / typed.length,
+    );
+  }
+  // Trajectory: naive counts over the strict-BT rows
+  const kind = (k: string) => count((r) => r.trajectory === k, bt);
+  const changed = kind("fix") + kind("break") + kind("wrong_to_wrong");
+  const determined = changed + kind("kept_right") + kind("kept_wrong");
+  assert.equal(s.trajectory.onsets, bt.length);
+  assert.equal(s.trajectory.determined, determined);
+  assert.equal(s.trajectory.undetermined.unfinished, kind("unfinished"));
+  assert.equal(s.trajectory.undetermined.no_candidate, kind("no_candidate"));
+  assert.equal(s.trajectory.kinds.fix, kind("fix"));
+  assert.equal(s.trajectory.changed.k, changed);
+  assert.equal(s.trajectory.changed.n, determined);
+  assert.equal(s.trajectory.fixes.k, kind("fix"));
+  assert.equal(s.trajectory.fixes.n, changed);
+  assert.equal(s.trajectory.breaks.k, kind("break"));
+  assert.ok(Math.abs(s.trajectory.net_fix_rate - (kind("fix") - kind("break")) / determined) < 1e-12);
+  // Intervals contain the estimate; the clustered Wilson interval is at least as wide as plain Wilson
+  for (const e of [s.bt_rate, s.accuracy, s.eos_rate, s.unfinished_rate, s.accuracy_finished]) {
     assert.ok(e.wilson.lower <= e.value && e.value <= e.wilson.upper);
     assert.ok(e.bootstrap.lower <= e.value && e.value <= e.bootstrap.upper);
+    assert.ok(e.ci.lower <= e.value && e.value <= e.ci.upper);
+    assert.ok(e.ci.lower <= e.wilson.lower + 1e-12 && e.ci.upper >= e.wilson.upper - 1e-12);
+    assert.ok(e.ci.design_effect >= 1);
   }
   assert.ok(s.mean_length.bootstrap.lower < s.mean_length.value);
   // Deterministic for a seed
@@ -191,6 +252,64 @@ Deno.test("summarizeCondition: empty subsets give NaN, bad options and no rows t
   assert.throws(() => summarizeCondition([], {}), /no rows/);
   assert.throws(() => summarizeCondition(rows, { bootstrap: 0 }), /option "bootstrap"/);
   assert.throws(() => summarizeCondition(rows, { level: 1.5 }), /option "level"/);
+});
+
+Deno.test("summarizeCondition: a 0% or 100% rate keeps an honest interval (not [0, 0])", () => {
+  // 40 problems × 4 samples, no backtracking at all, every answer correct: the percentile bootstrap
+  // collapses to [0, 0] / [1, 1]; the clustered Wilson interval uses the largest design effect the
+  // cluster sizes allow (Σm²/Σm = 4), i.e. Wilson on 40 effective samples: upper 1.96²/(40 + 1.96²).
+  const rows = synthRows({ problems: 40, samples: 4, pBt: 0, pOk: 1, seed: 3 }).map((r) => ({
+    ...r,
+    answer_status: "correct" as const,
+    is_correct: true,
+  }));
+  const s = summarizeCondition(rows, { bootstrap: 200, seed: 1 });
+  assert.equal(s.bt_rate.value, 0);
+  assert.deepEqual(
+    [s.bt_rate.bootstrap.lower, s.bt_rate.bootstrap.upper],
+    [0, 0],
+    "the bootstrap degenerates",
+  );
+  const z = 1.959963984540054;
+  assert.equal(s.bt_rate.ci.lower, 0);
+  assert.ok(Math.abs(s.bt_rate.ci.upper - z * z / (40 + z * z)) < 1e-9, `${s.bt_rate.ci.upper}`);
+  assert.equal(s.bt_rate.ci.method, "cluster_wilson_max");
+  assert.equal(s.bt_rate.ci.design_effect, 4);
+  assert.equal(s.accuracy.value, 1);
+  assert.ok(Math.abs(s.accuracy.ci.lower - 40 / (40 + z * z)) < 1e-9);
+  assert.equal(s.unfinished_rate.value, 0);
+  assert.ok(s.unfinished_rate.ci.upper > 0.05);
+  // The flat columns carry the same bounds
+  const cols = outcomeColumns(s);
+  assert.equal(cols.unfinished_rate_upper, s.unfinished_rate.ci.upper);
+  assert.equal(cols.bt_revision_rate, 0);
+  assert.equal(cols.bt_revision_rate_upper, s.onset_types.revision.rate.ci.upper);
+  assert.equal(s.trajectory.onsets, 0);
+  // A rate over nothing is an empty cell, not "nan" (a CSV reader would then mix strings and numbers)
+  assert.equal(cols.answer_changed, undefined);
+  assert.equal(cols.accuracy_bt_revision, undefined);
+  assert.equal(cols.bt_revision_share, undefined);
+  assert.ok(!toCsv([cols], { python: true }).toLowerCase().includes("nan"));
+});
+
+Deno.test("rowTrajectory rebuilds each trajectory column value", () => {
+  const row = (trajectory: EventRow["trajectory"]) => ({ trajectory, final_answer: 24 }) as EventRow;
+  assert.equal(rowTrajectory(row("")), undefined);
+  assert.deepEqual(
+    [
+      rowTrajectory(row("fix"))!.kind,
+      rowTrajectory(row("fix"))!.changed,
+      rowTrajectory(row("fix"))!.final_correct,
+    ],
+    ["fix", true, true],
+  );
+  assert.deepEqual(
+    [rowTrajectory(row("break"))!.changed, rowTrajectory(row("break"))!.candidate_correct],
+    [true, true],
+  );
+  assert.equal(rowTrajectory(row("kept_wrong"))!.changed, false);
+  const u = rowTrajectory(row("no_gold"))!;
+  assert.deepEqual([u.kind, u.undetermined, u.changed], ["undetermined", "no_gold", undefined]);
 });
 
 Deno.test("summarizeGroups keeps (variant, condition) groups apart", () => {

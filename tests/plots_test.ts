@@ -254,12 +254,21 @@ Deno.test("plots: valueCI reads metrics estimates", () => {
       repetition_4gram: 0,
       distinct_2: 1,
       digit_free: false,
+      answer_region: "",
+      final_answer: undefined,
+      onset_type: "",
+      onset_rule: "",
+      onset_evidence: "",
+      candidate_answer: undefined,
+      trajectory: "",
     })),
     { bootstrap: 50 },
   );
   const b = valueCI(s.bt_rate);
   assert.equal(b.value, 7 / 20);
-  assert.equal(b.lower, s.bt_rate.bootstrap.lower);
+  assert.equal(b.lower, s.bt_rate.ci.lower, "rates: the cluster-adjusted Wilson interval by default");
+  assert.equal(valueCI(s.bt_rate, "bootstrap").lower, s.bt_rate.bootstrap.lower);
+  assert.equal(valueCI(s.mean_length).lower, s.mean_length.bootstrap.lower, "means: the bootstrap");
   assert.equal(valueCI(s.bt_rate, "wilson").upper, s.bt_rate.wilson.upper);
   assert.throws(() => valueCI(s.mean_length, "wilson"), /no Wilson interval/);
 });

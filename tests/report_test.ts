@@ -19,7 +19,8 @@ function rows(condition: string, pBt: number, pOk: number, seed: number, degener
   for (let e = 0; e < 20; e++) {
     for (let s = 0; s < 4; s++) {
       const bt = rng() < pBt;
-      const status = rng() < 0.05 ? "unknown" : rng() < pOk ? "correct" : "incorrect";
+      const u = rng();
+      const status = u < 0.05 ? "unknown" : u < 0.1 ? "unfinished" : rng() < pOk ? "correct" : "incorrect";
       out.push({
         example_id: e,
         sample_id: s,
@@ -35,7 +36,7 @@ function rows(condition: string, pBt: number, pOk: number, seed: number, degener
         onset_token_text: bt ? "Wait" : "",
         pred_pos_in_full: bt ? 19 : -1,
         predicted_answer: "",
-        is_correct: status === "unknown" ? undefined : status === "correct",
+        is_correct: status === "unknown" || status === "unfinished" ? undefined : status === "correct",
         prompt_tokens: 17,
         completion_tokens: 100 + Math.floor(rng() * 100),
         rule: "corrected",
@@ -51,6 +52,19 @@ function rows(condition: string, pBt: number, pOk: number, seed: number, degener
         repetition_4gram: degenerate ? 0.6 : 0.05,
         distinct_2: degenerate ? 0.3 : 0.9,
         digit_free: degenerate && rng() < 0.3,
+        answer_region: "answer",
+        final_answer: status === "unfinished" ? undefined : status === "correct" ? 1 : 2,
+        onset_type: bt ? (["revision", "verification", "other"] as const)[(e + s) % 3]! : "",
+        onset_rule: bt ? "no_evidence" : "",
+        onset_evidence: "",
+        candidate_answer: bt ? 2 : undefined,
+        trajectory: !bt
+          ? ""
+          : status === "unfinished"
+          ? "unfinished"
+          : (["fix", "break", "kept_right", "kept_wrong", "wrong_to_wrong", "no_candidate"] as const)[
+            (e + s) % 6
+          ]!,
       });
     }
   }
@@ -163,6 +177,22 @@ Deno.test("report: full synthetic report matches its snapshot", async () => {
   assert.match(md, /\]\(figures\/bt_rate_by_condition\.png\)/, "absolute figure path made relative");
   assert.match(md, /chat \\\| think/, "pipes escaped in cells");
   assert.match(md, /## Caveats/);
+  // Issue 14: unfinished rate, accuracy on all and on finished rows, onset types and the trajectory table
+  assert.match(
+    md,
+    /\| accuracy, all rows \[95% CI\] \| accuracy, finished rows \[95% CI\] \| unfinished \[95% CI\] \|/,
+  );
+  assert.match(md, /## Onset types and answer trajectory \(chat\)/);
+  assert.match(
+    md,
+    /### Answer trajectory\n\n\| group \| onsets \| determined \| answer changed \[95% CI\] \|/,
+  );
+  const tr = parts().conditions!.baseline.summary.trajectory;
+  assert.ok(
+    md.includes(`| baseline | ${tr.onsets} | ${tr.determined} | ${tr.changed.k}/${tr.changed.n} = `),
+    "the trajectory row comes from the data",
+  );
+  assert.ok(!/\[0\.0, 0\.0\]/.test(md), "no zero-width interval anywhere");
   // numbers in the summary come from the data
   const s = parts().conditions!.baseline.summary;
   assert.ok(md.includes(`backtracking rate ${(s.bt_rate.value * 100).toFixed(1)}%`));

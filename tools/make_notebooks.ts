@@ -361,7 +361,15 @@ accuracy defined two ways; ablated and baseline runs pooled in the summary (docs
 **What we changed.** Primary rule: case-sensitive, sentence-initial triggers inside the reasoning span;
 robust extraction (last \`Final:\`/\`\\boxed{}\`/number, markdown stripped, tolerance); one accuracy
 (correct / n) with the unknown rate beside it; never pooled across conditions. The reference's rule and
-extractor are kept as columns (\`bt_other_rule\`, \`correct_reference\`) on the same samples.`,
+extractor are kept as columns (\`bt_other_rule\`, \`correct_reference\`) on the same samples.
+
+**Issue 14.** A completion whose reasoning never closed (no \`</think>\` *token*: the token budget ran out) is
+\`unfinished\`: no answer is read from a number written mid-thought; it counts as not correct, and
+accuracy is given on all rows and on finished rows with the unfinished rate beside it (docs/protocol.md
+§9–10). Each onset gets a type (\`revision\` / \`verification\` / \`other\`, with the evidence that decided it)
+and an answer trajectory (the last result stated before the onset vs the final answer: fix, break, …;
+docs/protocol.md §23). Every rate carries a Wilson interval widened by the design effect of a bootstrap over
+problems, so a 0 % rate is not reported as [0, 0] (docs/protocol.md §16).`,
     },
     setup(
       `import { notebookContext, notebookParams, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
@@ -386,6 +394,10 @@ const onsetsTable = await showTable(rows.filter((r) => r.has_backtracking_strict
   answer: r.predicted_answer,
   gold: r.gold,
   status: r.answer_status,
+  onset_type: r.onset_type,
+  evidence: r.onset_evidence,
+  candidate: r.candidate_answer,
+  trajectory: r.trajectory,
 })), { title: "Backtracking samples (first 8)" });`,
     },
     {
@@ -399,12 +411,38 @@ const summaryTable = await showTable(corrected.groups.map(({ variant, condition,
   n: s.n,
   problems: s.problems,
   bt_rate: s.bt_rate.value,
-  bt_ci: pctCI(s.bt_rate.bootstrap),
+  bt_ci: pctCI(s.bt_rate.ci),
   bt_reference_rule: s.bt_rate_other_rule.value,
-  accuracy: s.accuracy.value,
+  accuracy_all: s.accuracy.value,
+  accuracy_ci: pctCI(s.accuracy.ci),
+  accuracy_finished: s.accuracy_finished.value,
+  unfinished_rate: s.unfinished_rate.value,
+  unfinished_ci: pctCI(s.unfinished_rate.ci),
   unknown_rate: s.unknown_rate,
+  bt_revision: s.onset_types.revision.rate.value,
+  bt_verification: s.onset_types.verification.rate.value,
+  bt_other: s.onset_types.other.rate.value,
   eos_rate: s.eos_rate.value,
-})), { title: \`Per variant × condition (\${corrected.rule} rule, \${corrected.extractor} extractor)\` });`,
+})), { title: \`Per variant × condition (\${corrected.rule} rule, \${corrected.extractor} extractor; CIs: clustered Wilson)\` });`,
+    },
+    {
+      code: `
+const trajectoryTable = await showTable(corrected.groups.map(({ variant, condition, summary: s }) => ({
+  variant,
+  condition,
+  onsets: s.trajectory.onsets,
+  determined: s.trajectory.determined,
+  changed: s.trajectory.changed.estimate,
+  changed_ci: "lower" in s.trajectory.changed ? pctCI(s.trajectory.changed) : "",
+  fixes: s.trajectory.kinds.fix,
+  fix_share_ci: "lower" in s.trajectory.fixes ? pctCI(s.trajectory.fixes) : "",
+  breaks: s.trajectory.kinds.break,
+  break_share_ci: "lower" in s.trajectory.breaks ? pctCI(s.trajectory.breaks) : "",
+  kept_right: s.trajectory.kinds.kept_right,
+  kept_wrong: s.trajectory.kinds.kept_wrong,
+  no_candidate: s.trajectory.undetermined.no_candidate,
+  unfinished: s.trajectory.undetermined.unfinished,
+})), { digits: 3, title: "Answer trajectory across the onset (fix = wrong → right, break = right → wrong; shares of the changed answers)" });`,
     },
     { code: `await showFigure(await reportFigure(ctx, "bt_rate_by_variant", rows));` },
     { code: `await showFigure(await reportFigure(ctx, "accuracy_by_backtracking", rows));` },
@@ -431,13 +469,20 @@ if (nSamples !== rows.length) throw new Error(\`summary counts \${nSamples} samp
       code: `
 const variant = defaultAnalysisVariant(ctx.config);
 const main = corrected.groups.find((g) => g.variant === variant && g.condition === "baseline")!.summary;
+const tr = main.trajectory;
 await showMarkdown(
   \`On \\\`\${variant}\\\` baseline samples the backtracking rate is **\${pct(main.bt_rate.value)}** \` +
-    \`(95% CI \${pctCI(main.bt_rate.bootstrap)}, \${main.n} samples of \${main.problems} problems); \` +
+    \`(95% CI \${pctCI(main.bt_rate.ci)}, clustered Wilson; \${main.n} samples of \${main.problems} problems); \` +
     \`the reference's rule gives \${pct(main.bt_rate_other_rule.value)} on the same samples. \` +
-    \`Accuracy is \${pct(main.accuracy.value)} with \${pct(main.unknown_rate)} unknown answers; with backtracking \` +
+    \`Accuracy is \${pct(main.accuracy.value)} on all rows and \${pct(main.accuracy_finished.value)} on finished rows, \` +
+    \`with \${pct(main.unfinished_rate.value)} unfinished (\${pctCI(main.unfinished_rate.ci)}) and \${pct(main.unknown_rate)} \` +
+    \`unknown answers; with backtracking \` +
     \`\${pct(main.accuracy_with_bt.value)} vs \${pct(main.accuracy_without_bt.value)} without (correlational: \` +
-    \`problem difficulty and truncation confound it, docs/protocol.md §18).\`,
+    \`problem difficulty and truncation confound it, docs/protocol.md §18). \` +
+    \`Of the backtracking samples \${pct(main.onset_types.revision.share.value)} open a revision, \` +
+    \`\${pct(main.onset_types.verification.share.value)} a verification and \${pct(main.onset_types.other.share.value)} \` +
+    \`something else; the answer changed after \${tr.changed.k} of \${tr.changed.n} determined onsets, \` +
+    \`\${tr.kinds.fix} of them fixes and \${tr.kinds.break} breaks (docs/protocol.md §23).\`,
 );`,
     },
   ],
@@ -850,10 +895,32 @@ const comparison = await readConditionComparison(ctx.run);`,
 const conditionsTable = await showTable(await readArtifactTable(ctx, COMPARISON_FILES.correctedCsv, {
   columns: [
     "condition", "n", "bt_rate", "bt_rate_lower", "bt_rate_upper", "delta_bt_rate", "delta_bt_rate_lower",
-    "delta_bt_rate_upper", "mcnemar_bt_p", "accuracy", "delta_accuracy", "eos_rate", "mean_length",
-    "repetition_4gram", "distinct_2", "digit_free_rate",
+    "delta_bt_rate_upper", "mcnemar_bt_p", "accuracy", "accuracy_lower", "accuracy_upper", "accuracy_finished",
+    "unfinished_rate", "delta_accuracy", "eos_rate", "mean_length", "repetition_4gram", "distinct_2",
+    "digit_free_rate",
   ],
-}), { digits: 3, title: \`Conditions of \${comparison.variant} (paired with the baseline)\` });`,
+}), { digits: 3, title: \`Conditions of \${comparison.variant} (paired with the baseline; rate CIs: clustered Wilson)\` });`,
+    },
+    {
+      code: `
+const onsetTable = await showTable(await readArtifactTable(ctx, COMPARISON_FILES.correctedCsv, {
+  columns: [
+    "condition", "bt_rate", "bt_revision_rate", "bt_revision_rate_lower", "bt_revision_rate_upper",
+    "bt_verification_rate", "bt_verification_rate_lower", "bt_verification_rate_upper", "bt_other_rate",
+    "bt_other_rate_lower", "bt_other_rate_upper", "accuracy_bt_revision", "accuracy_bt_verification",
+    "accuracy_bt_other",
+  ],
+}), { digits: 3, title: "Backtracking rate by onset type (docs/protocol.md §23)" });`,
+    },
+    {
+      code: `
+const trajectoryTable = await showTable(await readArtifactTable(ctx, COMPARISON_FILES.correctedCsv, {
+  columns: [
+    "condition", "onsets_determined", "answer_changed", "answer_changed_lower", "answer_changed_upper", "fixes",
+    "fix_share", "fix_share_lower", "fix_share_upper", "breaks", "break_share", "break_share_lower",
+    "break_share_upper",
+  ],
+}), { digits: 3, title: "Answer trajectory across the onset (fix / break shares of the changed answers)" });`,
     },
     {
       code: `
@@ -903,8 +970,15 @@ await showMarkdown(
       \`\${t.mcnemar_bt.p_value.toExponential(1)}). The random draws cut it by \${randoms.map((c) => pct(cut(c))).join(", ")}. \` +
       \`Degeneration check: EOS rate \${pct(targeted.summary.eos_rate.value)} vs \${pct(base.eos_rate.value)} at baseline, \` +
       \`4-gram repetition \${targeted.summary.repetition_4gram.value.toFixed(3)} vs \${base.repetition_4gram.value.toFixed(3)}, \` +
-      \`accuracy \${pct(targeted.summary.accuracy.value)} vs \${pct(base.accuracy.value)}\` +
-      (planted ? "; on the organism the drop is the planted circuit at work, not a broken model." : ".")
+      \`accuracy \${pct(targeted.summary.accuracy.value)} vs \${pct(base.accuracy.value)} on all rows \` +
+      \`(\${pct(targeted.summary.accuracy_finished.value)} vs \${pct(base.accuracy_finished.value)} on finished rows; \` +
+      \`unfinished \${pct(targeted.summary.unfinished_rate.value)} vs \${pct(base.unfinished_rate.value)})\` +
+      (planted ? "; on the organism the drop is the planted circuit at work, not a broken model." : ".") +
+      \` By onset type the baseline's revisions go \${pct(base.onset_types.revision.rate.value)} → \` +
+      \`\${pct(targeted.summary.onset_types.revision.rate.value)} and its verifications \` +
+      \`\${pct(base.onset_types.verification.rate.value)} → \${pct(targeted.summary.onset_types.verification.rate.value)}; \` +
+      \`at baseline \${base.trajectory.kinds.fix} onsets fixed the answer and \${base.trajectory.kinds.break} broke it \` +
+      \`(of \${base.trajectory.determined} determined).\`
     : "No targeted-ablation condition in this run (run notebooks 05 and 06).",
 );`,
     },
@@ -947,13 +1021,15 @@ paired differences with CIs rather than two rates side by side. The reference's 
 const sweep = await readArtifactTable(ctx, FORMATTING_FILES.correctedCsv, {
   columns: [
     "variant", "n", "bt_rate", "bt_rate_lower", "bt_rate_upper", "delta_bt_rate", "delta_bt_rate_lower",
-    "delta_bt_rate_upper", "mcnemar_bt_p", "accuracy", "unknown_rate", "eos_rate", "mean_length",
+    "delta_bt_rate_upper", "mcnemar_bt_p", "accuracy", "accuracy_lower", "accuracy_upper", "accuracy_finished",
+    "unfinished_rate", "unknown_rate", "bt_revision_rate", "bt_verification_rate", "bt_other_rate",
+    "answer_changed", "fixes", "breaks", "eos_rate", "mean_length",
   ],
 });`,
     },
     {
       code:
-        `const sweepTable = await showTable(sweep, { digits: 3, title: "Prompt variants (paired with the first)" });`,
+        `const sweepTable = await showTable(sweep, { digits: 3, title: "Prompt variants (paired with the first; rate CIs: clustered Wilson)" });`,
     },
     {
       code: `
@@ -987,7 +1063,10 @@ const promptsTable = await showTable(prompts.map((p) => ({ variant: p.variant, t
 const first = sweep[0]!;
 const others = sweep.slice(1);
 await showMarkdown(
-  \`\\\`\${first.variant}\\\` backtracks in \${pct(Number(first.bt_rate))} of samples. \` +
+  \`\\\`\${first.variant}\\\` backtracks in \${pct(Number(first.bt_rate))} of samples \` +
+    \`(revision \${pct(Number(first.bt_revision_rate))}, verification \${pct(Number(first.bt_verification_rate))}, \` +
+    \`other \${pct(Number(first.bt_other_rate))}); accuracy \${pct(Number(first.accuracy))} on all rows, \` +
+    \`\${pct(Number(first.accuracy_finished))} on finished rows, \${pct(Number(first.unfinished_rate))} unfinished. \` +
     others.map((r) =>
       \`\\\`\${r.variant}\\\`: \${pct(Number(r.bt_rate))} (paired Δ \${pct(Number(r.delta_bt_rate))}, 95% CI \` +
       \`[\${pct(Number(r.delta_bt_rate_lower))}, \${pct(Number(r.delta_bt_rate_upper))}], McNemar p = \${Number(r.mcnemar_bt_p).toFixed(2)})\`
@@ -1018,7 +1097,9 @@ Phase-1 numbers.
 and claims beyond the data ("MLP 27 accounts for 55 % of backtracking") (docs/protocol.md §10, §18).
 
 **What we changed.** Nothing pooled across conditions; every number with its CI and n; the caveats
-(truncation, extraction, clustering, degeneration) stated in the report.`,
+(truncation, extraction, clustering, degeneration) stated in the report. Every table gives accuracy on all
+rows and on finished rows with the unfinished rate; a section breaks backtracking down by onset type and
+gives the answer trajectory (fixes and breaks with CIs; docs/protocol.md §23).`,
     },
     setup(
       `import { notebookContext, notebookParams, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
@@ -1041,6 +1122,9 @@ Every figure exists as SVG and PNG.`,
       code: `
 const figureFiles = [...Deno.readDirSync(artifactPath(ctx.run, "figures"))].map((e) => e.name).sort();
 const stems = [...new Set(figureFiles.map((f) => f.replace(/\\.(svg|png)$/, "")))];
+for (const heading of ["accuracy, finished rows", "## Onset types and answer trajectory", "### Answer trajectory"]) {
+  if (!report.includes(heading)) throw new Error(\`report.md has no "\${heading}"; re-run make-report with --force\`);
+}
 const incomplete = stems.filter((s) => !figureFiles.includes(\`\${s}.svg\`) || !figureFiles.includes(\`\${s}.png\`));
 if (stems.length === 0 || incomplete.length > 0) throw new Error(\`figures without both SVG and PNG: \${incomplete.join(", ") || "(none at all)"}\`);
 const figuresTable = await showTable(stems.map((s) => ({
@@ -1052,6 +1136,8 @@ const figuresTable = await showTable(stems.map((s) => ({
     { md: `## Reading` },
     {
       code: `
+const trajectoryLine = report.split("\\n").find((l) => l.startsWith("- Onset types of the backtracking samples"));
+if (trajectoryLine) await showMarkdown(trajectoryLine);
 await showMarkdown(
   \`The report of run **\${ctx.run.id}** is \\\`\${artifactPath(ctx.run, "report.md")}\\\` with \${stems.length} figures in \` +
     \`\\\`\${artifactPath(ctx.run, "figures")}\\\`\` +

@@ -38,13 +38,20 @@ export function traceOf(r: GenerationRecord): Trace {
   };
 }
 
+/** Which onset types the analyses use (`analysis.onset_type`): one type, or `all`. */
+export type OnsetTypeFilter = Config["analysis"]["onset_type"];
+
 /**
  * Backtracking events and the non-backtracking pool of one (variant, condition), joined from the event
  * rows (detection) and the generation records (token ids), in file order.
+ *
+ * @param onsetType Keep only events whose onset has this type (docs/protocol.md §23); default `all`. The
+ *   pool (samples without a strict trigger) is the same whatever the filter.
  */
 export function eventsAndPool(
   rows: readonly EventRow[],
   records: readonly GenerationRecord[],
+  onsetType: OnsetTypeFilter = "all",
 ): { events: BacktrackEvent[]; pool: Trace[] } {
   const byKey = new Map(records.map((r) => [`${r.example_id}|${r.sample_id}`, r]));
   const events: BacktrackEvent[] = [];
@@ -54,6 +61,7 @@ export function eventsAndPool(
     if (!rec) continue;
     const trace = traceOf(rec);
     if (row.has_backtracking_strict && row.onset_token_id >= 0) {
+      if (onsetType !== "all" && row.onset_type !== onsetType) continue;
       events.push({
         ...trace,
         predPos: row.pred_pos_in_full,
@@ -69,17 +77,19 @@ export function eventsAndPool(
  * All strict-BT events of one variant's baseline samples (from the run's event table and baseline store),
  * in file order, with the non-BT pool.
  *
+ * @param onsetType Keep only events of this onset type (`analysis.onset_type`); default `all`.
  * @throws {Error} when the variant has no baseline rows.
  */
 export async function baselineEvents(
   run: Run,
   variant: string,
+  onsetType: OnsetTypeFilter = "all",
 ): Promise<{ events: BacktrackEvent[]; pool: Trace[] }> {
   const rows = (await readEvents(run)).filter((r) => r.variant === variant && r.condition === "baseline");
   if (rows.length === 0) {
     throw new Error(`No baseline events for variant "${variant}"; run generate and detect-events first`);
   }
-  return eventsAndPool(rows, await readGenerations(run, variant, "baseline"));
+  return eventsAndPool(rows, await readGenerations(run, variant, "baseline"), onsetType);
 }
 
 /** The events and controls an analysis step uses. */
@@ -89,18 +99,20 @@ export interface AnalysisItems {
   readonly controls: ControlPosition[];
   /** Indices (into `events`) of events left without a control. */
   readonly unmatched: number[];
-  /** All strict-BT events available before selection, and the non-BT pool size. */
+  /** All strict-BT events available before selection (of `onsetType`), and the non-BT pool size. */
   readonly available: number;
+  /** The onset type the events were restricted to (`analysis.onset_type`), or `all`. */
+  readonly onsetType: OnsetTypeFilter;
   readonly poolSize: number;
 }
 
 /**
- * Select BT events (`analysis.max_events`, `analysis.event_selection`) and match controls
- * (`analysis.control_target`) for one variant's baseline samples.
+ * Select BT events (`analysis.onset_type`, `analysis.max_events`, `analysis.event_selection`) and match
+ * controls (`analysis.control_target`) for one variant's baseline samples.
  *
  * @param ctx The config and the run (reads the event table and the variant's baseline store).
  * @param variant Default: the analysis variant.
- * @throws {Error} when there is no backtracking event to analyse.
+ * @throws {Error} when there is no backtracking event (of the configured onset type) to analyse.
  */
 export async function analysisItems(
   ctx: { readonly config: Config; readonly run: Run },
@@ -108,10 +120,14 @@ export async function analysisItems(
 ): Promise<AnalysisItems> {
   const cfg = ctx.config;
   const v = variant ?? defaultAnalysisVariant(cfg);
-  const { events, pool } = await baselineEvents(ctx.run, v);
+  const onsetType = cfg.analysis.onset_type;
+  const { events, pool } = await baselineEvents(ctx.run, v, onsetType);
   if (events.length === 0) {
     throw new Error(
-      `Variant "${v}" has no strict backtracking event in its baseline samples: nothing to analyse`,
+      onsetType === "all"
+        ? `Variant "${v}" has no strict backtracking event in its baseline samples: nothing to analyse`
+        : `Variant "${v}" has no strict backtracking event of onset type "${onsetType}" in its baseline ` +
+          `samples (analysis.onset_type): nothing to analyse; set analysis.onset_type to another type or "all"`,
     );
   }
   const selected = selectEvents(events, {
@@ -129,6 +145,7 @@ export async function analysisItems(
     controls: matching.controls,
     unmatched: matching.unmatched,
     available: events.length,
+    onsetType,
     poolSize: matching.poolSize,
   };
 }

@@ -175,6 +175,11 @@ const analysisSchema = z.strictObject({
   control_target: z.enum(["first_event_token", "matched_event_token"]).optional(),
   /** Extension: which BT events the lens / scan use; default from `protocol`. */
   event_selection: z.enum(["first", "random"]).optional(),
+  /**
+   * Extension: restrict the events of the lens, scan and Phase-2 analyses to one onset type
+   * (`revision`, `verification`, `other`; docs/protocol.md §23); `all` (default) = every strict event.
+   */
+  onset_type: z.enum(["all", "revision", "verification", "other"]).default("all"),
 });
 
 const ablationGenerationSchema = z.strictObject({

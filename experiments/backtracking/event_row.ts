@@ -9,6 +9,12 @@
  * @module
  */
 
+import type { OnsetRule, OnsetType } from "./onset_type.ts";
+import type { TrajectoryKind, UndeterminedReason } from "./trajectory.ts";
+
+/** The `trajectory` column: the kind, or why it is undetermined, or "" without an onset. */
+export type TrajectoryColumn = Exclude<TrajectoryKind, "undetermined"> | UndeterminedReason | "";
+
 /** How a sample stopped: end-of-sequence token, a stop string, or the token budget. */
 export type FinishReason = "eos" | "stop" | "length";
 
@@ -73,10 +79,40 @@ export interface EventRow {
   finish_reason: FinishReason;
   /** Gold answer; `undefined` when the problem has none. */
   gold: number | undefined;
-  /** Primary extractor's outcome (correct / incorrect / unknown). */
+  /**
+   * Primary extractor's outcome: correct / incorrect / unknown, or `unfinished` (corrected scoring: the
+   * reasoning never closed, so no answer is read; counts as not correct; docs/protocol.md §9).
+   */
   answer_status: AnswerStatus;
-  /** Which extraction method produced the answer (e.g. `boxed`, `final`, `last_number`, `none`). */
+  /**
+   * Which extraction method produced the answer (`boxed`, `final`, `last_number`, `none`; `unfinished`
+   * for an unfinished row; `reference` for the reference extractor).
+   */
   answer_method: string;
+  /**
+   * Where the robust extractor read the answer: `answer` (after the close tag), `reasoning` (fallback),
+   * `all` (no close tag); "" for unfinished rows and the reference extractor.
+   */
+  answer_region: "answer" | "reasoning" | "all" | "";
+  /** The scored answer's numeric value (undefined when none, and for unfinished rows). */
+  final_answer: number | undefined;
+  /**
+   * What kind of backtracking the onset opens (`classifyOnset`, docs/protocol.md §23): `revision`,
+   * `verification`, `other`; "" when the row has no onset.
+   */
+  onset_type: OnsetType | "";
+  /** The rule step that decided the onset type (`error_phrase`, `value_changed`, …; "" without onset). */
+  onset_rule: OnsetRule | "";
+  /** The evidence behind the onset type in one line (phrases found, value before, last value after). */
+  onset_evidence: string;
+  /** The candidate answer before the onset (last firm result-like number before it); undefined if none. */
+  candidate_answer: number | undefined;
+  /**
+   * The answer trajectory across the onset (`answerTrajectory`, docs/protocol.md §23): `fix`, `break`,
+   * `wrong_to_wrong`, `kept_right`, `kept_wrong`, or why it is undetermined (`no_candidate`,
+   * `no_final_answer`, `unfinished`, `no_gold`); "" when the row has no onset.
+   */
+  trajectory: TrajectoryColumn;
   /** Reference extractor + normaliser verdict; `undefined` = the reference's None. */
   correct_reference: boolean | undefined;
   /** Fraction of 4-gram occurrences that repeat an earlier 4-gram (from `lib/metrics.ts`). */

@@ -17,7 +17,9 @@ import { parseCsv, toCsv as tableCsv } from "../../lib/tables/table.ts";
 import { type AnswerStatus, extractAnswerReference, isCorrectReference, scoreCompletion } from "./answers.ts";
 import type { Config } from "./config.ts";
 import { detect, type DetectionRule } from "./detect.ts";
-import type { EventRow } from "./event_row.ts";
+import type { EventRow, TrajectoryColumn } from "./event_row.ts";
+import { classifyOnset, type OnsetEvidence, type OnsetRule, type OnsetType } from "./onset_type.ts";
+import { answerTrajectory } from "./trajectory.ts";
 import type { GenerationRecord } from "../../lib/generate/records.ts";
 import { degeneration, type GroupSummary, summarizeGroups, type SummaryOptions } from "./metrics.ts";
 import type { Tokenizer } from "../../lib/engine/tokenizer.ts";
@@ -58,6 +60,13 @@ export const EXTRA_EVENT_COLUMNS = [
   "repetition_4gram",
   "distinct_2",
   "digit_free",
+  "answer_region",
+  "final_answer",
+  "onset_type",
+  "onset_rule",
+  "onset_evidence",
+  "candidate_answer",
+  "trajectory",
 ] as const satisfies readonly (keyof EventRow)[];
 
 /** All columns of `backtracking_events.csv`, in order. */
@@ -84,16 +93,18 @@ export interface EventOptions {
   /** Tag closing the reasoning span per variant name; default `</think>` for every variant. */
   readonly thinkClose?: (variant: string) => string;
   /**
-   * Token id of the close tag (R1: 151649): the reasoning then ends at that token, not at the tag's
-   * text (see `DetectOptions.thinkCloseTokenId`). Default: by text.
+   * Token id of the close tag (R1: 151649), or one per variant name (`undefined` = by text): the
+   * reasoning then ends at that token, not at the tag's text (see `DetectOptions.thinkCloseTokenId`).
+   * Default: by text. `detectionOptions(config, tokenizer)` sets it from the tokenizer.
    */
-  readonly thinkCloseTokenId?: number;
+  readonly thinkCloseTokenId?: number | ((variant: string) => number | undefined);
 }
 
 /** The event options a config implies. */
 export function eventOptionsFromConfig(
   config: Config,
   thinkClose?: (variant: string) => string,
+  thinkCloseTokenId?: (variant: string) => number | undefined,
 ): EventOptions {
   return {
     rule: config.detection.rule,
@@ -104,6 +115,7 @@ export function eventOptionsFromConfig(
       : config.detection.triggers_strict,
     answerRegex: config.detection.answer_regex,
     ...(thinkClose ? { thinkClose } : {}),
+    ...(thinkCloseTokenId ? { thinkCloseTokenId } : {}),
   };
 }
 
@@ -193,11 +205,14 @@ export function buildEventRow(
   }
   const ids = record.completion_token_ids;
   const thinkClose = options.thinkClose?.(record.variant) ?? "</think>";
+  const closeId = typeof options.thinkCloseTokenId === "function"
+    ? options.thinkCloseTokenId(record.variant)
+    : options.thinkCloseTokenId;
   const common = {
     triggersStrict: options.triggersStrict,
     triggersRelaxed: options.triggersRelaxed ?? options.triggersStrict,
     thinkClose,
-    ...(options.thinkCloseTokenId !== undefined ? { thinkCloseTokenId: options.thinkCloseTokenId } : {}),
+    ...(closeId !== undefined ? { thinkCloseTokenId: closeId } : {}),
   };
   const input = { tokenTexts: texts, tokenIds: ids, promptTokens: record.prompt_tokens };
   const primary = detect(input, { ...common, rule: options.rule });
@@ -213,6 +228,8 @@ export function buildEventRow(
   let isCorrect: boolean | undefined;
   let method: string;
   let status: AnswerStatus;
+  let region: EventRow["answer_region"] = "";
+  let finalValue: number | undefined;
   if (options.extractor === "robust") {
     // Corrected scoring: the answer after the reasoning first; reasoning never closed = unfinished
     // (neither correct nor incorrect; no answer is read from a text cut mid-thought).
@@ -226,6 +243,8 @@ export function buildEventRow(
     status = sc.status;
     predicted = status === "unfinished" ? "" : (sc.answer.raw ?? "");
     method = status === "unfinished" ? "unfinished" : sc.answer.method;
+    region = status === "unfinished" ? "" : sc.answer.region;
+    finalValue = status === "unfinished" ? undefined : sc.answer.value;
     isCorrect = status === "correct" ? true : status === "incorrect" ? false : undefined;
   } else {
     // Reference-compatible scoring, unchanged: no unfinished status.
@@ -233,8 +252,29 @@ export function buildEventRow(
     method = refPred === undefined ? "none" : "reference";
     isCorrect = correctReference;
     status = isCorrect === undefined ? "unknown" : isCorrect ? "correct" : "incorrect";
+    finalValue = referenceAnswerValue(refPred);
   }
   const deg = degeneration(ids, text);
+  let onsetType: OnsetType | "" = "";
+  let onsetRule: OnsetRule | "" = "";
+  let evidence = "";
+  let candidate: number | undefined;
+  let trajectory: TrajectoryColumn = "";
+  if (onset) {
+    // The window ends at the next trigger of the list the onset came from, or the end of the reasoning.
+    const list = onset.from_strict ? primary.strict.matches : primary.relaxed.matches;
+    const next = list.find((m) => m.char > onset.char)?.char;
+    const c = classifyOnset(text, onset.char, {
+      reasoningEnd: primary.reasoning_end_char > onset.char ? primary.reasoning_end_char : text.length,
+      ...(next !== undefined ? { nextTriggerChar: next } : {}),
+    });
+    onsetType = c.type;
+    onsetRule = c.evidence.rule;
+    evidence = evidenceSummary(c.evidence);
+    const t = answerTrajectory(text, onset.char, { status, value: finalValue }, problem?.gold);
+    candidate = t.candidate?.value;
+    trajectory = t.kind === "undetermined" ? t.undetermined! : t.kind;
+  }
   return {
     example_id: record.example_id,
     sample_id: record.sample_id,
@@ -266,7 +306,44 @@ export function buildEventRow(
     repetition_4gram: deg.repetition_4gram,
     distinct_2: deg.distinct_2,
     digit_free: deg.digit_free,
+    answer_region: region,
+    final_answer: finalValue,
+    onset_type: onsetType,
+    onset_rule: onsetRule,
+    onset_evidence: evidence,
+    candidate_answer: candidate,
+    trajectory,
   };
+}
+
+/** The numeric value of a reference-extractor answer (`$1,234.` → 1234), or undefined. */
+function referenceAnswerValue(pred: string | undefined): number | undefined {
+  if (pred === undefined) return undefined;
+  const v = Number(pred.replace(/[$€£¥,]/g, "").replace(/\.+$/, ""));
+  return pred.trim() !== "" && Number.isFinite(v) ? v : undefined;
+}
+
+/**
+ * The evidence behind an onset type in one line: the deciding rule, then the phrases found (error,
+ * confirmation, re-check, reread, each the first in the window), the value before the onset and the
+ * last firm value after it with how many there were, e.g.
+ * `value_changed; before 18; after 24 (2 values)` or `confirm_phrase; confirm "that's correct"; before 18`.
+ */
+export function evidenceSummary(e: OnsetEvidence): string {
+  const out: string[] = [e.rule];
+  const phrase = (label: string, m: { text: string } | undefined) => {
+    if (m) out.push(`${label} ${JSON.stringify(m.text.replace(/\s+/g, " ").trim())}`);
+  };
+  phrase("error", e.error_phrase);
+  phrase("confirm", e.confirm_phrase);
+  phrase("recheck", e.recheck_phrase);
+  phrase("reread", e.reread_phrase);
+  if (e.value_before) out.push(`before ${e.value_before.value}`);
+  const last = e.values_after.at(-1);
+  if (last) {
+    out.push(`after ${last.value}${e.values_after.length > 1 ? ` (${e.values_after.length} values)` : ""}`);
+  }
+  return out.join("; ");
 }
 
 /** Result of {@linkcode buildEventRows}. */
@@ -347,6 +424,20 @@ export function eventsToCsv(rows: readonly EventRow[]): string {
   return toCsv(rows, EVENT_COLUMNS, ["triggers_per_1k", "repetition_4gram", "distinct_2"]);
 }
 
+const ONSET_TYPES = new Set(["", "revision", "verification", "other"]);
+const TRAJECTORY_VALUES = new Set([
+  "",
+  "fix",
+  "break",
+  "wrong_to_wrong",
+  "kept_right",
+  "kept_wrong",
+  "no_candidate",
+  "no_final_answer",
+  "unfinished",
+  "no_gold",
+]);
+
 const BOOL_COLS = new Set([
   "has_backtracking_strict",
   "has_backtracking_relaxed",
@@ -399,8 +490,16 @@ export function parseEventsCsv(text: string, file = "backtracking_events.csv"): 
         const x = Number(v);
         if (v === "" || !Number.isFinite(x)) throw bad();
         out[col] = x;
-      } else if (col === "gold") {
-        out[col] = v === "" ? undefined : Number(v);
+      } else if (col === "gold" || col === "final_answer" || col === "candidate_answer") {
+        const x = Number(v);
+        if (v !== "" && !Number.isFinite(x)) throw bad();
+        out[col] = v === "" ? undefined : x;
+      } else if (col === "onset_type") {
+        if (!ONSET_TYPES.has(v)) throw bad();
+        out[col] = v;
+      } else if (col === "trajectory") {
+        if (!TRAJECTORY_VALUES.has(v)) throw bad();
+        out[col] = v;
       } else if (col === "trigger_counts") {
         try {
           out[col] = v === "" ? {} : JSON.parse(v);
@@ -453,7 +552,9 @@ export function correctedSummary(rows: readonly EventRow[], config: Config): Cor
     rule: config.detection.rule,
     extractor: config.detection.answer_extractor,
     accuracy_definition:
-      "correct / n (unknown answers count as not correct); unknown_rate reported beside it",
+      "correct / n (unknown and unfinished answers count as not correct; unknown_rate and unfinished_rate " +
+      "beside it); accuracy_finished = correct / rows not unfinished; rate intervals: `ci` = Wilson " +
+      "widened by the design effect of a bootstrap over problems (docs/protocol.md §16)",
     groups: summarizeGroups(rows, opts),
   };
 }

@@ -40,17 +40,22 @@ export {
  * A {@linkcode ValueCI} from a metrics estimate.
  *
  * @param e A `MeanEstimate` / `RateEstimate` from `lib/metrics.ts`.
- * @param interval `"bootstrap"` (default; problem-clustered) or `"wilson"` (rates only).
+ * @param interval `"ci"` (default): a rate's cluster-adjusted Wilson interval (docs/protocol.md §16; honest
+ *   at 0% and 100%), a mean's problem-clustered bootstrap; `"bootstrap"`; or `"wilson"` (rates only).
  * @throws {RangeError} for `"wilson"` on an estimate that has no Wilson interval.
  */
 export function valueCI(
-  e: MeanEstimate & { readonly wilson?: { lower: number; upper: number } },
-  interval: "bootstrap" | "wilson" = "bootstrap",
+  e: MeanEstimate & {
+    readonly wilson?: { lower: number; upper: number };
+    readonly ci?: { lower: number; upper: number };
+  },
+  interval: "ci" | "bootstrap" | "wilson" = "ci",
 ): ValueCI {
   if (interval === "wilson") {
     if (!e.wilson) throw new RangeError("valueCI: this estimate has no Wilson interval (it is not a rate)");
     return { value: e.value, lower: e.wilson.lower, upper: e.wilson.upper };
   }
+  if (interval === "ci" && e.ci) return { value: e.value, lower: e.ci.lower, upper: e.ci.upper };
   return { value: e.value, lower: e.bootstrap.lower, upper: e.bootstrap.upper };
 }
 
@@ -96,7 +101,7 @@ export function btRateByVariant(data: readonly VariantRate[], options: FigureOpt
     "bt_rate_by_variant",
     {
       title: "Backtracking rate by prompt variant",
-      subtitle: "strict triggers, baseline condition; bars: 95% CI (problem-clustered bootstrap)",
+      subtitle: "strict triggers, baseline condition; bars: 95% CI (Wilson, clustered by problem)",
       height: 60 + 44 * data.length,
     },
     options,
@@ -158,7 +163,8 @@ export function accuracyByBacktracking(
     "accuracy_by_backtracking",
     {
       title: "Accuracy with vs without backtracking",
-      subtitle: "accuracy = correct / n (unknown = wrong); bars: 95% CI; correlational, not causal",
+      subtitle:
+        "accuracy = correct / n (unknown, unfinished = wrong); bars: 95% clustered Wilson CI; correlational",
       height: 60 + 40 * rows.length,
     },
     options,
@@ -375,7 +381,7 @@ export function btRateByCondition(data: readonly ConditionRate[], options: Figur
     "bt_rate_by_condition",
     {
       title: "Backtracking rate: baseline vs targeted vs random ablation",
-      subtitle: "strict triggers; bars: 95% CI (problem-clustered bootstrap); dashed: baseline",
+      subtitle: "strict triggers; bars: 95% CI (Wilson, clustered by problem); dashed: baseline",
       height: 60 + 40 * data.length,
     },
     options,
@@ -429,7 +435,7 @@ export function formattingEffect(data: readonly FormattingPoint[], options: Figu
     "formatting_effect",
     {
       title: "Effect of prompt formatting on backtracking and accuracy",
-      subtitle: "baseline condition; bars: 95% CI (problem-clustered bootstrap)",
+      subtitle: "baseline condition; bars: 95% CI (Wilson, clustered by problem)",
       height: 80 + 36 * data.length,
     },
     options,

@@ -6,11 +6,16 @@
  *
  * Definitions used by the corrected protocol (docs/protocol.md §10, §14–16):
  *
- * - **Accuracy** = correct / n, unknown answers counted as not correct (one definition everywhere), with
- *   the unknown rate reported beside it.
- * - **BT rate** = samples with a strict trigger / n.
- * - Every interval is a Wilson interval (binomial, ignores clustering) and/or a percentile bootstrap
- *   that resamples whole problems (`example_id`), because the samples of one problem are correlated.
+ * - **Accuracy** = correct / n, unknown and unfinished answers counted as not correct (one definition
+ *   everywhere), with the unknown and unfinished rates reported beside it; **accuracy on finished rows**
+ *   = correct / rows that are not `unfinished` (docs/protocol.md §9–10).
+ * - **BT rate** = samples with a strict trigger / n, and broken down by onset type (revision,
+ *   verification, other; docs/protocol.md §23), with the answer trajectory of the onsets.
+ * - Every proportion carries a cluster-adjusted Wilson interval (`ci`: {@linkcode clusteredWilsonCI},
+ *   design effect from a bootstrap over problems, honest at 0% and 100%; docs/protocol.md §16), which
+ *   tables, figures and readings show; beside it the plain Wilson interval (ignores clustering) and the
+ *   percentile bootstrap over problems (`bootstrap`, which collapses to [0, 0] at a 0% rate). Means
+ *   carry the percentile bootstrap.
  * - Summaries are meant for one (variant, condition) group: use {@linkcode summarizeGroups} rather than
  *   pooling conditions (the reference's mixing bug, docs/protocol.md §10).
  *
@@ -19,12 +24,16 @@
 
 import { pyFloatRepr } from "./answers.ts";
 import type { EventRow } from "./event_row.ts";
+import type { OnsetType } from "./onset_type.ts";
+import { summarizeTrajectories, type Trajectory, type TrajectorySummary } from "./trajectory.ts";
 import {
   clusterBootstrap,
   clusteredMeanCI,
   type ClusteredValue,
+  clusteredWilsonCI,
   mcnemarExact,
   pairedClusteredDifferenceCI,
+  type ProportionInterval,
   wilsonInterval,
 } from "../../lib/stats/stats.ts";
 
@@ -120,13 +129,42 @@ export interface MeanEstimate {
   readonly bootstrap: CI;
 }
 
-/** A proportion k/n with a Wilson CI and a problem-clustered bootstrap CI. */
+/** A cluster-adjusted Wilson interval ({@linkcode clusteredWilsonCI}); NaN bounds when n = 0. */
+export interface ClusteredCI extends CI {
+  /** How the design effect was chosen (`wilson`, `cluster_wilson`, `cluster_wilson_max`; "" when n = 0). */
+  readonly method: ProportionInterval["method"] | "";
+  /** The design effect the Wilson interval was widened by (NaN when n = 0). */
+  readonly design_effect: number;
+}
+
+/**
+ * A proportion k/n with three intervals: `ci` (cluster-adjusted Wilson: the one to report), `wilson`
+ * (plain Wilson) and `bootstrap` (percentile bootstrap over problems).
+ */
 export interface RateEstimate extends MeanEstimate {
   /** Successes. */
   readonly k: number;
   /** Wilson score interval (treats samples as independent). */
   readonly wilson: CI;
+  /**
+   * Cluster-adjusted Wilson interval by problem ({@linkcode clusteredWilsonCI}): the interval every
+   * table, figure and reading shows; stays honest at 0% and 100%.
+   */
+  readonly ci: ClusteredCI;
 }
+
+/** One onset type's share of a group: rate over all samples, share of the BT samples, their accuracy. */
+export interface OnsetTypeRates {
+  /** Samples whose (strict) onset has this type / all samples: the BT rate of this type. */
+  readonly rate: RateEstimate;
+  /** Samples with this type / samples with a strict trigger. */
+  readonly share: RateEstimate;
+  /** Accuracy (correct / n) of the samples with this type. */
+  readonly accuracy: RateEstimate;
+}
+
+/** The onset types in table order. */
+export const ONSET_TYPES: readonly OnsetType[] = ["revision", "verification", "other"];
 
 /** Summary of one group of samples (normally one variant × condition). */
 export interface ConditionSummary {
@@ -150,16 +188,22 @@ export interface ConditionSummary {
   readonly bt_rate_other_rule: RateEstimate;
   /** Relaxed-trigger rate. */
   readonly bt_rate_relaxed: RateEstimate;
-  /** correct / n (unknowns count as not correct), primary extractor. */
+  /** correct / n (unknown and unfinished count as not correct), primary extractor. */
   readonly accuracy: RateEstimate;
-  /** Counts behind `accuracy`. */
+  /** Counts behind `accuracy` (they sum to n). */
   readonly correct: number;
   readonly incorrect: number;
   readonly unknown: number;
+  /** Rows whose reasoning never closed (corrected scoring; always 0 with the reference extractor). */
+  readonly unfinished: number;
   /** unknown / n. */
   readonly unknown_rate: number;
-  /** Accuracy among finished samples (finish_reason "eos" or "stop"); NaN when none finished. */
+  /** unfinished / n, with intervals. */
+  readonly unfinished_rate: RateEstimate;
+  /** Accuracy on finished rows: correct / rows not `unfinished`; NaN when every row is unfinished. */
   readonly accuracy_finished: RateEstimate;
+  /** Accuracy among samples that ended with EOS or a stop string (finish_reason "eos" / "stop"). */
+  readonly accuracy_eos: RateEstimate;
   /** Accuracy of samples with / without a strict trigger (correlational, see docs/protocol.md §18). */
   readonly accuracy_with_bt: RateEstimate;
   readonly accuracy_without_bt: RateEstimate;
@@ -179,6 +223,10 @@ export interface ConditionSummary {
   readonly digit_free_rate: RateEstimate;
   /** Mean strict triggers per 1000 searched tokens. */
   readonly triggers_per_1k: MeanEstimate;
+  /** BT rate, share and accuracy per onset type of the strict onset (docs/protocol.md §23). */
+  readonly onset_types: Readonly<Record<OnsetType, OnsetTypeRates>>;
+  /** Answer trajectory of the strict onsets: changed / fixes / breaks with intervals (docs/protocol.md §23). */
+  readonly trajectory: TrajectoryCounts;
   /** Total matches per trigger, over all samples (keys sorted by count, then name). */
   readonly trigger_counts: Readonly<Record<string, number>>;
   /** Samples with at least one match of each trigger (same key order). */
@@ -213,6 +261,8 @@ function meanEstimate(obs: readonly ClusteredValue[], o: ResolvedOptions): MeanE
   return { value: r.estimate, n: r.n, clusters: r.clusters, bootstrap: { lower: r.lower, upper: r.upper } };
 }
 
+const NAN_CLUSTERED: ClusteredCI = { lower: NaN, upper: NaN, method: "", design_effect: NaN };
+
 function rateEstimate(
   rows: readonly EventRow[],
   pred: (r: EventRow) => boolean,
@@ -221,7 +271,64 @@ function rateEstimate(
   const obs = rows.map((r) => ({ cluster: r.example_id, value: pred(r) }));
   const k = obs.reduce((a, x) => a + (x.value ? 1 : 0), 0);
   const w = wilsonInterval(k, rows.length, o.level);
-  return { ...meanEstimate(obs, o), k, wilson: { lower: w.lower, upper: w.upper } };
+  let ci = NAN_CLUSTERED;
+  if (obs.length > 0) {
+    const c = clusteredWilsonCI(obs, { samples: o.bootstrap, seed: o.seed, level: o.level });
+    ci = { lower: c.lower, upper: c.upper, method: c.method, design_effect: c.design_effect };
+  }
+  return { ...meanEstimate(obs, o), k, wilson: { lower: w.lower, upper: w.upper }, ci };
+}
+
+/** The per-condition answer trajectory of {@linkcode ConditionSummary} (one condition of `summarizeTrajectories`). */
+export type TrajectoryCounts = Omit<TrajectorySummary, "condition">;
+
+/**
+ * The trajectory of one row as `summarizeTrajectories` reads it (kind, reason, changed), rebuilt from the
+ * row's `trajectory` column; `undefined` for a row without an onset.
+ */
+export function rowTrajectory(r: EventRow): Trajectory | undefined {
+  const t = r.trajectory;
+  if (t === "" || t === undefined) return undefined;
+  const undetermined = t === "no_candidate" || t === "no_final_answer" || t === "unfinished" ||
+    t === "no_gold";
+  const changed = t === "fix" || t === "break" || t === "wrong_to_wrong";
+  return {
+    candidate: undefined,
+    final: r.final_answer,
+    changed: undetermined ? undefined : changed,
+    candidate_correct: undetermined ? undefined : t === "break" || t === "kept_right",
+    final_correct: undetermined ? undefined : t === "fix" || t === "kept_right",
+    kind: undetermined ? "undetermined" : t,
+    undetermined: undetermined ? t : undefined,
+  };
+}
+
+/**
+ * The answer trajectory of a group's strict-BT rows (docs/protocol.md §23): changed / fixes / breaks with
+ * cluster-adjusted Wilson intervals by problem (see `summarizeTrajectories`).
+ */
+export function trajectoryCounts(rows: readonly EventRow[], options: SummaryOptions = {}): TrajectoryCounts {
+  const o = resolveOptions(options, "trajectoryCounts");
+  const obs = rows.filter((r) => r.has_backtracking_strict).flatMap((r) => {
+    const t = rowTrajectory(r);
+    return t ? [{ condition: "all", cluster: r.example_id, trajectory: t }] : [];
+  });
+  const s = summarizeTrajectories(obs, { samples: o.bootstrap, seed: o.seed, level: o.level })[0];
+  if (s) {
+    const { condition: _c, ...rest } = s;
+    return rest;
+  }
+  const none = { k: 0 as const, n: 0 as const, estimate: NaN };
+  return {
+    onsets: 0,
+    determined: 0,
+    undetermined: { no_candidate: 0, no_final_answer: 0, unfinished: 0, no_gold: 0 },
+    kinds: { fix: 0, break: 0, wrong_to_wrong: 0, kept_right: 0, kept_wrong: 0 },
+    changed: none,
+    fixes: none,
+    breaks: none,
+    net_fix_rate: NaN,
+  };
 }
 
 function numericMean(rows: readonly EventRow[], get: (r: EventRow) => number, o: ResolvedOptions) {
@@ -255,7 +362,7 @@ export function canonicalRows(rows: readonly EventRow[]): EventRow[] {
   });
 }
 
-function isFinished(r: EventRow): boolean {
+function endedByEos(r: EventRow): boolean {
   return r.finish_reason === "eos" || r.finish_reason === "stop";
 }
 
@@ -281,18 +388,21 @@ export function summarizeCondition(
   const rows = canonicalRows(input);
   const rules = new Set(rows.map((r) => r.rule));
   const rule = rules.size === 1 ? [...rules][0]! : rules.size === 0 ? "none" : "mixed";
-  const finished = rows.filter(isFinished);
+  const finished = rows.filter((r) => r.answer_status !== "unfinished");
+  const eos = rows.filter(endedByEos);
   const bt = rows.filter((r) => r.has_backtracking_strict);
   const nonBt = rows.filter((r) => !r.has_backtracking_strict);
   const isCorrect = (r: EventRow) => r.answer_status === "correct";
   let correct = 0;
   let incorrect = 0;
   let unknown = 0;
+  let unfinished = 0;
   const triggerCounts = new Map<string, number>();
   const triggerSamples = new Map<string, number>();
   for (const r of rows) {
     if (r.answer_status === "correct") correct++;
     else if (r.answer_status === "incorrect") incorrect++;
+    else if (r.answer_status === "unfinished") unfinished++;
     else unknown++;
     for (const [t, c] of Object.entries(r.trigger_counts)) {
       triggerCounts.set(t, (triggerCounts.get(t) ?? 0) + c);
@@ -316,8 +426,11 @@ export function summarizeCondition(
     correct,
     incorrect,
     unknown,
+    unfinished,
     unknown_rate: unknown / rows.length,
+    unfinished_rate: rateEstimate(rows, (r) => r.answer_status === "unfinished", o),
     accuracy_finished: rateEstimate(finished, isCorrect, o),
+    accuracy_eos: rateEstimate(eos, isCorrect, o),
     accuracy_with_bt: rateEstimate(bt, isCorrect, o),
     accuracy_without_bt: rateEstimate(nonBt, isCorrect, o),
     accuracy_reference_extractor: rateEstimate(rows, (r) => r.correct_reference === true, o),
@@ -328,6 +441,15 @@ export function summarizeCondition(
     distinct_2: numericMean(rows, (r) => r.distinct_2, o),
     digit_free_rate: rateEstimate(rows, (r) => r.digit_free, o),
     triggers_per_1k: numericMean(rows, (r) => r.triggers_per_1k, o),
+    onset_types: Object.fromEntries(ONSET_TYPES.map((t) => {
+      const typed = (r: EventRow) => r.has_backtracking_strict && r.onset_type === t;
+      return [t, {
+        rate: rateEstimate(rows, typed, o),
+        share: rateEstimate(bt, typed, o),
+        accuracy: rateEstimate(rows.filter(typed), isCorrect, o),
+      }];
+    })) as Record<OnsetType, OnsetTypeRates>,
+    trajectory: trajectoryCounts(rows, o),
     trigger_counts: counts,
     trigger_samples: samples,
   };
@@ -754,6 +876,7 @@ export function formattingSummaryReference(
 export function degenerationColumns(s: ConditionSummary) {
   return {
     unknown_rate: s.unknown_rate,
+    unfinished_rate: s.unfinished_rate.value,
     eos_rate: s.eos_rate.value,
     truncation_rate: s.truncation_rate.value,
     mean_length: s.mean_length.value,
@@ -762,6 +885,48 @@ export function degenerationColumns(s: ConditionSummary) {
     digit_free_rate: s.digit_free_rate.value,
     triggers_per_1k: s.triggers_per_1k.value,
   };
+}
+
+/** A shown interval: the cluster-adjusted Wilson `ci`, or the bootstrap for summaries written before it. */
+export function rateCI(e: RateEstimate): CI {
+  return e.ci ?? e.bootstrap;
+}
+
+/**
+ * A summary's accuracy (on all rows and on finished rows), unfinished rate, onset-type breakdown and
+ * answer trajectory as flat table columns, every proportion with its cluster-adjusted Wilson interval
+ * (`_lower` / `_upper`; docs/protocol.md §16, §23). One shared column set for every condition table. A
+ * rate over nothing (no onset of a type, no changed answer) is `undefined` (an empty CSV cell), never NaN.
+ */
+export function outcomeColumns(s: ConditionSummary): Record<string, number | undefined> {
+  const out: Record<string, number | undefined> = {};
+  const put = (name: string, e: RateEstimate | undefined) => {
+    out[name] = e?.value;
+    out[`${name}_lower`] = e ? rateCI(e).lower : undefined;
+    out[`${name}_upper`] = e ? rateCI(e).upper : undefined;
+  };
+  put("accuracy_finished", s.accuracy_finished);
+  put("unfinished_rate", s.unfinished_rate);
+  for (const t of ONSET_TYPES) {
+    put(`bt_${t}_rate`, s.onset_types?.[t]?.rate);
+    out[`bt_${t}_share`] = s.onset_types?.[t]?.share.value;
+    out[`accuracy_bt_${t}`] = s.onset_types?.[t]?.accuracy.value;
+  }
+  const tr = s.trajectory;
+  out.onsets_determined = tr?.determined;
+  const share = (name: string, x: TrajectoryCounts["changed"] | undefined) => {
+    out[name] = x?.estimate;
+    out[`${name}_lower`] = x && "lower" in x ? x.lower : undefined;
+    out[`${name}_upper`] = x && "upper" in x ? x.upper : undefined;
+  };
+  share("answer_changed", tr?.changed);
+  out.fixes = tr?.kinds.fix;
+  out.breaks = tr?.kinds.break;
+  share("fix_share", tr?.fixes);
+  share("break_share", tr?.breaks);
+  // A rate over nothing (no revision onsets, no changed answer) is an empty cell, not "nan".
+  for (const [k, v] of Object.entries(out)) if (v !== undefined && Number.isNaN(v)) out[k] = undefined;
+  return out;
 }
 
 /** A paired comparison with the baseline as flat table columns (undefined when there is none). */

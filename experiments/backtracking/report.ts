@@ -4,13 +4,24 @@
  * when its part is present.
  *
  * Sections, in order: title, provenance (from `meta.json`), executive summary, baseline metrics,
- * conditions (targeted vs random vs baseline, with paired Δ and degeneration), logit lens, ablation scan
- * top components, formatting sweep, corrected vs reference-compatible, figures, caveats.
+ * conditions (targeted vs random vs baseline, with paired Δ and degeneration), onset types and answer
+ * trajectory, logit lens, ablation scan top components, formatting sweep, corrected vs
+ * reference-compatible, figures, caveats.
+ *
+ * Every proportion is shown with its cluster-adjusted Wilson interval (docs/protocol.md §16); differences
+ * and means with the percentile bootstrap over problems.
  *
  * @module
  */
 
-import type { ConditionSummary, MeanEstimate, PairedComparison, RateEstimate } from "./metrics.ts";
+import {
+  type ConditionSummary,
+  type MeanEstimate,
+  ONSET_TYPES,
+  type PairedComparison,
+  rateCI,
+  type RateEstimate,
+} from "./metrics.ts";
 import { writeFileAtomic } from "../../lib/util/fs.ts";
 
 /**
@@ -142,8 +153,10 @@ export interface ReportParts {
 
 /** The standard caveats (docs/protocol.md §18). */
 export const DEFAULT_CAVEATS: readonly string[] = [
-  "Samples of one problem are correlated: bootstrap intervals resample problems, Wilson intervals do not " +
-  "and are too narrow when samples cluster.",
+  "Samples of one problem are correlated: rates carry Wilson intervals widened by the design effect of a " +
+  "bootstrap over problems (docs/protocol.md §16); differences and means carry the bootstrap over problems.",
+  "Onset types are read by phrase and value rules (docs/protocol.md §23): an audit aid, not ground truth; " +
+  "the answer trajectory compares the last result stated before the onset with the final answer.",
   "Accuracy with vs without backtracking is correlational: problem difficulty, truncation and answer " +
   "extraction confound it.",
   "A drop in backtracking under ablation is only meaningful next to the degeneration columns (repetition, " +
@@ -165,10 +178,20 @@ const ciPct = (lo: number, hi: number) =>
 const ciNum = (lo: number, hi: number, digits = 2) =>
   Number.isFinite(lo) && Number.isFinite(hi) ? `[${lo.toFixed(digits)}, ${hi.toFixed(digits)}]` : "";
 
-/** A rate as "70.8% [67.0, 74.4]" (bootstrap CI). */
-function rate(e: RateEstimate): string {
-  const ci = ciPct(e.bootstrap.lower, e.bootstrap.upper);
+/** A rate as "70.8% [67.0, 74.4]" (cluster-adjusted Wilson CI; "n/a" for a rate over nothing). */
+function rate(e: RateEstimate | undefined): string {
+  if (!e) return "n/a";
+  const c = rateCI(e);
+  const ci = ciPct(c.lower, c.upper);
   return ci ? `${pct(e.value)} ${ci}` : pct(e.value);
+}
+
+/** A trajectory share as "3/12 = 25.0% [8.9, 53.2]" ("0/0" when there is nothing to share). */
+function share(x: { k: number; n: number; estimate: number; lower?: number; upper?: number } | undefined) {
+  if (!x) return "n/a";
+  if (x.n === 0) return "0/0";
+  const ci = x.lower !== undefined && x.upper !== undefined ? ` ${ciPct(x.lower, x.upper)}` : "";
+  return `${x.k}/${x.n} = ${pct(x.estimate)}${ci}`;
 }
 
 function mean(e: MeanEstimate, digits = 2): string {
@@ -252,9 +275,20 @@ function executiveSummary(parts: ReportParts): string | undefined {
     const name = c?.variant ? `${c.variant} / ${base.label}` : base.label;
     out.push(
       `- Baseline (${name}, n = ${s.n} samples of ${s.problems} problems): backtracking rate ` +
-        `${rate(s.bt_rate)}, accuracy ${rate(s.accuracy)} (unknown answers ${pct(s.unknown_rate)}, ` +
-        `counted as wrong), EOS rate ${pct(s.eos_rate.value)}.`,
+        `${rate(s.bt_rate)}, accuracy ${rate(s.accuracy)} on all rows (unknown answers ` +
+        `${pct(s.unknown_rate)} and unfinished reasoning ${pct(s.unfinished_rate?.value ?? NaN)}, counted ` +
+        `as wrong), ${rate(s.accuracy_finished)} on finished rows, EOS rate ${pct(s.eos_rate.value)}.`,
     );
+    const tr = s.trajectory;
+    if (s.onset_types && tr) {
+      out.push(
+        `- Onset types of the backtracking samples: ${
+          ONSET_TYPES.map((t) => `${t} ${pct(s.onset_types[t].share.value)}`).join(", ")
+        }. After the onset the answer changed in ${share(tr.changed)} of the determined onsets; ` +
+          `of the changes ${share(tr.fixes)} were fixes (wrong → right) and ${share(tr.breaks)} ` +
+          `breaks (right → wrong).`,
+      );
+    }
     if (s.accuracy_with_bt.n > 0 && s.accuracy_without_bt.n > 0) {
       out.push(
         `- Accuracy with backtracking ${rate(s.accuracy_with_bt)} vs without ${
@@ -302,9 +336,10 @@ const SUMMARY_HEADERS = [
   "n",
   "problems",
   "BT rate [95% CI]",
-  "accuracy [95% CI]",
+  "accuracy, all rows [95% CI]",
+  "accuracy, finished rows [95% CI]",
+  "unfinished [95% CI]",
   "unknown",
-  "acc. finished",
   "EOS",
   "mean length",
 ];
@@ -317,11 +352,86 @@ function summaryRow(x: LabelledSummary): unknown[] {
     s.problems,
     rate(s.bt_rate),
     rate(s.accuracy),
-    pct(s.unknown_rate),
     rate(s.accuracy_finished),
+    rate(s.unfinished_rate),
+    pct(s.unknown_rate),
     pct(s.eos_rate.value),
     num(s.mean_length.value, 1),
   ];
+}
+
+/**
+ * The onset-type breakdown (BT rate per type, its share of the BT samples, the accuracy of those samples)
+ * and the answer-trajectory table of a list of groups (docs/protocol.md §23).
+ */
+export function onsetTrajectoryTables(rows: readonly LabelledSummary[]): string {
+  const typed = rows.filter((x) => x.summary.onset_types && x.summary.trajectory);
+  if (typed.length === 0) return "";
+  const types = markdownTable(
+    [
+      "group",
+      "BT rate",
+      ...ONSET_TYPES.flatMap((t) => [`${t}: rate [95% CI]`, `${t}: share of BT`, `${t}: accuracy`]),
+    ],
+    typed.map((x) => [
+      x.label,
+      pct(x.summary.bt_rate.value),
+      ...ONSET_TYPES.flatMap((t) => {
+        const o = x.summary.onset_types[t];
+        return [rate(o.rate), pct(o.share.value), pct(o.accuracy.value)];
+      }),
+    ]),
+  );
+  const traj = markdownTable(
+    [
+      "group",
+      "onsets",
+      "determined",
+      "answer changed [95% CI]",
+      "fixes (wrong → right) / changed",
+      "breaks (right → wrong) / changed",
+      "wrong → wrong",
+      "kept right",
+      "kept wrong",
+      "net fixes per onset",
+      "undetermined (no candidate / no final / unfinished / no gold)",
+    ],
+    typed.map((x) => {
+      const t = x.summary.trajectory;
+      const u = t.undetermined;
+      return [
+        x.label,
+        t.onsets,
+        t.determined,
+        share(t.changed),
+        share(t.fixes),
+        share(t.breaks),
+        t.kinds.wrong_to_wrong,
+        t.kinds.kept_right,
+        t.kinds.kept_wrong,
+        Number.isFinite(t.net_fix_rate) ? pp(t.net_fix_rate) : "n/a",
+        `${u.no_candidate} / ${u.no_final_answer} / ${u.unfinished} / ${u.no_gold}`,
+      ];
+    }),
+  );
+  return `### Onset types\n\n${types}\n\n### Answer trajectory\n\n${traj}`;
+}
+
+function onsetSection(parts: ReportParts): string | undefined {
+  const groups: LabelledSummary[] = [];
+  const c = parts.conditions;
+  if (c) groups.push(c.baseline, ...c.others);
+  else groups.push(...(parts.baseline ?? []));
+  const tables = onsetTrajectoryTables(groups);
+  if (!tables) return undefined;
+  const where = c?.variant ? ` (${c.variant})` : "";
+  return `## Onset types and answer trajectory${where}\n\n` +
+    `Each strict onset is typed by rule (docs/protocol.md §23): \`revision\` = after the trigger the trace ` +
+    `admits an error or replaces the value it had stated; \`verification\` = it re-checks and confirms; ` +
+    `\`other\` = rereading, an unresolved re-check, conflicting or no evidence. Rate = samples with an ` +
+    `onset of that type / all samples; share = of the backtracking samples. The trajectory compares the ` +
+    `last result stated before the onset with the final answer: fixes and breaks are shares of the ` +
+    `changed answers, with cluster-adjusted Wilson intervals.\n\n${tables}`;
 }
 
 function baselineSection(rows: readonly LabelledSummary[]): string {
@@ -336,8 +446,10 @@ function baselineSection(rows: readonly LabelledSummary[]): string {
       mean(x.summary.triggers_per_1k),
     ]),
   );
-  return `## Baseline metrics\n\nIntervals: 95% percentile bootstrap over problems. Accuracy = correct / n ` +
-    `(unknown counted as wrong).\n\n${markdownTable(SUMMARY_HEADERS, rows.map(summaryRow))}\n\n${extra}`;
+  return `## Baseline metrics\n\nIntervals: 95% Wilson intervals widened by the design effect of a ` +
+    `bootstrap over problems (docs/protocol.md §16). Accuracy on all rows = correct / n (unknown and ` +
+    `unfinished counted as wrong); on finished rows = correct / rows whose reasoning closed.\n\n` +
+    `${markdownTable(SUMMARY_HEADERS, rows.map(summaryRow))}\n\n${extra}`;
 }
 
 function conditionsSection(c: NonNullable<ReportParts["conditions"]>): string {
@@ -352,7 +464,9 @@ function conditionsSection(c: NonNullable<ReportParts["conditions"]>): string {
       "n",
       "BT rate [95% CI]",
       "Δ BT vs baseline",
-      "accuracy [95% CI]",
+      "accuracy, all rows [95% CI]",
+      "accuracy, finished rows [95% CI]",
+      "unfinished [95% CI]",
       "Δ accuracy",
       "McNemar p (BT)",
     ],
@@ -367,6 +481,8 @@ function conditionsSection(c: NonNullable<ReportParts["conditions"]>): string {
         }`
         : "",
       rate(x.summary.accuracy),
+      rate(x.summary.accuracy_finished),
+      rate(x.summary.unfinished_rate),
       x.comparison
         ? `${pp(x.comparison.delta_accuracy.difference)} ${
           ciPct(x.comparison.delta_accuracy.bootstrap.lower, x.comparison.delta_accuracy.bootstrap.upper)
@@ -398,8 +514,8 @@ function conditionsSection(c: NonNullable<ReportParts["conditions"]>): string {
     ]),
   );
   const title = c.variant ? `## Conditions (${c.variant})` : "## Conditions";
-  return `${title}\n\nΔ = condition − baseline on the same (problem, sample) pairs, paired bootstrap over ` +
-    `problems.\n\n${main}\n\n### Degeneration\n\n${degen}`;
+  return `${title}\n\nRates: 95% cluster-adjusted Wilson intervals (docs/protocol.md §16). Δ = condition − ` +
+    `baseline on the same (problem, sample) pairs, paired bootstrap over problems.\n\n${main}\n\n### Degeneration\n\n${degen}`;
 }
 
 function lensSection(lens: NonNullable<ReportParts["lens"]>): string {
@@ -444,12 +560,26 @@ function scanSection(scan: NonNullable<ReportParts["scan"]>): string {
 function formattingSection(rows: readonly LabelledSummary[]): string {
   return `## Formatting sweep (baseline condition)\n\n${
     markdownTable(
-      ["variant", "n", "BT rate [95% CI]", "accuracy [95% CI]", "unknown", "EOS", "mean length"],
+      [
+        "variant",
+        "n",
+        "BT rate [95% CI]",
+        "accuracy, all rows [95% CI]",
+        "accuracy, finished rows [95% CI]",
+        "unfinished",
+        ...ONSET_TYPES.map((t) => `BT ${t}`),
+        "unknown",
+        "EOS",
+        "mean length",
+      ],
       rows.map((x) => [
         x.label,
         x.summary.n,
         rate(x.summary.bt_rate),
         rate(x.summary.accuracy),
+        rate(x.summary.accuracy_finished),
+        pct(x.summary.unfinished_rate?.value ?? NaN),
+        ...ONSET_TYPES.map((t) => pct(x.summary.onset_types?.[t]?.rate.value ?? NaN)),
         pct(x.summary.unknown_rate),
         pct(x.summary.eos_rate.value),
         num(x.summary.mean_length.value, 1),
@@ -511,6 +641,8 @@ export function renderReport(runDir: string, parts: ReportParts): string {
   if (exec) out.push(exec);
   if (parts.baseline && parts.baseline.length > 0) out.push(baselineSection(parts.baseline));
   if (parts.conditions) out.push(conditionsSection(parts.conditions));
+  const onsets = onsetSection(parts);
+  if (onsets) out.push(onsets);
   if (parts.lens && parts.lens.rows.length > 0) out.push(lensSection(parts.lens));
   if (parts.scan && parts.scan.rows.length > 0) out.push(scanSection(parts.scan));
   if (parts.formatting && parts.formatting.length > 0) out.push(formattingSection(parts.formatting));

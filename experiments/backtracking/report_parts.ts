@@ -116,7 +116,17 @@ export function reportParts(
       }
       : {}),
     ...(inputs.lens && inputs.lens.length > 0
-      ? { lens: { rows: inputs.lens, metric: "logprob" as const } }
+      ? {
+        lens: {
+          rows: inputs.lens,
+          metric: "logprob" as const,
+          ...(cfg.analysis.onset_type !== "all"
+            ? {
+              note: `Events restricted to onset type \`${cfg.analysis.onset_type}\` (analysis.onset_type).`,
+            }
+            : {}),
+        },
+      }
       : {}),
     ...(inputs.scan && inputs.scan.length > 0
       ? {
@@ -124,7 +134,8 @@ export function reportParts(
           rows: inputs.scan,
           top: 6,
           ...(inputs.selected ? { selected: inputs.selected } : {}),
-          criterion: cfg.analysis.selection_criterion,
+          criterion: cfg.analysis.selection_criterion +
+            (cfg.analysis.onset_type !== "all" ? `, ${cfg.analysis.onset_type} onsets only` : ""),
           metric: "Δ log-prob of the trigger",
         },
       }

@@ -8,6 +8,7 @@
 import type { Config } from "./config.ts";
 import type { LoadedModel } from "../../lib/engine/load.ts";
 import type { ProgressMode } from "../../lib/util/progress.ts";
+import type { Tokenizer } from "../../lib/engine/tokenizer.ts";
 import { type EventOptions, eventOptionsFromConfig } from "./events.ts";
 import { findVariant, reasoningCloseTag } from "./prompts.ts";
 
@@ -46,8 +47,30 @@ export function ablationScale(config: Config): number {
   return config.ablation_generation.mode === "zero" ? 0 : config.ablation_generation.scale;
 }
 
-/** Detection and scoring options of a config (reasoning close tag per variant; `</think>` for unknown ones). */
-export function detectionOptions(config: Config): EventOptions {
+/**
+ * The token id of a reasoning close tag in a tokenizer: the tag's own vocabulary entry (R1: `</think>`
+ * is the added token 151649), else the single token it encodes to; `undefined` when the tokenizer has no
+ * such token (the reasoning end is then found by text).
+ */
+export function closeTagTokenId(tokenizer: Pick<Tokenizer, "tokenToId" | "encode">, tag: string) {
+  const id = tokenizer.tokenToId(tag);
+  if (id !== undefined) return id;
+  const ids = tokenizer.encode(tag, { addSpecialTokens: false });
+  return ids.length === 1 ? ids[0] : undefined;
+}
+
+/**
+ * Detection and scoring options of a config: the reasoning close tag per variant (`</think>` for unknown
+ * ones) and, with a tokenizer, that tag's token id (`thinkCloseTokenId`, docs/protocol.md §9), so the
+ * reasoning ends at the tag *token* the model emitted and not at the tag written out in prose.
+ *
+ * @param config The run's config.
+ * @param tokenizer The run's tokenizer; without one the reasoning end is found by text.
+ */
+export function detectionOptions(
+  config: Config,
+  tokenizer?: Pick<Tokenizer, "tokenToId" | "encode">,
+): EventOptions {
   const closeTag = (variant: string) => {
     try {
       return reasoningCloseTag(findVariant(config.prompting, variant));
@@ -55,7 +78,14 @@ export function detectionOptions(config: Config): EventOptions {
       return "</think>";
     }
   };
-  return eventOptionsFromConfig(config, closeTag);
+  if (!tokenizer) return eventOptionsFromConfig(config, closeTag);
+  const ids = new Map<string, number | undefined>();
+  const closeId = (variant: string) => {
+    const tag = closeTag(variant);
+    if (!ids.has(tag)) ids.set(tag, closeTagTokenId(tokenizer, tag));
+    return ids.get(tag);
+  };
+  return eventOptionsFromConfig(config, closeTag, closeId);
 }
 
 /** The sampling settings of `generation` (temperature, top-p, top-k when > 0, greedy when not sampling). */

@@ -49,6 +49,13 @@ function row(example: number, sample: number, condition: string, bt: boolean, co
     repetition_4gram: 0,
     distinct_2: 1,
     digit_free: false,
+    answer_region: "",
+    final_answer: undefined,
+    onset_type: "",
+    onset_rule: "",
+    onset_evidence: "",
+    candidate_answer: undefined,
+    trajectory: "",
   };
 }
 

@@ -18,7 +18,9 @@ import {
   type conditionComparisonReference,
   type ConditionSummary,
   degenerationColumns,
+  outcomeColumns,
   type PairedComparison,
+  rateCI,
 } from "../metrics.ts";
 import { type Run, writeArtifact } from "../run.ts";
 import { readArtifactJsonAs } from "./files.ts";
@@ -51,7 +53,12 @@ export interface CompareConditionsResult {
   readonly conditions: ConditionEntry[];
 }
 
-/** A compact row per condition (for the CSV and quick tables). */
+/**
+ * A compact row per condition (for the CSV and quick tables): counts, BT rate and accuracy (on all rows)
+ * with cluster-adjusted Wilson intervals (docs/protocol.md §16), the degeneration columns, accuracy on
+ * finished rows and the unfinished rate, the BT rate per onset type and the answer trajectory
+ * ({@linkcode outcomeColumns}), then the paired comparison with the baseline (bootstrap intervals).
+ */
 export function compactConditionRow(variant: string, e: ConditionEntry): Record<string, unknown> {
   const s = e.summary;
   return {
@@ -60,12 +67,13 @@ export function compactConditionRow(variant: string, e: ConditionEntry): Record<
     n: s.n,
     problems: s.problems,
     bt_rate: s.bt_rate.value,
-    bt_rate_lower: s.bt_rate.bootstrap.lower,
-    bt_rate_upper: s.bt_rate.bootstrap.upper,
+    bt_rate_lower: rateCI(s.bt_rate).lower,
+    bt_rate_upper: rateCI(s.bt_rate).upper,
     accuracy: s.accuracy.value,
-    accuracy_lower: s.accuracy.bootstrap.lower,
-    accuracy_upper: s.accuracy.bootstrap.upper,
+    accuracy_lower: rateCI(s.accuracy).lower,
+    accuracy_upper: rateCI(s.accuracy).upper,
     ...degenerationColumns(s),
+    ...outcomeColumns(s),
     ...comparisonColumns(e.vs_baseline),
   };
 }

@@ -141,7 +141,7 @@ export async function eventRowsOf(
 ): Promise<EventRow[]> {
   const tokenizer = await ensureTokenizer(ctx);
   const problems = new Map<number, ProblemGold>((await readProblems(ctx.run)).map((p) => [p.id, p]));
-  return buildEventRows(records, problems, tokenizer, detectionOptions(ctx.config)).rows;
+  return buildEventRows(records, problems, tokenizer, detectionOptions(ctx.config, tokenizer)).rows;
 }
 
 /**

@@ -105,6 +105,7 @@ export async function ablationScan(
     variant: items.variant,
     n_events: items.events.length,
     n_controls: items.controls.length,
+    onset_type: items.onsetType,
     criterion: cfg.analysis.selection_criterion,
     selected,
     random_draws: draws,

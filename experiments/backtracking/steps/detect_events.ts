@@ -52,7 +52,7 @@ export async function detectEvents(
   const tokenizer = await ensureTokenizer(ctx);
   const problems = new Map<number, ProblemGold>((await readProblems(ctx.run)).map((p) => [p.id, p]));
   const cfg = ctx.config;
-  const opts = detectionOptions(cfg);
+  const opts = detectionOptions(cfg, tokenizer);
   const rows: EventRow[] = [];
   let textMismatches = 0, missingProblems = 0;
   for (const s of stores) {

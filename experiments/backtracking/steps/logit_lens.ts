@@ -95,6 +95,7 @@ export async function logitLens(
     n_control: items.controls.length,
     unmatched_events: items.unmatched.length,
     available_events: items.available,
+    onset_type: items.onsetType,
   });
   say(
     ctx,

@@ -56,7 +56,7 @@ export async function phase2Continuation(
   const ca = cfg.phase2.continuation_ablation;
   const setup = await phase2Setup(ctx);
   const variant = phase2Variant(cfg, ca.variant);
-  const { events: all } = await baselineEvents(ctx.run, variant);
+  const { events: all } = await baselineEvents(ctx.run, variant, cfg.analysis.onset_type);
   if (all.length === 0) {
     throw new Error(`Variant "${variant}" has no strict BT event for the continuation ablation`);
   }
