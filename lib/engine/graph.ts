@@ -70,6 +70,17 @@ export interface GraphVariant {
    * (z, patterns, head results). Default false.
    */
   readonly heads?: boolean;
+  /**
+   * A preallocated KV cache updated in place (opset 24): inputs `cache.{l}.key|value` float
+   * [B, kvh, capacity, D] and `cache_position` int64 [1] (= P, the slot where every row's T new tokens
+   * are written; all rows are left-padded to the same length) replace `past.*`; `attention_mask` is
+   * [B, capacity] (0 on padding and on the unused slots from P + T on). `TensorScatter` writes the new
+   * keys and values into slots [P, P + T) and returns the whole cache as `present.{l}.key|value`
+   * [B, kvh, capacity, D]: bind each `present` output to its `cache` input's value and nothing of the
+   * past is copied. Attention runs over the whole capacity, unused slots masked. Not with `captures`
+   * (the patterns are defined over the S real slots). Default false.
+   */
+  readonly inPlaceCache?: boolean;
 }
 
 /** Where the graph finds a tensor's bytes: a path relative to the .onnx file and a byte offset. */
@@ -168,6 +179,10 @@ export function compileGraph(
   options: { readonly locate: LocateTensor; readonly variant?: Partial<GraphVariant> },
 ): Uint8Array {
   const variant: GraphVariant = { hooks: true, captures: false, ...options.variant };
+  const inPlace = variant.inPlaceCache === true;
+  if (inPlace && variant.captures) {
+    throw new RangeError("compileGraph: the in-place cache variant (inPlaceCache) cannot have captures");
+  }
   const cfg = checkpoint.config;
   const g = new GraphBuilder();
   const { hiddenSize: H, numHeads: nh, numKvHeads: kvh, headDim: D, numLayers: L } = cfg;
@@ -200,7 +215,11 @@ export function compileGraph(
 
   const inputs: ValueInfo[] = [
     { name: "input_ids", elemType: DataType.INT64, shape: ["batch", "seq"] },
-    { name: "attention_mask", elemType: DataType.INT64, shape: ["batch", "total_seq"] },
+    {
+      name: "attention_mask",
+      elemType: DataType.INT64,
+      shape: ["batch", inPlace ? "capacity" : "total_seq"],
+    },
     { name: "position_ids", elemType: DataType.INT64, shape: ["batch", "seq"] },
     { name: "logit_positions", elemType: DataType.INT64, shape: ["batch", "num_logits"] },
     { name: "top_k", elemType: DataType.INT64, shape: [1] },
@@ -208,12 +227,13 @@ export function compileGraph(
   for (let l = 0; l < L; l++) {
     for (const kind of ["key", "value"]) {
       inputs.push({
-        name: `past.${l}.${kind}`,
+        name: inPlace ? `cache.${l}.${kind}` : `past.${l}.${kind}`,
         elemType: DataType.FLOAT,
-        shape: ["batch", kvh, "past_seq", D],
+        shape: ["batch", kvh, inPlace ? "capacity" : "past_seq", D],
       });
     }
   }
+  if (inPlace) inputs.push({ name: "cache_position", elemType: DataType.INT64, shape: [1] });
   if (variant.hooks) {
     inputs.push(
       { name: "attn_scale", elemType: DataType.FLOAT, shape: [L, "batch", "seq"] },
@@ -261,7 +281,11 @@ export function compileGraph(
 
   // Attention mask [B, 1, T, S]: causal within the row, padding keys masked, each query sees itself.
   const totalSeq = g.op("Gather", [g.op("Shape", ["attention_mask"]), g.ints([0 + 1])], { axis: 0 });
-  const pastLen = g.op("Sub", [totalSeq, seq]);
+  // In place: keys span the capacity, the new tokens sit at cache_position (P) in every row.
+  const pastLen = inPlace ? "cache_position" : g.op("Sub", [totalSeq, seq]);
+  const writeAt = inPlace ? g.op("Expand", ["cache_position", batch]) : ""; // [B]
+  // Slots [0, P + T) hold the cache; attention reads only those (nonpad_kv_seqlen), not the capacity.
+  const validKv = inPlace ? g.op("Expand", [g.op("Add", ["cache_position", seq]), batch]) : ""; // [B]
   const kpos = g.op("Range", [g.scalarInt(0), g.op("Squeeze", [totalSeq]), g.scalarInt(1)]); // [S]
   const qposRel = g.op("Range", [g.scalarInt(0), g.op("Squeeze", [seq]), g.scalarInt(1)]); // [T]
   const qpos = g.op("Add", [qposRel, pastLen]); // [T]
@@ -383,11 +407,39 @@ export function compileGraph(
     const k3 = g.op("RotaryEmbedding", [g.op("Reshape", [k, shapeKV]), cos, sin], { num_heads: kvh });
     const v3 = g.op("Reshape", [v, shapeKV]);
     const y = `attn:${l}:y`;
-    g.opMulti("Attention", [q3, k3, v3, attnMask, `past.${l}.key`, `past.${l}.value`], [
-      y,
-      `present.${l}.key`,
-      `present.${l}.value`,
-    ], { q_num_heads: nh, kv_num_heads: kvh, scale: float(1 / Math.sqrt(D)) });
+    if (inPlace) {
+      // [B, T, heads * D] -> [B, heads, T, D]; the cache is written in place, attention reads all of it.
+      const heads4 = (x3: string, heads: number) =>
+        g.op("Transpose", [g.op("Reshape", [x3, g.ints([0, 0, heads, D])])], {
+          perm: { ints: [0, 2, 1, 3] },
+        });
+      g.named("TensorScatter", [`cache.${l}.key`, heads4(k3, kvh), writeAt], `present.${l}.key`, { axis: 2 });
+      g.named("TensorScatter", [`cache.${l}.value`, heads4(v3, kvh), writeAt], `present.${l}.value`, {
+        axis: 2,
+      });
+      const y4 = g.op("Attention", [
+        heads4(q3, nh),
+        `present.${l}.key`,
+        `present.${l}.value`,
+        attnMask,
+        "",
+        "",
+        validKv,
+      ], {
+        scale: float(1 / Math.sqrt(D)),
+      }); // [B, nh, T, D]
+      g.named(
+        "Reshape",
+        [g.op("Transpose", [y4], { perm: { ints: [0, 2, 1, 3] } }), g.ints([0, 0, nh * D])],
+        y,
+      );
+    } else {
+      g.opMulti("Attention", [q3, k3, v3, attnMask, `past.${l}.key`, `past.${l}.value`], [
+        y,
+        `present.${l}.key`,
+        `present.${l}.value`,
+      ], { q_num_heads: nh, kv_num_heads: kvh, scale: float(1 / Math.sqrt(D)) });
+    }
     let z = y; // [B, T, nh * D]
     if (withHeads) {
       // blocks.{l}.attn.hook_z: [B, T, nh, D], scaled then added per head.
@@ -467,9 +519,10 @@ export function compileGraph(
     if (variant.captures) mlpCaps.push(capture(mlpOut));
     x = g.op("Add", [x, mlpOut]);
 
+    const presentSeq = inPlace ? "capacity" : "total_seq";
     outputs.push(
-      { name: `present.${l}.key`, elemType: DataType.FLOAT, shape: ["batch", kvh, "total_seq", D] },
-      { name: `present.${l}.value`, elemType: DataType.FLOAT, shape: ["batch", kvh, "total_seq", D] },
+      { name: `present.${l}.key`, elemType: DataType.FLOAT, shape: ["batch", kvh, presentSeq, D] },
+      { name: `present.${l}.value`, elemType: DataType.FLOAT, shape: ["batch", kvh, presentSeq, D] },
     );
   }
   if (variant.captures) residCaps.push(capture(x));
@@ -570,12 +623,12 @@ export function compileGraph(
   return encodeModel({
     graphName: `${cfg.modelType}_${variant.hooks ? "hooked" : "plain"}${variant.captures ? "_captures" : ""}${
       withHeads ? "_heads" : ""
-    }`,
+    }${inPlace ? "_inplace" : ""}`,
     nodes: g.nodes,
     initializers: g.initializers,
     inputs,
     outputs,
-    opsets: { "": 23 },
+    opsets: { "": inPlace ? 24 : 23 },
     docString: `Compiled from ${checkpoint.dir}`,
   });
 }

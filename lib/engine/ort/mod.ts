@@ -27,6 +27,7 @@ export { CapiRuntime, type CapiRuntimeOptions, type HostOutput, type HostTensor 
 export {
   type AnyKVCache,
   CacheOps,
+  CacheStorage,
   joinCaches,
   NativeKVCache,
   releaseCache,
