@@ -284,8 +284,6 @@ export function compileGraph(
   // In place: keys span the capacity, the new tokens sit at cache_position (P) in every row.
   const pastLen = inPlace ? "cache_position" : g.op("Sub", [totalSeq, seq]);
   const writeAt = inPlace ? g.op("Expand", ["cache_position", batch]) : ""; // [B]
-  // Slots [0, P + T) hold the cache; attention reads only those (nonpad_kv_seqlen), not the capacity.
-  const validKv = inPlace ? g.op("Expand", [g.op("Add", ["cache_position", seq]), batch]) : ""; // [B]
   const kpos = g.op("Range", [g.scalarInt(0), g.op("Squeeze", [totalSeq]), g.scalarInt(1)]); // [S]
   const qposRel = g.op("Range", [g.scalarInt(0), g.op("Squeeze", [seq]), g.scalarInt(1)]); // [T]
   const qpos = g.op("Add", [qposRel, pastLen]); // [T]
@@ -417,15 +415,7 @@ export function compileGraph(
       g.named("TensorScatter", [`cache.${l}.value`, heads4(v3, kvh), writeAt], `present.${l}.value`, {
         axis: 2,
       });
-      const y4 = g.op("Attention", [
-        heads4(q3, nh),
-        `present.${l}.key`,
-        `present.${l}.value`,
-        attnMask,
-        "",
-        "",
-        validKv,
-      ], {
+      const y4 = g.op("Attention", [heads4(q3, nh), `present.${l}.key`, `present.${l}.value`, attnMask], {
         scale: float(1 / Math.sqrt(D)),
       }); // [B, nh, T, D]
       g.named(

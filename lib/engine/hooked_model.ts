@@ -15,7 +15,6 @@
  */
 
 import * as ort from "onnxruntime-node";
-import { createRequire } from "node:module";
 import { type Checkpoint, loadCheckpoint } from "./checkpoint.ts";
 import type { ModelConfig } from "./config.ts";
 import { compileGraph, type GraphVariant } from "./graph.ts";
@@ -31,6 +30,7 @@ import {
 } from "./head_hooks.ts";
 import { prepareGraphFolder } from "./graph_folder.ts";
 import { loadOrt, type OrtValue, type Session as CapiSession } from "../engine/ort/capi.ts";
+import { cudaPreflight, type Preflight } from "../engine/ort/doctor.ts";
 import { CapiRuntime, type HostOutput } from "../engine/ort/runtime.ts";
 import { type AnyKVCache, CacheOps, type CacheStorage, NativeKVCache } from "../engine/ort/native_cache.ts";
 
@@ -243,7 +243,8 @@ export class HookedModel {
         options.inPlaceCache !== false,
         options.cacheChunk ?? 256,
       );
-    // CUDA was available to ORT but could not start (no GPU, driver mismatch, missing libraries): fall back.
+    // CUDA passed the preflight but could not start (driver mismatch, out of memory, ...): `auto` falls
+    // back to the CPU, an explicit `cuda` request fails.
     const fallback = (error: unknown): DeviceInfo => ({
       requested: device.requested,
       used: "cpu",
@@ -253,7 +254,7 @@ export class HookedModel {
     try {
       model = make(device); // the capi runtime appends the CUDA EP here
     } catch (error) {
-      if (device.used !== "cuda") throw error;
+      if (device.used !== "cuda" || device.requested !== "auto") throw error;
       model = make(fallback(error));
     }
     // A CUDA request is verified by starting a session now, so a missing GPU falls back at load time.
@@ -262,7 +263,7 @@ export class HookedModel {
       try {
         await model.session(v);
       } catch (error) {
-        if (model.device.used !== "cuda") throw error;
+        if (model.device.used !== "cuda" || device.requested !== "auto") throw error;
         await model.dispose();
         model = make(fallback(error));
         await model.session(v);
@@ -796,40 +797,22 @@ function isRowVectors(v: ArrayLike<number> | readonly ArrayLike<number>[]): bool
   return v.length > 0 && typeof (v as ArrayLike<unknown>)[0] === "object";
 }
 
-/** Decide the execution provider from what this onnxruntime-node build bundles. */
-export function pickDevice(requested: DeviceRequest): DeviceInfo {
+/**
+ * Decide the execution provider. `cuda` and `auto` run the CUDA preflight ({@link cudaPreflight}, also
+ * `deno task doctor`): `auto` falls back to the CPU and says which pieces are missing in `reason`
+ * (recorded in a run's meta.json); `cuda` refuses.
+ * @param preflight the check to run (tests pass a fake one).
+ * @throws {Error} for `cuda` when the preflight fails, with its message naming every missing piece.
+ */
+export function pickDevice(requested: DeviceRequest, preflight: () => Preflight = cudaPreflight): DeviceInfo {
   if (requested === "cpu") return { requested, used: "cpu", reason: "CPU requested" };
-  // onnxruntime-node bundles only CPU binaries; CUDA ones come from its install script (network).
-  if (cudaProviderInstalled()) {
-    return { requested, used: "cuda", reason: "CUDA execution provider installed" };
-  }
-  const why = "this onnxruntime-node install has no CUDA binaries (they are downloaded by its install " +
-    "script, which needs network access and `deno install --allow-scripts=npm:onnxruntime-node`)";
+  const p = preflight();
+  if (p.ok) return { requested, used: "cuda", reason: `${requested}: ${p.message}` };
+  if (requested === "cuda") throw new Error(`device "cuda" requested: ${p.message}`);
+  const missing = p.checks.filter((c) => !c.ok).map((c) => c.name);
   return {
     requested,
     used: "cpu",
-    reason: requested === "cuda"
-      ? `CUDA requested but unavailable: ${why}; using CPU`
-      : `auto: ${why}; using CPU`,
+    reason: `auto: CUDA unavailable (missing: ${missing.join("; ")}; see \`deno task doctor\`); using CPU`,
   };
-}
-
-/** Whether onnxruntime-node's CUDA provider library is present next to its native binding. */
-function cudaProviderInstalled(): boolean {
-  try {
-    const main = createRequire(import.meta.url).resolve("onnxruntime-node");
-    const root = main.slice(0, main.lastIndexOf("/onnxruntime-node/") + "/onnxruntime-node/".length);
-    for (const entry of Deno.readDirSync(`${root}bin`)) {
-      const dir = `${root}bin/${entry.name}/linux/x64`;
-      try {
-        Deno.statSync(`${dir}/libonnxruntime_providers_cuda.so`);
-        return true;
-      } catch {
-        // not in this napi folder
-      }
-    }
-  } catch {
-    // resolution or listing failed: treat as not installed
-  }
-  return false;
 }
