@@ -17,7 +17,7 @@
 import * as ort from "onnxruntime-node";
 import { type Checkpoint, loadCheckpoint } from "./checkpoint.ts";
 import type { ModelConfig } from "./config.ts";
-import { compileGraph, type GraphVariant } from "./graph.ts";
+import { compileGraph, type ComputeDtype, type GraphVariant } from "./graph.ts";
 import { type Intervention, parseHookName, selectsPosition } from "./hooks.ts";
 import { KVCache } from "./kv_cache.ts";
 import {
@@ -73,6 +73,12 @@ export interface LoadOptions {
    * Default true.
    */
   readonly inPlaceCache?: boolean;
+  /**
+   * Graph precision: "fp32" (default) or "bf16" (weights and matmuls in bfloat16; norms, softmax,
+   * residual stream and KV cache in float32; for GPUs: ORT's CPU provider has no bf16 Gemm). Never fp16
+   * for Qwen models.
+   */
+  readonly computeDtype?: ComputeDtype;
   /** Capacity of an in-place cache grows in multiples of this many slots (one copy each time). Default 256. */
   readonly cacheChunk?: number;
 }
@@ -195,6 +201,8 @@ export class HookedModel {
     prepack = true,
     inPlace = true,
     chunk = 256,
+    /** The graphs' precision. */
+    readonly computeDtype: ComputeDtype = "fp32",
   ) {
     this.#graphFolder = graphFolder;
     this.#sessionOptions = sessionOptions;
@@ -242,6 +250,7 @@ export class HookedModel {
         prepack,
         options.inPlaceCache !== false,
         options.cacheChunk ?? 256,
+        options.computeDtype ?? "fp32",
       );
     // CUDA passed the preflight but could not start (driver mismatch, out of memory, ...): `auto` falls
     // back to the CPU, an explicit `cuda` request fails.
@@ -277,8 +286,10 @@ export class HookedModel {
     const bytes = compileGraph(this.checkpoint, {
       locate: this.#graphFolder.locate,
       variant: { ...VARIANTS[variant], inPlaceCache: inPlace },
+      computeDtype: this.computeDtype,
     });
-    return this.#graphFolder.writeGraph(inPlace ? `${variant}_inplace` : variant, bytes);
+    const name = `${variant}${inPlace ? "_inplace" : ""}${this.computeDtype === "bf16" ? "_bf16" : ""}`;
+    return this.#graphFolder.writeGraph(name, bytes);
   }
 
   /** Whether calls on `variant` use the in-place cache graph (capi runtime, no captures). */
