@@ -16,6 +16,7 @@ export {
   ORT_API_VERSION,
   OrtError,
   OrtValue,
+  PrepackedWeights,
   Session,
   SessionOptions,
   type SessionOptionsInit,
