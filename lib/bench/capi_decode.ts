@@ -3,7 +3,8 @@
  * copied into JavaScript every step) and the C API (`capi`, the cache kept in native OrtValues,
  * updated in place by default). Used by `deno task bench` (lib/bench/main.ts); also runs alone:
  *
- * `deno run -A lib/bench/capi_decode.ts [--layers 24] [--cells 128x1,2048x8] [--steps 6] [--rounds 2]`
+ * `deno run -A lib/bench/capi_decode.ts [--layers 24] [--cells 128x1,2048x8] [--steps 6] [--rounds 2]
+ * [--in-place off]` (off: the capi runtime with the concatenating graphs, for comparison)
  *
  * Decode cells start from a synthetic cache of `context` real tokens per row (deterministic
  * pseudo-random values instead of a prefill: a step's cost depends only on shapes), which keeps the
@@ -375,6 +376,7 @@ if (import.meta.main) {
       runtime: { type: "string", default: "capi" },
       prepack: { type: "string", default: "on" },
       "leak-steps": { type: "string", default: "5000" },
+      "in-place": { type: "string", default: "on" },
     },
   });
   const runtime = values.runtime === "node" ? "node" : "capi";
@@ -387,7 +389,12 @@ if (import.meta.main) {
     try {
       await writeBenchCheckpoint(dir, Number(values.layers));
       const load = (rt: "node" | "capi") =>
-        HookedModel.load(dir, { cacheDir: `${dir}/.graphs`, runtime: rt, variants: ["hooked"] });
+        HookedModel.load(dir, {
+          cacheDir: `${dir}/.graphs`,
+          runtime: rt,
+          variants: ["hooked"],
+          inPlaceCache: values["in-place"] !== "off",
+        });
       const models = { node: await load("node"), capi: await load("capi") };
       for (const c of parseCells(values.cells)) {
         const r = await decodeCell(models, c.context, c.batch, Number(values.steps), Number(values.rounds));
