@@ -63,7 +63,8 @@ export interface LoadOptions {
    * onnxruntime-node, which copies every output (the whole cache included) into JavaScript; kept as the
    * fallback and as the oracle in tests. Default "capi" when the C API loads (onnxruntime-node's
    * `libonnxruntime` found and opened), else "node". Measured on a Qwen2.5-0.5B-shaped model, batch 8,
-   * 2 threads: the capi step is 0.78–0.80× the node step at context 2048 and on par at context 128.
+   * 2 threads, with the in-place cache: the capi step is 0.64× (wall; 0.74× CPU) the node step at context
+   * 2048 and 0.82× at context 128 (README "Benchmarks").
    */
   readonly runtime?: EngineRuntime;
   /**
