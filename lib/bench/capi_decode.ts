@@ -1,16 +1,17 @@
 /**
- * Decode-step cost of the two runtimes, interleaved: onnxruntime-node (`node`, the KV cache copied
- * into JavaScript every step) and the C API (`capi`, the cache kept in native OrtValues).
+ * The two runtimes side by side, interleaved in one process: onnxruntime-node (`node`, the KV cache
+ * copied into JavaScript every step) and the C API (`capi`, the cache kept in native OrtValues,
+ * updated in place by default). Used by `deno task bench` (lib/bench/main.ts); also runs alone:
  *
- * `deno run -A lib/bench/capi_decode.ts [--layers 24] [--batch 8] [--contexts 128,2048] [--steps 6]
- * [--rounds 3] [--leak-steps 5000] [--skip-leak]`
+ * `deno run -A lib/bench/capi_decode.ts [--layers 24] [--cells 128x1,2048x8] [--steps 6] [--rounds 2]
+ * [--in-place off]` (off: the capi runtime with the concatenating graphs, for comparison)
  *
- * On a random Qwen2.5-0.5B-shaped checkpoint (fp32, like `deno task bench`) it prints one JSON object:
- * per context, the median decode step time of each runtime (top-50 candidates out, as the generator
- * runs), their ratio, and the host bytes copied per step (KV and other); then, on a tiny model, RSS
- * after 500 and after `--leak-steps` decode steps of continuous-batching generation on the C API.
- * The context is made by filling a cache with random values instead of a prefill (a step's cost
- * depends only on shapes), which keeps the run short.
+ * Decode cells start from a synthetic cache of `context` real tokens per row (deterministic
+ * pseudo-random values instead of a prefill: a step's cost depends only on shapes), which keeps the
+ * run short. Every step is what the generator runs: one token per row in, the top-50 candidates out.
+ *
+ * Separate processes (`probe*` functions, run through {@link runProbe}) measure memory and leaks, so
+ * the synthetic caches of the speed cells do not show in their RSS.
  *
  * @module
  */
@@ -23,13 +24,62 @@ import type { AnyKVCache } from "../engine/ort/native_cache.ts";
 import { transfers } from "../engine/ort/capi.ts";
 import { generate } from "../generate/generate.ts";
 
-function median(xs: readonly number[]): number {
+/** The shape of Qwen2.5-0.5B (random weights, fp32): 0.494 B parameters, 1.98 GB. */
+export const QWEN_05B_SHAPE = {
+  modelType: "qwen2",
+  hiddenSize: 896,
+  numHeads: 14,
+  numKvHeads: 2,
+  intermediateSize: 4864,
+  vocabSize: 151936,
+  tieWordEmbeddings: true,
+  seed: 1,
+} as const;
+
+/** Write the bench checkpoint (Qwen2.5-0.5B shape with `layers` layers) into `dir`. */
+export async function writeBenchCheckpoint(dir: string, layers: number): Promise<void> {
+  await writeRandomCheckpoint(dir, { ...QWEN_05B_SHAPE, numLayers: layers });
+}
+
+export function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
 }
 
-function rssMiB(): number {
-  return Deno.memoryUsage().rss / 2 ** 20;
+function round(x: number, digits = 1): number {
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}
+
+/** Resident set size now, and its peak (Linux VmRSS / VmHWM), in MiB. */
+export function rssMiB(): { rss: number; peak: number } {
+  try {
+    const status = Deno.readTextFileSync("/proc/self/status");
+    const kb = (key: string) => Number(new RegExp(`${key}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
+    return { rss: kb("VmRSS") / 1024, peak: kb("VmHWM") / 1024 };
+  } catch {
+    const rss = Deno.memoryUsage().rss / 2 ** 20;
+    return { rss, peak: rss };
+  }
+}
+
+/** CPU time (user + system, all threads) of this process in ms, from /proc (10 ms resolution). */
+export function cpuMs(): number {
+  try {
+    const f = Deno.readTextFileSync("/proc/self/stat").split(") ")[1]!.split(" ");
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
+  } catch {
+    return NaN;
+  }
+}
+
+/** Bytes of the checkpoint's weight files in `dir` (*.safetensors). */
+export function weightBytes(dir: string): number {
+  let total = 0;
+  for (const e of Deno.readDirSync(dir)) {
+    if (e.isFile && e.name.endsWith(".safetensors")) total += Deno.statSync(`${dir}/${e.name}`).size;
+  }
+  return total;
 }
 
 /** A cache of `context` real tokens per row, filled with deterministic pseudo-random values. */
@@ -54,27 +104,24 @@ function syntheticCache(model: HookedModel, batch: number, context: number): KVC
   );
 }
 
-/** CPU time (user + system, all threads) of this process in ms, from /proc (10 ms resolution). */
-function cpuMs(): number {
-  try {
-    const f = Deno.readTextFileSync("/proc/self/stat").split(") ")[1]!.split(" ");
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100; // utime, stime in clock ticks (USER_HZ 100)
-  } catch {
-    return NaN;
-  }
-}
-
 interface Measured {
   wall: number[];
   cpu: number[];
   hostBytes: number[];
 }
+const measured = (): Measured => ({ wall: [], cpu: [], hostBytes: [] });
 
 /**
- * One decode step on `model` from `cache` (which is consumed); records its wall and CPU time and the
- * host bytes copied. Returns the next cache.
+ * One decode step on `model` from `cache` (consumed unless it is `keep`); records wall and CPU time and
+ * the host bytes copied (both directions). Returns the next cache.
  */
-async function step(model: HookedModel, cache: AnyKVCache, s: number, m: Measured): Promise<AnyKVCache> {
+async function step(
+  model: HookedModel,
+  cache: AnyKVCache,
+  s: number,
+  m: Measured,
+  keep?: AnyKVCache,
+): Promise<AnyKVCache> {
   const V = model.config.vocabSize, B = cache.batchSize;
   const next = Array.from({ length: B }, (_, b) => [(s * 31 + b * 17 + 5) % V]);
   const before = transfers.toHost + transfers.fromHost;
@@ -84,31 +131,174 @@ async function step(model: HookedModel, cache: AnyKVCache, s: number, m: Measure
   m.cpu.push(cpuMs() - c0);
   if (model.runtime === "capi") m.hostBytes.push(transfers.toHost + transfers.fromHost - before);
   else {
-    // onnxruntime-node copies every fetched output into a new JS buffer: present.* and the top-k.
-    const c = r.cache as KVCache;
-    const kv = [...c.keys, ...c.values].reduce((a, k) => a + k.byteLength, 0);
+    // onnxruntime-node copies every fetched output (present.* and the top-k) into JavaScript.
+    const c = r.cache as KVCache, kv = [...c.keys, ...c.values].reduce((a, k) => a + k.byteLength, 0);
     m.hostBytes.push(kv + B * 50 * (4 + 8));
   }
-  cache.dispose();
+  if (cache !== keep) cache.dispose();
   return r.cache!;
 }
 
-/** RSS after 500 and after `total` decode steps of generation (rows finishing and joining). */
-async function leakCheck(runtime: "node" | "capi", total: number): Promise<Record<string, number>> {
+/** Figures of one decode cell. */
+export interface DecodeCell {
+  readonly context: number;
+  readonly batch: number;
+  readonly node_tokens_per_s: number;
+  readonly capi_tokens_per_s: number;
+  /** Median step time of capi ÷ node (wall), and the median of the per-pair ratios. */
+  readonly capi_over_node: number;
+  readonly capi_over_node_pairs: number;
+  /** The same ratio on process CPU time (steadier on a shared machine). */
+  readonly capi_over_node_cpu: number;
+  readonly node_step_ms: number;
+  readonly capi_step_ms: number;
+  /** Host bytes copied per decode step (KV, tokens, masks, top-k). */
+  readonly node_host_bytes_per_step: number;
+  readonly capi_host_bytes_per_step: number;
+}
+
+/**
+ * Decode steps of both runtimes from the same context, interleaved step by step (order swapped every
+ * step and round), `rounds` × `steps` timed steps each. The first step of a round is not timed (it
+ * copies the synthetic JS cache into the runtime's form).
+ */
+export async function decodeCell(
+  models: { node: HookedModel; capi: HookedModel },
+  context: number,
+  batch: number,
+  steps: number,
+  rounds: number,
+): Promise<DecodeCell> {
+  const m = { node: measured(), capi: measured() };
+  const base = syntheticCache(models.node, batch, context);
+  for (let r = 0; r < rounds; r++) {
+    const warm = measured();
+    let caches: Record<"node" | "capi", AnyKVCache> = {
+      node: await step(models.node, base, 0, warm, base),
+      capi: await step(models.capi, base, 0, warm, base),
+    };
+    for (let s = 1; s <= steps; s++) {
+      const order = (s + r) % 2 === 0 ? (["node", "capi"] as const) : (["capi", "node"] as const);
+      for (const rt of order) caches = { ...caches, [rt]: await step(models[rt], caches[rt], s, m[rt]) };
+    }
+    caches.node.dispose();
+    caches.capi.dispose();
+  }
+  const pairs = m.capi.wall.map((t, i) => t / m.node.wall[i]!);
+  const node = median(m.node.wall), capi = median(m.capi.wall);
+  return {
+    context,
+    batch,
+    node_tokens_per_s: round((batch * 1000) / node),
+    capi_tokens_per_s: round((batch * 1000) / capi),
+    capi_over_node: round(capi / node, 3),
+    capi_over_node_pairs: round(median(pairs), 3),
+    capi_over_node_cpu: round(median(m.capi.cpu) / median(m.node.cpu), 3),
+    node_step_ms: round(node),
+    capi_step_ms: round(capi),
+    node_host_bytes_per_step: median(m.node.hostBytes),
+    capi_host_bytes_per_step: median(m.capi.hostBytes),
+  };
+}
+
+/** Prefill of `length` tokens at batch 1 on both runtimes, interleaved, `reps` rounds: tokens/s. */
+export async function prefillCell(
+  models: { node: HookedModel; capi: HookedModel },
+  length: number,
+  reps: number,
+): Promise<Record<string, number>> {
+  const V = models.node.config.vocabSize;
+  const row = [Array.from({ length }, (_, t) => (1 + t * 104729) % V)];
+  const wall = { node: [] as number[], capi: [] as number[] };
+  for (const rt of ["node", "capi"] as const) await models[rt].forward(row.map((r) => r.slice(0, 16)));
+  for (let rep = 0; rep < reps; rep++) {
+    for (const rt of rep % 2 === 0 ? (["node", "capi"] as const) : (["capi", "node"] as const)) {
+      const t0 = performance.now();
+      await models[rt].forward(row, { topK: 50 });
+      wall[rt].push(performance.now() - t0);
+    }
+  }
+  const node = median(wall.node), capi = median(wall.capi);
+  return {
+    length,
+    node_tokens_per_s: round((length * 1000) / node),
+    capi_tokens_per_s: round((length * 1000) / capi),
+    capi_over_node: round(capi / node, 3),
+  };
+}
+
+/**
+ * Memory probe (run in its own process): load the model on one runtime, prefill 512 tokens, then 16
+ * decode steps at batch 8 from a 512-token prompt; report the weight bytes, RSS after loading and the
+ * peak RSS, and the time of the prefill and of a decode step (the cost side of a memory-lean setting).
+ */
+export async function probeMemory(
+  dir: string,
+  runtime: "node" | "capi",
+  prepack: boolean,
+): Promise<Record<string, number | string | boolean>> {
+  const before = rssMiB().rss;
+  const model = await HookedModel.load(dir, { cacheDir: `${dir}/.graphs`, runtime, prepack });
+  await model.session("hooked");
+  const loaded = rssMiB().rss;
+  const V = model.config.vocabSize;
+  const prompt = (b: number) => Array.from({ length: 512 }, (_, t) => (1 + b * 7919 + t * 104729) % V);
+  const t0 = performance.now();
+  await model.forward([prompt(0)], { topK: 50 });
+  const prefillMs = performance.now() - t0;
+  let { cache } = await model.forward(Array.from({ length: 8 }, (_, b) => prompt(b)), {
+    returnCache: true,
+    topK: 50,
+  });
+  const times: number[] = [];
+  for (let s = 0; s < 16; s++) {
+    const next = Array.from({ length: 8 }, (_, b) => [(s * 31 + b * 17 + 5) % V]);
+    const t = performance.now();
+    const r = await model.forward(next, { cache: cache!, returnCache: true, topK: 50 });
+    times.push(performance.now() - t);
+    cache!.dispose();
+    cache = r.cache;
+  }
+  cache!.dispose();
+  const weights = weightBytes(dir) / 2 ** 20;
+  const { peak } = rssMiB();
+  await model.dispose();
+  return {
+    runtime,
+    prepack,
+    weights_mib: Math.round(weights),
+    rss_before_load_mib: Math.round(before),
+    rss_after_load_mib: Math.round(loaded),
+    peak_rss_mib: Math.round(peak),
+    peak_rss_over_weights: round(peak / weights, 2),
+    prefill_512_ms: Math.round(prefillMs),
+    decode_step_ms_batch_8_context_512: round(median(times)),
+  };
+}
+
+/**
+ * Leak probe (run in its own process): continuous-batching generation (rows finishing and joining,
+ * sampling) on the capi runtime for `total` decode steps on a model of ~120 MB of weights (big enough
+ * that the JS heap's warm-up is not the signal), RSS recorded after 500 steps and then every 500.
+ * With `--v8-flags=--expose-gc` the JS heap is collected before each reading.
+ */
+export async function probeLeak(total: number, runtime: "node" | "capi" = "capi") {
   const dir = await Deno.makeTempDir({ prefix: "bt-leak-" });
   try {
     await writeRandomCheckpoint(dir, {
       modelType: "qwen2",
-      hiddenSize: 64,
-      numLayers: 2,
-      numHeads: 4,
+      hiddenSize: 512,
+      numLayers: 4,
+      numHeads: 8,
       numKvHeads: 2,
-      intermediateSize: 96,
-      vocabSize: 256,
+      intermediateSize: 1024,
+      vocabSize: 40000,
+      tieWordEmbeddings: true,
       seed: 3,
     });
     const model = await HookedModel.load(dir, { cacheDir: `${dir}/.graphs`, runtime, threads: 1 });
     const marks: Record<string, number> = {};
+    const heap: Record<string, number> = {};
     let steps = 0;
     const newTokens = 48, batch = 8;
     const prompts = Array.from(
@@ -124,19 +314,53 @@ async function leakCheck(runtime: "node" | "capi", total: number): Promise<Recor
       batchSize: batch,
       onStep: () => {
         steps++;
-        if (steps === 500 || steps === total || (steps % 2500 === 0 && steps < total)) {
-          // With --v8-flags=--expose-gc the JS heap is collected first, so RSS shows native growth.
+        if (steps % 500 === 0 && steps <= total) {
           (globalThis as { gc?: () => void }).gc?.();
-          marks[`rss_mib_at_${steps}`] = Math.round(rssMiB());
+          marks[steps] = Math.round(rssMiB().rss);
+          heap[steps] = Math.round(Deno.memoryUsage().heapUsed / 2 ** 20);
         }
       },
     });
-    marks.decode_steps = steps;
     await model.dispose();
-    return marks;
+    const first = marks[500]!, last = marks[total] ?? marks[Math.floor(steps / 500) * 500]!;
+    return {
+      runtime,
+      weights_mib: Math.round(weightBytes(dir) / 2 ** 20),
+      decode_steps: steps,
+      rss_mib_by_step: marks,
+      js_heap_used_mib_by_step: heap,
+      rss_last_over_500: round(last / first, 3),
+    };
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+/**
+ * Run a probe of this module in a fresh process (so earlier allocations do not show in its RSS) and
+ * return the JSON it prints.
+ * @throws {Error} with the probe's stderr when it fails.
+ */
+export async function runProbe(args: readonly string[]): Promise<Record<string, unknown>> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--v8-flags=--expose-gc", new URL(import.meta.url).pathname, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(`Probe ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr).slice(-2000)}`);
+  }
+  return JSON.parse(text);
+}
+
+/** Parse "128x1,2048x8" into cells. @throws {RangeError} naming the bad cell. */
+export function parseCells(spec: string): { context: number; batch: number }[] {
+  return spec.split(",").map((c) => {
+    const m = /^(\d+)x(\d+)$/.exec(c.trim());
+    if (!m) throw new RangeError(`Decode cell "${c}": write CONTEXTxBATCH, e.g. 2048x8`);
+    return { context: Number(m[1]), batch: Number(m[2]) };
+  });
 }
 
 if (import.meta.main) {
@@ -144,98 +368,42 @@ if (import.meta.main) {
     args: Deno.args,
     options: {
       layers: { type: "string", default: "24" },
-      batch: { type: "string", default: "8" },
-      contexts: { type: "string", default: "128,2048" },
+      cells: { type: "string", default: "128x8,2048x8" },
       steps: { type: "string", default: "6" },
-      rounds: { type: "string", default: "3" },
+      rounds: { type: "string", default: "2" },
+      probe: { type: "string" },
+      dir: { type: "string" },
+      runtime: { type: "string", default: "capi" },
+      prepack: { type: "string", default: "on" },
       "leak-steps": { type: "string", default: "5000" },
-      "leak-runtimes": { type: "string", default: "capi" },
-      "skip-leak": { type: "boolean", default: false },
-      "skip-speed": { type: "boolean", default: false },
+      "in-place": { type: "string", default: "on" },
     },
   });
-  const batch = Number(values.batch), steps = Number(values.steps), rounds = Number(values.rounds);
-  const result: Record<string, unknown> = {};
-  if (!values["skip-speed"]) {
+  const runtime = values.runtime === "node" ? "node" : "capi";
+  if (values.probe === "memory") {
+    console.log(JSON.stringify(await probeMemory(values.dir!, runtime, values.prepack !== "off")));
+  } else if (values.probe === "leak") {
+    console.log(JSON.stringify(await probeLeak(Number(values["leak-steps"]), runtime)));
+  } else {
     const dir = await Deno.makeTempDir({ prefix: "bt-capi-bench-" });
     try {
-      await writeRandomCheckpoint(dir, {
-        modelType: "qwen2",
-        hiddenSize: 896,
-        numLayers: Number(values.layers),
-        numHeads: 14,
-        numKvHeads: 2,
-        intermediateSize: 4864,
-        vocabSize: 151936,
-        tieWordEmbeddings: true,
-        seed: 1,
-      });
-      const models = {
-        node: await HookedModel.load(dir, {
+      await writeBenchCheckpoint(dir, Number(values.layers));
+      const load = (rt: "node" | "capi") =>
+        HookedModel.load(dir, {
           cacheDir: `${dir}/.graphs`,
-          runtime: "node",
+          runtime: rt,
           variants: ["hooked"],
-        }),
-        capi: await HookedModel.load(dir, {
-          cacheDir: `${dir}/.graphs`,
-          runtime: "capi",
-          variants: ["hooked"],
-        }),
-      };
-      for (const context of values.contexts.split(",").map(Number)) {
-        const m = {
-          node: { wall: [], cpu: [], hostBytes: [] } as Measured,
-          capi: { wall: [], cpu: [], hostBytes: [] } as Measured,
-        };
-        const base = syntheticCache(models.node, batch, context);
-        for (let r = 0; r < rounds; r++) {
-          // Both runtimes start from the same cache; their steps then alternate (order swapped every
-          // step) so the load of a shared machine hits both alike. The first step of each is not timed
-          // (it wraps the JS cache; on capi the next steps bind native values).
-          const warm = { wall: [], cpu: [], hostBytes: [] } as Measured;
-          let caches: Record<"node" | "capi", AnyKVCache> = {
-            node: await step(models.node, base, 0, warm),
-            capi: await step(models.capi, base, 0, warm),
-          };
-          for (let s = 1; s <= steps; s++) {
-            const order = (s + r) % 2 === 0 ? (["node", "capi"] as const) : (["capi", "node"] as const);
-            for (const rt of order) {
-              caches = { ...caches, [rt]: await step(models[rt], caches[rt], s, m[rt]) };
-            }
-          }
-          caches.node.dispose();
-          caches.capi.dispose();
-        }
-        const ratios = m.capi.wall.map((t, i) => t / m.node.wall[i]!);
-        const cpuRatio = median(m.capi.cpu) / median(m.node.cpu);
-        const round1 = (x: number) => Math.round(x * 10) / 10;
-        result[`context_${context}_batch_${batch}`] = {
-          node_step_ms: round1(median(m.node.wall)),
-          capi_step_ms: round1(median(m.capi.wall)),
-          capi_over_node: Math.round((median(m.capi.wall) / median(m.node.wall)) * 1000) / 1000,
-          capi_over_node_median_of_pairs: Math.round(median(ratios) * 1000) / 1000,
-          node_cpu_ms: round1(median(m.node.cpu)),
-          capi_cpu_ms: round1(median(m.capi.cpu)),
-          capi_over_node_cpu: Math.round(cpuRatio * 1000) / 1000,
-          node_host_bytes_per_step: median(m.node.hostBytes),
-          capi_host_bytes_per_step: median(m.capi.hostBytes),
-          node_wall: m.node.wall.map(Math.round),
-          capi_wall: m.capi.wall.map(Math.round),
-        };
-        console.error(JSON.stringify(result[`context_${context}_batch_${batch}`]));
+          inPlaceCache: values["in-place"] !== "off",
+        });
+      const models = { node: await load("node"), capi: await load("capi") };
+      for (const c of parseCells(values.cells)) {
+        const r = await decodeCell(models, c.context, c.batch, Number(values.steps), Number(values.rounds));
+        console.log(JSON.stringify(r));
       }
-      result.rss_mib_after_speed = Math.round(rssMiB());
       await models.node.dispose();
       await models.capi.dispose();
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
   }
-  if (!values["skip-leak"]) {
-    for (const rt of values["leak-runtimes"].split(",") as ("node" | "capi")[]) {
-      result[`leak_${rt}`] = await leakCheck(rt, Number(values["leak-steps"]));
-      console.error(JSON.stringify(result[`leak_${rt}`]));
-    }
-  }
-  console.log(JSON.stringify(result, null, 2));
 }

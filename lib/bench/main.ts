@@ -1,15 +1,21 @@
 /**
- * `deno task bench`: engine throughput on a random checkpoint shaped like Qwen2.5-0.5B.
+ * `deno task bench`: the engine's two ONNX Runtime bindings on a random checkpoint shaped like
+ * Qwen2.5-0.5B (fp32), interleaved in one run: onnxruntime-node (`node`) and the C API (`capi`, the KV
+ * cache native and updated in place).
  *
- * Prints one JSON object: session creation time, peak RSS, prefill tokens/s (128 tokens), decode
- * tokens/s at batch 1, 8 and 32 (context ~128), the hook overhead ratio (decode step time of the
- * hooked graph with neutral hooks / a graph compiled without hook inputs), and the cost of capturing
- * attention patterns (`hook_pattern`, with hook_z and head results) at 1 and 8 query positions of a
- * 1024-token context, as ratios to the same forward pass without captures.
+ * Prints a table and one JSON object (stdout): decode tokens/s of both and their ratio at contexts 128
+ * (batch 1, 8, 32), 1024 and 2048 (batch 1, 8); prefill 512 tokens/s; host bytes copied per decode
+ * step; peak RSS against the weight bytes per runtime and with prepacking off (the memory-lean
+ * setting, with its cost), each in its own process; RSS after 500 and after 5,000 decode steps of
+ * continuous-batching generation (leak check, own process).
  *
- * Options: `--layers N` (default 24) to shrink the model for a quick run, `--steps N` decode steps per
- * measurement (default 8), `--keep DIR` to build the checkpoint in DIR and keep it, `--only patterns`
- * to run only the pattern-capture measurement, `--reps N` its rounds (default 3).
+ * Options: `--parts runtimes,memory,leak` (default all three; `engine` adds the older hook-overhead,
+ * generation and pattern-capture figures), `--cells 128x1,2048x8` (decode cells CONTEXTxBATCH),
+ * `--steps N` timed decode steps per runtime and round (default 6), `--rounds N` (default 2),
+ * `--layers N` (default 24) to shrink the model, `--leak-steps N` (default 5000), `--quick` (cells
+ * 128x8,2048x8, 3 steps, 1 round, 1,000 leak steps: a few minutes on 2 cores), `--keep DIR` to build
+ * the checkpoint in DIR and keep it; `--only patterns` (with `--reps N`) runs only the pattern-capture
+ * measurement. The full run takes about 10 minutes on 2 cores.
  *
  * @module
  */
@@ -19,6 +25,16 @@ import { writeRandomCheckpoint } from "../engine/random_checkpoint.ts";
 import { HookedModel } from "../engine/hooked_model.ts";
 import type { KVCache } from "../engine/kv_cache.ts";
 import { generate } from "../generate/generate.ts";
+import {
+  type DecodeCell,
+  decodeCell,
+  parseCells,
+  prefillCell,
+  rssMiB,
+  runProbe,
+  weightBytes,
+  writeBenchCheckpoint,
+} from "./capi_decode.ts";
 
 /** Peak resident set size of this process in MiB (Linux VmHWM). */
 export function peakRssMiB(): number {
@@ -155,8 +171,109 @@ async function benchModel(dir: string, layers: number): Promise<number> {
   return buildMs;
 }
 
-/** Run the benchmark and return its figures. */
-export async function runBench(
+/** The decode cells of the issue: contexts 128 (batch 1, 8, 32), 1024 and 2048 (batch 1, 8). */
+export const DEFAULT_CELLS = "128x1,128x8,128x32,1024x1,1024x8,2048x1,2048x8";
+
+/** Options of {@link runBench}. */
+export interface BenchOptions {
+  readonly parts?: readonly ("runtimes" | "memory" | "leak" | "engine")[];
+  readonly cells?: string;
+  readonly steps?: number;
+  readonly rounds?: number;
+  readonly layers?: number;
+  readonly leakSteps?: number;
+  readonly keep?: string;
+}
+
+/**
+ * The runtime comparison of `deno task bench` (see the module doc).
+ * @returns the figures; `table` is a printable summary.
+ */
+export async function runBench(options: BenchOptions = {}) {
+  const parts = new Set(options.parts ?? ["runtimes", "memory", "leak"]);
+  const layers = options.layers ?? 24;
+  const dir = options.keep ?? await Deno.makeTempDir({ prefix: "bt-bench-" });
+  const result: Record<string, unknown> = {
+    model: { shape: "Qwen2.5-0.5B (random weights, fp32)", layers, weights_mib: 0 },
+    threads: navigator.hardwareConcurrency,
+  };
+  const lines: string[] = [];
+  try {
+    await writeBenchCheckpoint(dir, layers);
+    (result.model as Record<string, unknown>).weights_mib = Math.round(weightBytes(dir) / 2 ** 20);
+    if (parts.has("runtimes")) {
+      const load = (runtime: "node" | "capi") =>
+        HookedModel.load(dir, { cacheDir: `${dir}/.graphs`, runtime, variants: ["hooked"] });
+      const models = { node: await load("node"), capi: await load("capi") };
+      const cells: DecodeCell[] = [];
+      lines.push(
+        "decode (tokens/s)      node      capi   capi÷node (wall / cpu)   host bytes/step node → capi",
+      );
+      for (const c of parseCells(options.cells ?? DEFAULT_CELLS)) {
+        const r = await decodeCell(models, c.context, c.batch, options.steps ?? 6, options.rounds ?? 2);
+        cells.push(r);
+        const line = `ctx ${String(r.context).padStart(4)} batch ${String(r.batch).padStart(2)}  ${
+          r.node_tokens_per_s.toFixed(1).padStart(8)
+        }  ${r.capi_tokens_per_s.toFixed(1).padStart(8)}   ${r.capi_over_node.toFixed(3)} / ${
+          r.capi_over_node_cpu.toFixed(3)
+        }            ${r.node_host_bytes_per_step} → ${r.capi_host_bytes_per_step}`;
+        lines.push(line);
+        console.error(line);
+      }
+      const prefill = await prefillCell(models, 512, 3);
+      lines.push(
+        `prefill 512 (batch 1)  ${String(prefill.node_tokens_per_s).padStart(8)}  ${
+          String(prefill.capi_tokens_per_s).padStart(8)
+        }   ${prefill.capi_over_node}`,
+      );
+      result.decode = cells;
+      result.prefill_512 = prefill;
+      result.peak_rss_mib_both_runtimes_and_synthetic_caches = Math.round(rssMiB().peak);
+      await models.node.dispose();
+      await models.capi.dispose();
+    }
+    if (parts.has("memory")) {
+      const memory = [];
+      for (const [runtime, prepack] of [["node", "on"], ["capi", "on"], ["capi", "off"]] as const) {
+        const r = await runProbe([
+          "--probe",
+          "memory",
+          "--dir",
+          dir,
+          "--runtime",
+          runtime,
+          "--prepack",
+          prepack,
+        ]);
+        memory.push(r);
+        const line =
+          `memory ${runtime} prepack ${prepack}: peak RSS ${r.peak_rss_mib} MiB = ${r.peak_rss_over_weights}× weights (${r.weights_mib} MiB); prefill 512 ${r.prefill_512_ms} ms, decode step (b8, ctx 512) ${r.decode_step_ms_batch_8_context_512} ms`;
+        lines.push(line);
+        console.error(line);
+      }
+      result.memory = memory;
+    }
+    if (parts.has("leak")) {
+      const leak = await runProbe(["--probe", "leak", "--leak-steps", String(options.leakSteps ?? 5000)]);
+      result.leak = leak;
+      lines.push(
+        `leak (capi, ${leak.decode_steps} decode steps, ${leak.weights_mib} MiB model): RSS by step ${
+          JSON.stringify(leak.rss_mib_by_step)
+        } MiB; last ÷ step 500 = ${leak.rss_last_over_500}`,
+      );
+    }
+    if (parts.has("engine")) result.engine = await runEngineBench({ layers, keep: dir });
+  } finally {
+    if (!options.keep) await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  return { ...result, table: lines };
+}
+
+/**
+ * The engine's other figures (one runtime, the default): session creation, prefill 128, decode at
+ * context 128, hook overhead, generation vs the raw decode loop, pattern-capture cost.
+ */
+export async function runEngineBench(
   options: {
     layers?: number;
     steps?: number;
@@ -172,7 +289,7 @@ export async function runBench(
   const layers = options.layers ?? 24, steps = options.steps ?? 8;
   const dir = options.keep ?? await Deno.makeTempDir({ prefix: "bt-bench-" });
   try {
-    const buildMs = await benchModel(dir, layers);
+    const buildMs = options.keep && weightBytes(dir) > 0 ? 0 : await benchModel(dir, layers);
     const [model, loadMs] = await timeIt(() => HookedModel.load(dir, { cacheDir: `${dir}/.graphs` }));
     if (options.only === "patterns") {
       const patterns = await patternCaptureCost(model, 1024, options.patternReps ?? 3);
@@ -286,19 +403,45 @@ if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
-      layers: { type: "string" },
+      parts: { type: "string" },
+      cells: { type: "string" },
       steps: { type: "string" },
+      rounds: { type: "string" },
+      layers: { type: "string" },
+      "leak-steps": { type: "string" },
+      quick: { type: "boolean", default: false },
       keep: { type: "string" },
       only: { type: "string" },
       reps: { type: "string" },
     },
   });
-  const result = await runBench({
-    ...(values.layers ? { layers: Number(values.layers) } : {}),
-    ...(values.steps ? { steps: Number(values.steps) } : {}),
-    ...(values.keep ? { keep: values.keep } : {}),
-    ...(values.only ? { only: parseOnly(values.only) } : {}),
-    ...(values.reps ? { patternReps: Number(values.reps) } : {}),
-  });
-  console.log(JSON.stringify(result, null, 2));
+  const num = (v: string | undefined, fallback: number) => (v === undefined ? fallback : Number(v));
+  if (values.only) {
+    const result = await runEngineBench({
+      ...(values.layers ? { layers: Number(values.layers) } : {}),
+      ...(values.keep ? { keep: values.keep } : {}),
+      only: parseOnly(values.only),
+      ...(values.reps ? { patternReps: Number(values.reps) } : {}),
+    });
+    console.log(JSON.stringify(result, null, 2));
+  } else {
+    const quick = values.quick;
+    const parts = values.parts?.split(",").map((p) => {
+      if (!["runtimes", "memory", "leak", "engine"].includes(p)) {
+        throw new RangeError(`--parts: unknown part "${p}" (runtimes, memory, leak, engine)`);
+      }
+      return p as "runtimes" | "memory" | "leak" | "engine";
+    });
+    const result = await runBench({
+      ...(parts ? { parts } : {}),
+      cells: values.cells ?? (quick ? "128x8,2048x8" : DEFAULT_CELLS),
+      steps: num(values.steps, quick ? 3 : 6),
+      rounds: num(values.rounds, quick ? 1 : 2),
+      layers: num(values.layers, 24),
+      leakSteps: num(values["leak-steps"], quick ? 1000 : 5000),
+      ...(values.keep ? { keep: values.keep } : {}),
+    });
+    console.log(result.table.join("\n"));
+    console.log(JSON.stringify(result, null, 2));
+  }
 }

@@ -70,7 +70,27 @@ export interface GraphVariant {
    * (z, patterns, head results). Default false.
    */
   readonly heads?: boolean;
+  /**
+   * A preallocated KV cache updated in place (opset 24): inputs `cache.{l}.key|value` float
+   * [B, kvh, capacity, D] and `cache_position` int64 [1] (= P, the slot where every row's T new tokens
+   * are written; all rows are left-padded to the same length) replace `past.*`; `attention_mask` is
+   * [B, capacity] (0 on padding and on the unused slots from P + T on). `TensorScatter` writes the new
+   * keys and values into slots [P, P + T) and returns the whole cache as `present.{l}.key|value`
+   * [B, kvh, capacity, D]: bind each `present` output to its `cache` input's value and nothing of the
+   * past is copied. Attention runs over the whole capacity, unused slots masked. Not with `captures`
+   * (the patterns are defined over the S real slots). Default false.
+   */
+  readonly inPlaceCache?: boolean;
 }
+
+/**
+ * Precision of the compiled graph. `fp32`: everything in float32. `bf16` (for GPUs): the matmul weights
+ * (projections, MLP, embedding, LM head) stored in bfloat16 and the matmuls run in bfloat16 with
+ * float32 outputs; norms, rotary, attention (its softmax), the residual stream, biases and the KV cache
+ * stay float32. Never fp16 for Qwen models (activations overflow). ONNX Runtime's CPU provider has no
+ * bfloat16 Gemm kernel, so a bf16 graph runs on CUDA only.
+ */
+export type ComputeDtype = "fp32" | "bf16";
 
 /** Where the graph finds a tensor's bytes: a path relative to the .onnx file and a byte offset. */
 export type LocateTensor = (info: TensorInfo) => { readonly location: string; readonly offset: number };
@@ -165,16 +185,29 @@ class GraphBuilder {
  */
 export function compileGraph(
   checkpoint: Checkpoint,
-  options: { readonly locate: LocateTensor; readonly variant?: Partial<GraphVariant> },
+  options: {
+    readonly locate: LocateTensor;
+    readonly variant?: Partial<GraphVariant>;
+    /** See {@link ComputeDtype}. Default "fp32". */
+    readonly computeDtype?: ComputeDtype;
+  },
 ): Uint8Array {
+  const bf16 = options.computeDtype === "bf16";
   const variant: GraphVariant = { hooks: true, captures: false, ...options.variant };
+  const inPlace = variant.inPlaceCache === true;
+  if (inPlace && variant.captures) {
+    throw new RangeError("compileGraph: the in-place cache variant (inPlaceCache) cannot have captures");
+  }
   const cfg = checkpoint.config;
   const g = new GraphBuilder();
   const { hiddenSize: H, numHeads: nh, numKvHeads: kvh, headDim: D, numLayers: L } = cfg;
 
   const weightCache = new Map<string, string>();
-  const weight = (name: string): string => {
-    const cached = weightCache.get(name);
+  const initialized = new Set<string>();
+  /** A checkpoint tensor as `to` (FLOAT or BFLOAT16); a Cast that ORT folds into a constant at load. */
+  const weightAs = (name: string, to: DataTypeCode): string => {
+    const key = `${name}|${to}`;
+    const cached = weightCache.get(key);
     if (cached) return cached;
     const info = checkpointTensor(checkpoint, name);
     const code = DTYPE_CODES[info.dtype];
@@ -184,23 +217,40 @@ export function compileGraph(
           `supported: F32, F16, BF16`,
       );
     }
-    const { location, offset } = options.locate(info);
     const initName = `w:${name}`;
-    g.initializers.push({
-      name: initName,
-      dataType: code,
-      dims: info.shape,
-      external: { location, offset, length: info.byteLength },
-    });
-    // Half-precision weights are cast once; ORT folds the Cast into a float32 constant at load.
-    const out = code === DataType.FLOAT ? initName : g.op("Cast", [initName], { to: DataType.FLOAT });
-    weightCache.set(name, out);
+    if (!initialized.has(initName)) {
+      const { location, offset } = options.locate(info);
+      g.initializers.push({
+        name: initName,
+        dataType: code,
+        dims: info.shape,
+        external: { location, offset, length: info.byteLength },
+      });
+      initialized.add(initName);
+    }
+    // Weights of another precision are cast once; ORT folds the Cast into a constant at load.
+    const out = code === to ? initName : g.op("Cast", [initName], { to });
+    weightCache.set(key, out);
     return out;
   };
+  const weight = (name: string): string => weightAs(name, DataType.FLOAT);
+  /** `x · Wᵀ` for the checkpoint matrix `name` ([out, in]); in bf16 mode in bfloat16, float32 out. */
+  const matmulT = (x: string, name: string): string =>
+    bf16
+      ? g.op("Cast", [
+        g.op("Gemm", [g.op("Cast", [x], { to: DataType.BFLOAT16 }), weightAs(name, DataType.BFLOAT16)], {
+          transB: 1,
+        }),
+      ], { to: DataType.FLOAT })
+      : g.op("Gemm", [x, weight(name)], { transB: 1 });
 
   const inputs: ValueInfo[] = [
     { name: "input_ids", elemType: DataType.INT64, shape: ["batch", "seq"] },
-    { name: "attention_mask", elemType: DataType.INT64, shape: ["batch", "total_seq"] },
+    {
+      name: "attention_mask",
+      elemType: DataType.INT64,
+      shape: ["batch", inPlace ? "capacity" : "total_seq"],
+    },
     { name: "position_ids", elemType: DataType.INT64, shape: ["batch", "seq"] },
     { name: "logit_positions", elemType: DataType.INT64, shape: ["batch", "num_logits"] },
     { name: "top_k", elemType: DataType.INT64, shape: [1] },
@@ -208,12 +258,13 @@ export function compileGraph(
   for (let l = 0; l < L; l++) {
     for (const kind of ["key", "value"]) {
       inputs.push({
-        name: `past.${l}.${kind}`,
+        name: inPlace ? `cache.${l}.${kind}` : `past.${l}.${kind}`,
         elemType: DataType.FLOAT,
-        shape: ["batch", kvh, "past_seq", D],
+        shape: ["batch", kvh, inPlace ? "capacity" : "past_seq", D],
       });
     }
   }
+  if (inPlace) inputs.push({ name: "cache_position", elemType: DataType.INT64, shape: [1] });
   if (variant.hooks) {
     inputs.push(
       { name: "attn_scale", elemType: DataType.FLOAT, shape: [L, "batch", "seq"] },
@@ -261,7 +312,9 @@ export function compileGraph(
 
   // Attention mask [B, 1, T, S]: causal within the row, padding keys masked, each query sees itself.
   const totalSeq = g.op("Gather", [g.op("Shape", ["attention_mask"]), g.ints([0 + 1])], { axis: 0 });
-  const pastLen = g.op("Sub", [totalSeq, seq]);
+  // In place: keys span the capacity, the new tokens sit at cache_position (P) in every row.
+  const pastLen = inPlace ? "cache_position" : g.op("Sub", [totalSeq, seq]);
+  const writeAt = inPlace ? g.op("Expand", ["cache_position", batch]) : ""; // [B]
   const kpos = g.op("Range", [g.scalarInt(0), g.op("Squeeze", [totalSeq]), g.scalarInt(1)]); // [S]
   const qposRel = g.op("Range", [g.scalarInt(0), g.op("Squeeze", [seq]), g.scalarInt(1)]); // [T]
   const qpos = g.op("Add", [qposRel, pastLen]); // [T]
@@ -356,12 +409,18 @@ export function compileGraph(
     ? g.op("Unsqueeze", [g.op("GatherND", [maskBTS, capIdx], { batch_dims: 1 }), g.ints([1])])
     : "";
 
-  const emb = g.op("Gather", [weight("model.embed_tokens.weight"), "input_ids"], { axis: 0 }); // [B,T,H]
+  const emb = bf16
+    ? g.op("Cast", [
+      g.op("Gather", [weightAs("model.embed_tokens.weight", DataType.BFLOAT16), "input_ids"], { axis: 0 }),
+    ], { to: DataType.FLOAT })
+    : g.op("Gather", [weight("model.embed_tokens.weight"), "input_ids"], { axis: 0 }); // [B,T,H]
   let x = g.op("Reshape", [emb, shapeNH]); // residual stream [N, H]
   const eps = float(cfg.rmsNormEps);
   const biases = layerBiases(cfg);
   const gemm = (input: string, w: string, bias?: string) =>
-    g.op("Gemm", bias ? [input, weight(w), weight(bias)] : [input, weight(w)], { transB: 1 });
+    bf16
+      ? (bias ? g.op("Add", [matmulT(input, w), weight(bias)]) : matmulT(input, w))
+      : g.op("Gemm", bias ? [input, weight(w), weight(bias)] : [input, weight(w)], { transB: 1 });
 
   const outputs: ValueInfo[] = [
     { name: "logits", elemType: DataType.FLOAT, shape: ["batch", "num_logits", cfg.vocabSize] },
@@ -383,11 +442,31 @@ export function compileGraph(
     const k3 = g.op("RotaryEmbedding", [g.op("Reshape", [k, shapeKV]), cos, sin], { num_heads: kvh });
     const v3 = g.op("Reshape", [v, shapeKV]);
     const y = `attn:${l}:y`;
-    g.opMulti("Attention", [q3, k3, v3, attnMask, `past.${l}.key`, `past.${l}.value`], [
-      y,
-      `present.${l}.key`,
-      `present.${l}.value`,
-    ], { q_num_heads: nh, kv_num_heads: kvh, scale: float(1 / Math.sqrt(D)) });
+    if (inPlace) {
+      // [B, T, heads * D] -> [B, heads, T, D]; the cache is written in place, attention reads all of it.
+      const heads4 = (x3: string, heads: number) =>
+        g.op("Transpose", [g.op("Reshape", [x3, g.ints([0, 0, heads, D])])], {
+          perm: { ints: [0, 2, 1, 3] },
+        });
+      g.named("TensorScatter", [`cache.${l}.key`, heads4(k3, kvh), writeAt], `present.${l}.key`, { axis: 2 });
+      g.named("TensorScatter", [`cache.${l}.value`, heads4(v3, kvh), writeAt], `present.${l}.value`, {
+        axis: 2,
+      });
+      const y4 = g.op("Attention", [heads4(q3, nh), `present.${l}.key`, `present.${l}.value`, attnMask], {
+        scale: float(1 / Math.sqrt(D)),
+      }); // [B, nh, T, D]
+      g.named(
+        "Reshape",
+        [g.op("Transpose", [y4], { perm: { ints: [0, 2, 1, 3] } }), g.ints([0, 0, nh * D])],
+        y,
+      );
+    } else {
+      g.opMulti("Attention", [q3, k3, v3, attnMask, `past.${l}.key`, `past.${l}.value`], [
+        y,
+        `present.${l}.key`,
+        `present.${l}.value`,
+      ], { q_num_heads: nh, kv_num_heads: kvh, scale: float(1 / Math.sqrt(D)) });
+    }
     let z = y; // [B, T, nh * D]
     if (withHeads) {
       // blocks.{l}.attn.hook_z: [B, T, nh, D], scaled then added per head.
@@ -402,7 +481,6 @@ export function compileGraph(
         zCaps.push(g.op("Unsqueeze", [zc, g.ints([0])]));
         // Head results: (z - b_v) spread per head, times W_O.
         let zr = g.op("Reshape", [zc, g.ints([-1, 1, nh * D])]); // [B*C, 1, nh*D]
-        const oW = weight(n.oProj);
         let vBiasFull = "";
         if (biases.qkv) {
           // b_v per query head [nh * D]: each KV head's bias repeated for its group of query heads.
@@ -414,14 +492,12 @@ export function compileGraph(
           zr = g.op("Sub", [zr, vBiasFull]);
         }
         const spread = g.op("Reshape", [g.op("Mul", [zr, headMask]), g.ints([-1, nh * D])]); // [B*C*nh, nh*D]
-        const res = g.op("Gemm", [spread, oW], { transB: 1 }); // [B*C*nh, H]
+        const res = matmulT(spread, n.oProj); // [B*C*nh, H]
         const bc = g.op("Slice", [g.op("Shape", [zc]), g.ints([0]), g.ints([2])]); // [B, C]
         const resShape = g.op("Concat", [bc, g.ints([nh, H])], { axis: 0 });
         resultCaps.push(g.op("Unsqueeze", [g.op("Reshape", [res, resShape]), g.ints([0])]));
         // The bias no head is credited with: b_O + W_O · b_v (zeros when the model has neither).
-        let bias = biases.qkv
-          ? g.op("Gemm", [vBiasFull, oW], { transB: 1 })
-          : g.floats(new Float32Array(H), [1, H]);
+        let bias = biases.qkv ? matmulT(vBiasFull, n.oProj) : g.floats(new Float32Array(H), [1, H]);
         if (biases.o) bias = g.op("Add", [bias, g.op("Unsqueeze", [weight(n.oBias), g.ints([0])])]);
         attnBiases.push(bias); // [1, H]
         // Patterns at the capture positions: softmax(q_c · Kᵀ / √D + mask_c) over the present keys.
@@ -467,15 +543,16 @@ export function compileGraph(
     if (variant.captures) mlpCaps.push(capture(mlpOut));
     x = g.op("Add", [x, mlpOut]);
 
+    const presentSeq = inPlace ? "capacity" : "total_seq";
     outputs.push(
-      { name: `present.${l}.key`, elemType: DataType.FLOAT, shape: ["batch", kvh, "total_seq", D] },
-      { name: `present.${l}.value`, elemType: DataType.FLOAT, shape: ["batch", kvh, "total_seq", D] },
+      { name: `present.${l}.key`, elemType: DataType.FLOAT, shape: ["batch", kvh, presentSeq, D] },
+      { name: `present.${l}.value`, elemType: DataType.FLOAT, shape: ["batch", kvh, presentSeq, D] },
     );
   }
   if (variant.captures) residCaps.push(capture(x));
 
   const normW = weight("model.norm.weight");
-  const unembed = weight(cfg.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+  const unembed = cfg.tieWordEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight";
 
   // Logits at the requested positions only: gathering before the LM head keeps prefill cheap.
   const xBTH = g.op("Reshape", [x, shapeBTH]);
@@ -485,7 +562,7 @@ export function compileGraph(
   const pickedShape = g.op("Shape", [picked]); // [B, K, H]
   const pickedFlat = g.op("Reshape", [picked, g.ints([-1, H])]);
   const normed = g.op("RMSNormalization", [pickedFlat, normW], { axis: -1, epsilon: eps });
-  const logitsFlat = g.op("Gemm", [normed, unembed], { transB: 1 });
+  const logitsFlat = matmulT(normed, unembed);
   const logitsShape = g.op("Concat", [
     g.op("Slice", [pickedShape, g.ints([0]), g.ints([2])]),
     g.ints([cfg.vocabSize]),
@@ -510,7 +587,7 @@ export function compileGraph(
     const residShape = g.op("Shape", ["resid"]); // [L+1, B, C, H]
     const lensIn = g.op("Reshape", ["resid", g.ints([-1, H])]);
     const lensNormed = g.op("RMSNormalization", [lensIn, normW], { axis: -1, epsilon: eps });
-    const lensLogits = g.op("Gemm", [lensNormed, unembed], { transB: 1 }); // [R, V]
+    const lensLogits = matmulT(lensNormed, unembed); // [R, V]
     const lse = g.op("ReduceLogSumExp", [lensLogits, g.ints([-1])], { keepdims: 1 }); // [R, 1]
     // Token ids [B, C, M] broadcast over layers -> [R, M].
     const idsShape3 = g.op("Shape", ["lens_token_ids"]);
@@ -570,12 +647,12 @@ export function compileGraph(
   return encodeModel({
     graphName: `${cfg.modelType}_${variant.hooks ? "hooked" : "plain"}${variant.captures ? "_captures" : ""}${
       withHeads ? "_heads" : ""
-    }`,
+    }${inPlace ? "_inplace" : ""}${bf16 ? "_bf16" : ""}`,
     nodes: g.nodes,
     initializers: g.initializers,
     inputs,
     outputs,
-    opsets: { "": 23 },
+    opsets: { "": inPlace ? 24 : 23 },
     docString: `Compiled from ${checkpoint.dir}`,
   });
 }

@@ -15,10 +15,9 @@
  */
 
 import * as ort from "onnxruntime-node";
-import { createRequire } from "node:module";
 import { type Checkpoint, loadCheckpoint } from "./checkpoint.ts";
 import type { ModelConfig } from "./config.ts";
-import { compileGraph, type GraphVariant } from "./graph.ts";
+import { compileGraph, type ComputeDtype, type GraphVariant } from "./graph.ts";
 import { type Intervention, parseHookName, selectsPosition } from "./hooks.ts";
 import { KVCache } from "./kv_cache.ts";
 import {
@@ -31,8 +30,9 @@ import {
 } from "./head_hooks.ts";
 import { prepareGraphFolder } from "./graph_folder.ts";
 import { loadOrt, type OrtValue, type Session as CapiSession } from "../engine/ort/capi.ts";
+import { cudaPreflight, type Preflight } from "../engine/ort/doctor.ts";
 import { CapiRuntime, type HostOutput } from "../engine/ort/runtime.ts";
-import { type AnyKVCache, CacheOps, NativeKVCache } from "../engine/ort/native_cache.ts";
+import { type AnyKVCache, CacheOps, type CacheStorage, NativeKVCache } from "../engine/ort/native_cache.ts";
 
 /** Execution provider choice. `auto` = CUDA when available, else CPU. */
 export type DeviceRequest = "cpu" | "cuda" | "auto";
@@ -63,9 +63,25 @@ export interface LoadOptions {
    * onnxruntime-node, which copies every output (the whole cache included) into JavaScript; kept as the
    * fallback and as the oracle in tests. Default "capi" when the C API loads (onnxruntime-node's
    * `libonnxruntime` found and opened), else "node". Measured on a Qwen2.5-0.5B-shaped model, batch 8,
-   * 2 threads: the capi step is 0.78–0.80× the node step at context 2048 and on par at context 128.
+   * 2 threads, with the in-place cache: the capi step is 0.64× (wall; 0.74× CPU) the node step at context
+   * 2048 and 0.82× at context 128 (README "Benchmarks").
    */
   readonly runtime?: EngineRuntime;
+  /**
+   * On the `capi` runtime, keep the KV cache preallocated and write each step's keys and values into it
+   * in place (opset-24 `TensorScatter`; attention over the capacity with unused slots masked) for the
+   * graph variants without captures, instead of a fresh `present` holding the whole past every step.
+   * Default true.
+   */
+  readonly inPlaceCache?: boolean;
+  /**
+   * Graph precision: "fp32" (default) or "bf16" (weights and matmuls in bfloat16; norms, softmax,
+   * residual stream and KV cache in float32; for GPUs: ORT's CPU provider has no bf16 Gemm). Never fp16
+   * for Qwen models.
+   */
+  readonly computeDtype?: ComputeDtype;
+  /** Capacity of an in-place cache grows in multiples of this many slots (one copy each time). Default 256. */
+  readonly cacheChunk?: number;
 }
 
 /** The ONNX Runtime binding a model runs on; see {@link LoadOptions.runtime}. */
@@ -163,11 +179,18 @@ export interface ForwardResult {
 /** A loaded, compiled model. Call {@link HookedModel.dispose} when done. */
 export class HookedModel {
   readonly #sessions = new Map<GraphVariantName, Promise<ort.InferenceSession>>();
-  readonly #capiSessions = new Map<GraphVariantName, Promise<CapiSession>>();
+  readonly #capiSessions = new Map<string, Promise<CapiSession>>();
   readonly #graphFolder: Awaited<ReturnType<typeof prepareGraphFolder>>;
   readonly #sessionOptions: ort.InferenceSession.SessionOptions;
   /** The C API runtime and its cache helper graphs (runtime "capi" only). */
-  readonly #capi: { readonly runtime: CapiRuntime; readonly ops: CacheOps } | undefined;
+  readonly #capi:
+    | {
+      readonly runtime: CapiRuntime;
+      readonly ops: CacheOps;
+      readonly inPlace: boolean;
+      readonly chunk: number;
+    }
+    | undefined;
 
   private constructor(
     readonly checkpoint: Checkpoint,
@@ -177,6 +200,10 @@ export class HookedModel {
     /** Which binding runs the graphs. */
     readonly runtime: EngineRuntime = "node",
     prepack = true,
+    inPlace = true,
+    chunk = 256,
+    /** The graphs' precision. */
+    readonly computeDtype: ComputeDtype = "fp32",
   ) {
     this.#graphFolder = graphFolder;
     this.#sessionOptions = sessionOptions;
@@ -186,7 +213,7 @@ export class HookedModel {
         prepack,
         device: device.used,
       });
-      this.#capi = { runtime: rt, ops: new CacheOps(rt, checkpoint.config.numLayers) };
+      this.#capi = { runtime: rt, ops: new CacheOps(rt, checkpoint.config.numLayers), inPlace, chunk };
     }
   }
 
@@ -222,8 +249,12 @@ export class HookedModel {
         { ...sessionOptions, executionProviders: [dev.used] },
         runtime,
         prepack,
+        options.inPlaceCache !== false,
+        options.cacheChunk ?? 256,
+        options.computeDtype ?? "fp32",
       );
-    // CUDA was available to ORT but could not start (no GPU, driver mismatch, missing libraries): fall back.
+    // CUDA passed the preflight but could not start (driver mismatch, out of memory, ...): `auto` falls
+    // back to the CPU, an explicit `cuda` request fails.
     const fallback = (error: unknown): DeviceInfo => ({
       requested: device.requested,
       used: "cpu",
@@ -233,7 +264,7 @@ export class HookedModel {
     try {
       model = make(device); // the capi runtime appends the CUDA EP here
     } catch (error) {
-      if (device.used !== "cuda") throw error;
+      if (device.used !== "cuda" || device.requested !== "auto") throw error;
       model = make(fallback(error));
     }
     // A CUDA request is verified by starting a session now, so a missing GPU falls back at load time.
@@ -242,7 +273,7 @@ export class HookedModel {
       try {
         await model.session(v);
       } catch (error) {
-        if (model.device.used !== "cuda") throw error;
+        if (model.device.used !== "cuda" || device.requested !== "auto") throw error;
         await model.dispose();
         model = make(fallback(error));
         await model.session(v);
@@ -252,12 +283,19 @@ export class HookedModel {
   }
 
   /** The compiled graph file of a variant (written on first use). */
-  #graphPath(variant: GraphVariantName): Promise<string> {
+  #graphPath(variant: GraphVariantName, inPlace = false): Promise<string> {
     const bytes = compileGraph(this.checkpoint, {
       locate: this.#graphFolder.locate,
-      variant: VARIANTS[variant],
+      variant: { ...VARIANTS[variant], inPlaceCache: inPlace },
+      computeDtype: this.computeDtype,
     });
-    return this.#graphFolder.writeGraph(variant, bytes);
+    const name = `${variant}${inPlace ? "_inplace" : ""}${this.computeDtype === "bf16" ? "_bf16" : ""}`;
+    return this.#graphFolder.writeGraph(name, bytes);
+  }
+
+  /** Whether calls on `variant` use the in-place cache graph (capi runtime, no captures). */
+  #inPlace(variant: GraphVariantName): boolean {
+    return this.#capi?.inPlace === true && !VARIANTS[variant].captures;
   }
 
   /**
@@ -265,7 +303,7 @@ export class HookedModel {
    * `capi` runtime this starts the C API session instead and resolves to undefined.
    */
   session(variant: GraphVariantName): Promise<ort.InferenceSession | undefined> {
-    if (this.#capi) return this.#capiSession(variant).then(() => undefined);
+    if (this.#capi) return this.#capiSession(variant, this.#inPlace(variant)).then(() => undefined);
     return this.#nodeSession(variant);
   }
 
@@ -282,12 +320,13 @@ export class HookedModel {
     return s;
   }
 
-  #capiSession(variant: GraphVariantName): Promise<CapiSession> {
-    let s = this.#capiSessions.get(variant);
+  #capiSession(variant: GraphVariantName, inPlace: boolean): Promise<CapiSession> {
+    const key = inPlace ? `${variant}_inplace` : variant;
+    let s = this.#capiSessions.get(key);
     if (!s) {
-      s = (async () => this.#capi!.runtime.session(await this.#graphPath(variant)))();
-      this.#capiSessions.set(variant, s);
-      s.catch(() => this.#capiSessions.delete(variant));
+      s = (async () => this.#capi!.runtime.session(await this.#graphPath(variant, inPlace)))();
+      this.#capiSessions.set(key, s);
+      s.catch(() => this.#capiSessions.delete(key));
     }
     return s;
   }
@@ -483,26 +522,68 @@ export class HookedModel {
     };
     let out: Record<string, { readonly data: unknown }>;
     let present: Record<string, OrtValue> = {};
+    let storage: CacheStorage | undefined;
     if (this.#capi) {
-      // C API: last step's native cache is bound as `past.*`, `present.*` stay native, the rest
-      // (top-k, logits, captures) is copied back. The variant is resolved through `session()` on both
-      // runtimes, so wrappers of it (tests, tracing) see every graph a call uses.
+      // C API: last step's native cache is bound as `past.*` (or, in place, as `cache.*` with `present.*`
+      // bound to the same values), `present.*` stay native, the rest (top-k, logits, captures) is copied
+      // back. The variant is resolved through `session()` on both runtimes, so wrappers of it (tests,
+      // tracing) see every graph a call uses.
       await this.session(variant);
-      const session = await this.#capiSession(variant);
+      const inPlace = this.#inPlace(variant);
+      const session = await this.#capiSession(variant, inPlace);
       const fetches = session.outputNames.filter(wanted);
+      const host = fetches.filter((n) => !n.startsWith("present."));
       const inputs: Record<string, ort.Tensor | OrtValue> = { ...feeds };
-      if (cache instanceof NativeKVCache) {
-        for (let l = 0; l < L; l++) {
-          inputs[`past.${l}.key`] = cache.keys[l]!;
-          inputs[`past.${l}.value`] = cache.values[l]!;
+      // A cache of the wrong kind or shape for this graph is copied once into one that fits.
+      let work: NativeKVCache | undefined;
+      let temporary = false;
+      if (inPlace) {
+        if (cache instanceof NativeKVCache && cache.appendable && cache.capacity >= S) work = cache;
+        else {
+          const chunk = this.#capi.chunk, capacity = Math.ceil(S / chunk) * chunk;
+          work = cache instanceof NativeKVCache
+            ? await cache.resize(capacity)
+            : await NativeKVCache.fromHost(this.#capi.ops, cache, capacity);
+          temporary = true;
         }
+        for (let l = 0; l < L; l++) delete inputs[`past.${l}.key`], delete inputs[`past.${l}.value`];
+        const C = work.capacity, capMask = new BigInt64Array(B * C);
+        for (let b = 0; b < B; b++) {
+          for (let s = 0; s < S; s++) capMask[b * C + s] = mask[b * S + s]!;
+        }
+        inputs.attention_mask = new ort.Tensor("int64", capMask, [B, C]);
+        inputs.cache_position = new ort.Tensor("int64", BigInt64Array.of(BigInt(P)), [1]);
+        const bound: Record<string, OrtValue> = {};
+        for (let l = 0; l < L; l++) {
+          bound[`present.${l}.key`] = inputs[`cache.${l}.key`] = work.keys[l]!;
+          bound[`present.${l}.value`] = inputs[`cache.${l}.value`] = work.values[l]!;
+        }
+        const r = await this.#capi.runtime.run(session, inputs, { host, native: [], bound });
+        out = r.host as Record<string, HostOutput>;
+        present = r.native; // new owners of the same tensors
+        if (options.returnCache) work.storage.committed = S;
+        else for (const v of Object.values(present)) v.dispose();
+      } else {
+        if (cache instanceof NativeKVCache) {
+          if (cache.capacity !== cache.length) {
+            work = await cache.resize(cache.length);
+            temporary = true;
+          }
+          for (let l = 0; l < L; l++) {
+            inputs[`past.${l}.key`] = (work ?? cache).keys[l]!;
+            inputs[`past.${l}.value`] = (work ?? cache).values[l]!;
+          }
+        }
+        const r = await this.#capi.runtime.run(session, inputs, {
+          host,
+          native: fetches.filter((n) => n.startsWith("present.")),
+        });
+        out = r.host as Record<string, HostOutput>;
+        present = r.native;
+        work = undefined; // the result does not share its tensors
       }
-      const r = await this.#capi.runtime.run(session, inputs, {
-        host: fetches.filter((n) => !n.startsWith("present.")),
-        native: fetches.filter((n) => n.startsWith("present.")),
-      });
-      out = r.host as Record<string, HostOutput>;
-      present = r.native;
+      if (temporary) work?.dispose();
+      storage = work?.storage;
     } else {
       const session = await this.#nodeSession(variant);
       out = await session.run(feeds, session.outputNames.filter(wanted));
@@ -542,6 +623,7 @@ export class HookedModel {
         rows.map((r, b) => cache.nextPositions[b]! + r.length),
         cfg.numKvHeads,
         cfg.headDim,
+        storage,
       );
     } else if (options.returnCache) {
       newCache = new KVCache(
@@ -727,40 +809,22 @@ function isRowVectors(v: ArrayLike<number> | readonly ArrayLike<number>[]): bool
   return v.length > 0 && typeof (v as ArrayLike<unknown>)[0] === "object";
 }
 
-/** Decide the execution provider from what this onnxruntime-node build bundles. */
-export function pickDevice(requested: DeviceRequest): DeviceInfo {
+/**
+ * Decide the execution provider. `cuda` and `auto` run the CUDA preflight ({@link cudaPreflight}, also
+ * `deno task doctor`): `auto` falls back to the CPU and says which pieces are missing in `reason`
+ * (recorded in a run's meta.json); `cuda` refuses.
+ * @param preflight the check to run (tests pass a fake one).
+ * @throws {Error} for `cuda` when the preflight fails, with its message naming every missing piece.
+ */
+export function pickDevice(requested: DeviceRequest, preflight: () => Preflight = cudaPreflight): DeviceInfo {
   if (requested === "cpu") return { requested, used: "cpu", reason: "CPU requested" };
-  // onnxruntime-node bundles only CPU binaries; CUDA ones come from its install script (network).
-  if (cudaProviderInstalled()) {
-    return { requested, used: "cuda", reason: "CUDA execution provider installed" };
-  }
-  const why = "this onnxruntime-node install has no CUDA binaries (they are downloaded by its install " +
-    "script, which needs network access and `deno install --allow-scripts=npm:onnxruntime-node`)";
+  const p = preflight();
+  if (p.ok) return { requested, used: "cuda", reason: `${requested}: ${p.message}` };
+  if (requested === "cuda") throw new Error(`device "cuda" requested: ${p.message}`);
+  const missing = p.checks.filter((c) => !c.ok).map((c) => c.name);
   return {
     requested,
     used: "cpu",
-    reason: requested === "cuda"
-      ? `CUDA requested but unavailable: ${why}; using CPU`
-      : `auto: ${why}; using CPU`,
+    reason: `auto: CUDA unavailable (missing: ${missing.join("; ")}; see \`deno task doctor\`); using CPU`,
   };
-}
-
-/** Whether onnxruntime-node's CUDA provider library is present next to its native binding. */
-function cudaProviderInstalled(): boolean {
-  try {
-    const main = createRequire(import.meta.url).resolve("onnxruntime-node");
-    const root = main.slice(0, main.lastIndexOf("/onnxruntime-node/") + "/onnxruntime-node/".length);
-    for (const entry of Deno.readDirSync(`${root}bin`)) {
-      const dir = `${root}bin/${entry.name}/linux/x64`;
-      try {
-        Deno.statSync(`${dir}/libonnxruntime_providers_cuda.so`);
-        return true;
-      } catch {
-        // not in this napi folder
-      }
-    }
-  } catch {
-    // resolution or listing failed: treat as not installed
-  }
-  return false;
 }

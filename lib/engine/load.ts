@@ -14,6 +14,7 @@
 
 import { join } from "node:path";
 import { type DeviceRequest, type EngineRuntime, HookedModel } from "./hooked_model.ts";
+import type { ComputeDtype } from "./graph.ts";
 import { type DownloadProgress, resolveModel } from "./hub.ts";
 import { loadTokenizer, type Tokenizer } from "./tokenizer.ts";
 import { sha256File, writeFileAtomic } from "../util/fs.ts";
@@ -42,6 +43,8 @@ export interface LoadModelOptions {
   readonly onProgress?: (p: DownloadProgress) => void;
   /** Intra-op threads (default all cores). */
   readonly threads?: number;
+  /** Graph precision (`HookedModel.load`'s `computeDtype`): "bf16" for GPUs; default "fp32". */
+  readonly computeDtype?: ComputeDtype;
   /** ONNX Runtime binding (`HookedModel.load`'s `runtime`; default its default). */
   readonly runtime?: EngineRuntime;
   /** Compute sha256 of each weight file (streamed; ~seconds per GB). Default true. */
@@ -190,6 +193,7 @@ export async function loadModel(source: ModelSource, options: LoadModelOptions =
     device: options.device ?? "auto",
     ...(options.threads ? { threads: options.threads } : {}),
     ...(options.runtime ? { runtime: options.runtime } : {}),
+    ...(options.computeDtype ? { computeDtype: options.computeDtype } : {}),
   });
   const weightHashes = options.hashWeights === false ? undefined : await weightFileHashes(r.dir);
   return {

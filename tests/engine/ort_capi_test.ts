@@ -279,3 +279,24 @@ Deno.test("capi: TensorScatter-24 with its output bound to its input updates a c
     0,
   ]);
 });
+
+Deno.test("capi: sessions from a file and from bytes with a prepacked-weights container", async () => {
+  // Indices 166–169 of the API table: a wrong index would crash or fail here.
+  const ort = loadOrt();
+  const { bytes } = matmulModel();
+  const path = await writeTemp(bytes);
+  const xData = Float32Array.from({ length: 15 }, (_, i) => Math.sin(i));
+  using opts = ort.sessionOptions({ intraOpThreads: 1 });
+  using plain = ort.session(path, opts);
+  using x = ort.tensor("float32", xData, [5, 3]);
+  const want = (await plain.run({ x }, ["y"])).y!;
+  using container = ort.prepackedWeights();
+  for (const model of [path, bytes]) {
+    using session = ort.session(model, opts, container);
+    assert.deepEqual(session.outputNames, ["y", "z"]);
+    using y = (await session.run({ x }, ["y"])).y!;
+    assert.deepEqual(y.toArray(), want.toArray());
+  }
+  want.dispose();
+  await Deno.remove(path);
+});

@@ -332,7 +332,31 @@ Deno.test("forward rejects bad input with clear errors", async () => {
 Deno.test("device selection reports what it got and why", async () => {
   const { pickDevice } = await import("../../lib/engine/hooked_model.ts");
   assert.deepEqual(pickDevice("cpu"), { requested: "cpu", used: "cpu", reason: "CPU requested" });
-  const cuda = pickDevice("cuda");
-  // This machine's onnxruntime-node has no CUDA provider: a clear message, not a crash.
-  if (cuda.used === "cpu") assert.match(cuda.reason, /CUDA requested but unavailable/);
+  const missing = () => ({
+    ok: false,
+    checks: [
+      { name: "provider library libonnxruntime_providers_cuda.so", ok: false, detail: "not found" },
+      { name: "cuDNN 9 (libcudnn.so.9)", ok: false, detail: "cannot open" },
+      { name: "CUDA 13 runtime (libcudart.so.13)", ok: true, detail: "loads" },
+    ],
+    message: "CUDA is not usable here; missing: provider library …; cuDNN 9 …",
+  });
+  // `cuda` refuses with the preflight's message; `auto` falls back and names what is missing.
+  assert.throws(
+    () => pickDevice("cuda", missing),
+    /device "cuda" requested: CUDA is not usable here; missing/,
+  );
+  const auto = pickDevice("auto", missing);
+  assert.equal(auto.used, "cpu");
+  assert.match(
+    auto.reason,
+    /^auto: CUDA unavailable \(missing: provider library libonnxruntime_providers_cuda\.so; cuDNN 9/,
+  );
+  assert.doesNotMatch(auto.reason, /libcudart/);
+  const present = () => ({ ok: true, checks: [], message: "CUDA preflight passed: all" });
+  assert.deepEqual(pickDevice("auto", present), {
+    requested: "auto",
+    used: "cuda",
+    reason: "auto: CUDA preflight passed: all",
+  });
 });

@@ -128,6 +128,18 @@ const FUNCTIONS = {
   },
   ClearBoundInputs: { index: 141, parameters: ["pointer"], result: "void" },
   ClearBoundOutputs: { index: 142, parameters: ["pointer"], result: "void" },
+  CreatePrepackedWeightsContainer: { index: 166, parameters: ["buffer"], result: "pointer" },
+  ReleasePrepackedWeightsContainer: { index: 167, parameters: ["pointer"], result: "void" },
+  CreateSessionWithPrepackedWeightsContainer: {
+    index: 168,
+    parameters: ["pointer", "buffer", "pointer", "pointer", "buffer"],
+    result: "pointer",
+  },
+  CreateSessionFromArrayWithPrepackedWeightsContainer: {
+    index: 169,
+    parameters: ["pointer", "buffer", "usize", "pointer", "pointer", "buffer"],
+    result: "pointer",
+  },
   GetTensorMemoryInfo: { index: 194, parameters: ["pointer", "buffer"], result: "pointer" },
   SessionOptionsAppendExecutionProvider_CUDA_V2: {
     index: 204,
@@ -599,13 +611,44 @@ export class Ort {
     }
   }
 
+  /** A new prepacked-weights container (see {@link PrepackedWeights}). */
+  prepackedWeights(): PrepackedWeights {
+    const out = ptrOut();
+    this.check(this.api.CreatePrepackedWeightsContainer.call(out), "CreatePrepackedWeightsContainer");
+    return new PrepackedWeights(this, readPtr(out)!);
+  }
+
   /**
-   * A session from an ONNX file or from the model's bytes.
+   * A session from an ONNX file or from the model's bytes, optionally sharing prepacked weights.
    * @throws {OrtError} with ORT's message (missing file, invalid model, ...).
    */
-  session(model: string | Uint8Array, options: SessionOptions): Session {
+  session(model: string | Uint8Array, options: SessionOptions, prepacked?: PrepackedWeights): Session {
     const out = ptrOut();
-    if (typeof model === "string") {
+    if (prepacked && typeof model === "string") {
+      this.check(
+        this.api.CreateSessionWithPrepackedWeightsContainer.call(
+          this.#env,
+          cstr(model),
+          options.ptr,
+          prepacked.ptr,
+          out,
+        ),
+        `CreateSessionWithPrepackedWeightsContainer("${model}")`,
+      );
+    } else if (prepacked) {
+      const bytes = model as Uint8Array<ArrayBuffer>;
+      this.check(
+        this.api.CreateSessionFromArrayWithPrepackedWeightsContainer.call(
+          this.#env,
+          bytes,
+          BigInt(bytes.byteLength),
+          options.ptr,
+          prepacked.ptr,
+          out,
+        ),
+        "CreateSessionFromArrayWithPrepackedWeightsContainer",
+      );
+    } else if (typeof model === "string") {
       this.check(
         this.api.CreateSession.call(this.#env, cstr(model), options.ptr, out),
         `CreateSession("${model}")`,
@@ -678,6 +721,16 @@ export class Ort {
       `CreateTensorWithDataAsOrtValue(${type}, [${dims}])`,
     );
     return new OrtValue(this, readPtr(out)!, data);
+  }
+}
+
+/**
+ * An `OrtPrepackedWeightsContainer`: sessions created with the same container share the prepacked
+ * copies of initializers that ORT knows to be shared. Keep it alive as long as its sessions.
+ */
+export class PrepackedWeights extends Native {
+  constructor(readonly ort: Ort, ptr: Deno.PointerObject) {
+    super(ptr, (p) => ort.api.ReleasePrepackedWeightsContainer.call(p));
   }
 }
 

@@ -16,6 +16,7 @@ export {
   ORT_API_VERSION,
   OrtError,
   OrtValue,
+  PrepackedWeights,
   Session,
   SessionOptions,
   type SessionOptionsInit,
@@ -27,6 +28,7 @@ export { CapiRuntime, type CapiRuntimeOptions, type HostOutput, type HostTensor 
 export {
   type AnyKVCache,
   CacheOps,
+  CacheStorage,
   joinCaches,
   NativeKVCache,
   releaseCache,

@@ -8,6 +8,13 @@
  * on the same execution provider, so the cache is never copied through JavaScript. The layout after
  * each operation is exactly that of {@link KVCache} (the JS cache), so both give the same logits.
  *
+ * Capacity: the tensors may hold more slots than the cache's length S (a preallocated cache for the
+ * in-place graph, see `GraphVariant.inPlaceCache`): slots [0, S) are the cache, slots [S, capacity)
+ * are unused (finite values, masked). Row selection and joining keep the capacity; {@link
+ * NativeKVCache.resize} grows it (one copy). Caches that share tensors share a {@link CacheStorage}
+ * whose `committed` length says which cache may append in place: only one whose length equals it, so
+ * a cache used twice (two continuations of one prefix) never sees the other's writes.
+ *
  * Ownership: operations return new caches and leave their inputs alone; the caller disposes what it
  * no longer needs (`dispose()` is idempotent). An operation may return one of its inputs unchanged
  * (joining with an empty batch), so dispose an input only when it is not the result.
@@ -15,28 +22,45 @@
  * @module
  */
 
-import { DataType, encodeModel, int64Raw, type Node, type ValueInfo } from "../onnx_proto.ts";
+import { DataType, encodeModel, type Node, type ValueInfo } from "../onnx_proto.ts";
 import { KVCache } from "../kv_cache.ts";
 import type { OrtValue, Session } from "./capi.ts";
 import type { CapiRuntime } from "./runtime.ts";
+
+/** The tensors of one or more caches updated in place: slots [0, committed) are owned by some cache. */
+export class CacheStorage {
+  constructor(public committed: number) {}
+}
+
+type Feed = OrtValue | { type: string; data: unknown; dims: number[] };
+
+/** Pads on the sequence axis of [B, h, S, d] (negative = crop), as ONNX Pad's `pads` input. */
+function seqPads(left: number, right: number): Feed {
+  return {
+    type: "int64",
+    data: BigInt64Array.of(0n, 0n, BigInt(left), 0n, 0n, 0n, BigInt(right), 0n),
+    dims: [8],
+  };
+}
 
 /** Helper graphs over a model's 2L cache tensors, run on the model's runtime. */
 export class CacheOps {
   #select: Session | undefined;
   #join: Session | undefined;
+  #pad: Session | undefined;
   constructor(readonly runtime: CapiRuntime, readonly numLayers: number) {}
 
   get #count(): number {
     return 2 * this.numLayers;
   }
 
-  /** `out_i = Slice(Gather(kv_i, rows, axis 0), start, ∞, axis 2)` for every cache tensor. */
+  /** `out_i = Pad(Gather(kv_i, rows, axis 0), pads)` for every cache tensor (negative pads crop). */
   #selectGraph(): Uint8Array {
     const n = this.#count;
     const nodes: Node[] = [];
     const inputs: ValueInfo[] = [
       { name: "rows", elemType: DataType.INT64, shape: ["n"] },
-      { name: "start", elemType: DataType.INT64, shape: [1] },
+      { name: "pads", elemType: DataType.INT64, shape: [8] },
     ];
     const outputs: ValueInfo[] = [];
     for (let i = 0; i < n; i++) {
@@ -44,20 +68,31 @@ export class CacheOps {
       outputs.push({ name: `out${i}`, elemType: DataType.FLOAT, shape: ["n", "h", "t", "d"] });
       nodes.push(
         { opType: "Gather", inputs: [`kv${i}`, "rows"], outputs: [`g${i}`], attributes: { axis: 0 } },
-        { opType: "Slice", inputs: [`g${i}`, "start", "end", "axes"], outputs: [`out${i}`] },
+        { opType: "Pad", inputs: [`g${i}`, "pads"], outputs: [`out${i}`] },
       );
     }
     return encodeModel({
       graphName: "kv_select",
       nodes,
-      initializers: [
-        { name: "end", dataType: DataType.INT64, dims: [1], raw: int64Raw([Number.MAX_SAFE_INTEGER]) },
-        { name: "axes", dataType: DataType.INT64, dims: [1], raw: int64Raw([2]) },
-      ],
+      initializers: [],
       inputs,
       outputs,
       opsets: { "": 23 },
     });
+  }
+
+  /** `out_i = Pad(kv_i, pads)` for every cache tensor: capacity changes and uploads. */
+  #padGraph(): Uint8Array {
+    const n = this.#count;
+    const nodes: Node[] = [];
+    const inputs: ValueInfo[] = [{ name: "pads", elemType: DataType.INT64, shape: [8] }];
+    const outputs: ValueInfo[] = [];
+    for (let i = 0; i < n; i++) {
+      inputs.push({ name: `kv${i}`, elemType: DataType.FLOAT, shape: ["b", "h", "s", "d"] });
+      outputs.push({ name: `out${i}`, elemType: DataType.FLOAT, shape: ["b", "h", "t", "d"] });
+      nodes.push({ opType: "Pad", inputs: [`kv${i}`, "pads"], outputs: [`out${i}`] });
+    }
+    return encodeModel({ graphName: "kv_pad", nodes, initializers: [], inputs, outputs, opsets: { "": 23 } });
   }
 
   /** `out_i = Concat(Pad(a_i, pads_a), Pad(b_i, pads_b), axis 0)` (left padding on the sequence axis). */
@@ -91,12 +126,20 @@ export class CacheOps {
     });
   }
 
-  /** Rows `rows` of every tensor (repeats allowed), from sequence slot `start` on. */
-  async select(values: readonly OrtValue[], rows: readonly number[], start: number): Promise<OrtValue[]> {
+  /**
+   * Rows `rows` of every tensor (repeats allowed), sequence slots [start, …) moved to slot 0 and the
+   * sequence axis padded with zeros (or cropped) at the end by `padEnd` slots.
+   */
+  async select(
+    values: readonly OrtValue[],
+    rows: readonly number[],
+    start: number,
+    padEnd = 0,
+  ): Promise<OrtValue[]> {
     this.#select ??= this.runtime.session(this.#selectGraph());
-    const inputs: Record<string, OrtValue | { type: string; data: unknown; dims: number[] }> = {
+    const inputs: Record<string, Feed> = {
       rows: { type: "int64", data: BigInt64Array.from(rows, BigInt), dims: [rows.length] },
-      start: { type: "int64", data: BigInt64Array.of(BigInt(start)), dims: [1] },
+      pads: seqPads(-start, padEnd),
     };
     values.forEach((v, i) => (inputs[`kv${i}`] = v));
     const names = values.map((_, i) => `out${i}`);
@@ -104,23 +147,20 @@ export class CacheOps {
     return names.map((n) => native[n]!);
   }
 
-  /** Rows of `a` then rows of `b`, each left-padded on the sequence axis by `padA` / `padB` slots. */
+  /**
+   * Rows of `a` then rows of `b`, each padded on the sequence axis by `padA` / `padB` slots at the start
+   * and `endA` / `endB` at the end (negative: cropped).
+   */
   async join(
     a: readonly OrtValue[],
     padA: number,
     b: readonly OrtValue[],
     padB: number,
+    endA = 0,
+    endB = 0,
   ): Promise<OrtValue[]> {
     this.#join ??= this.runtime.session(this.#joinGraph());
-    const pads = (p: number) => ({
-      type: "int64",
-      data: BigInt64Array.of(0n, 0n, BigInt(p), 0n, 0n, 0n, 0n, 0n),
-      dims: [8],
-    });
-    const inputs: Record<string, OrtValue | { type: string; data: unknown; dims: number[] }> = {
-      pads_a: pads(padA),
-      pads_b: pads(padB),
-    };
+    const inputs: Record<string, Feed> = { pads_a: seqPads(padA, endA), pads_b: seqPads(padB, endB) };
     a.forEach((v, i) => (inputs[`a${i}`] = v));
     b.forEach((v, i) => (inputs[`b${i}`] = v));
     const names = a.map((_, i) => `out${i}`);
@@ -128,10 +168,24 @@ export class CacheOps {
     return names.map((n) => native[n]!);
   }
 
+  /**
+   * Every tensor padded with zeros (negative: cropped) on the sequence axis by `start` / `end` slots.
+   * Tensors may be host tensors (an upload to the cache memory).
+   */
+  async pad(values: readonly Feed[], start: number, end: number): Promise<OrtValue[]> {
+    this.#pad ??= this.runtime.session(this.#padGraph());
+    const inputs: Record<string, Feed> = { pads: seqPads(start, end) };
+    values.forEach((v, i) => (inputs[`kv${i}`] = v));
+    const names = values.map((_, i) => `out${i}`);
+    const { native } = await this.runtime.run(this.#pad, inputs, { host: [], native: names });
+    return names.map((n) => native[n]!);
+  }
+
   dispose(): void {
     this.#select?.dispose();
     this.#join?.dispose();
-    this.#select = this.#join = undefined;
+    this.#pad?.dispose();
+    this.#select = this.#join = this.#pad = undefined;
   }
 }
 
@@ -148,7 +202,31 @@ export class NativeKVCache {
     readonly nextPositions: readonly number[],
     readonly kvHeads: number,
     readonly headDim: number,
+    /** Shared by caches over the same tensors; see the module doc. */
+    readonly storage: CacheStorage = new CacheStorage(
+      nextPositions.length === 0 ? 0 : mask.length / nextPositions.length,
+    ),
   ) {}
+
+  /**
+   * A native copy of a JS cache with `capacity` slots (≥ its length; default its length), uploaded
+   * through the pad helper graph so it lands in the runtime's cache memory.
+   */
+  static async fromHost(ops: CacheOps, cache: KVCache, capacity = cache.length): Promise<NativeKVCache> {
+    const dims = [cache.batchSize, cache.kvHeads, cache.length, cache.headDim];
+    const host = [...cache.keys, ...cache.values].map((data) => ({ type: "float32", data, dims }));
+    const out = await ops.pad(host, 0, capacity - cache.length);
+    const L = cache.numLayers;
+    return new NativeKVCache(
+      ops,
+      out.slice(0, L),
+      out.slice(L),
+      cache.mask.slice(),
+      cache.nextPositions,
+      cache.kvHeads,
+      cache.headDim,
+    );
+  }
 
   get batchSize(): number {
     return this.nextPositions.length;
@@ -159,6 +237,34 @@ export class NativeKVCache {
   /** Cached sequence length S (including padding slots). */
   get length(): number {
     return this.batchSize === 0 ? 0 : this.mask.length / this.batchSize;
+  }
+  /** Slots in the tensors (≥ {@link length}). */
+  get capacity(): number {
+    return this.keys[0]?.dims[2] ?? this.length;
+  }
+  /** Whether a forward pass may write this cache's next slots in its own tensors. */
+  get appendable(): boolean {
+    return this.storage.committed === this.length;
+  }
+
+  /**
+   * A copy with `capacity` slots (≥ the length): a bigger buffer to append into, or the exact layout
+   * ([B, kvh, S, D]) the concatenating graphs take.
+   * @throws {RangeError} when `capacity` is below the length.
+   */
+  async resize(capacity: number): Promise<NativeKVCache> {
+    if (capacity < this.length) throw new RangeError(`resize: capacity ${capacity} < length ${this.length}`);
+    const out = await this.ops.pad([...this.keys, ...this.values], 0, capacity - this.capacity);
+    const L = this.numLayers;
+    return new NativeKVCache(
+      this.ops,
+      out.slice(0, L),
+      out.slice(L),
+      this.mask,
+      this.nextPositions,
+      this.kvHeads,
+      this.headDim,
+    );
   }
 
   /**
@@ -182,7 +288,9 @@ export class NativeKVCache {
     const mask = new Uint8Array(rows.length * newS);
     rows.forEach((r, i) => mask.set(this.mask.subarray(r * S + drop, (r + 1) * S), i * newS));
     const L = this.numLayers;
-    const out = await this.ops.select([...this.keys, ...this.values], rows, drop);
+    // A preallocated cache keeps its capacity (the freed slots join the unused ones); an exact one stays exact.
+    const C = this.capacity > S ? this.capacity : newS;
+    const out = await this.ops.select([...this.keys, ...this.values], rows, drop, C - (this.capacity - drop));
     return new NativeKVCache(
       this.ops,
       out.slice(0, L),
@@ -218,11 +326,15 @@ export class NativeKVCache {
     put(this, padA, 0);
     put(other, padB, this.batchSize);
     const L = this.numLayers;
+    const preallocated = this.capacity > this.length || other.capacity > other.length;
+    const C = preallocated ? Math.max(this.capacity, other.capacity, S) : S;
     const out = await this.ops.join(
       [...this.keys, ...this.values],
       padA,
       [...other.keys, ...other.values],
       padB,
+      C - padA - this.capacity,
+      C - padB - other.capacity,
     );
     return new NativeKVCache(
       this.ops,
@@ -235,11 +347,19 @@ export class NativeKVCache {
     );
   }
 
-  /** A JS copy of the cache (for tests and debugging; CPU memory only). */
+  /** A JS copy of the cache, slots [0, S) (for tests and debugging; CPU memory only). */
   toHost(): KVCache {
+    const S = this.length, C = this.capacity, D = this.headDim, rows = this.batchSize * this.kvHeads;
+    const exact = (v: OrtValue) => {
+      const all = v.toArray() as Float32Array;
+      if (C === S) return all;
+      const out = new Float32Array(rows * S * D);
+      for (let r = 0; r < rows; r++) out.set(all.subarray(r * C * D, (r * C + S) * D), r * S * D);
+      return out;
+    };
     return new KVCache(
-      this.keys.map((v) => v.toArray() as Float32Array),
-      this.values.map((v) => v.toArray() as Float32Array),
+      this.keys.map(exact),
+      this.values.map(exact),
       this.mask.slice(),
       this.nextPositions,
       this.kvHeads,

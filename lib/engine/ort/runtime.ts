@@ -84,13 +84,19 @@ export class CapiRuntime {
   /**
    * Run `session` with IO binding. Host inputs are wrapped without copying (CPU) and native inputs
    * bound as they are; outputs in `host` come back as JS arrays (copied from CPU memory), outputs in
-   * `native` stay in {@link cacheMemory} as values the caller owns.
+   * `native` stay in {@link cacheMemory} as values the caller owns. Outputs in `bound` are written
+   * into the given values (e.g. a `present` cache bound to its own `cache` input: updated in place);
+   * they come back in `native` as new owners of the same memory.
    * @throws {OrtError} with ORT's message; {@link TypeError} on an element type this binding lacks.
    */
   async run(
     session: Session,
     inputs: Readonly<Record<string, HostTensor | OrtValue>>,
-    outputs: { readonly host: readonly string[]; readonly native: readonly string[] },
+    outputs: {
+      readonly host: readonly string[];
+      readonly native: readonly string[];
+      readonly bound?: Readonly<Record<string, OrtValue>>;
+    },
   ): Promise<{ host: Record<string, HostOutput>; native: Record<string, OrtValue> }> {
     const created: OrtValue[] = [];
     using binding = session.ioBinding();
@@ -111,6 +117,8 @@ export class CapiRuntime {
       }
       for (const name of outputs.host) binding.bindOutputToDevice(name, this.hostMemory);
       for (const name of outputs.native) binding.bindOutputToDevice(name, this.cacheMemory);
+      const bound = Object.entries(outputs.bound ?? {});
+      for (const [name, value] of bound) binding.bindOutput(name, value);
       await binding.run(); // on a worker thread: the event loop stays free during a step
       const values = binding.outputValues();
       const host: Record<string, HostOutput> = {};
@@ -121,6 +129,8 @@ export class CapiRuntime {
         v.dispose();
       });
       outputs.native.forEach((name, i) => (native[name] = values[outputs.host.length + i]!));
+      const at = outputs.host.length + outputs.native.length;
+      bound.forEach(([name], i) => (native[name] = values[at + i]!));
       return { host, native };
     } finally {
       for (const v of created) v.dispose();
