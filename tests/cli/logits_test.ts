@@ -134,13 +134,16 @@ Deno.test("bt logits: bad input exits non-zero with a clear message and writes n
       assert.match(r.stderr, pattern, `stderr for ${args.join(" ")}`);
     }
     await assert.rejects(Deno.stat(out), Deno.errors.NotFound);
-    // CUDA requested on a machine without it: a clear note and CPU results, not a crash.
+    // CUDA requested on a machine without it: the preflight's message naming what is missing, a non-zero
+    // exit and no output (`device: auto` is the setting that falls back to CPU).
     const r = await bt(
       ["logits", "--model", `${dir}/m`, "--tokens", "1,2", "--device", "cuda", "--out", out],
       env,
     );
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stderr, /CUDA/);
+    assert.notEqual(r.code, 0, "--device cuda without CUDA must fail");
+    assert.match(r.stderr, /libonnxruntime_providers_cuda\.so/);
+    assert.match(r.stderr, /deno task doctor/);
+    await assert.rejects(Deno.stat(out), Deno.errors.NotFound);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
