@@ -61,9 +61,9 @@ export { compareConditions } from "./compare_conditions.ts";
 export { formattingSweep } from "./formatting_sweep.ts";
 export { buildFigures, makeReport, type MakeReportOptions, type MakeReportResult } from "./make_report.ts";
 export { type PipelineOptions, type PipelineResult, runPipeline } from "./pipeline.ts";
-export { phase2Sweeps } from "./phase2_sweeps.ts";
+export { phase2Sweeps, phase2SweepsShard } from "./phase2_sweeps.ts";
 export { phase2Continuation } from "./phase2_continuation.ts";
-export { phase2Steering } from "./phase2_steering.ts";
+export { phase2Steering, phase2SteeringShard } from "./phase2_steering.ts";
 export { phase2Patching } from "./phase2_patching.ts";
 export { type Phase2Result, runPhase2 } from "./phase2_run.ts";
 export type {
