@@ -415,12 +415,11 @@ export async function mergeShards(
     }
   }
   if (problems.length) {
+    const commands = problems.map((p) => `\`${plan.command.replaceAll("{shard}", shardLabel(p.shard))}\``);
     throw new ShardMergeError(
       path,
       problems,
-      `Run the shard(s) named (\`${
-        plan.command.replaceAll("{shard}", "K/N")
-      }\` with K/N as named): they resume where they stopped`,
+      `Run ${commands.join(", ")} (a shard resumes where it stopped), then merge again`,
     );
   }
   all.sort(compareRecordKeys);
