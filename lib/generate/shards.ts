@@ -396,7 +396,9 @@ export async function mergeShards(
         const iv = JSON.stringify(r.interventions ?? []);
         interventions ??= iv;
         if (iv !== interventions) {
-          problem(`holds records made with other interventions than shard 0's (e.g. ${recordKey(r)})`);
+          problem(
+            `holds records made with other interventions than the shards before it (e.g. ${recordKey(r)})`,
+          );
           break;
         }
       }

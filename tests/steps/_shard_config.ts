@@ -5,7 +5,12 @@
  * `run.output_dir` is `<root>`).
  */
 import { fileURLToPath } from "node:url";
-import { type Config, loadConfig, parseConfig, resolvedConfigYaml } from "../../experiments/backtracking/config.ts";
+import {
+  type Config,
+  loadConfig,
+  parseConfig,
+  resolvedConfigYaml,
+} from "../../experiments/backtracking/config.ts";
 
 const ORGANISM = fileURLToPath(new URL("../../configs/organism.yaml", import.meta.url));
 
