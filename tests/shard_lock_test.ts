@@ -100,3 +100,34 @@ Deno.test("a running shard refuses an exclusive writer, and an exclusive writer 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a shard lock of another host: refused while its heartbeat is fresh, reclaimed once stale", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "shard_lock_" });
+  const kids: Deno.ChildProcess[] = [];
+  try {
+    const lock = join(dir, ".run.lock.shard-1-of-2");
+    const foreign = {
+      pid: 4242,
+      host: "node-b.cluster",
+      started_at: "2026-11-29T20:00:00.000Z",
+      step: "generate",
+      command: "deno run … bt generate",
+    };
+    await Deno.writeTextFile(lock, JSON.stringify(foreign) + "\n");
+    const a = hold(dir, "1/2");
+    kids.push(a);
+    const ra = await locked(a);
+    assert.equal(ra.ok, false, "a fresh lock of another host must be refused");
+    assert.match(ra.stderr, /node-b\.cluster.*cannot be checked from/s);
+    // Its task died 10 minutes ago: no heartbeat since.
+    const old = new Date(Date.now() - 600_000);
+    await Deno.utime(lock, old, old);
+    const b = hold(dir, "1/2");
+    kids.push(b);
+    const rb = await locked(b);
+    assert.ok(rb.ok, `a stale lock of another host is reclaimed: ${rb.stderr}`);
+  } finally {
+    for (const k of kids) await stop(k);
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -20,6 +20,11 @@
  *   is refused while another process holds `.run.lock` (an unsharded writer or an analysis step), and the
  *   exclusive lock is refused while a live process holds a shard lock. Each side creates its own file
  *   first and then looks for the other's, so of two that start together at least one is refused.
+ *   Shards run on many hosts of a cluster, so a shard lock also carries a heartbeat: its holder touches the
+ *   file every {@linkcode SHARD_LOCK_HEARTBEAT_MS}; a shard lock of another host whose file has not been
+ *   touched for {@linkcode SHARD_LOCK_STALE_MS} is stale (its task was killed, e.g. preempted, and is rerun
+ *   on another node) and is reclaimed with a message. Taking a shard lock leaves other processes' temp
+ *   files alone (shards on other hosts may be writing them; pids cannot be checked across hosts).
  * - Taking the lock afresh also removes the temp files that killed writers left in the run folder
  *   (`*.tmp-<pid>` of record stores, `.<name>.<pid>.<rand>.tmp` of {@linkcode writeFileAtomic}) whose
  *   process is dead: nobody else can be writing them.
@@ -98,8 +103,32 @@ function describeHolder(h: RunLockInfo | undefined): string {
   return `pid ${h.pid} on ${h.host} (step ${h.step}, since ${h.started_at}; ${h.command})`;
 }
 
-/** Locks this process holds: lock path → depth and info. */
-const held = new Map<string, { depth: number; info: RunLockInfo }>();
+/** How often a shard lock's holder touches its file. */
+export const SHARD_LOCK_HEARTBEAT_MS = 30_000;
+/** A shard lock of another host not touched for this long is stale. */
+export const SHARD_LOCK_STALE_MS = 180_000;
+
+/** Locks this process holds: lock path → depth, info and the heartbeat timer of shard locks. */
+const held = new Map<
+  string,
+  { depth: number; info: RunLockInfo; heartbeat?: ReturnType<typeof setInterval> }
+>();
+
+/** Whether a lock file is a shard lock. */
+function isShardLock(path: string): boolean {
+  return /\.run\.lock\.shard-\d+-of-\d+$/.test(path);
+}
+
+/** Whether a shard lock file has not been touched for {@linkcode SHARD_LOCK_STALE_MS}. */
+async function heartbeatStale(path: string): Promise<boolean> {
+  if (!isShardLock(path)) return false;
+  try {
+    const m = (await Deno.stat(path)).mtime;
+    return m !== null && Date.now() - m.getTime() > SHARD_LOCK_STALE_MS;
+  } catch {
+    return false;
+  }
+}
 
 async function readInfo(path: string): Promise<RunLockInfo | undefined> {
   try {
@@ -179,7 +208,16 @@ async function liveHolder(path: string, log?: (l: string) => void): Promise<RunL
   }
   if (!holder) return undefined;
   if (holder.host === hostname() && holder.pid === Deno.pid) return undefined;
-  if (holder.host !== hostname()) return holder;
+  if (holder.host !== hostname() && !await heartbeatStale(path)) return holder;
+  if (holder.host !== hostname()) {
+    await Deno.remove(path).catch(() => {});
+    (log ?? ((l: string) => console.error(l)))(
+      `run lock: reclaimed the shard lock ${path} of ${describeHolder(holder)}: not touched for ${
+        SHARD_LOCK_STALE_MS / 1000
+      } s`,
+    );
+    return undefined;
+  }
   if (holderAlive(holder)) return holder;
   await Deno.remove(path).catch(() => {});
   (log ?? ((l: string) => console.error(l)))(
@@ -229,8 +267,17 @@ async function acquireLockFile(runDir: string, options: RunLockOptions): Promise
       } finally {
         f.close();
       }
-      held.set(path, { depth: 1, info });
-      await reclaimTemps(runDir, log);
+      if (options.shard) {
+        const heartbeat = setInterval(() => {
+          const now = new Date();
+          Deno.utime(path, now, now).catch(() => {});
+        }, SHARD_LOCK_HEARTBEAT_MS);
+        Deno.unrefTimer(heartbeat);
+        held.set(path, { depth: 1, info, heartbeat });
+      } else {
+        held.set(path, { depth: 1, info });
+        await reclaimTemps(runDir, log);
+      }
       return handle(path, info);
     } catch (e) {
       if (!(e instanceof Deno.errors.AlreadyExists)) {
@@ -255,6 +302,18 @@ async function acquireLockFile(runDir: string, options: RunLockOptions): Promise
         undefined,
         `if no other bt process works on this run, remove ${path} and run again`,
       );
+    }
+    if (holder.host !== info.host && await heartbeatStale(path)) {
+      const now = await Deno.readTextFile(path).catch(() => undefined);
+      if (now === raw) {
+        await Deno.remove(path).catch(() => {});
+        log(
+          `run lock: reclaimed the shard lock of ${describeHolder(holder)}: not touched for ${
+            SHARD_LOCK_STALE_MS / 1000
+          } s (its task is gone)`,
+        );
+      }
+      continue;
     }
     if (holder.host !== info.host) {
       throw new RunLockedError(
@@ -317,6 +376,7 @@ function handle(path: string, info: RunLockInfo): RunLock {
     const h = held.get(path);
     if (!h) return;
     if (--h.depth > 0) return;
+    if (h.heartbeat !== undefined) clearInterval(h.heartbeat);
     held.delete(path);
     await Deno.remove(path).catch(() => {});
   };
