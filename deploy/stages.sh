@@ -6,7 +6,9 @@
 # Stages, in order (each depends on the one before finishing; the schedulers chain them):
 #   prepare      init-run + prepare-data (skipped when the run already has them)          one task
 #   generate-1   generate baseline, every variant                                         N shards
-#   analyse-1    merge, detect-events, logit-lens, ablation-scan                          one task
+#   analyse-1    merge, detect-events, logit-lens                                         one task
+#   scan         the ablation scan's positions (whole prefill groups per shard)           N shards
+#   select       ablation-scan: assemble the scan shards, select components, random draws one task
 #   generate-2   generate targeted + random ablations, Phase-2 sweeps and steering        N shards
 #   analyse-2    the whole pipeline on the run: merges, reuses every finished step,
 #                computes the rest (comparisons, formatting, Phase 2, report)             one task
@@ -20,7 +22,7 @@
 #                JOB_COMPLETION_INDEX with BT_SHARD_COUNT, or BT_SHARD=K/N (experiments/backtracking/cli/steps.ts)
 set -euo pipefail
 
-stage="${1:?usage: deploy/stages.sh prepare|generate-1|analyse-1|generate-2|analyse-2}"
+stage="${1:?usage: deploy/stages.sh prepare|generate-1|analyse-1|scan|select|generate-2|analyse-2}"
 config="${BT_CONFIG:-configs/organism.yaml}"
 run_id="${BT_RUN_ID:?set BT_RUN_ID to the run id shared by every task}"
 read -r -a deno <<< "${BT_DENO:-npx -y deno@2.9.6}"
@@ -55,7 +57,12 @@ case "$stage" in
     bt merge
     bt detect-events
     bt logit-lens
+    ;;
+  scan)
     bt ablation-scan
+    ;;
+  select)
+    once ablation-scan
     ;;
   generate-2)
     bt generate --condition targeted_ablation

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Run the backtracking pipeline on Kubernetes: the five stages of deploy/stages.sh, the generation stages
-# as Indexed Jobs of N pods (generate-job.yaml), the others as single-pod Jobs (analysis-job.yaml), each
-# applied when the one before has completed (kubectl wait).
+# Run the backtracking pipeline on Kubernetes: the stages of deploy/stages.sh, the generation stages and the
+# ablation scan as Indexed Jobs of N pods (generate-job.yaml), the others as single-pod Jobs
+# (analysis-job.yaml), each applied when the one before has completed (kubectl wait).
 #
 #   deploy/k8s/run.sh SHARDS RUN_ID [CONFIG]        e.g. deploy/k8s/run.sh 8 qwen7b configs/r1_distill_qwen_7b.yaml
 #
@@ -42,6 +42,8 @@ stage() {
 stage single prepare
 stage indexed generate-1
 stage single analyse-1
+stage indexed scan
+stage single select
 stage indexed generate-2
 stage single analyse-2
 echo "run ${run_id}: done; report in runs/${run_id}/report.md on the shared volume"

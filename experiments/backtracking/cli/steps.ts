@@ -7,7 +7,7 @@
  * deno task bt generate           [-c CONFIG] [--run-id ID] [--condition baseline|targeted_ablation|random_ablation[_k]] [--variant V] [--shard K/N] [--force]
  * deno task bt detect-events      [-c CONFIG] [--run-id ID] [--force]
  * deno task bt logit-lens         [-c CONFIG] [--run-id ID] [--variant V] [--force]
- * deno task bt ablation-scan      [-c CONFIG] [--run-id ID] [--variant V] [--force]
+ * deno task bt ablation-scan      [-c CONFIG] [--run-id ID] [--variant V] [--shard K/N] [--force]
  * deno task bt compare-conditions [-c CONFIG] [--run-id ID] [--variant V] [--force]
  * deno task bt formatting-sweep   [-c CONFIG] [--run-id ID] [--force]
  * deno task bt make-report        [-c CONFIG] [--run-id ID] [--force]
@@ -17,10 +17,10 @@
  * deno task bt merge              [-c CONFIG] [--run-id ID]
  * ```
  *
- * Shards (`generate`, `phase2-sweeps`, `phase2-steering`): `--shard K/N` generates shard K (0-based) of N
- * of every store of the step; without the flag the shard comes from `BT_SHARD`, else from a SLURM job
- * array (`SLURM_ARRAY_TASK_ID` − `SLURM_ARRAY_TASK_MIN` of `SLURM_ARRAY_TASK_COUNT`), else from a
- * Kubernetes Indexed Job (`JOB_COMPLETION_INDEX` of `BT_SHARD_COUNT`); `--shard none` / `BT_SHARD=none`
+ * Shards (`generate`, `phase2-sweeps`, `phase2-steering`, `ablation-scan`): `--shard K/N` generates shard K
+ * (0-based) of N of every store of the step (scans shard K of the scan's positions); without the flag the
+ * shard comes from `BT_SHARD`, else from a SLURM job array (`SLURM_ARRAY_TASK_ID` − `SLURM_ARRAY_TASK_MIN`
+ * of `SLURM_ARRAY_TASK_COUNT`), else from a Kubernetes Indexed Job (`JOB_COMPLETION_INDEX` of `BT_SHARD_COUNT`); `--shard none` / `BT_SHARD=none`
  * forces an unsharded run (`lib/generate/shards.ts` `resolveShard`). `merge` merges every finished sharded
  * store of the run and names each shard that is missing, unfinished or still running (exit status 1); the
  * steps that read the stores merge them by themselves.
@@ -56,7 +56,7 @@ import {
 import { UsageError } from "./util.ts";
 import { resolveShard, shardLabel, type ShardSpec } from "../../../lib/generate/shards.ts";
 import { mergeAllGenerationShards } from "../artifacts/generations.ts";
-import { phase2SteeringShard, phase2SweepsShard } from "../steps/mod.ts";
+import { ablationScanShard, phase2SteeringShard, phase2SweepsShard } from "../steps/mod.ts";
 
 /** The config used when `--config` is not given. */
 export const DEFAULT_CONFIG = "configs/organism.yaml";
@@ -128,8 +128,16 @@ export const STEP_COMMANDS: Readonly<Record<string, Spec>> = {
     run: (f) => withContext(f, (ctx) => logitLens(ctx, { ...v(f), force: f.force })),
   },
   "ablation-scan": {
-    flags: ["variant"],
-    run: (f) => withContext(f, (ctx) => ablationScan(ctx, { ...v(f), force: f.force })),
+    flags: ["variant", "shard"],
+    run: (f) => {
+      const shard = shardOf(f);
+      announce("ablation-scan", shard);
+      return withContext(
+        f,
+        (ctx): Promise<unknown> =>
+          shard ? ablationScanShard(ctx, shard, v(f)) : ablationScan(ctx, { ...v(f), force: f.force }),
+      );
+    },
   },
   "compare-conditions": {
     flags: ["variant"],
