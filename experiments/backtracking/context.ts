@@ -74,12 +74,18 @@ export function say(ctx: Pick<RunContext, "log">, line: string): void {
  */
 /**
  * Take the run's exclusive lock for a step that writes it (re-entrant within a process; see
- * `lib/util/run_lock.ts`). Use as `await using _lock = await lockRun(ctx, "generate");`.
+ * `lib/util/run_lock.ts`). Use as `await using _lock = await lockRun(ctx, "generate");`. With a shard,
+ * take that shard's lock instead: the N shards of a run write at once, two processes of one shard cannot,
+ * and shards and exclusive writers exclude each other.
  *
- * @throws {RunLockedError} naming the holder when another live process writes the run.
+ * @throws {RunLockedError} naming the holder when another live process writes the run (or the shard).
  */
-export async function lockRun(ctx: Pick<RunContext, "run" | "log">, step: string): Promise<RunLock> {
-  return await acquireRunLock(ctx.run.dir, { step, log: (l) => say(ctx, l) });
+export async function lockRun(
+  ctx: Pick<RunContext, "run" | "log">,
+  step: string,
+  shard?: { readonly index: number; readonly count: number },
+): Promise<RunLock> {
+  return await acquireRunLock(ctx.run.dir, { step, log: (l) => say(ctx, l), ...(shard ? { shard } : {}) });
 }
 
 export async function openContext(

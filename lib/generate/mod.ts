@@ -1,6 +1,6 @@
 /**
  * Generation: sampling, per-sample RNG streams, batched generation, append-only record stores with
- * resume.
+ * resume, shards (partition, plan, merge).
  *
  * @module
  */
@@ -10,3 +10,4 @@ export * from "./records.ts";
 export * from "./rng.ts";
 export * from "./run_generation.ts";
 export * from "./sampling.ts";
+export * from "./shards.ts";

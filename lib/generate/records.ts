@@ -401,6 +401,36 @@ export async function readStore(path: string, timingsPath?: string): Promise<Gen
   return rows;
 }
 
+/**
+ * Write a finished store from records (e.g. merged shards): the main file with canonical serialisation in
+ * canonical key order, without timings, and (with `timings: true`) the `.timings.jsonl` sidecar of the
+ * records that carry timings, each atomically; byte-identical to what {@link RecordStore.finalize} of a
+ * sidecar store holding these records writes.
+ *
+ * @param path The main JSONL file (its folder must exist).
+ * @param records The records (any order; keys must be distinct).
+ * @param options `timings`: write the sidecar (default true).
+ * @throws {Error} on a repeated key, or when a file cannot be written (naming it).
+ */
+export async function writeFinalStore(
+  path: string,
+  records: readonly GenerationRecord[],
+  options: { readonly timings?: boolean } = {},
+): Promise<void> {
+  const rows = [...records].sort(compareRecordKeys);
+  for (let i = 1; i < rows.length; i++) {
+    if (compareRecordKeys(rows[i - 1]!, rows[i]!) === 0) {
+      throw new Error(`Cannot write store "${path}": key ${recordKey(rows[i]!)} occurs twice`);
+    }
+  }
+  await writeAtomic(path, rows.map((r) => serializeRecord(r, { timings: false }) + "\n").join(""));
+  if (options.timings ?? true) {
+    const side = rows.filter((r) => r.timings !== undefined).map((r) => timingsLine(r) + "\n").join("");
+    await writeAtomic(timingsPathFor(path), side);
+  }
+  await syncDir(dirname(path));
+}
+
 // ---------------------------------------------------------------------------------------------------
 
 function timingsLine(r: GenerationRecord): string {

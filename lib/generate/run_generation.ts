@@ -33,6 +33,11 @@ export interface GenerateToStoreOptions extends Omit<GenerateOptions, "skip" | "
   readonly storePromptTokenIds?: boolean;
   /** Progress display (samples, tokens/s, ETA): terminal, notebook cell or log lines. Default "auto". */
   readonly progress?: "auto" | ProgressMode;
+  /**
+   * Only these (prompt index, sample id) pairs belong to this store (a shard's keys, see `shards.ts`);
+   * default all. A sample's tokens do not depend on which pairs are generated together.
+   */
+  readonly include?: (promptIndex: number, sampleId: number) => boolean;
 }
 
 /**
@@ -56,11 +61,19 @@ export async function generateToStore(
     example_id: exampleId,
     sample_id: sampleId,
   });
+  const include = options.include ?? (() => true);
   let resumed = 0;
-  for (const p of prompts) for (let s = 0; s < samples; s++) if (store.has(key(p.exampleId, s))) resumed++;
+  let total = 0;
+  prompts.forEach((p, i) => {
+    for (let s = 0; s < samples; s++) {
+      if (!include(i, s)) continue;
+      total++;
+      if (store.has(key(p.exampleId, s))) resumed++;
+    }
+  });
   let generated = 0;
   const progress = createProgress({
-    total: prompts.length * samples,
+    total,
     initial: resumed,
     label: `generate ${options.variant}/${options.condition}`,
     unit: "samples",
@@ -79,7 +92,7 @@ export async function generateToStore(
   try {
     await generate(model, inputs, {
       ...options,
-      skip: (p, s) => store.has(key(prompts[p]!.exampleId, s)),
+      skip: (p, s) => !include(p, s) || store.has(key(prompts[p]!.exampleId, s)),
       onSample: async (sample: GeneratedSample) => {
         const p = prompts[sample.promptIndex]!;
         const record: GenerationRecord = {

@@ -132,12 +132,10 @@ export async function scanPositions(
   });
 
   const result: PositionScores[] = new Array(positions.length);
-  const order = positions.map((_, i) => i).sort((a, b) =>
-    positions[a]!.predPos - positions[b]!.predPos || a - b
-  );
+  const groups = prefillGroups(positions, prefillBatch);
   const perPos = conditions.length + 1; // row 0 of each position is the clean one
-  for (let start = 0; start < order.length; start += prefillBatch) {
-    const group = order.slice(start, start + prefillBatch);
+  let done = 0;
+  for (const group of groups) {
     const pre = await model.forward(
       group.map((i) => positions[i]!.tokenIds.slice(0, positions[i]!.predPos)),
       { logits: "none", returnCache: true },
@@ -179,9 +177,35 @@ export async function scanPositions(
         else target.ablated[j.c] = scores;
       });
     }
-    options.onProgress?.(Math.min(start + prefillBatch, order.length), order.length);
+    done += group.length;
+    options.onProgress?.(done, positions.length);
   }
   return result;
+}
+
+/**
+ * The prefill groups {@link scanPositions} computes, in its order: position indices sorted by `predPos`
+ * (ties by index), in chunks of `prefillBatch`. Each group's scores depend only on the group (the positions
+ * of one group share a padded prefill batch, so their floats can change with its composition); scanning the
+ * positions of any set of whole groups, in their original relative order and with the same `prefillBatch`,
+ * forms the same groups again and gives bitwise the same scores. That is how a scan is split into shards.
+ *
+ * @param positions The positions (only `predPos` is read).
+ * @param prefillBatch Positions per group (default 4, as {@link scanPositions}).
+ * @returns Groups of indices into `positions`.
+ */
+export function prefillGroups(
+  positions: readonly { readonly predPos: number }[],
+  prefillBatch = 4,
+): number[][] {
+  const order = positions.map((_, i) => i).sort((a, b) =>
+    positions[a]!.predPos - positions[b]!.predPos || a - b
+  );
+  const groups: number[][] = [];
+  for (let start = 0; start < order.length; start += prefillBatch) {
+    groups.push(order.slice(start, start + prefillBatch));
+  }
+  return groups;
 }
 
 /** log Σ exp(x), in float64. */
@@ -257,22 +281,7 @@ export async function scanEffects(
   options: ScanOptions = {},
 ): Promise<EffectRow[]> {
   const conditions = scanConditions(model.config.numLayers, options);
-  controls.forEach((c, i) => {
-    if (!Number.isInteger(c.matchedTo) || c.matchedTo < 0 || c.matchedTo >= events.length) {
-      throw new RangeError(
-        `control ${i}: matchedTo ${c.matchedTo} is not an index of the ${events.length} events`,
-      );
-    }
-  });
-  const usable = controls.map((c, i) => ({ c, i })).filter(({ c }) => c.predPos + 1 < c.tokenIds.length);
-  const positions: ScanPosition[] = [
-    ...events.map((e) => ({ tokenIds: e.tokenIds, predPos: e.predPos, targetIds: [e.onsetTokenId] })),
-    ...usable.map(({ c }) => ({
-      tokenIds: c.tokenIds,
-      predPos: c.predPos,
-      targetIds: [c.tokenIds[c.predPos + 1]!, c.targetId],
-    })),
-  ];
+  const { positions } = scanPositionList(events, controls);
   const scores = await scanPositions(model, positions, {
     conditions,
     ...(options.scale !== undefined ? { scale: options.scale } : {}),
@@ -280,6 +289,63 @@ export async function scanEffects(
     ...(options.prefillBatch !== undefined ? { prefillBatch: options.prefillBatch } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
   });
+  return effectRows(events, controls, scores, conditions);
+}
+
+/**
+ * The positions {@link scanEffects} scans: the events (target: the onset token), then the controls that
+ * have a token after their position (targets: that token and the control's trigger id).
+ *
+ * @returns The positions, and for each scanned control its index into `controls`.
+ * @throws {RangeError} on a control whose `matchedTo` is not an index of `events`.
+ */
+export function scanPositionList(
+  events: readonly OnsetEvent[],
+  controls: readonly ControlPosition[],
+): { positions: ScanPosition[]; usable: number[] } {
+  controls.forEach((c, i) => {
+    if (!Number.isInteger(c.matchedTo) || c.matchedTo < 0 || c.matchedTo >= events.length) {
+      throw new RangeError(
+        `control ${i}: matchedTo ${c.matchedTo} is not an index of the ${events.length} events`,
+      );
+    }
+  });
+  const usable = controls.map((_, i) => i).filter((i) =>
+    controls[i]!.predPos + 1 < controls[i]!.tokenIds.length
+  );
+  const positions: ScanPosition[] = [
+    ...events.map((e) => ({ tokenIds: e.tokenIds, predPos: e.predPos, targetIds: [e.onsetTokenId] })),
+    ...usable.map((i) => {
+      const c = controls[i]!;
+      return {
+        tokenIds: c.tokenIds,
+        predPos: c.predPos,
+        targetIds: [c.tokenIds[c.predPos + 1]!, c.targetId],
+      };
+    }),
+  ];
+  return { positions, usable };
+}
+
+/**
+ * The effect rows of scanned positions ({@link scanEffects}' second half): one row per event or scanned
+ * control and condition.
+ *
+ * @param scores The scores of {@link scanPositionList}'s positions, in its order.
+ * @param conditions The conditions the scores were computed for.
+ */
+export function effectRows(
+  events: readonly OnsetEvent[],
+  controls: readonly ControlPosition[],
+  scores: readonly PositionScores[],
+  conditions: readonly ScanCondition[],
+): EffectRow[] {
+  const { usable } = scanPositionList(events, controls);
+  if (scores.length !== events.length + usable.length) {
+    throw new RangeError(
+      `effectRows: ${scores.length} scores for ${events.length} events + ${usable.length} scanned controls`,
+    );
+  }
   const rows: EffectRow[] = [];
   const emit = (
     kind: "event" | "control",
@@ -313,9 +379,10 @@ export async function scanEffects(
     });
   };
   events.forEach((e, i) => emit("event", i, i, e, scores[i]!, e.onsetTokenId, e.onsetTokenId));
-  usable.forEach(({ c, i }, u) =>
-    emit("control", i, c.matchedTo, c, scores[events.length + u]!, c.tokenIds[c.predPos + 1]!, c.targetId)
-  );
+  usable.forEach((i, u) => {
+    const c = controls[i]!;
+    emit("control", i, c.matchedTo, c, scores[events.length + u]!, c.tokenIds[c.predPos + 1]!, c.targetId);
+  });
   return rows;
 }
 

@@ -14,6 +14,17 @@
  *   it is reclaimed with a message. A lock of another host is never reclaimed automatically (its process
  *   cannot be checked from here); the message says to remove the file once that process is known gone.
  * - Re-entrant within a process: `runPipeline` holds the lock while each step takes it again.
+ * - Shards (`shard: {index, count}`): shard K of N of a sharded step takes `<run>/.run.lock.shard-K-of-N`
+ *   instead, so the N shards of a run (one process each, e.g. a SLURM array) write at once while a second
+ *   process of the same shard is refused. Shard locks and the exclusive lock exclude each other: a shard
+ *   is refused while another process holds `.run.lock` (an unsharded writer or an analysis step), and the
+ *   exclusive lock is refused while a live process holds a shard lock. Each side creates its own file
+ *   first and then looks for the other's, so of two that start together at least one is refused.
+ *   Shards run on many hosts of a cluster, so a shard lock also carries a heartbeat: its holder touches the
+ *   file every {@linkcode SHARD_LOCK_HEARTBEAT_MS}; a shard lock of another host whose file has not been
+ *   touched for {@linkcode SHARD_LOCK_STALE_MS} is stale (its task was killed, e.g. preempted, and is rerun
+ *   on another node) and is reclaimed with a message. Taking a shard lock leaves other processes' temp
+ *   files alone (shards on other hosts may be writing them; pids cannot be checked across hosts).
  * - Taking the lock afresh also removes the temp files that killed writers left in the run folder
  *   (`*.tmp-<pid>` of record stores, `.<name>.<pid>.<rand>.tmp` of {@linkcode writeFileAtomic}) whose
  *   process is dead: nobody else can be writing them.
@@ -70,6 +81,13 @@ export interface RunLockOptions {
   readonly step: string;
   /** Messages (stale lock reclaimed, temp files removed); default `console.error`. */
   readonly log?: (line: string) => void;
+  /** Take shard K of N's lock instead of the exclusive one (see the module doc). */
+  readonly shard?: { readonly index: number; readonly count: number };
+}
+
+/** The lock file of shard K of N of a run folder. */
+export function shardLockFile(shard: { readonly index: number; readonly count: number }): string {
+  return `${RUN_LOCK_FILE}.shard-${shard.index}-of-${shard.count}`;
 }
 
 function hostname(): string {
@@ -85,8 +103,32 @@ function describeHolder(h: RunLockInfo | undefined): string {
   return `pid ${h.pid} on ${h.host} (step ${h.step}, since ${h.started_at}; ${h.command})`;
 }
 
-/** Locks this process holds: lock path → depth and info. */
-const held = new Map<string, { depth: number; info: RunLockInfo }>();
+/** How often a shard lock's holder touches its file. */
+export const SHARD_LOCK_HEARTBEAT_MS = 30_000;
+/** A shard lock of another host not touched for this long is stale. */
+export const SHARD_LOCK_STALE_MS = 180_000;
+
+/** Locks this process holds: lock path → depth, info and the heartbeat timer of shard locks. */
+const held = new Map<
+  string,
+  { depth: number; info: RunLockInfo; heartbeat?: ReturnType<typeof setInterval> }
+>();
+
+/** Whether a lock file is a shard lock. */
+function isShardLock(path: string): boolean {
+  return /\.run\.lock\.shard-\d+-of-\d+$/.test(path);
+}
+
+/** Whether a shard lock file has not been touched for {@linkcode SHARD_LOCK_STALE_MS}. */
+async function heartbeatStale(path: string): Promise<boolean> {
+  if (!isShardLock(path)) return false;
+  try {
+    const m = (await Deno.stat(path)).mtime;
+    return m !== null && Date.now() - m.getTime() > SHARD_LOCK_STALE_MS;
+  } catch {
+    return false;
+  }
+}
 
 async function readInfo(path: string): Promise<RunLockInfo | undefined> {
   try {
@@ -107,7 +149,100 @@ async function readInfo(path: string): Promise<RunLockInfo | undefined> {
  * @throws {RunLockedError} when another live process (or another host) holds it: names the holder.
  */
 export async function acquireRunLock(runDir: string, options: RunLockOptions): Promise<RunLock> {
-  const path = join(runDir, RUN_LOCK_FILE);
+  const lock = await acquireLockFile(runDir, options);
+  // The other side: shards exclude the exclusive lock and vice versa (checked after taking our own file).
+  try {
+    if (options.shard) {
+      const other = await liveHolder(join(runDir, RUN_LOCK_FILE), options.log);
+      if (other) {
+        throw new RunLockedError(
+          join(runDir, RUN_LOCK_FILE),
+          other,
+          `shard ${options.shard.index}/${options.shard.count} of ${options.step} cannot write while it runs; ` +
+            `wait for it to finish`,
+        );
+      }
+    } else {
+      for (const name of await shardLockNames(runDir)) {
+        const other = await liveHolder(join(runDir, name), options.log);
+        if (other) {
+          throw new RunLockedError(
+            join(runDir, name),
+            other,
+            `a shard of this run is being generated; wait for every shard to finish before running ` +
+              `${options.step} on this run`,
+          );
+        }
+      }
+    }
+  } catch (e) {
+    await lock.release();
+    throw e;
+  }
+  return lock;
+}
+
+/** Names of the shard lock files in a run folder. */
+async function shardLockNames(runDir: string): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of Deno.readDir(runDir)) {
+      if (e.isFile && /^\.run\.lock\.shard-\d+-of-\d+$/.test(e.name)) out.push(e.name);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out.sort();
+}
+
+/**
+ * The holder of a lock file when it is a live process other than this one (same host), or one on another
+ * host; undefined when absent, ours, or stale (a stale file is removed).
+ */
+async function liveHolder(path: string, log?: (l: string) => void): Promise<RunLockInfo | undefined> {
+  let holder: RunLockInfo | undefined;
+  try {
+    holder = await readInfo(path);
+  } catch {
+    return undefined;
+  }
+  if (!holder) return undefined;
+  if (holder.host === hostname() && holder.pid === Deno.pid) return undefined;
+  if (holder.host !== hostname() && !await heartbeatStale(path)) return holder;
+  if (holder.host !== hostname()) {
+    await Deno.remove(path).catch(() => {});
+    (log ?? ((l: string) => console.error(l)))(
+      `run lock: reclaimed the shard lock ${path} of ${describeHolder(holder)}: not touched for ${
+        SHARD_LOCK_STALE_MS / 1000
+      } s`,
+    );
+    return undefined;
+  }
+  if (holderAlive(holder)) return holder;
+  await Deno.remove(path).catch(() => {});
+  (log ?? ((l: string) => console.error(l)))(
+    `run lock: reclaimed the stale lock ${path} of ${
+      describeHolder(holder)
+    }: that process is no longer running`,
+  );
+  return undefined;
+}
+
+/**
+ * The live holders of the shard locks of a run folder, by shard (`K/N` → holder description).
+ */
+export async function shardLockHolders(runDir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const name of await shardLockNames(runDir)) {
+    const m = /shard-(\d+)-of-(\d+)$/.exec(name)!;
+    const h = await liveHolder(join(runDir, name));
+    if (h) out.set(`${m[1]}/${m[2]}`, describeHolder(h));
+  }
+  return out;
+}
+
+async function acquireLockFile(runDir: string, options: RunLockOptions): Promise<RunLock> {
+  const path = join(runDir, options.shard ? shardLockFile(options.shard) : RUN_LOCK_FILE);
   const log = options.log ?? ((l: string) => console.error(l));
   const mine = held.get(path);
   if (mine) {
@@ -132,8 +267,17 @@ export async function acquireRunLock(runDir: string, options: RunLockOptions): P
       } finally {
         f.close();
       }
-      held.set(path, { depth: 1, info });
-      await reclaimTemps(runDir, log);
+      if (options.shard) {
+        const heartbeat = setInterval(() => {
+          const now = new Date();
+          Deno.utime(path, now, now).catch(() => {});
+        }, SHARD_LOCK_HEARTBEAT_MS);
+        Deno.unrefTimer(heartbeat);
+        held.set(path, { depth: 1, info, heartbeat });
+      } else {
+        held.set(path, { depth: 1, info });
+        await reclaimTemps(runDir, log);
+      }
       return handle(path, info);
     } catch (e) {
       if (!(e instanceof Deno.errors.AlreadyExists)) {
@@ -159,6 +303,18 @@ export async function acquireRunLock(runDir: string, options: RunLockOptions): P
         `if no other bt process works on this run, remove ${path} and run again`,
       );
     }
+    if (holder.host !== info.host && await heartbeatStale(path)) {
+      const now = await Deno.readTextFile(path).catch(() => undefined);
+      if (now === raw) {
+        await Deno.remove(path).catch(() => {});
+        log(
+          `run lock: reclaimed the shard lock of ${describeHolder(holder)}: not touched for ${
+            SHARD_LOCK_STALE_MS / 1000
+          } s (its task is gone)`,
+        );
+      }
+      continue;
+    }
     if (holder.host !== info.host) {
       throw new RunLockedError(
         path,
@@ -170,8 +326,11 @@ export async function acquireRunLock(runDir: string, options: RunLockOptions): P
       throw new RunLockedError(
         path,
         holder,
-        `wait for it to finish (or stop it) before running ${options.step} on this run; two writers ` +
-          `would corrupt its record stores`,
+        options.shard
+          ? `shard ${options.shard.index}/${options.shard.count} is already running there; two writers of ` +
+            `one shard would corrupt its record stores`
+          : `wait for it to finish (or stop it) before running ${options.step} on this run; two writers ` +
+            `would corrupt its record stores`,
       );
     }
     // Stale: its process is dead. Remove it only if it is still the same lock (another reclaimer may have
@@ -217,6 +376,7 @@ function handle(path: string, info: RunLockInfo): RunLock {
     const h = held.get(path);
     if (!h) return;
     if (--h.depth > 0) return;
+    if (h.heartbeat !== undefined) clearInterval(h.heartbeat);
     held.delete(path);
     await Deno.remove(path).catch(() => {});
   };

@@ -6,6 +6,7 @@
  * |---|---|---|
  * | problems | `data/problems.jsonl` | prepare-data |
  * | generations | `generations/<variant>/<condition>.jsonl` (+ timings) | generate, phase2-* |
+ * | generation shards | `generations/<variant>/<condition>.shard-K-of-N.{jsonl,done.json}`, `<condition>.shards-N.plan.json` | generate, phase2-sweeps, phase2-steering with `--shard K/N`; merged into the store above by its readers / `bt merge` |
  * | events | `analysis/backtracking_events.csv`, `summary_metrics.json`, `summary_metrics_corrected.json` | detect-events |
  * | lens | `analysis/logit_lens.csv`, `logit_lens_reference.csv`, `logit_lens_items.csv` | logit-lens |
  * | scan | `analysis/ablation_importance.csv`, `selected_layers.json`, `random_ablation_specs.json` | ablation-scan |

@@ -6,16 +6,17 @@
  *   delta_wait_logit_mean, delta_wait_logit_std, n_events`, rows sorted ascending by the mean Δlogit as the
  *   reference sorts), then ours (Δlog-prob with CI, control Δ, specificity with CI);
  * - `analysis/selected_layers.json`: `{attn, mlp}` in importance order;
- * - `analysis/random_ablation_specs.json`: `{mode, seed, selected, draws}`.
+ * - `analysis/random_ablation_specs.json`: `{mode, seed, selected, draws}`;
+ * - `analysis/shards/ablation_scan.shard-K-of-N.json`: the scores of one shard of a sharded scan.
  *
  * @module
  */
 
-import type { ScanRow } from "../../../lib/interp/ablation_scan.ts";
+import type { PositionScores, ScanRow } from "../../../lib/interp/ablation_scan.ts";
 import { parseCsv } from "../../../lib/tables/table.ts";
 import { toCsv } from "../events.ts";
 import { referenceImportanceRows } from "../selection.ts";
-import { type Run, writeArtifact } from "../run.ts";
+import { artifactPath, type Run, writeArtifact } from "../run.ts";
 import { numCell, readArtifactJsonAs, readArtifactText } from "./files.ts";
 
 /** The scan files (run-relative). */
@@ -143,4 +144,67 @@ export async function readImportanceTable(run: Run): Promise<ImportanceRow[]> {
     specificity_lower: numCell(r.specificity_lower),
     specificity_upper: numCell(r.specificity_upper),
   }));
+}
+
+/**
+ * One shard of a sharded ablation scan (`bt ablation-scan --shard K/N`): the scores of its positions, in
+ * `analysis/shards/ablation_scan.shard-K-of-N.json`. The unsharded ablation-scan assembles every shard's
+ * scores ({@linkcode readScanShards}) instead of scanning.
+ */
+export interface ScanShard {
+  readonly shard: number;
+  readonly count: number;
+  /** The config hash (without run id and output folder) the scan was made with. */
+  readonly config_hash: string;
+  /** sha256 of the scanned positions (token ids, position, targets) and conditions: the same items. */
+  readonly positions_hash: string;
+  readonly n_positions: number;
+  /** Indices of this shard's positions (into the scan's position list), ascending. */
+  readonly indices: readonly number[];
+  /** Their scores, in the order of `indices`. */
+  readonly scores: readonly PositionScores[];
+}
+
+/** The file of scan shard K of N (run-relative). */
+export function scanShardFile(shard: { readonly index: number; readonly count: number }): string {
+  return `analysis/shards/ablation_scan.shard-${shard.index}-of-${shard.count}.json`;
+}
+
+/** Write a scan shard (atomically; replaces an earlier try of the same shard). */
+export async function writeScanShard(run: Run, data: ScanShard): Promise<string> {
+  const rel = scanShardFile({ index: data.shard, count: data.count });
+  await Deno.mkdir(artifactPath(run, "analysis/shards"), { recursive: true });
+  await writeArtifact(run, rel, data, { overwrite: true });
+  return rel;
+}
+
+/**
+ * The scan shards present, as `count → (shard → data)`; empty when the scan was not sharded.
+ */
+export async function readScanShards(run: Run): Promise<Map<number, Map<number, ScanShard>>> {
+  const out = new Map<number, Map<number, ScanShard>>();
+  let names: string[] = [];
+  try {
+    names = (await Array.fromAsync(Deno.readDir(artifactPath(run, "analysis/shards")))).map((e) => e.name);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  for (const n of names.sort()) {
+    const m = /^ablation_scan\.shard-(\d+)-of-(\d+)\.json$/.exec(n);
+    if (!m) continue;
+    const data = JSON.parse(await Deno.readTextFile(artifactPath(run, `analysis/shards/${n}`))) as ScanShard;
+    const byCount = out.get(Number(m[2])) ?? new Map<number, ScanShard>();
+    byCount.set(Number(m[1]), data);
+    out.set(Number(m[2]), byCount);
+  }
+  return out;
+}
+
+/** Remove every scan shard file (before an unsharded `--force` scan). */
+export async function removeScanShards(run: Run): Promise<void> {
+  for (const [count, shards] of await readScanShards(run)) {
+    for (const index of shards.keys()) {
+      await Deno.remove(artifactPath(run, scanShardFile({ index, count }))).catch(() => {});
+    }
+  }
 }

@@ -16,15 +16,19 @@
  * reference). Every sample has its own random stream keyed by (example, sample), shared across variants
  * and conditions (common random numbers), so paired comparisons see the intervention, not sampling noise.
  *
+ * Shards (`shard: {index, count}`, the CLI's `--shard K/N`): this process generates only shard K's keys of
+ * each store, under shard K's lock (`store_generation.ts`); the next reader merges the finished shards.
+ *
  * @module
  */
 
 import type { Config } from "../config.ts";
-import { generateToStore } from "../../../lib/generate/run_generation.ts";
+import type { ShardSpec } from "../../../lib/generate/shards.ts";
+import { generateStore } from "../store_generation.ts";
 import type { Intervention } from "../../../lib/engine/hooks.ts";
 import { buildPrompt } from "../prompts.ts";
-import { ablationScale, defaultAnalysisVariant, generationSettings } from "../settings.ts";
-import { generationFile, prepareGenerationStore } from "../artifacts/generations.ts";
+import { ablationScale, defaultAnalysisVariant } from "../settings.ts";
+import { generationFile } from "../artifacts/generations.ts";
 import { readProblems } from "../artifacts/problems.ts";
 import {
   type LayerSpec,
@@ -40,6 +44,8 @@ export interface GenerateStepOptions extends StepOptions {
   readonly condition?: string;
   /** One variant; default every variant for baseline, the analysis variant for ablations. */
   readonly variant?: string;
+  /** Generate only shard K of N of every store (K 0-based); default the whole stores. */
+  readonly shard?: ShardSpec | undefined;
 }
 
 /** One store written by {@linkcode generate}. */
@@ -107,7 +113,8 @@ export async function generate(
   ctx: ModelContext,
   options: GenerateStepOptions = {},
 ): Promise<GeneratedStore[]> {
-  await using _lock = await lockRun(ctx, "generate");
+  const shard = options.shard;
+  await using _lock = await lockRun(ctx, "generate", shard);
   const cfg = ctx.config;
   const condition = options.condition ?? "baseline";
   const variants = options.variant
@@ -121,8 +128,9 @@ export async function generate(
   const specs = await conditionSpecs(ctx, condition);
   const problems = await readProblems(ctx.run);
   const loaded = await ensureModel(ctx);
-  const { model, tokenizer } = loaded;
+  const { tokenizer } = loaded;
   const g = cfg.generation;
+  const tag = shard ? ` shard ${shard.index}/${shard.count}` : "";
   const out: GeneratedStore[] = [];
   for (const variant of variants) {
     const prompts = problems.map((p) => {
@@ -136,26 +144,35 @@ export async function generate(
         continue;
       }
       const rel = generationFile(variant, cond);
-      const path = await prepareGenerationStore(ctx.run, variant, cond, { fresh: options.force ?? false });
-      const res = await generateToStore(model, prompts, {
-        ...generationSettings(cfg, loaded, ctx.progress),
-        path,
+      const res = await generateStore(ctx, loaded, {
         variant,
         condition: cond,
+        prompts,
         samplesPerPrompt: g.num_samples_per_prompt,
         interventions,
+        force: options.force ?? false,
+        shard,
+        command: `bt generate --condition ${condition} --variant ${variant} --shard {shard}`,
       });
-      say(ctx, `generate ${variant}/${cond}: ${res.generated} new, ${res.resumed} already stored → ${rel}`);
+      say(
+        ctx,
+        `generate ${variant}/${cond}${tag}: ${res.generated} new, ${res.resumed} already stored → ${
+          shard ? res.path.slice(ctx.run.dir.length + 1) : rel
+        }`,
+      );
       out.push({
         variant,
         condition: cond,
-        path,
+        path: res.path,
         generated: res.generated,
         resumed: res.resumed,
         interventions,
       });
     }
   }
+  // Shards do not write meta.json's step record (N processes would race on it); their `.done.json` files
+  // record them, and the merge is recorded by the reader that makes it.
+  if (shard) return out;
   await recordStep(ctx.run, `generate:${condition}`, {
     stores: out.map((s) => ({
       variant: s.variant,

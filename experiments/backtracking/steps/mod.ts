@@ -56,14 +56,14 @@ export {
 } from "./generate.ts";
 export { detectEvents, type DetectEventsResult } from "./detect_events.ts";
 export { logitLens, type LogitLensResult } from "./logit_lens.ts";
-export { ablationScan, type AblationScanResult } from "./ablation_scan.ts";
+export { ablationScan, type AblationScanResult, ablationScanShard } from "./ablation_scan.ts";
 export { compareConditions } from "./compare_conditions.ts";
 export { formattingSweep } from "./formatting_sweep.ts";
 export { buildFigures, makeReport, type MakeReportOptions, type MakeReportResult } from "./make_report.ts";
 export { type PipelineOptions, type PipelineResult, runPipeline } from "./pipeline.ts";
-export { phase2Sweeps } from "./phase2_sweeps.ts";
+export { phase2Sweeps, phase2SweepsShard } from "./phase2_sweeps.ts";
 export { phase2Continuation } from "./phase2_continuation.ts";
-export { phase2Steering } from "./phase2_steering.ts";
+export { phase2Steering, phase2SteeringShard } from "./phase2_steering.ts";
 export { phase2Patching } from "./phase2_patching.ts";
 export { type Phase2Result, runPhase2 } from "./phase2_run.ts";
 export type {

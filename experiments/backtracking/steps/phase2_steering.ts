@@ -43,9 +43,12 @@ import {
   baselineRecords,
   eventRowsOf,
   generateSetting,
+  generateSettingShard,
   phase2Setup,
+  type Phase2ShardStore,
   type Phase2StepOptions,
 } from "../phase2/setup.ts";
+import type { ShardSpec } from "../../../lib/generate/shards.ts";
 import { saveFigure, type TradeoffPoint, tradeoffScatter } from "../figures.ts";
 import { artifactPath } from "../run.ts";
 import type { Config } from "../config.ts";
@@ -113,28 +116,8 @@ export function steeringSettings(
   };
 }
 
-const round = (x: number) => Number(x.toPrecision(6));
-
-/**
- * Compute the directions and run the dose-response (or reuse the finished outputs).
- *
- * @param ctx The config, the run, and the model slot (needs the scan and detect-events).
- * @param options `force`, and overrides of the `phase2.steering` keys.
- * @throws {Error} for `direction: "planted"` on a model without a planted wait direction, or a `layer`
- *   outside the model.
- */
-export async function phase2Steering(
-  ctx: ModelContext,
-  options: SteeringStepOptions = {},
-): Promise<SteeringResult> {
-  await using _lock = await lockRun(ctx, "phase2-steering");
-  const force = options.force ?? false;
-  const settings = steeringSettings(ctx.config, options);
-  if (!force && await allExist(ctx.run, STEERING_OUTPUTS)) {
-    const stored = await readSteeringResult(ctx.run);
-    if (JSON.stringify(stored.settings) === JSON.stringify(settings)) return { ...stored, status: "reused" };
-    say(ctx, "phase2-steering: settings changed since the outputs were made; recomputing");
-  }
+/** The directions, the steering site and what is steered (shared by the step and its shards). */
+async function steeringPlan(ctx: ModelContext, settings: SteeringSettings) {
   const loaded = await ensureModel(ctx);
   const { model } = loaded;
   const L = model.config.numLayers;
@@ -152,7 +135,6 @@ export async function phase2Steering(
     maxExamples: settings.max_examples,
     samplesPerPrompt: settings.num_samples_per_prompt,
   });
-  const stats = statsOptions(ctx.config);
   const items = await analysisItems(ctx, setup.variant);
   const matched = items.events.filter((_, i) => !items.unmatched.includes(i));
   const evCaps = await captureAt(model, matched.map((e) => ({ tokenIds: e.tokenIds, pos: e.predPos })));
@@ -179,18 +161,6 @@ export async function phase2Steering(
       ? { cos_planted: Object.fromEntries(Object.entries(planted).map(([k, v]) => [k, cosine(d.vector, v)])) }
       : {}),
   }));
-  await writePhase2Output(ctx.run, STEERING_OUTPUTS[0], {
-    variant: setup.variant,
-    definition: "mean resid at pre-onset positions − mean resid at matched control positions; resid[l] = " +
-      "blocks.l.hook_resid_pre, resid[L] = final hook_resid_post",
-    block,
-    direction_layer: directionLayer,
-    hook_layer: hookLayer,
-    layers: directions.map((d, l) => ({ ...d, vector: Array.from(dirs[l]!.vector, round) })),
-  });
-
-  const baseRows = await eventRowsOf(ctx, await baselineRecords(ctx.run, setup));
-  const coefs = settings.coefficients;
   // The mean-difference direction; on the organism also (or, with direction "planted", only) its planted
   // wait feature direction, scaled to the wait-feature component of the mean difference (the
   // ground-truth check of the method).
@@ -210,6 +180,110 @@ export async function phase2Steering(
         })`,
     });
   }
+  return {
+    setup,
+    planted,
+    evCaps,
+    ctCaps,
+    dirs,
+    block,
+    directionLayer,
+    hookLayer,
+    dir,
+    directions,
+    steerings,
+  };
+}
+
+/**
+ * Generate shard K of N of every steered coefficient's store (no outputs: the unsharded step makes them).
+ * The directions are computed here as in the step (the same captures, so every shard steers along the
+ * same vector; the merge checks that every record carries the same interventions).
+ *
+ * @param ctx The config, the run, and the model slot (needs the scan and detect-events).
+ * @param shard The shard.
+ * @param options `force` and overrides of the `phase2.steering` keys, as {@linkcode phase2Steering}.
+ */
+export async function phase2SteeringShard(
+  ctx: ModelContext,
+  shard: ShardSpec,
+  options: SteeringStepOptions = {},
+): Promise<Phase2ShardStore[]> {
+  await using _lock = await lockRun(ctx, "phase2-steering", shard);
+  if (!ctx.config.phase2.steering.enabled) {
+    say(ctx, "phase2-steering: phase2.steering.enabled is false; nothing to generate");
+    return [];
+  }
+  const settings = steeringSettings(ctx.config, options);
+  const { setup, steerings, hookLayer } = await steeringPlan(ctx, settings);
+  const out: Phase2ShardStore[] = [];
+  for (const st of steerings) {
+    for (const coef of settings.coefficients) {
+      if (coef === 0) continue;
+      const res = await generateSettingShard(
+        ctx,
+        setup,
+        steeringCondition(hookLayer, coef, st.label),
+        steeringInterventions(st.vector, hookLayer, coef),
+        { shard, force: options.force ?? false, command: "bt phase2-steering" },
+      );
+      say(
+        ctx,
+        `phase2-steering shard ${shard.index}/${shard.count}: ${res.condition}: ${res.generated} new, ${res.resumed} stored`,
+      );
+      out.push(res);
+    }
+  }
+  return out;
+}
+
+const round = (x: number) => Number(x.toPrecision(6));
+
+/**
+ * Compute the directions and run the dose-response (or reuse the finished outputs).
+ *
+ * @param ctx The config, the run, and the model slot (needs the scan and detect-events).
+ * @param options `force`, and overrides of the `phase2.steering` keys.
+ * @throws {Error} for `direction: "planted"` on a model without a planted wait direction, or a `layer`
+ *   outside the model.
+ */
+export async function phase2Steering(
+  ctx: ModelContext,
+  options: SteeringStepOptions = {},
+): Promise<SteeringResult> {
+  await using _lock = await lockRun(ctx, "phase2-steering");
+  const force = options.force ?? false;
+  const settings = steeringSettings(ctx.config, options);
+  if (!force && await allExist(ctx.run, STEERING_OUTPUTS)) {
+    const stored = await readSteeringResult(ctx.run);
+    if (JSON.stringify(stored.settings) === JSON.stringify(settings)) return { ...stored, status: "reused" };
+    say(ctx, "phase2-steering: settings changed since the outputs were made; recomputing");
+  }
+  const {
+    setup,
+    evCaps,
+    ctCaps,
+    dirs,
+    block,
+    directionLayer,
+    hookLayer,
+    dir,
+    directions,
+    steerings,
+  } = await steeringPlan(ctx, settings);
+  const stats = statsOptions(ctx.config);
+  await writePhase2Output(ctx.run, STEERING_OUTPUTS[0], {
+    variant: setup.variant,
+    definition: "mean resid at pre-onset positions − mean resid at matched control positions; resid[l] = " +
+      "blocks.l.hook_resid_pre, resid[L] = final hook_resid_post",
+    block,
+    direction_layer: directionLayer,
+    hook_layer: hookLayer,
+    layers: directions.map((d, l) => ({ ...d, vector: Array.from(dirs[l]!.vector, round) })),
+  });
+
+  const baseRows = await eventRowsOf(ctx, await baselineRecords(ctx.run, setup));
+  const coefs = settings.coefficients;
   const primary = steerings[0]!.label;
   const resultsBy = new Map<string, SettingResult[]>();
   const allRows: EventRow[] = [];
@@ -232,6 +306,7 @@ export async function phase2Steering(
         condition,
         steeringInterventions(st.vector, hookLayer, coef),
         force,
+        "bt phase2-steering",
       );
       const rows = await eventRowsOf(ctx, recs);
       allRows.push(...rows);

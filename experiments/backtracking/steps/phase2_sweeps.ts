@@ -15,6 +15,9 @@
  * rows of every Phase-2 ablation sample), `analysis/phase2_sweeps.json` (all of it plus the report
  * section) and `figures/phase2_tradeoff.{svg,png}` (BT rate vs accuracy, one point per setting, CI bars).
  *
+ * With `shard: {index, count}` (`--shard K/N`) the step only generates shard K of every setting's store
+ * and returns ({@linkcode phase2SweepsShard}); the run without a shard merges them and computes the outputs.
+ *
  * @module
  */
 
@@ -38,9 +41,81 @@ import {
   baselineRecords,
   eventRowsOf,
   generateSetting,
+  generateSettingShard,
+  type Phase2Setup,
   phase2Setup,
+  type Phase2ShardStore,
   type Phase2StepOptions,
 } from "../phase2/setup.ts";
+import type { Config } from "../config.ts";
+import type { ShardSpec } from "../../../lib/generate/shards.ts";
+
+/** The subset of the scale sweep: `phase2.scale_sweep.subset_name` when it names one, else `selected_all`. */
+function scaleSubsetName(setup: Phase2Setup, config: Config): string {
+  const names = setup.subsets.map((s) => s.name);
+  const wanted = config.phase2.scale_sweep.subset_name;
+  return names.includes(wanted)
+    ? wanted
+    : names.includes("selected_all")
+    ? "selected_all"
+    : names[names.length - 1]!;
+}
+
+/**
+ * The sweeps' generation settings (subset, scale), each once, in the order the step generates them.
+ */
+function sweepSettings(setup: Phase2Setup, config: Config): { subset: string; scale: number }[] {
+  const p2 = config.phase2;
+  const out: { subset: string; scale: number }[] = [];
+  const add = (subset: string, scale: number) => {
+    if (!out.some((x) => x.subset === subset && x.scale === scale)) out.push({ subset, scale });
+  };
+  if (p2.subset_sweep.enabled) { for (const s of setup.subsets) add(s.name, setup.ablationScale); }
+  if (p2.scale_sweep.enabled) {
+    for (const scale of [...new Set(p2.scale_sweep.scales)].sort((a, b) => a - b)) {
+      if (scale !== 1) add(scaleSubsetName(setup, config), scale);
+    }
+  }
+  return out;
+}
+
+/**
+ * Generate shard K of N of every sweep setting (no outputs: the unsharded step makes them).
+ *
+ * @param ctx The config, the run, and the model slot; needs the Phase-1 scan (for derived subsets).
+ * @param shard The shard.
+ * @param options `force`: regenerate this shard's stores.
+ */
+export async function phase2SweepsShard(
+  ctx: ModelContext,
+  shard: ShardSpec,
+  options: { readonly force?: boolean } = {},
+): Promise<Phase2ShardStore[]> {
+  await using _lock = await lockRun(ctx, "phase2-sweeps", shard);
+  const p2 = ctx.config.phase2;
+  if (!p2.subset_sweep.enabled && !p2.scale_sweep.enabled) {
+    say(ctx, "phase2-sweeps: both sweeps are disabled in the config; nothing to generate");
+    return [];
+  }
+  const setup = await phase2Setup(ctx);
+  const out: Phase2ShardStore[] = [];
+  for (const { subset: name, scale } of sweepSettings(setup, ctx.config)) {
+    const subset = setup.subsets.find((s) => s.name === name)!;
+    const res = await generateSettingShard(
+      ctx,
+      setup,
+      ablationCondition(name, scale),
+      subsetInterventions(subset, scale),
+      { shard, force: options.force ?? false, command: "bt phase2-sweeps" },
+    );
+    say(
+      ctx,
+      `phase2-sweeps shard ${shard.index}/${shard.count}: ${res.condition}: ${res.generated} new, ${res.resumed} stored`,
+    );
+    out.push(res);
+  }
+  return out;
+}
 
 /**
  * Run the sweeps (or reuse their finished outputs).
@@ -74,7 +149,14 @@ export async function phase2Sweeps(
     const condition = ablationCondition(subset.name, scale);
     let rows = generated.get(condition);
     if (!rows) {
-      const recs = await generateSetting(ctx, setup, condition, subsetInterventions(subset, scale), force);
+      const recs = await generateSetting(
+        ctx,
+        setup,
+        condition,
+        subsetInterventions(subset, scale),
+        force,
+        "bt phase2-sweeps",
+      );
       rows = await eventRowsOf(ctx, recs);
       generated.set(condition, rows);
       say(ctx, `phase2-sweeps: ${condition} (${describeSubset(subset)} × ${scale}): ${rows.length} samples`);
@@ -99,12 +181,7 @@ export async function phase2Sweeps(
       ));
     }
   }
-  const names = setup.subsets.map((s) => s.name);
-  const scaleSubset = names.includes(p2.scale_sweep.subset_name)
-    ? p2.scale_sweep.subset_name
-    : names.includes("selected_all")
-    ? "selected_all"
-    : names[names.length - 1]!;
+  const scaleSubset = scaleSubsetName(setup, cfg);
   const scaleResults: SettingResult[] = [];
   if (p2.scale_sweep.enabled) {
     const n = setup.subsets.find((s) => s.name === scaleSubset)!.components.length;
