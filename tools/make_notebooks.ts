@@ -42,15 +42,26 @@ const PARAMS_MD = `
 
 From environment variables (defaults in brackets): \`BT_CONFIG\` [\`configs/organism.yaml\`, the embedded
 default], \`BT_RUN_ID\` [the current run, \`runs/.current_run_id\`], \`BT_RUNS_ROOT\` [\`runs/\`],
-\`BT_FIGURES_DIR\` [\`figures/\`], \`BT_FORCE=1\` to recompute finished steps. Relative paths are resolved
-from the project root (the kernel starts in \`notebooks/\`).`;
+\`BT_FIGURES_DIR\` [\`figures/\`], \`BT_FORCE=1\` to recompute finished steps, \`BT_PREREQUISITES\`
+[\`run\` for the organism, \`stop\` for a real model]: the earlier steps this notebook needs are run here when
+missing (finished ones are reused), or, with \`stop\`, an unfinished generation or model pass stops the
+notebook with the number of the notebook to run first. Relative paths are resolved from the project root (the
+kernel starts in \`notebooks/\`).`;
 
-const CONTEXT = `
+/**
+ * The context cell of notebook \`nn\`: the run (created when there is none) and every earlier step this
+ * notebook needs, run or reused (\`notebookSetup\`), so the notebook runs top to bottom on its own.
+ */
+const context = (nn: string) => `
 const params = notebookParams();
-const ctx = await notebookContext(params);
-const runTable = await showTable([{ run: ctx.run.id, config: params.configPath, run_dir: ctx.run.dir, protocol: ctx.config.protocol }], {
-  title: "Run",
-});`;
+const { ctx, prerequisites } = await notebookSetup("${nn}", params);
+const runTable = await showTable([{
+  run: ctx.run.id,
+  config: params.configPath,
+  run_dir: ctx.run.dir,
+  protocol: ctx.config.protocol,
+  earlier_steps: earlierSteps(prerequisites),
+}], { title: "Run" });`;
 
 /** The setup cell: imports, collapsed. */
 function setup(...imports: string[]): CellSpec {
@@ -193,13 +204,13 @@ seeded *synthetic* GSM8K-style problems (the organism's vocabulary is small, and
 dataset is downloaded. Gold answers are parsed once here (\`#### <gold>\`).`,
     },
     setup(
-      `import { notebookContext, notebookParams, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { readProblems } from "../experiments/backtracking/artifacts/mod.ts";`,
       `import { readMeta } from "../experiments/backtracking/run.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("01") },
     { md: `## Run the step (reused when \`data/problems.jsonl\` exists)` },
     { code: `const step = await runOrReuse(ctx, "prepare-data");\nstep;` },
     { code: `const problems = await readProblems(ctx.run);` },
@@ -266,14 +277,14 @@ generates what is missing.`,
     },
     setup(
       `import { relative } from "node:path";`,
-      `import { notebookContext, notebookParams } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup } from "../experiments/backtracking/notebook_params.ts";`,
       `import { defaultAnalysisVariant, ensureTokenizer, generate } from "../experiments/backtracking/steps/mod.ts";`,
       `import { readGenerations, readProblems } from "../experiments/backtracking/artifacts/mod.ts";`,
       `import { buildPrompt } from "../experiments/backtracking/prompts.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("02") },
     { md: `## What the model sees` },
     { code: `const variant = defaultAnalysisVariant(ctx.config);` },
     { code: `const problems = await readProblems(ctx.run);` },
@@ -364,13 +375,13 @@ robust extraction (last \`Final:\`/\`\\boxed{}\`/number, markdown stripped, tole
 extractor are kept as columns (\`bt_other_rule\`, \`correct_reference\`) on the same samples.`,
     },
     setup(
-      `import { notebookContext, notebookParams, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { defaultAnalysisVariant } from "../experiments/backtracking/steps/mod.ts";`,
       `import { readCorrectedSummary, readEvents } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("03") },
     { md: `## Run the step (reused when its outputs are newer than every generation store)` },
     { code: `const step = await runOrReuse(ctx, "detect-events");\nstep;` },
     { code: `const rows = await readEvents(ctx.run);` },
@@ -469,13 +480,13 @@ final logits; problem-clustered bootstrap CIs; unmatched events reported, not dr
 reference's layout is kept in \`logit_lens_reference.csv\`.`,
     },
     setup(
-      `import { notebookContext, notebookParams, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { LENS_FILES } from "../experiments/backtracking/artifacts/mod.ts";`,
       `import { readMeta } from "../experiments/backtracking/run.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("04") },
     { md: `## Run the step (reused when newer than the baseline store)` },
     { code: `const step = await runOrReuse(ctx, "logit-lens");\nstep;` },
     {
@@ -554,12 +565,12 @@ component type and disjoint from the selection. The reference's five columns sta
 \`ablation_importance.csv\`.`,
     },
     setup(
-      `import { notebookContext, notebookParams, plantedCircuit, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, plantedCircuit, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { readRandomAblationSpecs, readSelectedLayers, SCAN_FILES } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("05") },
     { md: `## Run the step (reused when newer than the baseline store)` },
     { code: `const step = await runOrReuse(ctx, "ablation-scan");\nstep;` },
     {
@@ -655,13 +666,13 @@ distinct-2, digit-free outputs) are measured in notebook 08.`,
     },
     setup(
       `import { relative } from "node:path";`,
-      `import { notebookContext, notebookParams } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup } from "../experiments/backtracking/notebook_params.ts";`,
       `import { defaultAnalysisVariant, generate, specInterventions } from "../experiments/backtracking/steps/mod.ts";`,
       `import { readGenerations, readSelectedLayers } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("06") },
     { md: `## The intervention` },
     { code: `const selected = await readSelectedLayers(ctx.run);` },
     { code: `const interventions = specInterventions(selected, ctx.config);` },
@@ -748,13 +759,13 @@ random streams as the baseline. The reference's draw is kept under \`protocol: r
     },
     setup(
       `import { relative } from "node:path";`,
-      `import { notebookContext, notebookParams } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup } from "../experiments/backtracking/notebook_params.ts";`,
       `import { generate } from "../experiments/backtracking/steps/mod.ts";`,
       `import { readRandomAblationSpecs } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("07") },
     { md: `## The draws` },
     {
       code: `const specs = await readRandomAblationSpecs(ctx.run);`,
@@ -832,12 +843,12 @@ to ~1 % under both ablations (docs/protocol.md §14–15, §18).
 so both readings stand side by side.`,
     },
     setup(
-      `import { notebookContext, notebookParams, plantedCircuit, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, plantedCircuit, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { COMPARISON_FILES, readConditionComparison } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("08") },
     { md: `## Detect events over every condition, then compare` },
     { code: `const detect = await runOrReuse(ctx, "detect-events");\ndetect;` },
     { code: `const compare = await runOrReuse(ctx, "compare-conditions");\ncompare;` },
@@ -932,14 +943,14 @@ compared (paired: same problems, same random streams) with the first variant.
 paired differences with CIs rather than two rates side by side. The reference's table is kept.`,
     },
     setup(
-      `import { notebookContext, notebookParams, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { ensureTokenizer } from "../experiments/backtracking/steps/mod.ts";`,
       `import { FORMATTING_FILES, readProblems } from "../experiments/backtracking/artifacts/mod.ts";`,
       `import { buildPrompt } from "../experiments/backtracking/prompts.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("09") },
     { md: `## Run the step (reused when newer than the events file)` },
     { code: `const step = await runOrReuse(ctx, "formatting-sweep");\nstep;` },
     {
@@ -1021,12 +1032,12 @@ and claims beyond the data ("MLP 27 accounts for 55 % of backtracking") (docs/pr
 (truncation, extraction, clustering, degeneration) stated in the report.`,
     },
     setup(
-      `import { notebookContext, notebookParams, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { artifactPath } from "../experiments/backtracking/run.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("10") },
     { md: `## Make the report (reused when newer than every analysis file)` },
     { code: `const step = await runOrReuse(ctx, "make-report");\nstep;` },
     { code: `const report = await Deno.readTextFile(artifactPath(ctx.run, "report.md"));` },

@@ -97,3 +97,72 @@ export function pct(x: number | undefined, digits = 1): string {
 export function pctCI(ci: { lower: number; upper: number } | undefined, digits = 1): string {
   return ci ? `[${pct(ci.lower, digits)}, ${pct(ci.upper, digits)}]` : "";
 }
+
+/** Show HTML (with a plain-text fallback for viewers without HTML and for runs outside a kernel). */
+export async function showHtml(html: string, text: string): Promise<void> {
+  const api = kernel();
+  if (api) await api.display({ "text/html": html, "text/plain": text }, { raw: true });
+  else console.log(text);
+}
+
+/** A token to show with {@linkcode tokensBundle}: its text and an optional mark (shown as a tooltip). */
+export interface ShownToken {
+  readonly text: string;
+  /** E.g. `"onset: Wait"`; marked tokens are highlighted. */
+  readonly mark?: string;
+}
+
+/**
+ * Tokens as HTML (each token a box, whitespace made visible, marked tokens highlighted with their mark as
+ * tooltip and a caption listing them) and as text (marked tokens in `⟦…⟧`).
+ */
+export function tokensBundle(tokens: readonly ShownToken[]): { "text/html": string; "text/plain": string } {
+  const visible = (t: string) => t.replace(/ /g, "·").replace(/\n/g, "↵");
+  const spans = tokens.map((t, i) => {
+    const style = t.mark
+      ? "background:#fdd0a2;border:1px solid #d95f02;font-weight:bold"
+      : "background:#f3f3f3;border:1px solid #ddd";
+    const title = escapeHtml(`${i}${t.mark ? `: ${t.mark}` : ""}`);
+    return `<span title="${title}" style="${style};margin:1px;padding:0 2px;display:inline-block;` +
+      `font-family:monospace;white-space:pre">${escapeHtml(visible(t.text))}</span>`;
+  });
+  const marked = tokens.flatMap((t, i) => (t.mark ? [`${i}: ${t.mark}`] : []));
+  const caption = marked.length ? `<div><b>marked:</b> ${escapeHtml(marked.join("; "))}</div>` : "";
+  return {
+    "text/html": `<div style="line-height:1.9">${spans.join("")}</div>${caption}`,
+    "text/plain": tokens.map((t) => (t.mark ? `⟦${t.text}⟧` : t.text)).join(""),
+  };
+}
+
+/** Show tokens with marks (e.g. trigger onsets): see {@linkcode tokensBundle}. */
+export async function showTokens(tokens: readonly ShownToken[]): Promise<void> {
+  const b = tokensBundle(tokens);
+  await showHtml(b["text/html"], b["text/plain"]);
+}
+
+/**
+ * Two token sequences side by side (e.g. a trace and its regeneration under an intervention with the same
+ * seed): the shared prefix once, then where they diverge, each continuation in its own column.
+ *
+ * @returns The shared prefix length in tokens.
+ */
+export async function showTokenDiff(
+  a: readonly ShownToken[],
+  b: readonly ShownToken[],
+  labels: readonly [string, string],
+): Promise<number> {
+  let common = 0;
+  while (common < a.length && common < b.length && a[common]!.text === b[common]!.text) common++;
+  const prefix = tokensBundle(a.slice(0, common));
+  const [ra, rb] = [tokensBundle(a.slice(common)), tokensBundle(b.slice(common))];
+  const head = `<div><b>shared prefix: ${common} tokens</b></div>${prefix["text/html"]}`;
+  const cols = `<table style="table-layout:fixed;width:100%"><thead><tr><th style="text-align:left">` +
+    `${escapeHtml(labels[0])} (${a.length - common} more tokens)</th><th style="text-align:left">` +
+    `${escapeHtml(labels[1])} (${b.length - common} more tokens)</th></tr></thead><tbody><tr>` +
+    `<td style="vertical-align:top;text-align:left">${ra["text/html"]}</td>` +
+    `<td style="vertical-align:top;text-align:left">${rb["text/html"]}</td></tr></tbody></table>`;
+  const text = `shared prefix (${common} tokens): ${prefix["text/plain"]}\n--- ${labels[0]}:\n` +
+    `${ra["text/plain"]}\n--- ${labels[1]}:\n${rb["text/plain"]}`;
+  await showHtml(head + cols, text);
+  return common;
+}
