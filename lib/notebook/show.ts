@@ -18,8 +18,19 @@ function escapeHtml(text: string): string {
   return text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
 }
 
-function cellText(v: unknown, digits: number): string {
-  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toFixed(digits);
+/**
+ * A cell's text: integers as is; other numbers with `digits` decimals, except those that would print as
+ * zero (|v| < 0.5·10^-digits, e.g. a p-value of 9.1e-13) or are huge, which print in scientific notation
+ * with 2 significant decimals (`9.1e-13`), so no small p-value reads `0.000`.
+ */
+export function cellText(v: unknown, digits: number): string {
+  if (typeof v === "number") {
+    if (Number.isInteger(v) || !Number.isFinite(v)) return String(v);
+    const a = Math.abs(v);
+    return a < 0.5 * 10 ** -digits || a >= 1e9
+      ? v.toExponential(2).replace(/\.?0+e/, "e")
+      : v.toFixed(digits);
+  }
   if (v === undefined || v === null) return "";
   if (typeof v === "object") return JSON.stringify(v);
   return String(v);
@@ -33,7 +44,9 @@ export function tableBundle(
   const digits = options.digits ?? 3;
   const recs = rows as readonly Record<string, unknown>[];
   const cols = [...new Set(recs.flatMap((r) => Object.keys(r)))];
-  const head = cols.map((c) => `<th>${escapeHtml(c)}</th>`).join("");
+  // snake_case headers may break after "_" (<wbr>), so wide tables wrap their headers instead of running
+  // off the notebook's right edge; anything still too wide scrolls inside its own box.
+  const head = cols.map((c) => `<th>${escapeHtml(c).replace(/_/g, "_<wbr>")}</th>`).join("");
   const body = recs.map((r) =>
     `<tr>${cols.map((c) => `<td>${escapeHtml(cellText(r[c], digits))}</td>`).join("")}</tr>`
   )
@@ -47,7 +60,8 @@ export function tableBundle(
     ...recs.map((r) => line(cols.map((c) => cellText(r[c], digits)))),
   ].join("\n");
   return {
-    "text/html": `<table>${caption}<thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>`,
+    "text/html": `<div style="overflow-x:auto;max-width:100%"><table>${caption}<thead><tr>${head}</tr>` +
+      `</thead><tbody>${body}</tbody></table></div>`,
     "text/plain": text,
   };
 }
