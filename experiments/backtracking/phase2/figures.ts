@@ -82,7 +82,7 @@ export function patchingByLayer(points: readonly PatchPoint[], direction: string
     {
       marginLeft: 60,
       marginRight: 60, // room for the end-of-line labels
-      x: { label: "Layer →", grid: true, ticks: [...new Set(points.map((p) => p.layer))] },
+      x: { label: "Layer →", grid: true, ticks: [...new Set(points.map((p) => p.layer))], tickFormat: "d" },
       y: { label: "↑ Δ log-prob", grid: true },
       color: { domain: ["attn", "mlp"], range: [COLORS.control, COLORS.bt], legend: false },
       marks: [
