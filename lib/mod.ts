@@ -26,6 +26,7 @@ export { executeNotebook, type ExecuteOptions, type ExecuteResult } from "./note
 export {
   pct,
   pctCI,
+  pValue,
   showFigure,
   showHtml,
   showMarkdown,

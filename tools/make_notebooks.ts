@@ -69,7 +69,7 @@ function setup(...imports: string[]): CellSpec {
 }
 
 const IMPORT_SHOW =
-  `import { pct, pctCI, showFigure, showMarkdown, showTable } from "../lib/notebook/show.ts";`;
+  `import { pct, pctCI, pValue, showFigure, showMarkdown, showTable } from "../lib/notebook/show.ts";`;
 
 // ---------------------------------------------------------------------------------------------------
 // 00 init-run
@@ -375,9 +375,10 @@ robust extraction (last \`Final:\`/\`\\boxed{}\`/number, markdown stripped, tole
 extractor are kept as columns (\`bt_other_rule\`, \`correct_reference\`) on the same samples.`,
     },
     setup(
-      `import { earlierSteps, notebookParams, notebookSetup, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import pl from "nodejs-polars";`,
+      `import { earlierSteps, notebookParams, notebookSetup, readArtifactFrame, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { defaultAnalysisVariant } from "../experiments/backtracking/steps/mod.ts";`,
-      `import { readCorrectedSummary, readEvents } from "../experiments/backtracking/artifacts/mod.ts";`,
+      `import { DETECT_OUTPUTS, readCorrectedSummary, readEvents } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
@@ -400,6 +401,17 @@ const onsetsTable = await showTable(rows.filter((r) => r.has_backtracking_strict
 })), { title: "Backtracking samples (first 8)" });`,
     },
     {
+      code: `
+const events = await readArtifactFrame(ctx, DETECT_OUTPUTS[0]);
+const byTrigger = await showTable(
+  events.filter(pl.col("has_backtracking_strict"))
+    .groupBy(["variant", "condition", "onset_phrase"])
+    .agg(pl.len().alias("samples"), pl.col("completion_tokens").mean().alias("mean_tokens"))
+    .sort(["variant", "condition", "onset_phrase"]),
+  { digits: 1, title: "Backtracking samples by onset trigger (a polars group-by over backtracking_events.csv)" },
+);`,
+    },
+    {
       code: `const corrected = await readCorrectedSummary(ctx.run);`,
     },
     {
@@ -410,7 +422,8 @@ const summaryTable = await showTable(corrected.groups.map(({ variant, condition,
   n: s.n,
   problems: s.problems,
   bt_rate: s.bt_rate.value,
-  bt_ci: pctCI(s.bt_rate.bootstrap),
+  bt_rate_lower: s.bt_rate.bootstrap.lower,
+  bt_rate_upper: s.bt_rate.bootstrap.upper,
   bt_reference_rule: s.bt_rate_other_rule.value,
   accuracy: s.accuracy.value,
   unknown_rate: s.unknown_rate,
@@ -1001,7 +1014,7 @@ await showMarkdown(
   \`\\\`\${first.variant}\\\` backtracks in \${pct(Number(first.bt_rate))} of samples. \` +
     others.map((r) =>
       \`\\\`\${r.variant}\\\`: \${pct(Number(r.bt_rate))} (paired Δ \${pct(Number(r.delta_bt_rate))}, 95% CI \` +
-      \`[\${pct(Number(r.delta_bt_rate_lower))}, \${pct(Number(r.delta_bt_rate_upper))}], McNemar p = \${Number(r.mcnemar_bt_p).toFixed(2)})\`
+      \`[\${pct(Number(r.delta_bt_rate_lower))}, \${pct(Number(r.delta_bt_rate_upper))}], McNemar p = \${pValue(Number(r.mcnemar_bt_p))})\`
     ).join("; ") +
     \`. A CI that contains 0 means this run cannot tell the format's effect from sampling noise.\`,
 );`,

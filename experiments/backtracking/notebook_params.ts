@@ -50,6 +50,7 @@ import { logitLens } from "./steps/logit_lens.ts";
 import { buildFigures, makeReport } from "./steps/make_report.ts";
 import { prepareData } from "./steps/prepare_data.ts";
 import { readCsv } from "../../lib/tables/table.ts";
+import pl from "nodejs-polars";
 import { generate } from "./steps/generate.ts";
 import { phase2Plan, runPhase2 } from "./steps/phase2_run.ts";
 
@@ -588,6 +589,23 @@ export async function readArtifactTable(
   return records.slice(0, options.limit ?? records.length).map((r) =>
     Object.fromEntries(keep.map((c) => [c, cell(r[c])]))
   );
+}
+
+/**
+ * A run's CSV artifact as a polars DataFrame (column types inferred from every row), for group-bys, joins
+ * and filters in a notebook; show the result with `showTable`.
+ *
+ * @param ctx The run.
+ * @param rel Path relative to the run folder, e.g. `analysis/backtracking_events.csv`.
+ * @throws {Error} naming the file when it is missing or not CSV.
+ */
+export async function readArtifactFrame(ctx: Pick<RunContext, "run">, rel: string): Promise<pl.DataFrame> {
+  const path = artifactPath(ctx.run, rel);
+  try {
+    return pl.readCSV(await Deno.readTextFile(path), { inferSchemaLength: 1_000_000 });
+  } catch (e) {
+    throw new Error(`Cannot read ${path} as a table: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /**

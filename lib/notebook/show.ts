@@ -66,16 +66,21 @@ export function tableBundle(
   };
 }
 
-/** Show a table (rows of plain objects) and return it as a polars DataFrame for further work. */
+/**
+ * Show a table — rows of plain objects, or a polars DataFrame (e.g. a `groupBy(...).agg(...)` result) — and
+ * return it as a DataFrame for further work (the DataFrame itself when one was given).
+ */
 export async function showTable(
-  rows: readonly object[],
+  table: readonly object[] | pl.DataFrame,
   options: { digits?: number; title?: string } = {},
 ): Promise<pl.DataFrame> {
+  const frame = Array.isArray(table) ? undefined : table as pl.DataFrame;
+  const rows: readonly object[] = frame ? frame.toRecords() : table as readonly object[];
   const bundle = tableBundle(rows, options);
   const api = kernel();
   if (api) await api.display(bundle, { raw: true });
   else console.log(bundle["text/plain"]);
-  return toDataFrame(rows as readonly Record<string, unknown>[]);
+  return frame ?? toDataFrame(rows as readonly Record<string, unknown>[]);
 }
 
 /**
@@ -179,4 +184,10 @@ export async function showTokenDiff(
     `${ra["text/plain"]}\n--- ${labels[1]}:\n${rb["text/plain"]}`;
   await showHtml(head + cols, text);
   return common;
+}
+
+/** Format a p-value: 3 decimals, or scientific below 0.001 (`9.1e-13`, never `0.000`). */
+export function pValue(p: number | undefined): string {
+  if (p === undefined || Number.isNaN(p)) return "n/a";
+  return p !== 0 && p < 0.001 ? p.toExponential(1) : p.toFixed(3);
 }

@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { cellText, tableBundle, tokensBundle } from "../../lib/notebook/show.ts";
+import { cellText, pValue, tableBundle, tokensBundle } from "../../lib/notebook/show.ts";
 
 Deno.test("cellText: fixed decimals, scientific where fixed would print zero or is huge", () => {
   assert.equal(cellText(9.1e-13, 3), "9.1e-13"); // printed "0.000" before
@@ -35,4 +35,12 @@ Deno.test("tokensBundle: marked tokens highlighted with their mark, visible whit
   assert.match(b["text/html"], /title="1: onset of &quot;Wait&quot;"[^>]*font-weight:bold[^>]*>·Wait</);
   assert.match(b["text/html"], />↵</);
   assert.match(b["text/html"], /<b>marked:<\/b> 1: onset of &quot;Wait&quot;/);
+});
+
+Deno.test("pValue: scientific below 0.001, three decimals otherwise", () => {
+  assert.equal(pValue(9.1e-13), "9.1e-13"); // notebook 09's reading printed "0.00" before
+  assert.equal(pValue(0.0312), "0.031");
+  assert.equal(pValue(1), "1.000");
+  assert.equal(pValue(0), "0.000");
+  assert.equal(pValue(Number.NaN), "n/a");
 });

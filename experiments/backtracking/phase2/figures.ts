@@ -18,8 +18,15 @@ export interface DosePoint {
   readonly accuracy: ValueCI;
 }
 
-/** BT rate and accuracy (with CI bars) against the steering coefficient (0 = baseline). */
-export function steeringDoseResponse(points: readonly DosePoint[], layer: number): Figure {
+/**
+ * BT rate and accuracy (with CI bars) against the steering coefficient (0 = baseline); `direction` names
+ * a direction other than the mean-difference one in the title (e.g. "the planted_wait direction").
+ */
+export function steeringDoseResponse(
+  points: readonly DosePoint[],
+  layer: number,
+  direction?: string,
+): Figure {
   if (points.length === 0) throw new RangeError("steeringDoseResponse: no data to plot");
   const rows = [...points].sort((a, b) => a.coef - b.coef).flatMap((p) => [
     { coef: p.coef, metric: "BT rate", ...p.bt_rate },
@@ -28,7 +35,7 @@ export function steeringDoseResponse(points: readonly DosePoint[], layer: number
   return render(
     "steering_dose_response",
     {
-      title: "Steering along the backtracking direction: dose-response",
+      title: `Steering along ${direction ?? "the backtracking direction"}: dose-response`,
       subtitle:
         `added at blocks.${layer}.hook_resid_pre on every generated position; bars: 95% CI (problem-clustered)`,
       height: 400,
