@@ -278,7 +278,8 @@ async function stageDone(ctx: StepContext, stage: SeriesStage): Promise<boolean>
  * {@linkcode runOrReuse}). With `BT_PREREQUISITES=stop` (the default for a real model, where generation
  * takes hours) an expensive stage that is not finished stops the notebook with a message naming the
  * notebook to run first; cheap stages (prepare-data, detect-events, compare-conditions, formatting-sweep)
- * always run. Changes the working directory to the project root; log lines go to stdout.
+ * always run. `BT_FORCE` does not apply here (only to the notebook's own step): earlier steps are reused
+ * when up to date. Changes the working directory to the project root; log lines go to stdout.
  *
  * @param notebook The notebook's two-digit number, e.g. `"04"`.
  * @param params Parameters (default {@linkcode notebookParams}).
@@ -337,8 +338,9 @@ export async function notebookSetup(
         break;
       }
       case "compare-conditions": {
-        const detect = await runOrReuse(ctx, "detect-events");
-        ran = (await runOrReuse(ctx, "compare-conditions")).status === "ran" || detect.status === "ran";
+        const detect = await runOrReuse(ctx, "detect-events", { force: false });
+        ran = (await runOrReuse(ctx, "compare-conditions", { force: false })).status === "ran" ||
+          detect.status === "ran";
         break;
       }
       case "phase2": {
@@ -350,7 +352,7 @@ export async function notebookSetup(
         break;
       }
       default:
-        ran = (await runOrReuse(ctx, stage)).status === "ran";
+        ran = (await runOrReuse(ctx, stage, { force: false })).status === "ran";
     }
     const seconds = (performance.now() - t0) / 1000;
     done.push({ stage, notebook: by, status: ran ? "ran" : "reused", seconds });

@@ -23,9 +23,17 @@ const CONFIG = fileURLToPath(new URL("../../configs/organism.yaml", import.meta.
 const notebook = (nn: string) => seriesNotebooks().find((p) => basename(p).startsWith(`${nn}_`))!;
 const quiet = { out: () => {}, err: (l: string) => console.error(l) };
 
-/** The "Run" table's `earlier_steps` cell of an executed notebook (its text/plain rendering). */
+/**
+ * The "Run" table's `earlier_steps` cell of an executed notebook (its text/plain rendering). Also asserts
+ * that no cell wrote to stderr (Jupyter shows stderr in red, as if it were an error; log lines go to stdout).
+ */
 async function earlierStepsShown(path: string): Promise<string> {
   const nb = await readNotebook(path);
+  for (const [i, cell] of nb.cells.entries()) {
+    if (cell.cell_type !== "code") continue;
+    const err = cell.outputs.find((o) => o.output_type === "stream" && o.name === "stderr");
+    assert.equal(err, undefined, `${path} cell ${i} wrote to stderr: ${JSON.stringify(err)}`);
+  }
   for (const cell of nb.cells) {
     if (cell.cell_type !== "code" || !sourceText(cell.source).includes("notebookSetup(")) continue;
     for (const o of cell.outputs) {
