@@ -156,20 +156,25 @@ const diffTable = await showTable([
     md: `
 ## Patch one activation
 
-On the prefix up to the pre-onset position: P(onset token) clean; with the first ablated component zeroed at
-every position; and zeroed everywhere except the pre-onset position, where its clean output is patched back
-(\`scale 0\` then \`add\` the captured vector at that position only: the engine's activation patching).`,
+On the prefix up to the pre-onset position: P(onset token) clean; with each ablated component zeroed at every
+position; and the one that lowers it most zeroed everywhere except the pre-onset position, where its clean
+output is patched back (\`scale 0\` then \`add\` the captured vector at that position only: the engine's
+activation patching). Recovering the clean value says the component acts at that position.`,
   },
   {
     code: `
 const prefix = full.slice(0, onset.pred_pos + 1);
-const site = ablate[0]!.hook;
-const parsed = parseHookName(site, cfg.numLayers) as { layer: number; kind: string };
 const logP = (r: { logits: Float32Array[][] }) => logSoftmax(r.logits[0]![0]!)[triggerId]!;
 const clean = await model.forward([prefix], { capture: { positions: [[onset.pred_pos]] } });
+// the ablated component whose zeroing lowers the onset token most is the one to patch
+const zeroedBy = [];
+for (const { hook } of ablate) {
+  zeroedBy.push({ hook, result: await model.forward([prefix], { interventions: [{ hook, op: "scale", value: 0 }] }) });
+}
+const { hook: site, result: zeroed } = zeroedBy.reduce((a, b) => (logP(b.result) < logP(a.result) ? b : a));
+const parsed = parseHookName(site, cfg.numLayers) as { layer: number; kind: string };
 const caps = clean.captures!;
 const cleanVec = (site.endsWith("hook_mlp_out") ? caps.mlpOut : site.endsWith("hook_attn_out") ? caps.attnOut : caps.resid)[parsed.layer]![0]![0]!;
-const zeroed = await model.forward([prefix], { interventions: [{ hook: site, op: "scale", value: 0 }] });
 const patched = await model.forward([prefix], {
   interventions: [
     { hook: site, op: "scale", value: 0 },
@@ -178,7 +183,7 @@ const patched = await model.forward([prefix], {
 });
 const patchTable = await showTable([
   { run: "clean", log_p_onset: logP(clean) },
-  { run: \`\${site} zeroed everywhere\`, log_p_onset: logP(zeroed) },
+  ...zeroedBy.map((z) => ({ run: \`\${z.hook} zeroed everywhere\`, log_p_onset: logP(z.result) })),
   { run: \`zeroed, clean value patched in at position \${onset.pred_pos}\`, log_p_onset: logP(patched) },
 ], { title: \`log P(\${JSON.stringify(texts[onset.token_index_in_full])}) at the pre-onset position\` });`,
   },
@@ -197,14 +202,17 @@ const [hl, hh] = env.BT_HEAD ? env.BT_HEAD.split(".").map(Number) as [number, nu
 const withHeads = await model.forward([prefix], { logits: "none", capture: { positions: [[onset.pred_pos]], heads: true } });
 const n = prefix.length;
 const weights = withHeads.captures!.heads!.pattern[hl]![0]!.subarray(hh * n, (hh + 1) * n);
-const top = [...weights.keys()].sort((a, b) => weights[b]! - weights[a]!).slice(0, 16);
+// the keys holding at least 1% of the attention (at most 16, at least the largest)
+const ranked = [...weights.keys()].sort((a, b) => weights[b]! - weights[a]!);
+const top = ranked.filter((k, i) => i === 0 || (i < 16 && weights[k]! >= 0.01));
+const short = (t: string) => (t.length > 14 ? t.slice(0, 13) + "…" : t);
 await showFigure(tokenBars(top.map((position) => ({
   position,
-  token: JSON.stringify(texts[position]),
+  token: short(JSON.stringify(texts[position])),
   value: weights[position]!,
   highlight: position === top[0],
 })), {
-  title: \`Attention of head \${hl}.\${hh} from position \${onset.pred_pos} (\${JSON.stringify(texts[onset.pred_pos])}): top 16 keys\`,
+  title: \`Attention of head \${hl}.\${hh} from position \${onset.pred_pos} (\${JSON.stringify(texts[onset.pred_pos])}): keys with ≥ 1%\`,
   valueLabel: "attention weight",
   highlightLabel: "largest",
 }));`,
