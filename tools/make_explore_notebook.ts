@@ -202,9 +202,9 @@ const [hl, hh] = env.BT_HEAD ? env.BT_HEAD.split(".").map(Number) as [number, nu
 const withHeads = await model.forward([prefix], { logits: "none", capture: { positions: [[onset.pred_pos]], heads: true } });
 const n = prefix.length;
 const weights = withHeads.captures!.heads!.pattern[hl]![0]!.subarray(hh * n, (hh + 1) * n);
-// the keys holding at least 1% of the attention (at most 16, at least the largest)
+// the 8 largest keys, and up to 16 when more hold at least 1% of the attention
 const ranked = [...weights.keys()].sort((a, b) => weights[b]! - weights[a]!);
-const top = ranked.filter((k, i) => i === 0 || (i < 16 && weights[k]! >= 0.01));
+const top = ranked.filter((k, i) => i < 8 || (i < 16 && weights[k]! >= 0.01));
 const short = (t: string) => (t.length > 14 ? t.slice(0, 13) + "…" : t);
 await showFigure(tokenBars(top.map((position) => ({
   position,
@@ -212,7 +212,7 @@ await showFigure(tokenBars(top.map((position) => ({
   value: weights[position]!,
   highlight: position === top[0],
 })), {
-  title: \`Attention of head \${hl}.\${hh} from position \${onset.pred_pos} (\${JSON.stringify(texts[onset.pred_pos])}): keys with ≥ 1%\`,
+  title: \`Attention of head \${hl}.\${hh} from position \${onset.pred_pos} (\${JSON.stringify(texts[onset.pred_pos])}): largest keys\`,
   valueLabel: "attention weight",
   highlightLabel: "largest",
 }));`,
