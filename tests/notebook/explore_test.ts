@@ -81,9 +81,10 @@ Deno.test({
       const html = shown("text/html").map((o) => sourceText(o.data["text/html"] as string));
       assert.ok(html.some((h) => /onset of &quot;/.test(h)), "no token view with a marked onset");
       assert.ok(html.some((h) => h.includes("shared prefix:")), "no same-seed diff");
-      assert.ok(html.some((h) => h.includes("log_p_onset")), "no patching table");
+      const plain = shown("text/plain").map((o) => sourceText(o.data["text/plain"] as string));
+      assert.ok(plain.some((t) => /^log P\(.*\n.*log_p_onset/.test(t)), "no patching table");
       assert.ok(
-        html.some((h) => h.includes("delta_log_p_onset") && h.includes("(whole layer)")),
+        plain.some((t) => t.includes("delta_log_p_onset") && t.includes("(whole layer)")),
         "no head table",
       );
       const pngs = shown("image/png");
