@@ -74,9 +74,8 @@ export interface PatchPoint extends ValueCI {
 /** Mean Δ log-prob of the onset token per layer, one line per component, CI bars. */
 export function patchingByLayer(points: readonly PatchPoint[], direction: string, trigger = "all"): Figure {
   if (points.length === 0) throw new RangeError("patchingByLayer: no data to plot");
-  const recipient = direction === "bt_from_control"
-    ? "BT prefix ← control's output"
-    : "control prefix ← BT event's output";
+  // short enough for the 720 px width (the long form ran off the right edge)
+  const recipient = direction === "bt_from_control" ? "BT ← control output" : "control ← BT output";
   return render(
     `patching_${direction}${trigger === "all" ? "" : `_${trigger.replace(/\W+/g, "_")}`}`,
     {
@@ -90,7 +89,16 @@ export function patchingByLayer(points: readonly PatchPoint[], direction: string
       marginLeft: 60,
       marginRight: 60, // room for the end-of-line labels
       x: { label: "Layer →", grid: true, ticks: [...new Set(points.map((p) => p.layer))], tickFormat: "d" },
-      y: { label: "↑ Δ log-prob", grid: true },
+      y: {
+        label: "↑ Δ log-prob",
+        grid: true,
+        // include the CI bars, so none is clipped
+        domain: [
+          Math.min(0, ...points.map((p) => Math.min(p.value, p.lower ?? p.value))),
+          Math.max(0, ...points.map((p) => Math.max(p.value, p.upper ?? p.value))),
+        ],
+        nice: true,
+      },
       color: { domain: ["attn", "mlp"], range: [COLORS.control, COLORS.bt], legend: false },
       marks: [
         Plot.ruleY([0]),
