@@ -23,7 +23,20 @@ export * from "./tables/mod.ts";
 export * from "./figures/mod.ts";
 export * from "./util/mod.ts";
 export { executeNotebook, type ExecuteOptions, type ExecuteResult } from "./notebook/mod.ts";
-export { pct, pctCI, showFigure, showMarkdown, showTable, tableBundle } from "./notebook/show.ts";
+export {
+  pct,
+  pctCI,
+  pValue,
+  showFigure,
+  showHtml,
+  showMarkdown,
+  type ShownToken,
+  showTable,
+  showTokenDiff,
+  showTokens,
+  tableBundle,
+  tokensBundle,
+} from "./notebook/show.ts";
 // Two RNG shapes: the generator's stateful stream (generate) and the statistics' uniform function.
 export type { Rng } from "./generate/mod.ts";
 export type { Rng as UniformRng } from "./stats/mod.ts";

@@ -2,7 +2,7 @@
  * End to end: the whole notebook series (`notebooks/NN_*.ipynb`) executed on the real Deno Jupyter kernel
  * on the embedded default (the model organism; `BT_E2E_CONFIG` names another config) into a temporary
  * runs root, then checked from the run's artifacts: no cell errored, every display cell has its outputs
- * (figures as PNG and SVG), every figure file exists as SVG and PNG, the report exists, the planted circuit
+ * (figures as PNG), every figure file exists as SVG and PNG, the report exists, the planted circuit
  * was recovered, and the targeted ablation cut the backtracking rate by ≥ 80 %. Then: re-running the series
  * on the same run reuses every finished step and changes no number, and the library pipeline
  * (`runPipeline`) on a second run gives the identical condition comparison (determinism).
@@ -80,7 +80,7 @@ async function assertExecuted(
           !("image/svg+xml" in fig.data),
           `${where}: figure display carries an SVG nbconvert would empty`,
         );
-        assert.match(String(fig.data["image/png"]), /^iVBORw0KGgo/, `${where}: PNG (base64)`);
+        assert.match(sourceText(fig.data["image/png"] as string), /^iVBORw0KGgo/, `${where}: PNG (base64)`);
         figures++;
       }
       if (src.includes("showTable(")) {

@@ -8,6 +8,7 @@ import {
   figureBundle,
   formattingEffect,
   logitLensByLayer,
+  placeLabels,
   renderPng,
   resolveFontFiles,
   saveFigure,
@@ -271,4 +272,45 @@ Deno.test("plots: valueCI reads metrics estimates", () => {
   assert.equal(valueCI(s.mean_length).lower, s.mean_length.bootstrap.lower, "means: the bootstrap");
   assert.equal(valueCI(s.bt_rate, "wilson").upper, s.bt_rate.wilson.upper);
   assert.throws(() => valueCI(s.mean_length, "wilson"), /no Wilson interval/);
+});
+
+Deno.test("placeLabels: coinciding points share a label, no two label boxes overlap, all inside the bounds", () => {
+  // the intervention_tradeoff case: many settings at (0 %, 1.25 %) and (50 %, 1.25 %), as in the organism run
+  const pts = [
+    { text: "baseline", px: 300, py: 200 },
+    { text: "selected_attn", px: 296, py: 200 },
+    { text: "c=0", px: 302, py: 201 },
+    { text: "c=-0.5", px: 330, py: 200 },
+    { text: "selected_all", px: 60, py: 200 },
+    { text: "s=0.25", px: 60, py: 200 },
+    { text: "s=0.5", px: 61, py: 200 },
+    { text: "c=-1", px: 60, py: 396 },
+  ];
+  const labels = placeLabels(pts, { top: 20, bottom: 398 });
+  assert.deepEqual(labels.map((l) => l.text), [
+    "baseline, selected_attn, c=0",
+    "c=-0.5",
+    "selected_all, s=0.25, s=0.5",
+    "c=-1",
+  ]);
+  const w = (l: { text: string }) => l.text.length * 6.6;
+  for (const [i, a] of labels.entries()) {
+    assert.ok(a.ly - 14 >= 20 && a.ly <= 398, `${a.text} outside the plot: ${a.ly}`);
+    for (const b of labels.slice(i + 1)) {
+      const apart = a.lx + w(a) + 4 <= b.lx || b.lx + w(b) + 4 <= a.lx || Math.abs(a.ly - b.ly) >= 14;
+      assert.ok(apart, `"${a.text}" overlaps "${b.text}"`);
+    }
+  }
+});
+
+Deno.test("tradeoffScatter: a colour legend names every group", () => {
+  const v = (value: number) => ({ value, lower: value, upper: value });
+  const fig = tradeoffScatter([
+    { label: "baseline", bt_rate: v(0.5), accuracy: v(0.1), group: "baseline" },
+    { label: "s=0", bt_rate: v(0.1), accuracy: v(0.1), group: "ablation" },
+    { label: "c=1", bt_rate: v(0.9), accuracy: v(0), group: "steering (meandiff)" },
+  ]);
+  for (const g of ["baseline", "ablation", "steering (meandiff)"]) {
+    assert.match(fig.svg, new RegExp(`<circle [^>]*/><text [^>]*>${g.replace(/[()]/g, "\\$&")}</text>`));
+  }
 });

@@ -42,15 +42,26 @@ const PARAMS_MD = `
 
 From environment variables (defaults in brackets): \`BT_CONFIG\` [\`configs/organism.yaml\`, the embedded
 default], \`BT_RUN_ID\` [the current run, \`runs/.current_run_id\`], \`BT_RUNS_ROOT\` [\`runs/\`],
-\`BT_FIGURES_DIR\` [\`figures/\`], \`BT_FORCE=1\` to recompute finished steps. Relative paths are resolved
-from the project root (the kernel starts in \`notebooks/\`).`;
+\`BT_FIGURES_DIR\` [\`figures/\`], \`BT_FORCE=1\` to recompute finished steps, \`BT_PREREQUISITES\`
+[\`run\` for the organism, \`stop\` for a real model]: the earlier steps this notebook needs are run here when
+missing (finished ones are reused), or, with \`stop\`, an unfinished generation or model pass stops the
+notebook with the number of the notebook to run first. Relative paths are resolved from the project root (the
+kernel starts in \`notebooks/\`).`;
 
-const CONTEXT = `
+/**
+ * The context cell of notebook \`nn\`: the run (created when there is none) and every earlier step this
+ * notebook needs, run or reused (\`notebookSetup\`), so the notebook runs top to bottom on its own.
+ */
+const context = (nn: string) => `
 const params = notebookParams();
-const ctx = await notebookContext(params);
-const runTable = await showTable([{ run: ctx.run.id, config: params.configPath, run_dir: ctx.run.dir, protocol: ctx.config.protocol }], {
-  title: "Run",
-});`;
+const { ctx, prerequisites } = await notebookSetup("${nn}", params);
+const runTable = await showTable([{
+  run: ctx.run.id,
+  config: params.configPath,
+  run_dir: ctx.run.dir,
+  protocol: ctx.config.protocol,
+  earlier_steps: earlierSteps(prerequisites),
+}], { title: "Run" });`;
 
 /** The setup cell: imports, collapsed. */
 function setup(...imports: string[]): CellSpec {
@@ -58,7 +69,7 @@ function setup(...imports: string[]): CellSpec {
 }
 
 const IMPORT_SHOW =
-  `import { pct, pctCI, showFigure, showMarkdown, showTable } from "../lib/notebook/show.ts";`;
+  `import { pct, pctCI, pValue, showFigure, showMarkdown, showTable } from "../lib/notebook/show.ts";`;
 
 // ---------------------------------------------------------------------------------------------------
 // 00 init-run
@@ -193,13 +204,13 @@ seeded *synthetic* GSM8K-style problems (the organism's vocabulary is small, and
 dataset is downloaded. Gold answers are parsed once here (\`#### <gold>\`).`,
     },
     setup(
-      `import { notebookContext, notebookParams, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { readProblems } from "../experiments/backtracking/artifacts/mod.ts";`,
       `import { readMeta } from "../experiments/backtracking/run.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("01") },
     { md: `## Run the step (reused when \`data/problems.jsonl\` exists)` },
     { code: `const step = await runOrReuse(ctx, "prepare-data");\nstep;` },
     { code: `const problems = await readProblems(ctx.run);` },
@@ -266,14 +277,14 @@ generates what is missing.`,
     },
     setup(
       `import { relative } from "node:path";`,
-      `import { notebookContext, notebookParams } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup } from "../experiments/backtracking/notebook_params.ts";`,
       `import { defaultAnalysisVariant, ensureTokenizer, generate } from "../experiments/backtracking/steps/mod.ts";`,
       `import { readGenerations, readProblems } from "../experiments/backtracking/artifacts/mod.ts";`,
       `import { buildPrompt } from "../experiments/backtracking/prompts.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("02") },
     { md: `## What the model sees` },
     { code: `const variant = defaultAnalysisVariant(ctx.config);` },
     { code: `const problems = await readProblems(ctx.run);` },
@@ -372,13 +383,14 @@ docs/protocol.md §23). Every rate carries a Wilson interval widened by the desi
 problems, so a 0 % rate is not reported as [0, 0] (docs/protocol.md §16).`,
     },
     setup(
-      `import { notebookContext, notebookParams, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import pl from "nodejs-polars";`,
+      `import { earlierSteps, notebookParams, notebookSetup, readArtifactFrame, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { defaultAnalysisVariant } from "../experiments/backtracking/steps/mod.ts";`,
-      `import { readCorrectedSummary, readEvents } from "../experiments/backtracking/artifacts/mod.ts";`,
+      `import { DETECT_OUTPUTS, readCorrectedSummary, readEvents } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("03") },
     { md: `## Run the step (reused when its outputs are newer than every generation store)` },
     { code: `const step = await runOrReuse(ctx, "detect-events");\nstep;` },
     { code: `const rows = await readEvents(ctx.run);` },
@@ -401,6 +413,17 @@ const onsetsTable = await showTable(rows.filter((r) => r.has_backtracking_strict
 })), { title: "Backtracking samples (first 8)" });`,
     },
     {
+      code: `
+const events = await readArtifactFrame(ctx, DETECT_OUTPUTS[0]);
+const byTrigger = await showTable(
+  events.filter(pl.col("has_backtracking_strict"))
+    .groupBy(["variant", "condition", "onset_phrase"])
+    .agg(pl.len().alias("samples"), pl.col("completion_tokens").mean().alias("mean_tokens"))
+    .sort(["variant", "condition", "onset_phrase"]),
+  { digits: 1, title: "Backtracking samples by onset trigger (a polars group-by over backtracking_events.csv)" },
+);`,
+    },
+    {
       code: `const corrected = await readCorrectedSummary(ctx.run);`,
     },
     {
@@ -411,13 +434,16 @@ const summaryTable = await showTable(corrected.groups.map(({ variant, condition,
   n: s.n,
   problems: s.problems,
   bt_rate: s.bt_rate.value,
-  bt_ci: pctCI(s.bt_rate.ci),
+  bt_rate_lower: s.bt_rate.ci.lower,
+  bt_rate_upper: s.bt_rate.ci.upper,
   bt_reference_rule: s.bt_rate_other_rule.value,
   accuracy_all: s.accuracy.value,
-  accuracy_ci: pctCI(s.accuracy.ci),
+  accuracy_lower: s.accuracy.ci.lower,
+  accuracy_upper: s.accuracy.ci.upper,
   accuracy_finished: s.accuracy_finished.value,
   unfinished_rate: s.unfinished_rate.value,
-  unfinished_ci: pctCI(s.unfinished_rate.ci),
+  unfinished_lower: s.unfinished_rate.ci.lower,
+  unfinished_upper: s.unfinished_rate.ci.upper,
   unknown_rate: s.unknown_rate,
   bt_revision: s.onset_types.revision.rate.value,
   bt_verification: s.onset_types.verification.rate.value,
@@ -433,11 +459,14 @@ const trajectoryTable = await showTable(corrected.groups.map(({ variant, conditi
   onsets: s.trajectory.onsets,
   determined: s.trajectory.determined,
   changed: s.trajectory.changed.estimate,
-  changed_ci: "lower" in s.trajectory.changed ? pctCI(s.trajectory.changed) : "",
+  changed_lower: "lower" in s.trajectory.changed ? s.trajectory.changed.lower : undefined,
+  changed_upper: "upper" in s.trajectory.changed ? s.trajectory.changed.upper : undefined,
   fixes: s.trajectory.kinds.fix,
-  fix_share_ci: "lower" in s.trajectory.fixes ? pctCI(s.trajectory.fixes) : "",
+  fix_share_lower: "lower" in s.trajectory.fixes ? s.trajectory.fixes.lower : undefined,
+  fix_share_upper: "upper" in s.trajectory.fixes ? s.trajectory.fixes.upper : undefined,
   breaks: s.trajectory.kinds.break,
-  break_share_ci: "lower" in s.trajectory.breaks ? pctCI(s.trajectory.breaks) : "",
+  break_share_lower: "lower" in s.trajectory.breaks ? s.trajectory.breaks.lower : undefined,
+  break_share_upper: "upper" in s.trajectory.breaks ? s.trajectory.breaks.upper : undefined,
   kept_right: s.trajectory.kinds.kept_right,
   kept_wrong: s.trajectory.kinds.kept_wrong,
   no_candidate: s.trajectory.undetermined.no_candidate,
@@ -514,13 +543,13 @@ final logits; problem-clustered bootstrap CIs; unmatched events reported, not dr
 reference's layout is kept in \`logit_lens_reference.csv\`.`,
     },
     setup(
-      `import { notebookContext, notebookParams, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { LENS_FILES } from "../experiments/backtracking/artifacts/mod.ts";`,
       `import { readMeta } from "../experiments/backtracking/run.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("04") },
     { md: `## Run the step (reused when newer than the baseline store)` },
     { code: `const step = await runOrReuse(ctx, "logit-lens");\nstep;` },
     {
@@ -599,12 +628,12 @@ component type and disjoint from the selection. The reference's five columns sta
 \`ablation_importance.csv\`.`,
     },
     setup(
-      `import { notebookContext, notebookParams, plantedCircuit, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, plantedCircuit, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { readRandomAblationSpecs, readSelectedLayers, SCAN_FILES } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("05") },
     { md: `## Run the step (reused when newer than the baseline store)` },
     { code: `const step = await runOrReuse(ctx, "ablation-scan");\nstep;` },
     {
@@ -700,13 +729,13 @@ distinct-2, digit-free outputs) are measured in notebook 08.`,
     },
     setup(
       `import { relative } from "node:path";`,
-      `import { notebookContext, notebookParams } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup } from "../experiments/backtracking/notebook_params.ts";`,
       `import { defaultAnalysisVariant, generate, specInterventions } from "../experiments/backtracking/steps/mod.ts";`,
       `import { readGenerations, readSelectedLayers } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("06") },
     { md: `## The intervention` },
     { code: `const selected = await readSelectedLayers(ctx.run);` },
     { code: `const interventions = specInterventions(selected, ctx.config);` },
@@ -793,13 +822,13 @@ random streams as the baseline. The reference's draw is kept under \`protocol: r
     },
     setup(
       `import { relative } from "node:path";`,
-      `import { notebookContext, notebookParams } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup } from "../experiments/backtracking/notebook_params.ts";`,
       `import { generate } from "../experiments/backtracking/steps/mod.ts";`,
       `import { readRandomAblationSpecs } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("07") },
     { md: `## The draws` },
     {
       code: `const specs = await readRandomAblationSpecs(ctx.run);`,
@@ -877,12 +906,12 @@ to ~1 % under both ablations (docs/protocol.md §14–15, §18).
 so both readings stand side by side.`,
     },
     setup(
-      `import { notebookContext, notebookParams, plantedCircuit, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, plantedCircuit, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { COMPARISON_FILES, readConditionComparison } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("08") },
     { md: `## Detect events over every condition, then compare` },
     { code: `const detect = await runOrReuse(ctx, "detect-events");\ndetect;` },
     { code: `const compare = await runOrReuse(ctx, "compare-conditions");\ncompare;` },
@@ -1006,14 +1035,14 @@ compared (paired: same problems, same random streams) with the first variant.
 paired differences with CIs rather than two rates side by side. The reference's table is kept.`,
     },
     setup(
-      `import { notebookContext, notebookParams, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { ensureTokenizer } from "../experiments/backtracking/steps/mod.ts";`,
       `import { FORMATTING_FILES, readProblems } from "../experiments/backtracking/artifacts/mod.ts";`,
       `import { buildPrompt } from "../experiments/backtracking/prompts.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("09") },
     { md: `## Run the step (reused when newer than the events file)` },
     { code: `const step = await runOrReuse(ctx, "formatting-sweep");\nstep;` },
     {
@@ -1069,7 +1098,7 @@ await showMarkdown(
     \`\${pct(Number(first.accuracy_finished))} on finished rows, \${pct(Number(first.unfinished_rate))} unfinished. \` +
     others.map((r) =>
       \`\\\`\${r.variant}\\\`: \${pct(Number(r.bt_rate))} (paired Δ \${pct(Number(r.delta_bt_rate))}, 95% CI \` +
-      \`[\${pct(Number(r.delta_bt_rate_lower))}, \${pct(Number(r.delta_bt_rate_upper))}], McNemar p = \${Number(r.mcnemar_bt_p).toFixed(2)})\`
+      \`[\${pct(Number(r.delta_bt_rate_lower))}, \${pct(Number(r.delta_bt_rate_upper))}], McNemar p = \${pValue(Number(r.mcnemar_bt_p))})\`
     ).join("; ") +
     \`. A CI that contains 0 means this run cannot tell the format's effect from sampling noise.\`,
 );`,
@@ -1102,12 +1131,12 @@ rows and on finished rows with the unfinished rate; a section breaks backtrackin
 gives the answer trajectory (fixes and breaks with CIs; docs/protocol.md §23).`,
     },
     setup(
-      `import { notebookContext, notebookParams, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { artifactPath } from "../experiments/backtracking/run.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
-    { code: CONTEXT },
+    { code: context("10") },
     { md: `## Make the report (reused when newer than every analysis file)` },
     { code: `const step = await runOrReuse(ctx, "make-report");\nstep;` },
     { code: `const report = await Deno.readTextFile(artifactPath(ctx.run, "report.md"));` },

@@ -29,20 +29,25 @@ const PARAMS: CellSpec = {
 ## Parameters
 
 \`BT_CONFIG\` [\`configs/organism.yaml\`], \`BT_RUN_ID\` [the current run], \`BT_RUNS_ROOT\` [\`runs/\`],
-\`BT_FORCE=1\` recomputes (and regenerates this step's Phase-2 stores). Needs the Phase-1 notebooks 00–10.`,
+\`BT_FORCE=1\` recomputes (and regenerates this step's Phase-2 stores). Needs the Phase-1 baseline, events
+and ablation scan (notebooks 01–05): run here when missing (\`BT_PREREQUISITES\`, see notebook 01).`,
 };
 
-const CONTEXT: CellSpec = {
+/** The context cell of notebook \`nn\`: the run and the Phase-1 steps it needs, run or reused. */
+const context = (nn: string): CellSpec => ({
   code: `
 const params = notebookParams();
-const ctx = await notebookContext(params);
-const runTable = await showTable([{ run: ctx.run.id, config: params.configPath, protocol: ctx.config.protocol }], {
-  title: "Run",
-});`,
-};
+const { ctx, prerequisites } = await notebookSetup("${nn}", params);
+const runTable = await showTable([{
+  run: ctx.run.id,
+  config: params.configPath,
+  protocol: ctx.config.protocol,
+  earlier_steps: earlierSteps(prerequisites),
+}], { title: "Run" });`,
+});
 
 const IMPORTS = [
-  `import { notebookContext, notebookParams, plantedCircuit } from "../experiments/backtracking/notebook_params.ts";`,
+  `import { earlierSteps, notebookParams, notebookSetup, plantedCircuit } from "../experiments/backtracking/notebook_params.ts";`,
   `import { pct, showFigure, showMarkdown, showTable } from "../lib/notebook/show.ts";`,
   `import { pick, runFigure } from "../experiments/backtracking/phase2/notebook.ts";`,
 ];
@@ -70,7 +75,7 @@ scan: \`selected_mlp\`, \`selected_attn\`, \`selected_all\` and a random matched
   },
   setup(`import { phase2Sweeps } from "../experiments/backtracking/steps/phase2_sweeps.ts";`),
   PARAMS,
-  CONTEXT,
+  context("11"),
   { md: "## Run the sweeps (reused when finished)" },
   {
     code: `
@@ -135,7 +140,7 @@ of the pre-onset token (e.g. "."). The cosine with the organism's planted featur
   },
   setup(`import { phase2Steering } from "../experiments/backtracking/steps/phase2_steering.ts";`),
   PARAMS,
-  CONTEXT,
+  context("12"),
   { md: "## Directions and dose-response (reused when finished)" },
   {
     code: `
@@ -191,7 +196,7 @@ and one seeded sampled next token per condition (the same random stream for ever
   },
   setup(`import { phase2Continuation } from "../experiments/backtracking/steps/phase2_continuation.ts";`),
   PARAMS,
-  CONTEXT,
+  context("13"),
   { md: "## Measure (reused when finished)" },
   {
     code: `
@@ -234,7 +239,7 @@ layer, component and onset trigger.`,
   },
   setup(`import { phase2Patching } from "../experiments/backtracking/steps/phase2_patching.ts";`),
   PARAMS,
-  CONTEXT,
+  context("14"),
   { md: "## Patch (reused when finished)" },
   {
     code: `
@@ -277,13 +282,17 @@ analysis file).`,
   },
   {
     code: [
-      `import { notebookContext, notebookParams, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
-      `import { showMarkdown } from "../lib/notebook/show.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { showMarkdown, showTable } from "../lib/notebook/show.ts";`,
       `import { phase2ReportSections } from "../experiments/backtracking/artifacts/mod.ts";`,
     ].join("\n"),
     hidden: true,
   },
-  { code: `const ctx = await notebookContext(notebookParams());` },
+  {
+    code: `
+const { ctx, prerequisites } = await notebookSetup("15", notebookParams());
+const runTable = await showTable([{ run: ctx.run.id, earlier_steps: earlierSteps(prerequisites) }], { title: "Run" });`,
+  },
   {
     code: `
 const report = await runOrReuse(ctx, "make-report");

@@ -483,7 +483,70 @@ export interface TradeoffPoint {
   readonly group?: string;
 }
 
-/** (g) Trade-off: BT rate (x) against accuracy (y) per condition, both with CI bars, labelled points. */
+/** A label of {@linkcode placeLabels}: the text, its anchor point and where it ended up (pixels). */
+export interface PlacedLabel {
+  readonly text: string;
+  /** Anchor point (the dot), pixels from the plot's top-left. */
+  readonly px: number;
+  readonly py: number;
+  /** Text start (left, baseline), pixels. */
+  readonly lx: number;
+  readonly ly: number;
+}
+
+/**
+ * Place point labels without overlaps: points closer than `mergePx` share one label (texts joined with
+ * ", "); each label starts right of its point and, if its box overlaps a label already placed (or leaves
+ * `top`..`bottom`), moves up or down in steps of one line until it is free (at most 12 lines away). Boxes are estimated at `charPx`
+ * per character and `linePx` high.
+ *
+ * @param points Anchor points in pixels with their texts, in priority order (earlier ones stay closer).
+ * @returns One label per group of merged points.
+ */
+export function placeLabels(
+  points: readonly { readonly text: string; readonly px: number; readonly py: number }[],
+  options: {
+    readonly mergePx?: number;
+    readonly charPx?: number;
+    readonly linePx?: number;
+    /** Pixel range a label's box must stay inside (its top ≥ `top`, its baseline ≤ `bottom`). */
+    readonly top?: number;
+    readonly bottom?: number;
+  } = {},
+): PlacedLabel[] {
+  const merge = options.mergePx ?? 6, charPx = options.charPx ?? 6.6, line = options.linePx ?? 14;
+  const groups: { text: string[]; px: number; py: number }[] = [];
+  for (const p of points) {
+    const g = groups.find((q) => Math.hypot(q.px - p.px, q.py - p.py) < merge);
+    if (g) g.text.push(p.text);
+    else groups.push({ text: [p.text], px: p.px, py: p.py });
+  }
+  const placed: PlacedLabel[] = [];
+  const overlaps = (x: number, y: number, w: number) =>
+    placed.some((b) => {
+      const bw = b.text.length * charPx;
+      return x < b.lx + bw + 4 && b.lx < x + w + 4 && Math.abs(y - b.ly) < line;
+    });
+  for (const g of groups) {
+    const text = g.text.join(", ");
+    const x = g.px + 7, w = text.length * charPx;
+    const [top, bottom] = [options.top ?? -Infinity, options.bottom ?? Infinity];
+    const free = (yy: number) => yy - line >= top && yy <= bottom && !overlaps(x, yy, w);
+    let y = g.py - 6;
+    for (let k = 1; k <= 24 && !free(y); k++) {
+      const cand = g.py - 6 + (k % 2 === 1 ? -1 : 1) * Math.ceil(k / 2) * line; // up first, then down
+      if (free(cand)) y = cand;
+    }
+    placed.push({ text, px: g.px, py: g.py, lx: x, ly: y });
+  }
+  return placed;
+}
+
+/**
+ * (g) Trade-off: BT rate (x) against accuracy (y) per condition, both with CI bars, labelled points; a
+ * colour legend of the groups; labels of coinciding points merged and moved apart so none overlap (a
+ * moved label gets a thin leader line to its point).
+ */
 export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureOptions = {}): Figure {
   nonEmpty(data, "tradeoffScatter");
   checkCI(data.map((d) => d.bt_rate), "tradeoffScatter (bt_rate)");
@@ -499,7 +562,37 @@ export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureO
     y2: d.accuracy.upper,
   }));
   const groups = [...new Set(rows.map((r) => r.group))];
+  const colors = groups.map((g, i) =>
+    g === "baseline"
+      ? COLORS.baseline
+      : [COLORS.targeted, COLORS.other, COLORS.without, COLORS.random][i % 4]!
+  );
   const yMax = Math.min(1, Math.max(0.05, ...rows.map((r) => r.y2).filter(Number.isFinite)) * 1.15);
+  // Label placement in pixels of the plot area (the margins below, Plot's default top margin of 20).
+  const width = options.width ?? 720, height = options.height ?? 440;
+  const [ml, mr, mt, mb] = [60, 90, 20, 44];
+  const toPx = (x: number, y: number) => ({
+    px: ml + (x * 100 / 100) * (width - ml - mr),
+    py: mt + (1 - y / yMax) * (height - mt - mb),
+  });
+  const order = rows.map((r, i) => ({ r, i })).sort((a, b) =>
+    (a.r.group === "baseline" ? 0 : 1) - (b.r.group === "baseline" ? 0 : 1) || a.i - b.i
+  );
+  const labels = placeLabels(order.map(({ r }) => ({ text: r.label, ...toPx(r.x, r.y) })), {
+    top: mt,
+    bottom: height - mb - 2,
+  });
+  const fromPx = (lx: number, ly: number) => ({
+    x: (lx - ml) / (width - ml - mr),
+    y: (1 - (ly - mt) / (height - mt - mb)) * yMax,
+  });
+  const labelRows = labels.map((l) => ({
+    text: l.text,
+    ...fromPx(l.lx, l.ly),
+    moved: Math.abs(l.ly - (l.py - 6)) > 1,
+    ...{ ax: fromPx(l.px, l.py) },
+  }));
+  const leaders = labelRows.filter((l) => l.moved).map((l) => ({ x1: l.ax.x, y1: l.ax.y, x2: l.x, y2: l.y }));
   return render(
     "tradeoff_scatter",
     {
@@ -509,29 +602,24 @@ export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureO
     },
     options,
     {
-      marginLeft: 60,
-      marginRight: 90,
+      marginLeft: ml,
+      marginRight: mr,
+      marginTop: mt,
+      marginBottom: mb,
       x: percentAxis("Backtracking rate (%) →"),
       y: { label: "↑ Accuracy (%)", percent: true, domain: [0, yMax * 100], grid: true },
-      color: {
-        domain: groups,
-        range: groups.map((g, i) =>
-          g === "baseline"
-            ? COLORS.baseline
-            : [COLORS.targeted, COLORS.other, COLORS.without, COLORS.random][i % 4]!
-        ),
-      },
+      color: { domain: groups, range: colors },
       marks: [
         Plot.ruleY(rows, { y: "y", x1: "x1", x2: "x2", stroke: "group", strokeOpacity: 0.7 }),
         Plot.ruleX(rows, { x: "x", y1: "y1", y2: "y2", stroke: "group", strokeOpacity: 0.7 }),
+        Plot.link(leaders, { x1: "x1", y1: "y1", x2: "x2", y2: "y2", stroke: "#999", strokeWidth: 0.75 }),
         Plot.dot(rows, { x: "x", y: "y", fill: "group", r: 4.5, stroke: "white" }),
-        Plot.text(rows, {
+        Plot.text(labelRows, {
           x: "x",
           y: "y",
-          text: "label",
-          dx: 7,
-          dy: -8,
+          text: "text",
           textAnchor: "start",
+          lineAnchor: "bottom",
           stroke: "white",
           strokeWidth: 3,
           paintOrder: "stroke",
@@ -539,5 +627,6 @@ export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureO
         }),
       ],
     },
+    { legend: groups.map((g, i) => ({ label: g, color: colors[i]! })) },
   );
 }

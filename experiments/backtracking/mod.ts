@@ -24,3 +24,7 @@ export { buildPrompt } from "./prompts.ts";
 export { extractAnswer, scoreAnswer } from "./answers.ts";
 export { type BacktrackEvent, matchControlsReport, selectEvents } from "./event_selection.ts";
 export { artifactPath, openRun, readMeta, type Run } from "./run.ts";
+export { type ExploreTrace, sampleTrace, type SampleTraceOptions } from "./explore.ts";
+export { detect, type DetectionResult, type Onset, type TriggerMatch } from "./detect.ts";
+export { detectionOptions, samplingOptions } from "./settings.ts";
+export { notebookParams, PROJECT_ROOT } from "./notebook_params.ts";

@@ -11,6 +11,7 @@
  * | `BT_RUNS_ROOT` | `<project>/runs` | runs root |
  * | `BT_FIGURES_DIR` | `<project>/figures` | where make-report copies the latest figures; `none` = nowhere |
  * | `BT_FORCE` | unset | `1`: recompute every step even when its artifacts are up to date |
+ * | `BT_PREREQUISITES` | `run` for the organism, else `stop` | what {@linkcode notebookSetup} does about unfinished earlier steps |
  *
  * The kernel's working directory is the notebook's folder; {@linkcode notebookContext} changes it to the
  * project root so that relative paths in configs mean what they mean for `deno task bt`.
@@ -49,6 +50,9 @@ import { logitLens } from "./steps/logit_lens.ts";
 import { buildFigures, makeReport } from "./steps/make_report.ts";
 import { prepareData } from "./steps/prepare_data.ts";
 import { readCsv } from "../../lib/tables/table.ts";
+import pl from "nodejs-polars";
+import { generate } from "./steps/generate.ts";
+import { phase2Plan, runPhase2 } from "./steps/phase2_run.ts";
 
 /** The project root (the folder holding deno.json), from this module's location. */
 export const PROJECT_ROOT: string = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -67,6 +71,13 @@ export interface NotebookParams {
   readonly figuresDir: string | null;
   /** Recompute every step even when its artifacts are up to date. */
   readonly force: boolean;
+  /**
+   * What {@linkcode notebookSetup} does about earlier steps a notebook needs (`BT_PREREQUISITES`): `run` them
+   * (reusing finished ones), `stop` at the first expensive one not finished (generation, logit lens, scan,
+   * Phase 2) with a message naming the notebook to run first, or undefined: `run` for the model organism,
+   * `stop` for any other model.
+   */
+  readonly prerequisites: "run" | "stop" | undefined;
 }
 
 function fromRoot(root: string, p: string): string {
@@ -93,8 +104,18 @@ export function notebookParams(env: Readonly<Record<string, string>> = Deno.env.
     runsRoot: fromRoot(root, env.BT_RUNS_ROOT || "runs"),
     figuresDir: figures === "none" ? null : fromRoot(root, figures || "figures"),
     force: env.BT_FORCE === "1" || env.BT_FORCE === "true",
+    prerequisites: prerequisitesMode(env.BT_PREREQUISITES),
   };
 }
+
+function prerequisitesMode(v: string | undefined): "run" | "stop" | undefined {
+  if (v === undefined || v === "") return undefined;
+  if (v === "run" || v === "stop") return v;
+  throw new RangeError(`BT_PREREQUISITES must be "run" or "stop", not "${v}"`);
+}
+
+/** Notebook output goes to stdout (stderr renders red in Jupyter, as if it were an error). */
+const notebookLog = (line: string): void => console.log(line);
 
 /**
  * The context of an existing run for a notebook: the config of `BT_CONFIG`, the run of `BT_RUN_ID` (or
@@ -105,7 +126,8 @@ export function notebookParams(env: Readonly<Record<string, string>> = Deno.env.
  */
 export async function notebookContext(params: NotebookParams = notebookParams()): Promise<StepContext> {
   Deno.chdir(params.projectRoot);
-  return await openContext(params.configPath, { runId: params.runId ?? null, root: params.runsRoot });
+  const ctx = await openContext(params.configPath, { runId: params.runId ?? null, root: params.runsRoot });
+  return { ...ctx, log: notebookLog };
 }
 
 /**
@@ -126,17 +148,231 @@ export async function startRun(
       await Deno.stat(join(params.runsRoot, params.runId, "config_resolved.yaml"));
       const run = await openRun(config, params.runId, { root: params.runsRoot });
       await Deno.writeTextFile(join(params.runsRoot, ".current_run_id"), run.id + "\n");
-      return { ctx: { config, configPath: params.configPath, run }, created: false };
+      return { ctx: { config, configPath: params.configPath, run, log: notebookLog }, created: false };
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
   }
-  const ctx = await initRun({ config, configPath: params.configPath }, {
+  const ctx = await initRun({ config, configPath: params.configPath, log: notebookLog }, {
     ...(params.runId ? { runId: params.runId } : {}),
     root: params.runsRoot,
     force: params.force,
   });
   return { ctx, created: true };
+}
+
+/** A step of the series that a later notebook can need, in run-log order (docs/protocol.md §2). */
+export type SeriesStage =
+  | "prepare-data"
+  | "generate baseline"
+  | "detect-events"
+  | "logit-lens"
+  | "ablation-scan"
+  | "generate targeted_ablation"
+  | "generate random_ablation"
+  | "compare-conditions"
+  | "formatting-sweep"
+  | "phase2";
+
+/** Each stage: the notebook that runs it, and whether it is expensive on a real model (model passes). */
+export const SERIES_STAGES: Readonly<Record<SeriesStage, { notebook: string; expensive: boolean }>> = {
+  "prepare-data": { notebook: "01_prepare_data", expensive: false },
+  "generate baseline": { notebook: "02_generate_baseline", expensive: true },
+  "detect-events": { notebook: "03_detect_events", expensive: false },
+  "logit-lens": { notebook: "04_logit_lens", expensive: true },
+  "ablation-scan": { notebook: "05_ablation_scan", expensive: true },
+  "generate targeted_ablation": { notebook: "06_generate_targeted_ablation", expensive: true },
+  "generate random_ablation": { notebook: "07_generate_random_ablation", expensive: true },
+  "compare-conditions": { notebook: "08_compare_conditions", expensive: false },
+  "formatting-sweep": { notebook: "09_formatting_sweep", expensive: false },
+  phase2: { notebook: "11_phase2_sweeps … 14_phase2_patching", expensive: true },
+};
+
+const BASE: readonly SeriesStage[] = ["prepare-data", "generate baseline", "detect-events"];
+const PHASE1: readonly SeriesStage[] = [
+  ...BASE,
+  "logit-lens",
+  "ablation-scan",
+  "generate targeted_ablation",
+  "generate random_ablation",
+  "compare-conditions",
+  "formatting-sweep",
+];
+
+/**
+ * What each notebook of the series needs done before its own step, by its two-digit number. Notebook 00
+ * creates the run, which every other notebook does too when it is missing.
+ */
+export const NOTEBOOK_PREREQUISITES: Readonly<Record<string, readonly SeriesStage[]>> = {
+  "00": [],
+  "01": [],
+  "02": ["prepare-data"],
+  "03": ["prepare-data", "generate baseline"],
+  "04": BASE,
+  "05": BASE,
+  "06": [...BASE, "ablation-scan"],
+  "07": [...BASE, "ablation-scan"],
+  "08": [...BASE, "ablation-scan", "generate targeted_ablation", "generate random_ablation"],
+  "09": BASE,
+  "10": PHASE1,
+  "11": [...BASE, "ablation-scan"],
+  "12": [...BASE, "ablation-scan"],
+  "13": [...BASE, "ablation-scan"],
+  "14": [...BASE, "ablation-scan"],
+  "15": [...PHASE1, "phase2"],
+};
+
+/** What {@linkcode notebookSetup} did about one earlier stage. */
+export interface PrerequisiteRun {
+  readonly stage: SeriesStage;
+  /** The notebook that runs this stage. */
+  readonly notebook: string;
+  /** `ran`: (re)computed or generated now; `reused`: already finished. */
+  readonly status: "ran" | "reused";
+  readonly seconds: number;
+}
+
+/** Thrown by {@linkcode notebookSetup} when an expensive earlier step is unfinished in `stop` mode. */
+export class PrerequisiteMissingError extends Error {
+  constructor(readonly notebook: string, readonly stage: SeriesStage, message: string) {
+    super(message);
+    this.name = "PrerequisiteMissingError";
+  }
+}
+
+/** Whether an expensive stage's outputs are already in the run (checked without loading the model). */
+async function stageDone(ctx: StepContext, stage: SeriesStage): Promise<boolean> {
+  const stores = (cond: string) =>
+    listGenerationStores(ctx, { phase1Only: true }).then((all) =>
+      all.some((s) => s.condition === cond || s.condition.startsWith(cond + "_"))
+    );
+  const all = async (rels: readonly string[]) => {
+    for (const r of rels) if (!(await pathExists(artifactPath(ctx.run, r)))) return false;
+    return true;
+  };
+  switch (stage) {
+    case "generate baseline":
+      return await pathExists(
+        artifactPath(ctx.run, generationFile(defaultAnalysisVariant(ctx.config), "baseline")),
+      );
+    case "generate targeted_ablation":
+      return await stores("targeted_ablation");
+    case "generate random_ablation":
+      return await stores("random_ablation");
+    case "logit-lens":
+      return await all(LENS_OUTPUTS);
+    case "ablation-scan":
+      return await all(SCAN_OUTPUTS);
+    case "phase2":
+      return await pathExists(artifactPath(ctx.run, "analysis/phase2"));
+    default:
+      return false;
+  }
+}
+
+/**
+ * The run and everything a notebook needs before its own step, so each notebook runs top to bottom on its
+ * own ("Run all" in Jupyter, or headless alone on a fresh run): opens the run of `BT_RUN_ID` (or the current
+ * run), creating it when there is none; then, in run-log order, runs each earlier stage the notebook needs
+ * ({@linkcode NOTEBOOK_PREREQUISITES}), reusing finished ones (generation resumes, analysis steps go through
+ * {@linkcode runOrReuse}). With `BT_PREREQUISITES=stop` (the default for a real model, where generation
+ * takes hours) an expensive stage that is not finished stops the notebook with a message naming the
+ * notebook to run first; cheap stages (prepare-data, detect-events, compare-conditions, formatting-sweep)
+ * always run. `BT_FORCE` does not apply here (only to the notebook's own step): earlier steps are reused
+ * when up to date. Changes the working directory to the project root; log lines go to stdout.
+ *
+ * @param notebook The notebook's two-digit number, e.g. `"04"`.
+ * @param params Parameters (default {@linkcode notebookParams}).
+ * @returns The context and what was done per stage.
+ * @throws {PrerequisiteMissingError} in `stop` mode, naming the notebook to run first.
+ * @throws {RangeError} for an unknown notebook number.
+ * @example
+ * ```ts
+ * const { ctx, prerequisites } = await notebookSetup("08");
+ * ```
+ */
+export async function notebookSetup(
+  notebook: string,
+  params: NotebookParams = notebookParams(),
+): Promise<{ ctx: StepContext; prerequisites: PrerequisiteRun[] }> {
+  const needs = NOTEBOOK_PREREQUISITES[notebook];
+  if (needs === undefined) {
+    throw new RangeError(
+      `No notebook "${notebook}" in the series; known: ${Object.keys(NOTEBOOK_PREREQUISITES).join(", ")}`,
+    );
+  }
+  Deno.chdir(params.projectRoot);
+  let runId = params.runId;
+  if (runId === undefined) {
+    runId = await Deno.readTextFile(join(params.runsRoot, ".current_run_id")).then((t) =>
+      t.trim() || undefined
+    )
+      .catch(() => undefined);
+  }
+  const haveRun = runId !== undefined &&
+    await pathExists(join(params.runsRoot, runId, "config_resolved.yaml"));
+  const ctx = haveRun
+    ? await notebookContext({ ...params, runId })
+    : (await startRun({ ...params, runId, force: false })).ctx;
+  if (!haveRun) notebookLog(`run ${ctx.run.id}: created in ${ctx.run.dir} (no run yet)`);
+  const mode = params.prerequisites ?? (ctx.config.model.source === "organism" ? "run" : "stop");
+  const done: PrerequisiteRun[] = [];
+  for (const stage of needs) {
+    const { notebook: by, expensive } = SERIES_STAGES[stage];
+    if (mode === "stop" && expensive && !(await stageDone(ctx, stage))) {
+      throw new PrerequisiteMissingError(
+        by,
+        stage,
+        `Notebook ${notebook} needs step "${stage}", which has not run in run ${ctx.run.id}: run notebook ` +
+          `${by} first (the series runs in number order), or set BT_PREREQUISITES=run to run it from here.`,
+      );
+    }
+    const t0 = performance.now();
+    let ran: boolean;
+    switch (stage) {
+      case "generate baseline":
+      case "generate targeted_ablation":
+      case "generate random_ablation": {
+        const stores = await generate(ctx, { condition: stage.slice("generate ".length) });
+        ran = stores.some((s) => s.generated > 0);
+        break;
+      }
+      case "compare-conditions": {
+        const detect = await runOrReuse(ctx, "detect-events", { force: false });
+        ran = (await runOrReuse(ctx, "compare-conditions", { force: false })).status === "ran" ||
+          detect.status === "ran";
+        break;
+      }
+      case "phase2": {
+        const plan = phase2Plan(ctx);
+        const r = plan.sweeps || plan.continuation || plan.steering || plan.patching
+          ? await runPhase2(ctx)
+          : { timings: [] };
+        ran = [r.sweeps, r.continuation, r.steering, r.patching].some((x) => x?.status === "ran");
+        break;
+      }
+      default:
+        ran = (await runOrReuse(ctx, stage, { force: false })).status === "ran";
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    done.push({ stage, notebook: by, status: ran ? "ran" : "reused", seconds });
+    if (ran) notebookLog(`${stage} (notebook ${by}): ran now, ${seconds.toFixed(1)} s`);
+  }
+  return { ctx, prerequisites: done };
+}
+
+/**
+ * One line on what {@linkcode notebookSetup} did, for a notebook's run table: e.g.
+ * `ran now: generate baseline (02), detect-events (03); reused: prepare-data (01)`, or `none needed`.
+ */
+export function earlierSteps(runs: readonly PrerequisiteRun[]): string {
+  if (runs.length === 0) return "none needed";
+  const list = (status: "ran" | "reused") =>
+    runs.filter((r) => r.status === status).map((r) => `${r.stage} (${r.notebook.slice(0, 2)})`).join(", ");
+  return [["ran now", list("ran")], ["reused", list("reused")]].filter(([, l]) => l).map(([k, l]) =>
+    `${k}: ${l}`
+  )
+    .join("; ");
 }
 
 /** The steps {@linkcode runOrReuse} knows. */
@@ -355,6 +591,23 @@ export async function readArtifactTable(
   return records.slice(0, options.limit ?? records.length).map((r) =>
     Object.fromEntries(keep.map((c) => [c, cell(r[c])]))
   );
+}
+
+/**
+ * A run's CSV artifact as a polars DataFrame (column types inferred from every row), for group-bys, joins
+ * and filters in a notebook; show the result with `showTable`.
+ *
+ * @param ctx The run.
+ * @param rel Path relative to the run folder, e.g. `analysis/backtracking_events.csv`.
+ * @throws {Error} naming the file when it is missing or not CSV.
+ */
+export async function readArtifactFrame(ctx: Pick<RunContext, "run">, rel: string): Promise<pl.DataFrame> {
+  const path = artifactPath(ctx.run, rel);
+  try {
+    return pl.readCSV(await Deno.readTextFile(path), { inferSchemaLength: 1_000_000 });
+  } catch (e) {
+    throw new Error(`Cannot read ${path} as a table: ${(e as Error).message}`, { cause: e });
+  }
 }
 
 /**

@@ -55,8 +55,8 @@ export interface SeriesOptions {
   /** Config file (absolute, or relative to the working directory). */
   readonly configPath: string;
   /**
-   * Run id; undefined = a new id when the series starts with notebook 00, else the current run (when only
-   * notebooks outside the series are given and there is no current run: a new id).
+   * Run id; undefined = a new id when the series starts with notebook 00, else the current run (a new id
+   * when there is none: each notebook creates the run and runs the earlier steps it needs).
    */
   readonly runId?: string;
   /** Runs root (absolute, or relative to the working directory). */
@@ -122,14 +122,12 @@ export async function runNotebookSeries(options: SeriesOptions): Promise<SeriesR
   const config = await loadConfig(options.configPath);
   const runsRoot = resolve(options.runsRoot);
   const startsFresh = basename(notebooks[0]!).startsWith("00_");
-  const ownOnly = notebooks.every((p) => !isSeriesNotebook(p));
+  // Without a current run, a new id: every notebook creates its run and runs what it needs (notebookSetup).
   const runId = options.runId !== undefined
     ? validateRunId(options.runId)
     : startsFresh
     ? (config.run.run_id ?? newRunId())
-    : ownOnly
-    ? await resolveRunId(config, undefined, { root: runsRoot }).catch(() => config.run.run_id ?? newRunId())
-    : await resolveRunId(config, undefined, { root: runsRoot });
+    : await resolveRunId(config, undefined, { root: runsRoot }).catch(() => config.run.run_id ?? newRunId());
   const runDir = join(runsRoot, runId);
   const notebooksDir = join(runDir, "notebooks");
   const env: Record<string, string> = {

@@ -5,3 +5,4 @@
  */
 
 export * from "./plot.ts";
+export * from "./explore.ts";

@@ -85,15 +85,48 @@ function validateSize(v: number | undefined, name: string): void {
   }
 }
 
+/** One entry of a figure's colour legend (see {@linkcode render}). */
+export interface LegendItem {
+  readonly label: string;
+  /** CSS colour of the swatch. */
+  readonly color: string;
+}
+
+const LEGEND_ROW_HEIGHT = 20;
+
+/** Swatch + label entries laid out left to right from x = 12, wrapping at `width`; returns SVG and height. */
+function legendSvg(
+  items: readonly LegendItem[],
+  top: number,
+  width: number,
+): { svg: string; height: number } {
+  const parts: string[] = [];
+  let x = 12, row = 0;
+  for (const it of items) {
+    const w = 22 + 7 * it.label.length + 16; // swatch, text at ~7 px per character at 12 px, gap
+    if (x + w > width - 12 && x > 12) (row++, x = 12);
+    const y = top + row * LEGEND_ROW_HEIGHT + 12;
+    parts.push(
+      `<circle cx="${x + 6}" cy="${y - 4}" r="5" fill="${escapeXml(it.color)}"/>` +
+        `<text x="${x + 16}" y="${y}" font-size="12" text-anchor="start">${escapeXml(it.label)}</text>`,
+    );
+    x += w;
+  }
+  return { svg: parts.join(""), height: items.length ? (row + 1) * LEGEND_ROW_HEIGHT + 2 : 0 };
+}
+
 /**
  * Run one `Plot.plot` call in a linkedom document and wrap its SVG with a title and a white
- * background: every figure of the project (here and in `lib/phase2/figures.ts`) goes through this.
+ * background: every figure of the project (here and in `experiments/backtracking/phase2/figures.ts`) goes
+ * through this. Plot's own legends are HTML (not SVG); `extras.legend` draws a colour legend as swatches
+ * under the title instead.
  */
 export function render(
   name: string,
   defaults: { title: string; subtitle?: string; height: number },
   options: FigureOptions,
   plot: Plot.PlotOptions,
+  extras: { readonly legend?: readonly LegendItem[] } = {},
 ): Figure {
   validateSize(options.width, "width");
   validateSize(options.height, "height");
@@ -115,7 +148,9 @@ export function render(
       `figure "${name}": Plot returned <${el.tagName}>, expected <svg> (no title/caption/legend)`,
     );
   }
-  const top = (title ? TITLE_HEIGHT : 0) + (subtitle ? SUBTITLE_HEIGHT : 0) + (title || subtitle ? 6 : 0);
+  const headTop = (title ? TITLE_HEIGHT : 0) + (subtitle ? SUBTITLE_HEIGHT : 0) + (title || subtitle ? 6 : 0);
+  const legend = legendSvg(extras.legend ?? [], headTop, width);
+  const top = headTop + legend.height;
   el.setAttribute("y", String(top));
   el.setAttribute("font-family", FONT_STACK);
   el.removeAttribute("class");
@@ -133,6 +168,7 @@ export function render(
       `<text x="12" y="${y}" font-size="12" fill="#555" text-anchor="start">${escapeXml(subtitle)}</text>`,
     );
   }
+  head.push(legend.svg);
   const svg = `<svg xmlns="${SVG_NS}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
     `font-family="${FONT_STACK}" font-size="12">` +
     `<rect width="${width}" height="${height}" fill="white"/>${head.join("")}${inner}</svg>`;

@@ -166,3 +166,33 @@ Deno.test("phase-2 figures: end-of-line labels fit inside the figure", async () 
     }
   }
 });
+
+Deno.test("phase-2 figures: titles fit the width, patching CI bars are not clipped, layers are integers", async () => {
+  const { patchingByLayer } = await import("../../experiments/backtracking/phase2/figures.ts");
+  for (const direction of ["bt_from_control", "control_from_bt"]) {
+    // the organism run's control_from_bt: MLP 3's upper bound 8.1 lay above the axis (cut at ~7.3)
+    const fig = patchingByLayer(
+      [0, 1, 2, 3].flatMap((layer) => [
+        { layer, component: "attn" as const, value: 0, lower: 0, upper: 0 },
+        {
+          layer,
+          component: "mlp" as const,
+          value: layer === 3 ? 5.6 : 0,
+          lower: 0,
+          upper: layer === 3 ? 8.1 : 0,
+        },
+      ]),
+      direction,
+    );
+    const title = /<text x="12" y="22" font-size="16" font-weight="bold"[^>]*>([^<]+)</.exec(fig.svg)![1]!;
+    // ~10 px per character of 16 px bold DejaVu Sans; "control prefix ← BT event's output" ran off the edge
+    assert.ok(12 + 10 * title.length <= fig.width, `title too long for ${fig.width} px: ${title}`);
+    const yTicks = [...fig.svg.matchAll(/aria-label="y-axis tick label"[\s\S]*?<\/g>/g)][0]![0];
+    const top = Math.max(
+      ...[...yTicks.matchAll(/>(−?[\d.]+)</g)].map((m) => Number(m[1]!.replace("−", "-"))),
+    );
+    assert.ok(top >= 8.1, `y axis ends at ${top}, below the CI's upper bound 8.1`);
+    const xTicks = [...fig.svg.matchAll(/aria-label="x-axis tick label"[\s\S]*?<\/g>/g)][0]![0];
+    assert.deepEqual([...xTicks.matchAll(/>([^<]+)</g)].map((m) => m[1]), ["0", "1", "2", "3"]);
+  }
+});

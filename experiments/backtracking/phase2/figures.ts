@@ -18,8 +18,15 @@ export interface DosePoint {
   readonly accuracy: ValueCI;
 }
 
-/** BT rate and accuracy (with CI bars) against the steering coefficient (0 = baseline). */
-export function steeringDoseResponse(points: readonly DosePoint[], layer: number): Figure {
+/**
+ * BT rate and accuracy (with CI bars) against the steering coefficient (0 = baseline); `direction` names
+ * a direction other than the mean-difference one in the title (e.g. "the planted_wait direction").
+ */
+export function steeringDoseResponse(
+  points: readonly DosePoint[],
+  layer: number,
+  direction?: string,
+): Figure {
   if (points.length === 0) throw new RangeError("steeringDoseResponse: no data to plot");
   const rows = [...points].sort((a, b) => a.coef - b.coef).flatMap((p) => [
     { coef: p.coef, metric: "BT rate", ...p.bt_rate },
@@ -28,7 +35,7 @@ export function steeringDoseResponse(points: readonly DosePoint[], layer: number
   return render(
     "steering_dose_response",
     {
-      title: "Steering along the backtracking direction: dose-response",
+      title: `Steering along ${direction ?? "the backtracking direction"}: dose-response`,
       subtitle:
         `added at blocks.${layer}.hook_resid_pre on every generated position; bars: 95% CI (problem-clustered)`,
       height: 400,
@@ -67,9 +74,8 @@ export interface PatchPoint extends ValueCI {
 /** Mean Δ log-prob of the onset token per layer, one line per component, CI bars. */
 export function patchingByLayer(points: readonly PatchPoint[], direction: string, trigger = "all"): Figure {
   if (points.length === 0) throw new RangeError("patchingByLayer: no data to plot");
-  const recipient = direction === "bt_from_control"
-    ? "BT prefix ← control's output"
-    : "control prefix ← BT event's output";
+  // short enough for the 720 px width (the long form ran off the right edge)
+  const recipient = direction === "bt_from_control" ? "BT ← control output" : "control ← BT output";
   return render(
     `patching_${direction}${trigger === "all" ? "" : `_${trigger.replace(/\W+/g, "_")}`}`,
     {
@@ -82,8 +88,17 @@ export function patchingByLayer(points: readonly PatchPoint[], direction: string
     {
       marginLeft: 60,
       marginRight: 60, // room for the end-of-line labels
-      x: { label: "Layer →", grid: true, ticks: [...new Set(points.map((p) => p.layer))] },
-      y: { label: "↑ Δ log-prob", grid: true },
+      x: { label: "Layer →", grid: true, ticks: [...new Set(points.map((p) => p.layer))], tickFormat: "d" },
+      y: {
+        label: "↑ Δ log-prob",
+        grid: true,
+        // include the CI bars, so none is clipped
+        domain: [
+          Math.min(0, ...points.map((p) => Math.min(p.value, p.lower ?? p.value))),
+          Math.max(0, ...points.map((p) => Math.max(p.value, p.upper ?? p.value))),
+        ],
+        nice: true,
+      },
       color: { domain: ["attn", "mlp"], range: [COLORS.control, COLORS.bt], legend: false },
       marks: [
         Plot.ruleY([0]),

@@ -345,6 +345,7 @@ export async function phase2Steering(
         accuracy: ci(r.summary.accuracy),
       })),
       hookLayer,
+      label === primary ? undefined : `the ${label} direction`,
     );
     await saveFigure(fig, figDir, label === primary ? fig.name : `${fig.name}_${label}`);
   }
