@@ -11,7 +11,8 @@ import { HookedModel } from "../lib/engine/hooked_model.ts";
 import { loadTokenizer } from "../lib/engine/tokenizer.ts";
 import { buildOrganism, readOrganismManifest } from "../lib/engine/organism.ts";
 import { generate } from "../lib/generate/generate.ts";
-import { scanEffects } from "../lib/interp/ablation_scan.ts";
+import { scanEffects, scanPositions } from "../lib/interp/ablation_scan.ts";
+import { writeRandomCheckpoint } from "../lib/engine/random_checkpoint.ts";
 import { loadConfig } from "../experiments/backtracking/config.ts";
 import { buildPrompt } from "../experiments/backtracking/prompts.ts";
 import type { BacktrackEvent, ControlPosition } from "../experiments/backtracking/event_selection.ts";
@@ -60,6 +61,72 @@ Deno.test("classMass sums probabilities per class and refuses mass after the que
   assert.throws(() => classMass([0.5, 0, 0, 0, 0.5], classes), /after the query/);
   assert.deepEqual(eventGroups("Wait"), ["all", "trigger=Wait"]);
   assert.deepEqual(eventGroups("Wait", "revision"), ["all", "trigger=Wait", "onset_type=revision"]);
+});
+
+Deno.test("scanPositions with a head condition = a full forward with that head's hook_z zeroed at predPos", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "bt-head-scan-" });
+  await writeRandomCheckpoint(dir, {
+    modelType: "qwen2",
+    hiddenSize: 48,
+    numLayers: 3,
+    numHeads: 6,
+    numKvHeads: 2,
+    intermediateSize: 72,
+    vocabSize: 101,
+    seed: 41,
+  });
+  const model = await HookedModel.load(dir, { cacheDir: `${dir}/.graphs` });
+  try {
+    const tokens = [[5, 17, 33, 2, 90, 41, 7, 64], [9, 8, 77, 3, 12]];
+    const positions = tokens.map((t, i) => ({ tokenIds: t, predPos: t.length - 2 - i, targetIds: [11, 60] }));
+    const conditions = [{ layer: 1, component: "attn" as const, head: 4 }, {
+      layer: 2,
+      component: "attn" as const,
+      head: 0,
+    }];
+    const scores = await scanPositions(model, positions, { conditions, maxRows: 3 });
+    for (const [i, p] of positions.entries()) {
+      const prefix = [p.tokenIds.slice(0, p.predPos + 1)];
+      const logp = async (iv: Parameters<HookedModel["forward"]>[1]) => {
+        const row = (await model.forward(prefix, iv)).logits[0]![0]!;
+        const max = Math.max(...row);
+        const z = max + Math.log(row.reduce((a, v) => a + Math.exp(v - max), 0));
+        return p.targetIds.map((id) => row[id]! - z);
+      };
+      const clean = await logp({});
+      p.targetIds.forEach((_, m) => assert.ok(Math.abs(scores[i]!.clean[m]!.logprob - clean[m]!) < 1e-4));
+      for (const [c, cond] of conditions.entries()) {
+        const want = await logp({
+          interventions: [{
+            hook: `blocks.${cond.layer}.attn.hook_z`,
+            op: "scale",
+            value: 0,
+            head: cond.head,
+            positions: [[p.predPos]],
+          }],
+        });
+        p.targetIds.forEach((_, m) => {
+          const got = scores[i]!.ablated[c]![m]!.logprob;
+          assert.ok(
+            Math.abs(got - want[m]!) < 1e-4,
+            `position ${i} head L${cond.layer}H${cond.head}: ${got} vs ${want[m]}`,
+          );
+        });
+        assert.ok(Math.abs(want[0]! - clean[0]!) > 1e-6, "the ablation changes the output");
+      }
+    }
+    await assert.rejects(
+      () => scanPositions(model, positions, { conditions: [{ layer: 0, component: "mlp", head: 0 }] }),
+      /a head needs component "attn"/,
+    );
+    await assert.rejects(
+      () => scanPositions(model, positions, { conditions: [{ layer: 0, component: "attn", head: 6 }] }),
+      /0 <= head < 6/,
+    );
+  } finally {
+    await model.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 /** Events (first trigger of each trace) and controls at the same token, nearest offset, in traces without one. */
