@@ -16,6 +16,10 @@ import { writeRandomCheckpoint } from "../lib/engine/random_checkpoint.ts";
 import { loadConfig } from "../experiments/backtracking/config.ts";
 import { buildPrompt } from "../experiments/backtracking/prompts.ts";
 import type { BacktrackEvent, ControlPosition } from "../experiments/backtracking/event_selection.ts";
+import { readHeadScan, writeHeadTables } from "../experiments/backtracking/artifacts/heads.ts";
+import { headFigures, headReportSection } from "../experiments/backtracking/head_report.ts";
+import { headAttentionByClass, headDlaHeatmap } from "../experiments/backtracking/head_figures.ts";
+import { directLogitAttribution } from "../lib/interp/direct_logit_attribution.ts";
 import {
   classifyKeys,
   classMass,
@@ -127,6 +131,41 @@ Deno.test("scanPositions with a head condition = a full forward with that head's
     await model.dispose();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("head figures: DLA heat map (heads + MLP column, outlines) and attention by class render as SVG", () => {
+  const cells = [0, 1, 2].flatMap((layer) =>
+    [-1, 0, 1].map((head) => ({
+      layer,
+      head,
+      value: layer - head * 0.5,
+      highlight: layer === 2 && head === 0,
+    }))
+  );
+  const heat = headDlaHeatmap(cells);
+  assert.equal(heat.name, "head_dla_heatmap");
+  assert.ok(heat.svg.includes(">MLP<") && heat.svg.includes(">H1<"), "column labels");
+  assert.ok(heat.svg.includes(">2.00<"), "cell values printed");
+  const bars = ["L2H0", "L6H0"].flatMap((head) =>
+    TOKEN_CLASSES.flatMap((token_class, i) =>
+      (["event", "control"] as const).map((series) => ({
+        head,
+        token_class,
+        series,
+        value: i / 10,
+        lower: i / 10 - 0.01,
+        upper: i / 10 + 0.01,
+      }))
+    )
+  );
+  const att = headAttentionByClass(bars);
+  assert.equal(att.name, "head_attention_by_class");
+  assert.ok(att.svg.includes(">previous_sentence<") && att.svg.includes(">L6H0<"), "facet labels");
+  assert.throws(
+    () => headAttentionByClass([{ ...bars[0]!, lower: 0.5, upper: 0.6, value: 0.1 }]),
+    RangeError,
+  );
+  assert.throws(() => headDlaHeatmap([]), RangeError);
 });
 
 /** Events (first trigger of each trace) and controls at the same token, nearest offset, in traces without one. */
@@ -265,6 +304,40 @@ Deno.test("organism: DLA ranks the planted components first in far fewer passes 
       assert.ok(ids.every((id) => classifyKeys([id], 0, 0, tokenText)[0] === d.token_class), `${ids}`);
     }
 
+    // The artifact family returns what was written; the figures and the report section come from it.
+    const run = { id: "t", root: tmp, dir: join(tmp, "t") };
+    const summary = {
+      variant: "v",
+      n_events: res.n_events,
+      n_controls: res.n_controls,
+      groups: res.groups,
+      onset_types: false,
+      top_heads: res.topHeads,
+      cost: res.cost,
+      settings: { top_heads: 4, scale: 0, bootstrap: 500 },
+    };
+    await writeHeadTables(run, { result: res, summary });
+    await assert.rejects(() => writeHeadTables(run, { result: res, summary }), /exists/);
+    const files = await readHeadScan(run);
+    assert.deepEqual(files.summary, summary);
+    assert.deepEqual(files.dla, res.dla);
+    assert.deepEqual(files.ablation, res.ablation);
+    assert.deepEqual(files.attention, res.attention);
+    const figs = headFigures(files);
+    assert.deepEqual(figs.map((f) => f.name), ["head_dla_heatmap", "head_attention_by_class"]);
+    for (const f of figs) assert.ok(f.svg.startsWith("<svg") && f.svg.includes("</svg>"), f.name);
+    const section = headReportSection(files);
+    for (const p of [prevHead!, eqHead!]) assert.ok(section.markdown.includes(label(p)), label(p));
+    assert.ok(
+      section.markdown.includes(`DLA ${res.cost.dla.forward_calls} forward pass(es)`),
+      section.markdown,
+    );
+
+    // Warm DLA (graphs compiled): the same items again.
+    const t2 = performance.now();
+    await directLogitAttribution(model, events.map((e) => ({ ...e, targetId: e.onsetTokenId })));
+    const warmDla = (performance.now() - t2) / 1000;
+
     // Cost: the layer ablation scan on the same events, counted the same way.
     let calls = 0, rows = 0;
     const counted = {
@@ -288,7 +361,12 @@ Deno.test("organism: DLA ranks the planted components first in far fewer passes 
         `  patterns: ${res.cost.patterns.forward_calls} calls, ${res.cost.patterns.forward_rows} rows, ` +
         `${res.cost.patterns.seconds.toFixed(2)} s; whole head scan ${headSeconds.toFixed(2)} s\n` +
         `  layer ablation scan (${2 * model.config.numLayers} components): ${calls} calls, ${rows} rows, ` +
-        `${layerSeconds.toFixed(2)} s\n  top all: ${show("all")}`,
+        `${layerSeconds.toFixed(2)} s\n  warm DLA of the ${events.length} events alone: ${
+          warmDla.toFixed(2)
+        } s\n` +
+        `  top all: ${show("all")}\n  top Wait: ${show("trigger=Wait")}\n  top Actually: ${
+          show("trigger=Actually")
+        }`,
     );
     assert.ok(dla.forward_calls * 2 <= calls, `DLA ${dla.forward_calls} calls vs layer scan ${calls}`);
     assert.ok(dla.forward_rows * 4 <= rows, `DLA ${dla.forward_rows} rows vs layer scan ${rows}`);
