@@ -421,6 +421,7 @@ export async function headScan(
   const scores = await scanPositions(ablCount.model, positions, {
     conditions: topHeads.map((h) => ({ layer: h.layer, component: "attn" as const, head: h.head })),
     scale: options.scale ?? 0,
+    prefillBatch: 16,
     ...(options.onProgress ? { onProgress: (d, t) => options.onProgress!("ablation", d, t) } : {}),
   });
   const ablCost = {
