@@ -119,6 +119,19 @@ Deno.test("scanPositions with a head condition = a full forward with that head's
         assert.ok(Math.abs(want[0]! - clean[0]!) > 1e-6, "the ablation changes the output");
       }
     }
+    // DLA's onCaptures hands over each batch's captures, rows in the batch's item order.
+    const seen: number[] = [];
+    await directLogitAttribution(model, positions.map((p) => ({ ...p, targetId: 11 })), {
+      batchSize: 1,
+      onCaptures: (batch, cap) => {
+        const i = batch[0]!, p = positions[i]!;
+        seen.push(i);
+        assert.deepEqual(cap.positions, [[p.predPos]]);
+        const n = p.predPos + 1;
+        assert.equal(cap.heads!.pattern[1]![0]!.length, 6 * n, "[head, 1 query, n keys]");
+      },
+    });
+    assert.deepEqual(seen.sort(), [0, 1]);
     await assert.rejects(
       () => scanPositions(model, positions, { conditions: [{ layer: 0, component: "mlp", head: 0 }] }),
       /a head needs component "attn"/,
@@ -332,6 +345,7 @@ Deno.test("organism: DLA ranks the planted components first in far fewer passes 
       section.markdown.includes(`DLA ${res.cost.dla.forward_calls} forward pass(es)`),
       section.markdown,
     );
+    assert.equal(res.cost.patterns.forward_calls, 0, "patterns come from the DLA passes");
 
     // Warm DLA (graphs compiled): the same items again.
     const t2 = performance.now();
@@ -358,8 +372,8 @@ Deno.test("organism: DLA ranks the planted components first in far fewer passes 
         `  DLA: ${dla.forward_calls} forward calls, ${dla.forward_rows} rows, ${dla.seconds.toFixed(2)} s\n` +
         `  head ablation (${res.topHeads.length} heads): ${res.cost.ablation.forward_calls} calls, ` +
         `${res.cost.ablation.forward_rows} rows, ${res.cost.ablation.seconds.toFixed(2)} s\n` +
-        `  patterns: ${res.cost.patterns.forward_calls} calls, ${res.cost.patterns.forward_rows} rows, ` +
-        `${res.cost.patterns.seconds.toFixed(2)} s; whole head scan ${headSeconds.toFixed(2)} s\n` +
+        `  patterns: read from the DLA passes (${res.cost.patterns.forward_calls} calls of their own); ` +
+        `whole head scan ${headSeconds.toFixed(2)} s\n` +
         `  layer ablation scan (${2 * model.config.numLayers} components): ${calls} calls, ${rows} rows, ` +
         `${layerSeconds.toFixed(2)} s\n  warm DLA of the ${events.length} events alone: ${
           warmDla.toFixed(2)

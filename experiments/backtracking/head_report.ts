@@ -89,7 +89,9 @@ export function headReportSection(files: HeadScanFiles): { title: string; markdo
       `${c.ablation.forward_calls} pass(es) (${c.ablation.forward_rows} rows, ${
         c.ablation.seconds.toFixed(1)
       } s); ` +
-      `patterns ${c.patterns.forward_calls} pass(es) (${c.patterns.seconds.toFixed(1)} s).`,
+      (c.patterns.forward_calls === 0
+        ? "the attention patterns come from the DLA passes."
+        : `patterns ${c.patterns.forward_calls} pass(es) (${c.patterns.seconds.toFixed(1)} s).`),
   );
   const all = files.dla.filter((r) => r.group === "all" && (r.kind === "head" || r.kind === "mlp"));
   out.push("**DLA ranking, all events** (logits):");

@@ -17,8 +17,9 @@
  *    pre-onset position; `scanPositions` with head conditions): the causal check, summarised exactly as
  *    the layer scan (`summarizeScan`: Δ log-prob of the trigger, control Δ, specificity, CIs).
  * 3. **Attention patterns** of the top heads at the pre-onset position (`blocks.{l}.attn.hook_pattern`
- *    with that position as the only query): the attention mass on each {@link TokenClass} of the earlier
- *    tokens, at events and at controls, and the paired difference with CIs.
+ *    with that position as the only query, read from the DLA passes: no further forward pass): the
+ *    attention mass on each {@link TokenClass} of the earlier tokens, at events and at controls, and the
+ *    paired difference with CIs.
  *
  * Everything is broken down by group: `all`, `trigger=<phrase>` per trigger word and, when the events
  * table has an `onset_type` column, `onset_type=<type>`.
@@ -222,7 +223,7 @@ export interface HeadScanOptions {
   readonly onsetTypes?: readonly (string | null | undefined)[];
   /** The text of a token id, for the token classes (default: none → no pattern summary). */
   readonly tokenText?: (id: number) => string;
-  readonly onProgress?: (stage: "dla" | "ablation" | "patterns", done: number, total: number) => void;
+  readonly onProgress?: (stage: "dla" | "ablation", done: number, total: number) => void;
 }
 
 /** Result of {@link headScan}. */
@@ -234,6 +235,7 @@ export interface HeadScanResult {
   readonly ablation: HeadAblationRow[];
   readonly attention: HeadAttentionRow[];
   readonly groups: string[];
+  /** Per stage; `patterns` has no forward pass of its own (read from the DLA passes): its seconds summarise. */
   readonly cost: { readonly dla: StageCost; readonly ablation: StageCost; readonly patterns: StageCost };
   readonly n_events: number;
   readonly n_controls: number;
@@ -335,7 +337,12 @@ export async function headScan(
   const eventGroupsOf = events.map((e, i) => eventGroups(e.trigger, options.onsetTypes?.[i]));
   const groups = [...new Set(eventGroupsOf.flat())];
 
-  // 1. DLA: events (onset token) and controls (sampled token, contrast = the trigger) in one batched pass.
+  // 1. DLA: events (onset token) and controls (sampled token, contrast = the trigger) in one batched pass;
+  // the same passes capture every head's pattern at the pre-onset position (summed by class for stage 3).
+  const items = [...events, ...usable];
+  const text = options.tokenText;
+  const masses: Float64Array[] = new Array(items.length); // [item][(layer * nh + head) * classes + class]
+  const C = TOKEN_CLASSES.length;
   const dlaCount = counting(model);
   let t0 = performance.now();
   const dlaRows = await directLogitAttribution(dlaCount.model, [
@@ -349,6 +356,26 @@ export async function headScan(
   ], {
     batchSize,
     ...(options.onProgress ? { onProgress: (d, t) => options.onProgress!("dla", d, t) } : {}),
+    ...(text
+      ? {
+        onCaptures: (batch, cap) => {
+          const heads = cap.heads!;
+          batch.forEach((i, b) => {
+            const it = items[i]!;
+            const classes = classifyKeys(it.tokenIds, it.promptTokens, it.predPos, text);
+            const n = it.predPos + 1;
+            const m = new Float64Array(L * nh * C);
+            for (let l = 0; l < L; l++) {
+              const p = heads.pattern[l]![b]!; // [head, 1 query, n keys]
+              for (let h = 0; h < nh; h++) {
+                m.set(classMass(p.subarray(h * n, (h + 1) * n), classes), (l * nh + h) * C);
+              }
+            }
+            masses[i] = m;
+          });
+        },
+      }
+      : {}),
   });
   const dlaCost = {
     forward_calls: dlaCount.calls(),
@@ -467,34 +494,12 @@ export async function headScan(
     }
   }
 
-  // 3. Attention patterns of the top heads at the pre-onset position, by token class.
-  const patCount = counting(model);
+  // 3. Attention of the top heads at the pre-onset position by token class (captured in the DLA passes).
   t0 = performance.now();
   const attention: HeadAttentionRow[] = [];
-  if (options.tokenText) {
-    const text = options.tokenText;
-    const items = [...events, ...usable];
-    const masses: number[][][] = new Array(items.length); // [item][top head][class]
-    const order = items.map((_, i) => i).sort((a, b) => items[a]!.predPos - items[b]!.predPos || a - b);
-    for (let s = 0; s < order.length; s += batchSize) {
-      const batch = order.slice(s, s + batchSize);
-      const res = await patCount.model.forward(
-        batch.map((i) => items[i]!.tokenIds.slice(0, items[i]!.predPos + 1)),
-        { logits: "none", capture: { positions: batch.map((i) => [items[i]!.predPos]), heads: true } },
-      );
-      const heads = res.captures?.heads;
-      if (!heads) throw new Error("headScan: the engine returned no head captures (pattern stage)");
-      batch.forEach((i, b) => {
-        const it = items[i]!;
-        const classes = classifyKeys(it.tokenIds, it.promptTokens, it.predPos, text);
-        const n = it.predPos + 1;
-        masses[i] = topHeads.map(({ layer, head }) => {
-          const p = heads.pattern[layer]![b]!; // [head, 1 query, n keys]
-          return classMass(p.subarray(head * n, (head + 1) * n), classes);
-        });
-      });
-      options.onProgress?.("patterns", Math.min(s + batchSize, order.length), order.length);
-    }
+  if (text) {
+    const mass = (item: number, h: number, c: number) =>
+      masses[item]![(topHeads[h]!.layer * nh + topHeads[h]!.head) * C + c]!;
     for (const g of groups) {
       const evIdx = events.map((_, i) => i).filter((i) => inGroup(g, i));
       const ctIdx = usable.map((_, u) => u).filter((u) => inGroup(g, usable[u]!.matchedTo));
@@ -503,12 +508,12 @@ export async function headScan(
           const s = pairedStats({
             events: evIdx.map((i) => ({
               cluster: events[i]!.exampleId,
-              value: masses[i]![h]![c]!,
+              value: mass(i, h, c),
               event: i,
             })),
             controls: ctIdx.map((u) => ({
               cluster: usable[u]!.exampleId,
-              value: masses[events.length + u]![h]![c]!,
+              value: mass(events.length + u, h, c),
               event: usable[u]!.matchedTo,
             })),
           }, boot);
@@ -535,11 +540,7 @@ export async function headScan(
       });
     }
   }
-  const patCost = {
-    forward_calls: patCount.calls(),
-    forward_rows: patCount.rows(),
-    seconds: (performance.now() - t0) / 1000,
-  };
+  const patCost = { forward_calls: 0, forward_rows: 0, seconds: (performance.now() - t0) / 1000 };
   return {
     dla,
     topHeads,
