@@ -629,7 +629,9 @@ component type and disjoint from the selection. The reference's five columns sta
     },
     setup(
       `import { earlierSteps, notebookParams, notebookSetup, plantedCircuit, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
-      `import { readRandomAblationSpecs, readSelectedLayers, SCAN_FILES } from "../experiments/backtracking/artifacts/mod.ts";`,
+      `import { readHeadScan, readRandomAblationSpecs, readSelectedLayers, SCAN_FILES } from "../experiments/backtracking/artifacts/mod.ts";`,
+      `import { classifyKeys, dominantClass } from "../experiments/backtracking/head_scan.ts";`,
+      `import { ensureTokenizer } from "../experiments/backtracking/context.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
@@ -698,6 +700,95 @@ await showMarkdown(
     \`(specificity \${Number(top.specificity_mean).toFixed(2)}). Selected for generation: attention [\${selected.attn.join(", ")}], \` +
     \`MLP [\${selected.mlp.join(", ")}]\` +
     (planted ? \`, which recovers the planted circuit (attention [\${planted.attn}], MLP [\${planted.mlp}]).\` : ".") ,
+);`,
+    },
+    {
+      md: `
+## Heads: direct logit attribution, single-head ablation, attention
+
+**Step \`head-scan\`** goes below the layer: which *heads* write the trigger, and what do they read? First
+direct logit attribution (DLA): one forward pass per batch of positions splits the trigger's logit into the
+direct contributions of every head and MLP (the final norm linearised at the actual residual's scale, as
+TransformerLens does). A component's *DLA specificity* is its contribution to the onset token at the event
+minus its contribution to the sampled token at the event's matched controls, so a component that writes
+every token alike cancels. The top heads are then zero-ablated one at a time through
+\`blocks.{l}.attn.hook_z\` (the causal check, scored as the layer scan), and their attention at the
+pre-onset position is summed by token class (numbers, operators, \`=\`, the question, the previous
+sentence), against the matched controls. Everything is broken down per trigger word (and per onset type
+when the events table has one).
+
+**Reference.** No head-level analysis: the layer scan was the finest grain, one forward pass per component
+per event (docs/protocol.md §13).`,
+    },
+    { code: `const headStep = await runOrReuse(ctx, "head-scan");\nheadStep;` },
+    { code: `const headFiles = await readHeadScan(ctx.run);` },
+    {
+      code: `
+const dlaTable = await showTable(
+  headFiles.dla.filter((r) => r.group === "all" && (r.kind === "head" || r.kind === "mlp")).slice(0, 8)
+    .map((r) => ({ rank: r.rank, component: r.name, at_events: r.event_mean, at_controls: r.control_mean,
+      specificity: r.specificity_mean, lower: r.specificity_lower, upper: r.specificity_upper })),
+  { digits: 3, title: "DLA ranking, all events (logits; 95% CI)" },
+);`,
+    },
+    { code: `await showFigure(await reportFigure(ctx, "head_dla_heatmap"));` },
+    {
+      code: `
+const ablationTable = await showTable(
+  headFiles.ablation.map((r) => ({ group: r.group, head: \`L\${r.layer}H\${r.head}\`, n_events: r.n_events,
+    delta_logprob: r.delta_logprob_mean, specificity: r.specificity_mean, lower: r.specificity_lower,
+    upper: r.specificity_upper })),
+  { digits: 3, title: "Single-head zero-ablation of the top heads (negative specificity = drives the trigger)" },
+);`,
+    },
+    { code: `await showFigure(await reportFigure(ctx, "head_attention_by_class"));` },
+    {
+      md: `
+### Sanity check: the planted heads
+
+For the model organism, every planted attention head must be among the top heads, and at the pre-onset
+positions of its trigger it must put most of its attention on the token class \`organism.json\` says it
+reads.`,
+    },
+    {
+      code: `
+const tokenizer = await ensureTokenizer(ctx);
+const tokenText = (id: number) => tokenizer.decodeEach([id])[0]!;
+const plantedHeads = (planted?.components ?? []).filter((c) => c.component === "attn" && c.head !== undefined);
+const headChecks = plantedHeads.map((p) => {
+  const trigger = \`trigger=\${p.promotes[0]!.trim()}\`;
+  const group = headFiles.summary.groups.includes(trigger) ? trigger : "all";
+  const found = dominantClass(headFiles.attention, p.layer, p.head!, group);
+  const expected = classifyKeys([p.attends!.token_ids[0]!], 0, 0, tokenText)[0]!;
+  return {
+    head: \`L\${p.layer}H\${p.head}\`,
+    among_top_heads: headFiles.summary.top_heads.some((h) => h.layer === p.layer && h.head === p.head),
+    group,
+    reads: \`\${p.attends!.token_class} (\${expected})\`,
+    most_attended: found?.token_class ?? "n/a",
+    mass: found?.event_mean ?? NaN,
+  };
+});
+const headProblems = headChecks.filter((c) => !c.among_top_heads || c.most_attended !== c.reads.split("(")[1]!.slice(0, -1));
+if (headProblems.length > 0) {
+  throw new Error(\`Planted head(s) not recovered: \${JSON.stringify(headProblems)}\`);
+}
+const headCheckTable = await showTable(headChecks, {
+  digits: 2,
+  title: planted ? "Planted heads: among the top heads, reading their class" : "Real model: no ground truth",
+});`,
+    },
+    {
+      code: `
+const cost = headFiles.summary.cost;
+const layerRows = (headFiles.summary.n_events + headFiles.summary.n_controls) * (importance.length + 2);
+const topDla = headFiles.dla.filter((r) => r.group === "all" && (r.kind === "head" || r.kind === "mlp")).slice(0, 3);
+await showMarkdown(
+  \`DLA ranks **\${topDla.map((r) => \`\${r.name} (\${r.specificity_mean.toFixed(2)} [\${r.specificity_lower.toFixed(2)}, \` +
+    \`\${r.specificity_upper.toFixed(2)}])\`).join(", ")}** first, in \${cost.dla.forward_calls} forward passes \` +
+    \`(\${cost.dla.forward_rows} rows, \${cost.dla.seconds.toFixed(1)} s) for every head and MLP at once; the layer scan \` +
+    \`evaluated \${layerRows} rows for \${importance.length} components. Ablating the top heads one at a time took \` +
+    \`\${cost.ablation.forward_calls} passes (\${cost.ablation.seconds.toFixed(1)} s).\`,
 );`,
     },
   ],

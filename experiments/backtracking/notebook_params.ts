@@ -35,6 +35,7 @@ import {
   DETECT_OUTPUTS,
   FORMATTING_OUTPUTS,
   generationFile,
+  HEAD_OUTPUTS,
   LENS_OUTPUTS,
   listGenerationStores,
   PROBLEMS_FILE,
@@ -45,6 +46,7 @@ import { ablationScan } from "./steps/ablation_scan.ts";
 import { compareConditions } from "./steps/compare_conditions.ts";
 import { detectEvents } from "./steps/detect_events.ts";
 import { formattingSweep } from "./steps/formatting_sweep.ts";
+import { headScan } from "./steps/head_scan.ts";
 import { initRun } from "./steps/init_run.ts";
 import { logitLens } from "./steps/logit_lens.ts";
 import { buildFigures, makeReport } from "./steps/make_report.ts";
@@ -381,6 +383,7 @@ export type ReusableStep =
   | "detect-events"
   | "logit-lens"
   | "ablation-scan"
+  | "head-scan"
   | "compare-conditions"
   | "formatting-sweep"
   | "make-report";
@@ -457,6 +460,8 @@ async function stepFiles(
       return { outputs: LENS_OUTPUTS, inputs: [variantBaseline] };
     case "ablation-scan":
       return { outputs: SCAN_OUTPUTS, inputs: [variantBaseline] };
+    case "head-scan":
+      return { outputs: HEAD_OUTPUTS, inputs: [variantBaseline] };
     case "compare-conditions":
       return { outputs: COMPARE_OUTPUTS, inputs: [at(DETECT_OUTPUTS[0])] };
     case "formatting-sweep":
@@ -474,7 +479,7 @@ async function stepFiles(
  * function last ran the step (recorded in `<run>/.step_inputs/<step>.json`); for outputs made outside the
  * notebooks (the CLI, `runPipeline`), that no input is newer than the oldest output. The inputs: nothing for
  * prepare-data; problems + every Phase-1 generation store for detect-events; the analysis variant's baseline store
- * for logit-lens and ablation-scan; `backtracking_events.csv` for compare-conditions and formatting-sweep;
+ * for logit-lens, ablation-scan and head-scan; `backtracking_events.csv` for compare-conditions and formatting-sweep;
  * every `analysis/` file for make-report. `force` (or `BT_FORCE=1`) always runs. A step that runs replaces
  * its outputs (`force: true`).
  *
@@ -534,6 +539,9 @@ export async function runOrReuse(
       break;
     case "ablation-scan":
       await ablationScan(ctx, { force });
+      break;
+    case "head-scan":
+      await headScan(ctx, { force });
       break;
     case "compare-conditions":
       await compareConditions(ctx, { force });

@@ -19,6 +19,8 @@ import type {
 import type { RunContext } from "./context.ts";
 import { defaultAnalysisVariant, statsOptions } from "./settings.ts";
 import { phase2ReportSections } from "./artifacts/phase2.ts";
+import type { HeadScanFiles } from "./artifacts/heads.ts";
+import { headReportSection } from "./head_report.ts";
 
 /** The reference's committed Phase-1 numbers for baseline_think_newline (docs/protocol.md §18). */
 const COMMITTED: Readonly<Record<string, number>> = {
@@ -36,6 +38,8 @@ export interface ReportInputs {
   readonly lens?: readonly LensReportRow[];
   readonly scan?: readonly ScanReportRow[];
   readonly selected?: { readonly attn: readonly number[]; readonly mlp: readonly number[] };
+  /** The head scan's files (its section comes before Phase 2's). */
+  readonly heads?: HeadScanFiles;
   readonly figures: readonly { readonly title: string; readonly path: string }[];
 }
 
@@ -141,13 +145,16 @@ export function reportParts(
       }
       : {}),
     referenceComparison: refRows,
-    ...phase2Part(ctx),
+    ...extraSections(ctx, inputs.heads),
     figures: inputs.figures,
   };
 }
 
-/** The Phase-2 sections of the run (none when Phase 2 has not run). */
-function phase2Part(ctx: Pick<RunContext, "run">): Pick<ReportParts, "extraSections"> {
-  const sections = phase2ReportSections(ctx.run.dir);
+/** The head scan's section (when it ran), then the Phase-2 sections (when Phase 2 ran). */
+function extraSections(
+  ctx: Pick<RunContext, "run">,
+  heads: HeadScanFiles | undefined,
+): Pick<ReportParts, "extraSections"> {
+  const sections = [...(heads ? [headReportSection(heads)] : []), ...phase2ReportSections(ctx.run.dir)];
   return sections.length > 0 ? { extraSections: sections } : {};
 }

@@ -30,10 +30,15 @@ import type { ControlPosition, OnsetEvent } from "./traces.ts";
 /** A component whose output can be scaled. */
 export type Component = "attn" | "mlp";
 
-/** One scan condition: scale `component` of block `layer` at the prediction position. */
+/**
+ * One scan condition: scale `component` of block `layer` at the prediction position; with `head`
+ * (attention only), scale that head's `blocks.{layer}.attn.hook_z` instead of the whole layer's output.
+ */
 export interface ScanCondition {
   readonly layer: number;
   readonly component: Component;
+  /** Attention only: one head, 0 ≤ head < num_heads (single-head ablation through `hook_z`). */
+  readonly head?: number;
 }
 
 /** A position to scan and the token ids to read there. */
@@ -74,7 +79,8 @@ export interface ScanPositionsOptions {
 /** The hook of a condition. */
 export function conditionHook(
   c: ScanCondition,
-): `blocks.${number}.hook_attn_out` | `blocks.${number}.hook_mlp_out` {
+): `blocks.${number}.hook_attn_out` | `blocks.${number}.hook_mlp_out` | `blocks.${number}.attn.hook_z` {
+  if (c.head !== undefined) return `blocks.${c.layer}.attn.hook_z`;
   return c.component === "attn" ? `blocks.${c.layer}.hook_attn_out` : `blocks.${c.layer}.hook_mlp_out`;
 }
 
@@ -116,6 +122,15 @@ export async function scanPositions(
     if (c.component !== "attn" && c.component !== "mlp") {
       throw new RangeError(`scan condition component "${c.component}" is not "attn" or "mlp"`);
     }
+    if (c.head !== undefined) {
+      const nh = model.config.numHeads;
+      if (c.component !== "attn" || !Number.isInteger(c.head) || c.head < 0 || c.head >= nh) {
+        throw new RangeError(
+          `scan condition layer ${c.layer} ${c.component} head ${c.head}: a head needs component "attn" ` +
+            `and 0 <= head < ${nh}`,
+        );
+      }
+    }
   }
   positions.forEach((p, i) => {
     if (!Number.isInteger(p.predPos) || p.predPos < 1 || p.predPos >= p.tokenIds.length) {
@@ -154,11 +169,13 @@ export async function scanPositions(
       const interventions: Intervention[] = [];
       for (const c of new Set(chunk.map((j) => j.c))) {
         if (c < 0) continue;
+        const cond = conditions[c]!;
         interventions.push({
-          hook: conditionHook(conditions[c]!),
+          hook: conditionHook(cond),
           op: "scale",
           value: scale,
           positions: chunk.map((j, r) => (j.c === c ? [pos[r]!.predPos] : [])),
+          ...(cond.head !== undefined ? { head: cond.head } : {}),
         });
       }
       // Either kind of cache (a native one on the C API runtime is released right after use).

@@ -27,7 +27,7 @@
  * @module
  */
 
-import type { HookedModel } from "../engine/hooked_model.ts";
+import type { Captures, HookedModel } from "../engine/hooked_model.ts";
 import { checkpointTensor, FINAL_NORM } from "../engine/checkpoint.ts";
 import { readTensorF32, readTensorRowsF32 } from "../engine/safetensors.ts";
 
@@ -86,6 +86,11 @@ export interface DlaOptions {
   readonly batchSize?: number;
   /** Called after each batch with the number of items done. */
   readonly onProgress?: (done: number, total: number) => void;
+  /**
+   * Called with each batch's captures (row b = item `items[b]`, capture position = its `predPos`), e.g. to
+   * read the attention patterns (`captures.heads.pattern`) from the same forward pass.
+   */
+  readonly onCaptures?: (items: readonly number[], captures: Captures) => void;
 }
 
 /**
@@ -148,6 +153,7 @@ export async function directLogitAttribution(
       throw new Error("directLogitAttribution: the engine returned no head captures");
     }
     const heads = cap.heads;
+    options.onCaptures?.(batch, cap);
     batch.forEach((i, b) => {
       const it = items[i]!;
       const x = cap.resid[L]![b]![0]!;

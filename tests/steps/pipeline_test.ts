@@ -63,6 +63,12 @@ Deno.test("pipeline on the model organism: every artifact, planted components se
         "analysis/ablation_importance.csv",
         "analysis/selected_layers.json",
         "analysis/random_ablation_specs.json",
+        "analysis/head_dla.csv",
+        "analysis/head_ablation.csv",
+        "analysis/head_attention.csv",
+        "analysis/head_scan.json",
+        "figures/head_dla_heatmap.png",
+        "figures/head_attention_by_class.png",
         "analysis/condition_comparison.csv",
         "analysis/condition_comparison_corrected.json",
         "analysis/formatting_summary.csv",
@@ -74,7 +80,7 @@ Deno.test("pipeline on the model organism: every artifact, planted components se
     ) assert.ok(await exists(join(dir, f)), `missing ${f}`);
     assert.equal(reportPath, join(dir, "report.md"));
     assert.ok(await exists(join(root, "figures", "bt_rate_by_condition.svg")), "figures copied");
-    assert.equal(timings.length, 12);
+    assert.equal(timings.length, 13);
 
     const meta = JSON.parse(await Deno.readTextFile(join(dir, "meta.json")));
     assert.equal(meta.execution_provider.used, "cpu");
@@ -82,6 +88,13 @@ Deno.test("pipeline on the model organism: every artifact, planted components se
     assert.match(Object.values(meta.model.weight_hashes)[0] as string, /^[0-9a-f]{64}$/);
 
     const manifest = await readOrganismManifest(meta.model.dir);
+    // The head scan names the planted heads among its top heads, and the report has its section.
+    const heads = JSON.parse(await Deno.readTextFile(join(dir, "analysis/head_scan.json")));
+    const topHeads = heads.top_heads.map((h: { layer: number; head: number }) => `L${h.layer}H${h.head}`);
+    for (const p of manifest.planted.filter((p) => p.head !== undefined)) {
+      assert.ok(topHeads.includes(`L${p.layer}H${p.head}`), `planted L${p.layer}H${p.head} in ${topHeads}`);
+    }
+    assert.match(await Deno.readTextFile(reportPath), /## Heads: direct logit attribution/);
     const selected = JSON.parse(await Deno.readTextFile(join(dir, "analysis/selected_layers.json")));
     const planted = (c: string) => manifest.planted.filter((p) => p.component === c).map((p) => p.layer);
     assert.deepEqual(selected, { attn: planted("attn"), mlp: planted("mlp") });

@@ -10,6 +10,7 @@
  * | events | `analysis/backtracking_events.csv`, `summary_metrics.json`, `summary_metrics_corrected.json` | detect-events |
  * | lens | `analysis/logit_lens.csv`, `logit_lens_reference.csv`, `logit_lens_items.csv` | logit-lens |
  * | scan | `analysis/ablation_importance.csv`, `selected_layers.json`, `random_ablation_specs.json` | ablation-scan |
+ * | heads | `analysis/head_dla.csv`, `head_ablation.csv`, `head_attention.csv`, `head_scan.json` | head-scan |
  * | comparisons | `analysis/condition_comparison.csv`, `condition_comparison_corrected.{json,csv}` | compare-conditions |
  * | formatting | `analysis/formatting_summary.csv`, `formatting_summary_corrected.{json,csv}` | formatting-sweep |
  * | phase2 | sweeps, steering, continuation, patching tables and `phase2_<name>.json` results | phase2-* |
@@ -63,6 +64,15 @@ export {
   type ScanTables,
   writeScanTables,
 } from "./scan.ts";
+export {
+  HEAD_FILES,
+  HEAD_OUTPUTS,
+  type HeadScanFiles,
+  type HeadScanSummary,
+  type HeadTables,
+  readHeadScan,
+  writeHeadTables,
+} from "./heads.ts";
 export {
   compactConditionRow,
   COMPARE_OUTPUTS,

@@ -8,6 +8,7 @@
  * deno task bt detect-events      [-c CONFIG] [--run-id ID] [--force]
  * deno task bt logit-lens         [-c CONFIG] [--run-id ID] [--variant V] [--force]
  * deno task bt ablation-scan      [-c CONFIG] [--run-id ID] [--variant V] [--shard K/N] [--force]
+ * deno task bt head-scan          [-c CONFIG] [--run-id ID] [--variant V] [--force]
  * deno task bt compare-conditions [-c CONFIG] [--run-id ID] [--variant V] [--force]
  * deno task bt formatting-sweep   [-c CONFIG] [--run-id ID] [--force]
  * deno task bt make-report        [-c CONFIG] [--run-id ID] [--force]
@@ -40,6 +41,7 @@ import {
   disposeContext,
   formattingSweep,
   generate,
+  headScan,
   initRun,
   logitLens,
   makeReport,
@@ -138,6 +140,10 @@ export const STEP_COMMANDS: Readonly<Record<string, Spec>> = {
           shard ? ablationScanShard(ctx, shard, v(f)) : ablationScan(ctx, { ...v(f), force: f.force }),
       );
     },
+  },
+  "head-scan": {
+    flags: ["variant"],
+    run: (f) => withContext(f, (ctx) => headScan(ctx, { ...v(f), force: f.force })),
   },
   "compare-conditions": {
     flags: ["variant"],

@@ -33,6 +33,8 @@ import { readEvents } from "../artifacts/events.ts";
 import { ifPresent } from "../artifacts/files.ts";
 import { readLensItems, readLensSummary } from "../artifacts/lens.ts";
 import { type LayerSpec, readImportanceTable, readSelectedLayers } from "../artifacts/scan.ts";
+import { type HeadScanFiles, readHeadScan } from "../artifacts/heads.ts";
+import { headFigures } from "../head_report.ts";
 import { lockRun, recordStep, type RunContext, say, type StepOptions } from "../context.ts";
 import { type ReportInputs, reportParts } from "../report_parts.ts";
 
@@ -72,6 +74,7 @@ export async function buildFiguresAndTables(
     lens: LensReportRow[];
     scan: ScanReportRow[];
     selected?: LayerSpec;
+    heads?: HeadScanFiles;
   }
 > {
   const cfg = ctx.config;
@@ -183,7 +186,9 @@ export async function buildFiguresAndTables(
         : "Mean Δ log-prob of trigger when ablated",
     }));
   }
-  return { figures: figs, lens, scan, ...(selected ? { selected } : {}) };
+  const heads = await ifPresent(() => readHeadScan(ctx.run));
+  if (heads) figs.push(...headFigures(heads));
+  return { figures: figs, lens, scan, ...(selected ? { selected } : {}), ...(heads ? { heads } : {}) };
 }
 
 /**
@@ -225,6 +230,7 @@ export async function makeReport(
     lens: built.lens,
     scan: built.scan,
     ...(built.selected ? { selected: built.selected } : {}),
+    ...(built.heads ? { heads: built.heads } : {}),
     figures: figs.map((f) => ({ title: f.name.replaceAll("_", " "), path: `figures/${f.name}.png` })),
   };
   const text = renderReport(ctx.run.dir, { ...reportParts(ctx, rows, inputs), meta });

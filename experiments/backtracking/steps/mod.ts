@@ -57,6 +57,7 @@ export {
 export { detectEvents, type DetectEventsResult } from "./detect_events.ts";
 export { logitLens, type LogitLensResult } from "./logit_lens.ts";
 export { ablationScan, type AblationScanResult, ablationScanShard } from "./ablation_scan.ts";
+export { headScan, type HeadScanStepOptions, type HeadScanStepResult } from "./head_scan.ts";
 export { compareConditions } from "./compare_conditions.ts";
 export { formattingSweep } from "./formatting_sweep.ts";
 export { buildFigures, makeReport, type MakeReportOptions, type MakeReportResult } from "./make_report.ts";

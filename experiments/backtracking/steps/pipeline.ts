@@ -1,6 +1,6 @@
 /**
  * Step `pipeline`: the whole Phase-1 experiment in the reference's order (docs/protocol.md §2): init-run →
- * prepare-data → generate baseline (every variant) → detect-events → logit-lens → ablation-scan →
+ * prepare-data → generate baseline (every variant) → detect-events → logit-lens → ablation-scan → head-scan →
  * generate targeted_ablation → generate random_ablation (every draw) → detect-events again (now over
  * every condition) → compare-conditions → formatting-sweep → make-report.
  *
@@ -106,6 +106,7 @@ export async function runPipeline(
     await timed("detect-events", () => step("detect-events"));
     await timed("logit-lens", () => step("logit-lens"));
     await timed("ablation-scan", () => step("ablation-scan"));
+    await timed("head-scan", () => step("head-scan"));
     await timed("generate targeted_ablation", () => generate(ctx, { condition: "targeted_ablation", force }));
     await timed("generate random_ablation", () => generate(ctx, { condition: "random_ablation", force }));
     await timed("detect-events (all conditions)", () => step("detect-events"));
