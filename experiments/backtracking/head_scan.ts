@@ -1,7 +1,7 @@
 /**
  * The head-level scan at the pre-onset positions: which attention heads (and MLPs) write the trigger, what
- * the top heads read, and whether ablating one head moves the trigger (docs/protocol.md §13, extended from
- * layers to heads).
+ * the top heads read, and whether ablating one head moves the trigger (docs/protocol.md §24: the layer
+ * scan of §13 extended from layers to heads).
  *
  * Three stages, each against the same matched controls as the layer scan (`analysis_items.ts`):
  *
