@@ -21,7 +21,6 @@
  */
 
 import { parseArgs } from "node:util";
-import { writeRandomCheckpoint } from "../engine/random_checkpoint.ts";
 import { HookedModel } from "../engine/hooked_model.ts";
 import type { KVCache } from "../engine/kv_cache.ts";
 import { generate } from "../generate/generate.ts";
@@ -154,23 +153,6 @@ export async function patternCaptureCost(model: HookedModel, context = 1024, rep
   return { context, query_positions_8: queries["8"], reps, wall: summary(wall), cpu: summary(cpu) };
 }
 
-async function benchModel(dir: string, layers: number): Promise<number> {
-  const [, buildMs] = await timeIt(() =>
-    writeRandomCheckpoint(dir, {
-      modelType: "qwen2",
-      hiddenSize: 896,
-      numLayers: layers,
-      numHeads: 14,
-      numKvHeads: 2,
-      intermediateSize: 4864,
-      vocabSize: 151936,
-      tieWordEmbeddings: true,
-      seed: 1,
-    })
-  );
-  return buildMs;
-}
-
 /** The decode cells of the issue: contexts 128 (batch 1, 8, 32), 1024 and 2048 (batch 1, 8). */
 export const DEFAULT_CELLS = "128x1,128x8,128x32,1024x1,1024x8,2048x1,2048x8";
 
@@ -289,7 +271,9 @@ export async function runEngineBench(
   const layers = options.layers ?? 24, steps = options.steps ?? 8;
   const dir = options.keep ?? await Deno.makeTempDir({ prefix: "bt-bench-" });
   try {
-    const buildMs = options.keep && weightBytes(dir) > 0 ? 0 : await benchModel(dir, layers);
+    const buildMs = options.keep && weightBytes(dir) > 0
+      ? 0
+      : (await timeIt(() => writeBenchCheckpoint(dir, layers)))[1];
     const [model, loadMs] = await timeIt(() => HookedModel.load(dir, { cacheDir: `${dir}/.graphs` }));
     if (options.only === "patterns") {
       const patterns = await patternCaptureCost(model, 1024, options.patternReps ?? 3);

@@ -6,8 +6,28 @@
  * @module
  */
 
-/** Per-layer cached keys and values of a batch. */
-export class KVCache {
+/** What every kind of KV cache shares: per-layer keys, the mask [B * S] and each row's next position. */
+export abstract class CacheLayout {
+  abstract readonly keys: readonly unknown[];
+  /** [B * S]: 1 for a real cached token, 0 for padding. */
+  abstract readonly mask: Uint8Array;
+  /** Next absolute position id of each row. */
+  abstract readonly nextPositions: readonly number[];
+
+  get batchSize(): number {
+    return this.nextPositions.length;
+  }
+  get numLayers(): number {
+    return this.keys.length;
+  }
+  /** Cached sequence length S (including padding slots). */
+  get length(): number {
+    return this.batchSize === 0 ? 0 : this.mask.length / this.batchSize;
+  }
+}
+
+/** Per-layer cached keys and values of a batch, in JavaScript memory. */
+export class KVCache extends CacheLayout {
   /** @param keys per layer, [B, kvh, S, D] row-major. */
   constructor(
     readonly keys: readonly Float32Array[],
@@ -19,6 +39,7 @@ export class KVCache {
     readonly kvHeads: number,
     readonly headDim: number,
   ) {
+    super();
     const expected = this.batchSize * kvHeads * this.length * headDim;
     for (const [l, k] of keys.entries()) {
       if (k.length !== expected || values[l]!.length !== expected) {
@@ -33,17 +54,6 @@ export class KVCache {
   static empty(numLayers: number, batchSize: number, kvHeads: number, headDim: number): KVCache {
     const none = Array.from({ length: numLayers }, () => new Float32Array(0));
     return new KVCache(none, none, new Uint8Array(0), new Array(batchSize).fill(0), kvHeads, headDim);
-  }
-
-  get batchSize(): number {
-    return this.nextPositions.length;
-  }
-  get numLayers(): number {
-    return this.keys.length;
-  }
-  /** Cached sequence length S (including padding slots). */
-  get length(): number {
-    return this.batchSize === 0 ? 0 : this.mask.length / this.batchSize;
   }
 
   /** Nothing to release (JavaScript memory); present so that either kind of cache is disposed alike. */

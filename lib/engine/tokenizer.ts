@@ -54,14 +54,10 @@ export interface TokenSpan {
 /** The files a tokenizer folder must hold. */
 export const REQUIRED_TOKENIZER_FILES = ["tokenizer.json", "tokenizer_config.json"] as const;
 
-interface TokenizerInit {
-  readonly dir: string;
-  readonly inner: HfTokenizer;
-  readonly chatTemplate: string | undefined;
-  readonly bosTokenId: number | undefined;
-  readonly eosTokenIds: readonly number[];
-  readonly padTokenId: number | undefined;
-}
+type TokenizerInit = Pick<
+  Tokenizer,
+  "dir" | "inner" | "chatTemplate" | "bosTokenId" | "eosTokenIds" | "padTokenId"
+>;
 
 /**
  * A loaded tokenizer. Create it with {@linkcode loadTokenizer}.

@@ -23,7 +23,7 @@
  */
 
 import { DataType, encodeModel, type Node, type ValueInfo } from "../onnx_proto.ts";
-import { KVCache } from "../kv_cache.ts";
+import { CacheLayout, KVCache } from "../kv_cache.ts";
 import type { OrtValue, Session } from "./capi.ts";
 import type { CapiRuntime } from "./runtime.ts";
 
@@ -190,7 +190,7 @@ export class CacheOps {
 }
 
 /** Per-layer keys and values of a batch as native values. See the module doc for ownership. */
-export class NativeKVCache {
+export class NativeKVCache extends CacheLayout {
   constructor(
     readonly ops: CacheOps,
     /** Per layer, [B, kvh, S, D]; owned by this cache. */
@@ -206,7 +206,9 @@ export class NativeKVCache {
     readonly storage: CacheStorage = new CacheStorage(
       nextPositions.length === 0 ? 0 : mask.length / nextPositions.length,
     ),
-  ) {}
+  ) {
+    super();
+  }
 
   /**
    * A native copy of a JS cache with `capacity` slots (≥ its length; default its length), uploaded
@@ -228,16 +230,6 @@ export class NativeKVCache {
     );
   }
 
-  get batchSize(): number {
-    return this.nextPositions.length;
-  }
-  get numLayers(): number {
-    return this.keys.length;
-  }
-  /** Cached sequence length S (including padding slots). */
-  get length(): number {
-    return this.batchSize === 0 ? 0 : this.mask.length / this.batchSize;
-  }
   /** Slots in the tensors (≥ {@link length}). */
   get capacity(): number {
     return this.keys[0]?.dims[2] ?? this.length;
