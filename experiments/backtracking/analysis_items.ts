@@ -89,6 +89,8 @@ export interface AnalysisItems {
   readonly controls: ControlPosition[];
   /** Indices (into `events`) of events left without a control. */
   readonly unmatched: number[];
+  /** Indices (into `events`) of events whose control is matched on position only, not on token. */
+  readonly positionOnly: number[];
   /** All strict-BT events available before selection, and the non-BT pool size. */
   readonly available: number;
   readonly poolSize: number;
@@ -128,6 +130,7 @@ export async function analysisItems(
     events: selected,
     controls: matching.controls,
     unmatched: matching.unmatched,
+    positionOnly: matching.positionOnly,
     available: events.length,
     poolSize: matching.poolSize,
   };
