@@ -4,11 +4,12 @@
  * ```
  * deno task bt init-run           [-c CONFIG] [--run-id ID] [--force]
  * deno task bt prepare-data       [-c CONFIG] [--run-id ID] [--force]
- * deno task bt generate           [-c CONFIG] [--run-id ID] [--condition baseline|targeted_ablation|random_ablation[_k]] [--variant V] [--force]
+ * deno task bt generate           [-c CONFIG] [--run-id ID] [--condition baseline|targeted_ablation|random_ablation[_k]|reference_selection_ablation] [--variant V] [--force]
  * deno task bt detect-events      [-c CONFIG] [--run-id ID] [--force]
  * deno task bt logit-lens         [-c CONFIG] [--run-id ID] [--variant V] [--force]
  * deno task bt ablation-scan      [-c CONFIG] [--run-id ID] [--variant V] [--force]
  * deno task bt compare-conditions [-c CONFIG] [--run-id ID] [--variant V] [--force]
+ * deno task bt protocol-validation [-c CONFIG] [--run-id ID] [--force]   (organism only)
  * deno task bt formatting-sweep   [-c CONFIG] [--run-id ID] [--force]
  * deno task bt make-report        [-c CONFIG] [--run-id ID] [--force]
  * deno task bt pipeline           [-c CONFIG] [--run-id ID] [--force]
@@ -27,6 +28,7 @@ import { loadConfig } from "../config.ts";
 import {
   ablationScan,
   compareConditions,
+  protocolValidation,
   detectEvents,
   disposeContext,
   formattingSweep,
@@ -104,6 +106,10 @@ export const STEP_COMMANDS: Readonly<Record<string, Spec>> = {
   "compare-conditions": {
     flags: ["variant"],
     run: (f) => withContext(f, (ctx) => compareConditions(ctx, { ...v(f), force: f.force })),
+  },
+  "protocol-validation": {
+    flags: [],
+    run: (f) => withContext(f, (ctx) => protocolValidation(ctx, { force: f.force })),
   },
   "formatting-sweep": {
     flags: [],

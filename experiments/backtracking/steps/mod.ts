@@ -50,6 +50,7 @@ export { prepareData, type PrepareDataResult, selectProblems, syntheticProblems 
 export {
   conditionSpecs,
   generate,
+  referenceSelectedLayers,
   type GeneratedStore,
   type GenerateStepOptions,
   specInterventions,
@@ -58,6 +59,7 @@ export { detectEvents, type DetectEventsResult } from "./detect_events.ts";
 export { logitLens, type LogitLensResult } from "./logit_lens.ts";
 export { ablationScan, type AblationScanResult } from "./ablation_scan.ts";
 export { compareConditions } from "./compare_conditions.ts";
+export { protocolValidation, recordedGroundTruth } from "./protocol_validation.ts";
 export { formattingSweep } from "./formatting_sweep.ts";
 export { buildFigures, makeReport, type MakeReportOptions, type MakeReportResult } from "./make_report.ts";
 export { type PipelineOptions, type PipelineResult, runPipeline } from "./pipeline.ts";
