@@ -35,6 +35,7 @@ import { readLensItems, readLensSummary } from "../artifacts/lens.ts";
 import { type LayerSpec, readImportanceTable, readSelectedLayers } from "../artifacts/scan.ts";
 import { lockRun, recordStep, type RunContext, say, type StepOptions } from "../context.ts";
 import { type ReportInputs, reportParts } from "../report_parts.ts";
+import { readProtocolValidation } from "../artifacts/protocol_validation.ts";
 
 /** Options of {@linkcode makeReport}. */
 export interface MakeReportOptions extends StepOptions {
@@ -221,7 +222,11 @@ export async function makeReport(
     ? []
     : await copyFiguresToProject(ctx.run, options.projectFigures);
   const meta = await readMeta(ctx.run);
+  const organism = (meta as { model?: { organism?: Record<string, unknown> } }).model?.organism;
+  const protocolValidation = await ifPresent(() => readProtocolValidation(ctx.run));
   const inputs: ReportInputs = {
+    ...(organism ? { organism } : {}),
+    ...(protocolValidation ? { protocolValidation } : {}),
     lens: built.lens,
     scan: built.scan,
     ...(built.selected ? { selected: built.selected } : {}),
