@@ -293,7 +293,10 @@ Deno.test("selectComponents: signed mean (reference) and significant specificity
     attn: [1],
     mlp: [0],
   });
-  assert.throws(() => selectComponents(rows, { criterion: "specificity", topk: 1, minEffect: -1 }), /minEffect/);
+  assert.throws(
+    () => selectComponents(rows, { criterion: "specificity", topk: 1, minEffect: -1 }),
+    /minEffect/,
+  );
   assert.deepEqual(referenceImportanceRows(rows).slice(0, 2).map((r) => [r.layer, r.component]), [
     [0, "attn"],
     [1, "mlp"],

@@ -3,11 +3,7 @@
  * baseline's own flags, and bad input named.
  */
 import assert from "node:assert/strict";
-import {
-  degenerationFlags,
-  figuresOf,
-  flagText,
-} from "../experiments/backtracking/degeneration.ts";
+import { degenerationFlags, figuresOf, flagText } from "../experiments/backtracking/degeneration.ts";
 
 const BASE = { eos_rate: 0.9, truncation_rate: 0.1, unknown_rate: 0.05 };
 

@@ -172,10 +172,14 @@ Deno.test("report: a deliberately destructive condition is flagged DEGENERATE, a
   const p = parts();
   const md = renderReport("/tmp/runs/x", { ...p, meta: null });
   // The synthetic "targeted" condition never stops (every sample at the length cap, EOS 0%).
-  const line = (label: string) => md.split("\n").find((l) => l.startsWith(`| ${label} |`) && l.includes("%"))!;
+  const line = (label: string) =>
+    md.split("\n").find((l) => l.startsWith(`| ${label} |`) && l.includes("%"))!;
   assert.match(line("targeted"), /DEGENERATE: EOS \d+% → 0%; at length cap 100%/);
   assert.doesNotMatch(line("random #1"), /DEGENERATE/);
-  assert.match(md, /- targeted: .*\*\*DEGENERATE: EOS \d+% → 0%; at length cap 100%\*\*: the text broke down/);
+  assert.match(
+    md,
+    /- targeted: .*\*\*DEGENERATE: EOS \d+% → 0%; at length cap 100%\*\*: the text broke down/,
+  );
   assert.doesNotMatch(md.split("\n").find((l) => l.startsWith("- random #1:"))!, /DEGENERATE/);
   // p-values in scientific notation only.
   assert.match(md, /McNemar p = \d\.\de-?\d+/);

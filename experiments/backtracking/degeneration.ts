@@ -71,7 +71,9 @@ export interface DegenerationVerdict {
 const pct = (v: number) => `${(v * 100).toFixed(0)}%`;
 
 function check(name: string, v: number): void {
-  if (!(v >= 0 && v <= 1)) throw new RangeError(`degenerationFlags: ${name} must be a rate in [0, 1], got ${v}`);
+  if (!(v >= 0 && v <= 1)) {
+    throw new RangeError(`degenerationFlags: ${name} must be a rate in [0, 1], got ${v}`);
+  }
 }
 
 /**
@@ -123,5 +125,9 @@ export function figuresOf(s: {
   readonly truncation_rate: { readonly value: number };
   readonly unknown_rate: number;
 }): DegenerationFigures {
-  return { eos_rate: s.eos_rate.value, truncation_rate: s.truncation_rate.value, unknown_rate: s.unknown_rate };
+  return {
+    eos_rate: s.eos_rate.value,
+    truncation_rate: s.truncation_rate.value,
+    unknown_rate: s.unknown_rate,
+  };
 }

@@ -630,7 +630,9 @@ function formattingSection(rows: readonly LabelledSummary[]): string {
 function referenceSection(rows: readonly ReferenceComparisonRow[]): string {
   const hasCommitted = rows.some((r) => r.reference_committed !== undefined);
   const headers = ["metric", "corrected (default)", "reference-compatible"];
-  if (hasCommitted) headers.push("reference's committed numbers (another model: DeepSeek-R1-Distill-Qwen-1.5B)");
+  if (hasCommitted) {
+    headers.push("reference's committed numbers (another model: DeepSeek-R1-Distill-Qwen-1.5B)");
+  }
   headers.push("note");
   return `## Corrected vs reference-compatible\n\n${
     markdownTable(

@@ -13,9 +13,9 @@ import { compareToBaseline, summarizeCondition } from "./metrics.ts";
 import type { ProtocolValidationArtifact } from "./artifacts/protocol_validation.ts";
 import type {
   ConditionPart,
-  OrganismPart,
   LabelledSummary,
   LensReportRow,
+  OrganismPart,
   ReferenceComparisonRow,
   ReportParts,
   ScanReportRow,

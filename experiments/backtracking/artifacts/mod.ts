@@ -79,8 +79,8 @@ export {
   PROTOCOL_VALIDATION_FILES,
   PROTOCOL_VALIDATION_OUTPUTS,
   type ProtocolOutcome,
-  protocolValidationRows,
   type ProtocolValidationArtifact,
+  protocolValidationRows,
   readProtocolValidation,
   writeProtocolValidation,
 } from "./protocol_validation.ts";

@@ -28,7 +28,6 @@ import { loadConfig } from "../config.ts";
 import {
   ablationScan,
   compareConditions,
-  protocolValidation,
   detectEvents,
   disposeContext,
   formattingSweep,
@@ -42,6 +41,7 @@ import {
   phase2Steering,
   phase2Sweeps,
   prepareData,
+  protocolValidation,
   runPhase2,
   runPipeline,
   type StepContext,

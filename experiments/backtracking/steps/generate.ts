@@ -77,7 +77,10 @@ export function specInterventions(spec: LayerSpec, config: Config): Intervention
  * @throws {MissingArtifactError} when the scan has not run.
  */
 export async function referenceSelectedLayers(ctx: Pick<ModelContext, "run" | "config">): Promise<LayerSpec> {
-  const rows = (await readImportanceTable(ctx.run)).map((r) => ({ ...r, delta_logit_mean: r.delta_wait_logit_mean }));
+  const rows = (await readImportanceTable(ctx.run)).map((r) => ({
+    ...r,
+    delta_logit_mean: r.delta_wait_logit_mean,
+  }));
   const picked = referenceSelection(rows, ctx.config.analysis.topk_layers_for_generation);
   const of = (c: "attn" | "mlp") => picked.filter((p) => p.component === c).map((p) => p.layer);
   return { attn: of("attn"), mlp: of("mlp") };

@@ -50,9 +50,9 @@ export { prepareData, type PrepareDataResult, selectProblems, syntheticProblems 
 export {
   conditionSpecs,
   generate,
-  referenceSelectedLayers,
   type GeneratedStore,
   type GenerateStepOptions,
+  referenceSelectedLayers,
   specInterventions,
 } from "./generate.ts";
 export { detectEvents, type DetectEventsResult } from "./detect_events.ts";

@@ -17,8 +17,8 @@
 import { degenerationFlags, figuresOf } from "../degeneration.ts";
 import type { ConditionSummary, PairedComparison } from "../metrics.ts";
 import {
-  type ComponentRef,
   componentLabel,
+  type ComponentRef,
   DEFAULT_MIN_EFFECT,
   validateProtocols,
   validationVerdict,
