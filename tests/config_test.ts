@@ -241,7 +241,7 @@ Deno.test("refused at load, naming the key: temperature 0 with do_sample, unknow
   );
   assert.match(typo.message, /model\.organism\.sead: unknown option "sead"; known options: seed, numLayers/);
   const bad = errorOf(() => parseConfig({ model: { source: "organism", organism: { numLayers: 2 } } }, "t"));
-  assert.match(bad.message, /model\.organism\.numLayers: numLayers must be an integer >= 3, got 2/);
+  assert.match(bad.message, /model\.organism\.numLayers: numLayers must be an integer >= 8, got 2/);
   assert.equal(
     parseConfig({ model: { source: "organism", organism: { seed: 3 } } }, "t").model.organism.seed,
     3,
