@@ -34,6 +34,14 @@ Deno.test("phase 2 on the model organism", async (t) => {
       generation: { ...base.generation, num_samples_per_prompt: 4, max_new_tokens: 150 },
       analysis: { ...base.analysis, max_events: 40, random_ablation_draws: 1 },
       stats: { ...base.stats, bootstrap_samples: 400 },
+      // The code defaults (configs/organism.yaml trims them for the pipeline's time budget).
+      phase2: {
+        ...base.phase2,
+        num_samples_per_prompt: 4,
+        scale_sweep: { ...base.phase2.scale_sweep, scales: [0.0, 0.25, 0.5, 0.75, 0.9] },
+        continuation_ablation: { ...base.phase2.continuation_ablation, scales: [0.0, 0.5, 0.9] },
+        steering: { ...base.phase2.steering, coefficients: [-1, -0.5, 0.5, 1] },
+      },
     }, "organism (phase 2 test)");
     const t0 = performance.now();
     const { ctx, phase2Timings, reportPath } = await runPipeline(cfg, {

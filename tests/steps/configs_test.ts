@@ -13,7 +13,7 @@ Deno.test("configs/organism.yaml: embedded default, corrected protocol, small", 
   assert.equal(c.analysis.topk_layers_for_generation, 3, "a cap, not the planted count");
   assert.equal(c.analysis.min_specificity_effect, 0.1);
   assert.equal(c.dataset.path, "datasets/gsm8k/test.jsonl");
-  assert.equal(c.analysis.random_ablation_draws, 3);
+  assert.equal(c.analysis.random_ablation_draws, 2);
   assert.equal(c.stats.bootstrap_samples, 1000);
   assert.equal(c.prompting.formatting_variants.length, 3);
 });
