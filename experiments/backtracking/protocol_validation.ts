@@ -2,9 +2,9 @@
  * Protocol validation on a model with a known circuit (the model organism): which components each
  * selection protocol picks from the same ablation scan, scored against the planted set and the decoy.
  *
- * - **Reference** (spec §7): per component type, the `k` rows with the most negative mean raw Δlogit of
+ * - **Reference** (docs/protocol.md §13): per component type, the `k` rows with the most negative mean raw Δlogit of
  *   the trigger (signed top-k). Always `k` per type, whatever the data say.
- * - **Ours** (corrected, §13.8): per component type, the rows whose specificity CI lies entirely below
+ * - **Ours** (corrected, docs/protocol.md §13): per component type, the rows whose specificity CI lies entirely below
  *   `−minEffect` ({@link DEFAULT_MIN_EFFECT} = 0.1 nats), most negative specificity first, at most
  *   `maxPerType`. How many are kept is decided by the data, not by a number that equals the planted
  *   count. The threshold matters: effects of single positions are nearly deterministic, so bootstrap
