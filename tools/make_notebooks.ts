@@ -971,7 +971,10 @@ scan, the reference's (signed top-k by raw Δlogit) and ours (specificity CI bel
 and what ablating each during generation does to the backtracking rate *and* to degeneration
 (docs/protocol.md §13).`,
     },
-    { code: `const validationStep = planted ? await runOrReuse(ctx, "protocol-validation") : undefined;` },
+    {
+      code:
+        `const validationStep = planted ? await runOrReuse(ctx, "protocol-validation") : "skipped: no ground truth";\nvalidationStep;`,
+    },
     { code: `const validation = planted ? await readProtocolValidation(ctx.run) : undefined;` },
     {
       code: `
