@@ -13,7 +13,8 @@
  *   `random_ablation_<k>` runs one draw.
  * - `reference_selection_ablation` (protocol validation, docs/protocol.md §13): the reference protocol's
  *   selection from the same scan (per component type the `analysis.topk_layers_for_generation` most
- *   negative mean raw Δlogits, `analysis/ablation_importance.csv`), ablated like `targeted_ablation`.
+ *   negative mean raw Δlogits, `analysis/ablation_importance.csv`), ablated like `targeted_ablation`;
+ *   nothing is generated when it equals the targeted selection (e.g. under `protocol: reference`).
  *
  * Ablation conditions default to one variant (`baseline_think_newline` when configured, as the
  * reference). Every sample has its own random stream keyed by (example, sample), shared across variants
@@ -97,7 +98,11 @@ export async function conditionSpecs(
     return [{ condition, spec: sel }];
   }
   if (condition === REFERENCE_SELECTION_CONDITION) {
-    return [{ condition, spec: await referenceSelectedLayers(ctx) }];
+    const ref = await referenceSelectedLayers(ctx);
+    const sel = await readSelectedLayers(ctx.run);
+    const key = (s: LayerSpec) => JSON.stringify([[...s.attn].sort(), [...s.mlp].sort()]);
+    // Under the reference protocol (or when both agree) targeted_ablation already ablates this set.
+    return key(ref) === key(sel) ? [] : [{ condition, spec: ref }];
   }
   const m = /^random_ablation(?:_(\d+))?$/.exec(condition);
   if (m) {

@@ -33,7 +33,7 @@ import {
   type ProtocolValidationArtifact,
   writeProtocolValidation,
 } from "../artifacts/protocol_validation.ts";
-import { readImportanceTable } from "../artifacts/scan.ts";
+import { type LayerSpec, readImportanceTable, readSelectedLayers } from "../artifacts/scan.ts";
 import { lockRun, recordStep, type RunContext, say, type StepOptions } from "../context.ts";
 
 /** The ground truth as `meta.json` records it (`model.organism`: planted, decoy, description). */
@@ -118,10 +118,20 @@ export async function protocolValidation(
   const comparison = await readConditionComparison(ctx.run);
   const entry = (c: string) => comparison.conditions.find((e) => e.condition === c);
   const base = entry("baseline")?.summary;
+  // Which generation ablates which selection: targeted_ablation ablates the run's selection
+  // (analysis.selection_criterion: ours under the corrected protocol, the reference's under
+  // protocol: reference); reference_selection_ablation the reference's when it differs.
+  const targeted = await readSelectedLayers(ctx.run);
+  const refs = (s: LayerSpec): ComponentRef[] => [
+    ...s.attn.map((layer) => ({ layer, component: "attn" as const })),
+    ...s.mlp.map((layer) => ({ layer, component: "mlp" as const })),
+  ];
   const same = (a: readonly ComponentRef[], b: readonly ComponentRef[]) =>
     a.map(componentLabel).sort().join() === b.map(componentLabel).sort().join();
-  const ourCond = "targeted_ablation";
-  const refCond = same(v.reference.selected, v.ours.selected) ? ourCond : REFERENCE_SELECTION_CONDITION;
+  const ourCond = same(v.ours.selected, refs(targeted)) ? "targeted_ablation" : "(not generated)";
+  const refCond = same(v.reference.selected, refs(targeted))
+    ? "targeted_ablation"
+    : REFERENCE_SELECTION_CONDITION;
   const fig = (c: string) => figures(c, entry(c)?.summary, entry(c)?.vs_baseline, base);
   const ref = fig(refCond);
   const ours = fig(ourCond);
@@ -138,7 +148,9 @@ export async function protocolValidation(
   if (!oursClean) {
     failures.push(
       ours.condition === null
-        ? `our selection was not generated (condition ${ourCond})`
+        ? `our selection was not ablated during generation (targeted_ablation ablates ${
+          refs(targeted).map(componentLabel).join(", ") || "nothing"
+        })`
         : `our ablation (${ourCond}) ${
           ours.degeneration.degenerate ? `is degenerate (${ours.degeneration.reasons.join("; ")})` : ""
         }${ours.delta_bt_rate < 0 ? "" : " does not lower the backtracking rate"}`.trim(),
