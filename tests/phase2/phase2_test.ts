@@ -55,6 +55,7 @@ Deno.test("phase 2 on the model organism", async (t) => {
     const meta = JSON.parse(await Deno.readTextFile(join(dir, "meta.json")));
     const manifest = await readOrganismManifest(meta.model.dir);
     const plantedLayer = (c: "attn" | "mlp") => manifest.planted.find((p) => p.component === c)!.layer;
+    const steerHook = () => Math.min(plantedLayer("mlp") + 1, manifest.options.numLayers - 1);
     const table = async (rel: string) => (await readCsv(join(dir, rel))).records;
     const num = (r: Record<string, string>, k: string) => Number(r[k]);
 
@@ -191,7 +192,7 @@ Deno.test("phase 2 on the model organism", async (t) => {
       },
     );
 
-    await t.step("steering along the planted direction moves the trigger rate both ways (CIs)", async () => {
+    await t.step("steering along the planted direction: adding raises the trigger rate relative to subtracting", async () => {
       const rows = await table("analysis/steering_results.csv");
       const r = (direction: string, coef: number) =>
         rows.find((x) => x.direction === direction && num(x, "coef") === coef)!;
@@ -204,7 +205,8 @@ Deno.test("phase 2 on the model organism", async (t) => {
       assert.ok(num(r("planted_wait", 1), "rate_wait") > num(r("planted_wait", -1), "rate_wait"));
       const dirs = JSON.parse(await Deno.readTextFile(join(dir, "analysis/steering_directions.json")));
       assert.equal(dirs.layers.length, manifest.options.numLayers + 1);
-      assert.equal(dirs.hook_layer, plantedLayer("mlp"));
+      // Read after the planted MLP's block, added at the next hook_resid_pre (the block's own for the last).
+      assert.equal(dirs.hook_layer, steerHook());
     });
 
     await t.step("activation patching localises the planted components", async () => {
@@ -276,10 +278,10 @@ Deno.test("phase 2 on the model organism", async (t) => {
           ["planted_wait", 2, 2],
         ]);
         await Deno.stat(
-          // The steering layer defaults to the scan's top MLP: the planted one.
+          // The steering site defaults to the scan's top MLP (the planted one), added at the next block.
           join(
             dir,
-            `generations/baseline_think_newline/phase2_steer_meandiff_l${plantedLayer("mlp")}_c2.jsonl`,
+            `generations/baseline_think_newline/phase2_steer_meandiff_l${steerHook()}_c2.jsonl`,
           ),
         );
         assert.equal(on.patching?.status, "ran");
