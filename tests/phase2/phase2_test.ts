@@ -192,22 +192,25 @@ Deno.test("phase 2 on the model organism", async (t) => {
       },
     );
 
-    await t.step("steering along the planted direction: adding raises the trigger rate relative to subtracting", async () => {
-      const rows = await table("analysis/steering_results.csv");
-      const r = (direction: string, coef: number) =>
-        rows.find((x) => x.direction === direction && num(x, "coef") === coef)!;
-      // Organism v2: the planted direction is one of three writers, so the dose-response is modest (about
-      // ±5 points at ±1 on 80 samples): ordered point estimates, not CIs excluding 0.
-      assert.ok(
-        num(r("planted_wait", 1), "backtracking_rate") > num(r("planted_wait", -1), "backtracking_rate"),
-        "adding raises the BT rate relative to subtracting",
-      );
-      assert.ok(num(r("planted_wait", 1), "rate_wait") > num(r("planted_wait", -1), "rate_wait"));
-      const dirs = JSON.parse(await Deno.readTextFile(join(dir, "analysis/steering_directions.json")));
-      assert.equal(dirs.layers.length, manifest.options.numLayers + 1);
-      // Read after the planted MLP's block, added at the next hook_resid_pre (the block's own for the last).
-      assert.equal(dirs.hook_layer, steerHook());
-    });
+    await t.step(
+      "steering along the planted direction: adding raises the trigger rate relative to subtracting",
+      async () => {
+        const rows = await table("analysis/steering_results.csv");
+        const r = (direction: string, coef: number) =>
+          rows.find((x) => x.direction === direction && num(x, "coef") === coef)!;
+        // Organism v2: the planted direction is one of three writers, so the dose-response is modest (about
+        // ±5 points at ±1 on 80 samples): ordered point estimates, not CIs excluding 0.
+        assert.ok(
+          num(r("planted_wait", 1), "backtracking_rate") > num(r("planted_wait", -1), "backtracking_rate"),
+          "adding raises the BT rate relative to subtracting",
+        );
+        assert.ok(num(r("planted_wait", 1), "rate_wait") > num(r("planted_wait", -1), "rate_wait"));
+        const dirs = JSON.parse(await Deno.readTextFile(join(dir, "analysis/steering_directions.json")));
+        assert.equal(dirs.layers.length, manifest.options.numLayers + 1);
+        // Read after the planted MLP's block, added at the next hook_resid_pre (the block's own for the last).
+        assert.equal(dirs.hook_layer, steerHook());
+      },
+    );
 
     await t.step("activation patching localises the planted components", async () => {
       const summary = JSON.parse(await Deno.readTextFile(join(dir, "analysis/phase2_patching.json")))
