@@ -274,15 +274,29 @@ Deno.test("selectComponents: signed mean (reference) and significant specificity
   });
   // A component whose ablation raises the logit is never chosen by the signed criterion, even at topk 4.
   assert.deepEqual(selectComponents(rows, { criterion: "signed_mean", topk: 4 }).attn, [0, 2, 3, 1]);
-  assert.deepEqual(selectComponents(rows, { criterion: "specificity", topk: 2 }), {
+  assert.deepEqual(selectComponents(rows, { criterion: "specificity", topk: 2, minEffect: 0 }), {
     attn: [1, 2],
     mlp: [0, 1],
   });
   // Never padded with non-significant components.
-  assert.deepEqual(selectComponents(rows, { criterion: "specificity", topk: 6 }), {
+  assert.deepEqual(selectComponents(rows, { criterion: "specificity", topk: 6, minEffect: 0 }), {
     attn: [1, 2, 3],
     mlp: [0, 1, 3],
   });
+  // The default rule needs the CI below -0.1 nats: "CI upper < 0" alone kept attn 2 (upper -0.1, not
+  // < -0.1) and mlp 3 (upper -0.01), components whose effect may be a few hundredths of a nat.
+  assert.deepEqual(selectComponents(rows, { criterion: "specificity", topk: 6 }), {
+    attn: [1, 3],
+    mlp: [0, 1],
+  });
+  assert.deepEqual(selectComponents(rows, { criterion: "specificity", topk: 6, minEffect: 0.4 }), {
+    attn: [1],
+    mlp: [0],
+  });
+  assert.throws(
+    () => selectComponents(rows, { criterion: "specificity", topk: 1, minEffect: -1 }),
+    /minEffect/,
+  );
   assert.deepEqual(referenceImportanceRows(rows).slice(0, 2).map((r) => [r.layer, r.component]), [
     [0, "attn"],
     [1, "mlp"],

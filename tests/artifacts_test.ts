@@ -14,16 +14,22 @@ import {
   importanceTable,
   listGenerationStores,
   MissingArtifactError,
+  PROTOCOL_VALIDATION_FILES,
+  type ProtocolValidationArtifact,
   readImportanceTable,
   readLensItems,
   readLensSummary,
+  readProtocolValidation,
   readRandomAblationSpecs,
   readSelectedLayers,
   readSelection,
   SCAN_FILES,
   writeLensTables,
+  writeProtocolValidation,
   writeScanTables,
 } from "../experiments/backtracking/artifacts/mod.ts";
+import { validateProtocols, validationVerdict } from "../experiments/backtracking/protocol_validation.ts";
+import { degenerationFlags } from "../experiments/backtracking/degeneration.ts";
 
 const ORGANISM = new URL("../configs/organism.yaml", import.meta.url);
 
@@ -176,6 +182,7 @@ Deno.test("generation stores: config variant order, then the reference's conditi
       "zeta/random_ablation_2.jsonl",
       "zeta/baseline.jsonl.timings.jsonl",
       "zeta/targeted_ablation.jsonl",
+      "zeta/reference_selection_ablation.jsonl",
       "zeta/baseline.jsonl",
       "other/baseline.jsonl",
     ];
@@ -190,10 +197,89 @@ Deno.test("generation stores: config variant order, then the reference's conditi
       "zeta/random_ablation_2",
       "zeta/random_ablation_10",
       "zeta/phase2_x_s0",
+      "zeta/reference_selection_ablation",
       "alpha/baseline",
       "other/baseline",
     ]);
     assert.equal(stores[0]!.path, join(run.dir, "generations", "zeta", "baseline.jsonl"));
+    // Phase 1 (the events table) includes the protocol-validation condition, not Phase-2 settings.
+    assert.deepEqual(
+      (await listGenerationStores({ config, run }, { phase1Only: true })).map((s) =>
+        `${s.variant}/${s.condition}`
+      ),
+      [
+        "zeta/baseline",
+        "zeta/targeted_ablation",
+        "zeta/random_ablation_2",
+        "zeta/random_ablation_10",
+        "zeta/reference_selection_ablation",
+        "alpha/baseline",
+        "other/baseline",
+      ],
+    );
+  } finally {
+    await Deno.remove(run.root, { recursive: true });
+  }
+});
+
+Deno.test("protocol validation: the reader returns what the writer wrote (NaN kept); CSV one row per protocol", async () => {
+  const run = await tempRun();
+  try {
+    const row = (component: "attn" | "mlp", layer: number, dl: number, sp: number) => ({
+      component,
+      layer,
+      delta_logit_mean: dl,
+      specificity_mean: sp,
+      specificity_lower: sp - 0.2,
+      specificity_upper: sp + 0.2,
+    });
+    const truth = {
+      planted: [{ component: "attn" as const, layer: 1 }],
+      decoy: [{ component: "mlp" as const, layer: 0 }],
+    };
+    const v = validateProtocols([row("mlp", 0, -9, 0), row("attn", 1, -2, -1), row("attn", 0, 0, 0)], truth, {
+      referenceK: 1,
+    });
+    const fig = (condition: string | null, eos: number) => ({
+      condition,
+      n: condition ? 10 : 0,
+      bt_rate: condition ? 0.1 : NaN,
+      bt_rate_lower: NaN,
+      bt_rate_upper: NaN,
+      delta_bt_rate: NaN,
+      delta_bt_rate_lower: NaN,
+      delta_bt_rate_upper: NaN,
+      accuracy: 0,
+      eos_rate: eos,
+      truncation_rate: 1 - eos,
+      unknown_rate: 0,
+      mean_length: 10,
+      digit_free_rate: 0,
+      degeneration: degenerationFlags({ eos_rate: eos, truncation_rate: 1 - eos, unknown_rate: 0 }),
+    });
+    const a: ProtocolValidationArtifact = {
+      model_description: "d",
+      planted: truth.planted,
+      decoy: truth.decoy,
+      reference_k: 1,
+      min_specificity_effect: 0.1,
+      max_per_type: 1,
+      variant: "v",
+      baseline: fig("baseline", 1),
+      ours: { selection: v.ours, ablation: fig("targeted_ablation", 1) },
+      reference: { selection: v.reference, ablation: fig(null, 0) },
+      expected: { ...validationVerdict(v), reference_drop_degenerate: false, ours_drop_clean: true },
+    };
+    await writeProtocolValidation(run, a);
+    const back = await readProtocolValidation(run);
+    assert.deepEqual(back, a);
+    assert.ok(Number.isNaN(back.reference.ablation.bt_rate));
+    assert.equal(back.reference.ablation.condition, null);
+    const csv = (await Deno.readTextFile(join(run.dir, PROTOCOL_VALIDATION_FILES.csv))).trim().split("\n");
+    assert.equal(csv.length, 3);
+    assert.match(csv[1]!, /^reference,attn 1; mlp 0,/);
+    assert.match(csv[2]!, /^ours,attn 1,1,1,False,targeted_ablation,0.1,nan,/);
+    await assert.rejects(() => writeProtocolValidation(run, a), /exists/);
   } finally {
     await Deno.remove(run.root, { recursive: true });
   }

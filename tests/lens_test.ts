@@ -172,6 +172,52 @@ Deno.test("matchControls (corrected): position-matched, each trace once, own ons
   assert.deepEqual(none.unmatched, [1]);
 });
 
+Deno.test("matchControls (corrected): same input token at the nearest completion offset; position fallback", () => {
+  // Event: prompt 4 tokens, completion [5, 6, 7, 9], predPos 5 (the "6" before the trigger 9): k = 2.
+  const ev = (id: number): BacktrackEvent => ({
+    exampleId: id,
+    sampleId: 0,
+    tokenIds: [1, 1, 1, 1, 5, 6, 7, 9],
+    promptTokens: 4,
+    predPos: 5,
+    onsetTokenId: 9,
+    trigger: "Wait",
+  });
+  const t = (id: number, completion: number[]): Trace => ({
+    exampleId: id,
+    sampleId: 0,
+    promptTokens: 4,
+    tokenIds: [1, 1, 1, 1, ...completion],
+  });
+  // Trace 10 has token 6 at offset 5 only; trace 11 at offsets 1 and 4 (nearest to k = 2:
+  // |1-2| = 1 beats |4-2| = 2 and trace 10's |5-2|); trace 12 has no 6; a 6 as the last token has
+  // no sampled next token.
+  const pool = [t(10, [3, 3, 3, 3, 6, 3]), t(11, [6, 3, 3, 6, 3]), t(12, [3, 3, 3, 3]), t(13, [3, 6])];
+  const r = matchControlsReport([ev(0)], pool, { seed: 0 });
+  assert.equal(r.controls.length, 1);
+  const c = r.controls[0]!;
+  assert.equal(c.exampleId, 11);
+  assert.equal(c.predPos, 4, "offset 1 in trace 11 (position 4)");
+  assert.equal(c.tokenIds[c.predPos], 6, "same input token");
+  assert.deepEqual(r.positionOnly, []);
+  // Two events: the second takes the other token-matched trace; a third falls back to position only.
+  const three = matchControlsReport([ev(0), ev(1), ev(2)], pool, { seed: 0 });
+  assert.equal(three.controls.length, 3);
+  const tokenMatched = three.controls.filter((x) => x.tokenIds[x.predPos] === 6);
+  assert.equal(tokenMatched.length, 2);
+  assert.equal(three.positionOnly.length, 1);
+  const fallback = three.controls[three.positionOnly[0]!]!;
+  assert.equal(completionOffset(fallback), 2, "position fallback keeps the completion offset");
+  assert.ok(fallback.predPos + 1 < fallback.tokenIds.length);
+  // A token at the last position does not qualify (no sampled next token): trace 13 alone → fallback.
+  const last = matchControlsReport([ev(0)], [t(13, [3, 6]), t(14, [3, 3, 3])], { seed: 0 });
+  assert.deepEqual(last.positionOnly, [0]);
+  // Reference mode stays position-only (no positionOnly bookkeeping).
+  const ref = matchControlsReport([ev(0)], pool, { mode: "reference" });
+  assert.equal(completionOffset(ref.controls[0]!), 2);
+  assert.deepEqual(ref.positionOnly, []);
+});
+
 Deno.test("matchControls (reference): reproduces the reference's 120 matched controls", async () => {
   const rows = parseCsv(
     await Deno.readTextFile(new URL("runs/20251223_232541/analysis/backtracking_events.csv", SHARED)),

@@ -3,7 +3,8 @@
  * on the embedded default (the model organism; `BT_E2E_CONFIG` names another config) into a temporary
  * runs root, then checked from the run's artifacts: no cell errored, every display cell has its outputs
  * (figures as PNG), every figure file exists as SVG and PNG, the report exists, the planted circuit
- * was recovered, and the targeted ablation cut the backtracking rate by ≥ 80 %. Then: re-running the series
+ * was recovered, the targeted ablation cut the backtracking rate by ≥ 80 %, and the protocol validation
+ * came out as expected (ours recovers the planted circuit, the reference takes the decoy and degenerates). Then: re-running the series
  * on the same run reuses every finished step and changes no number, and the library pipeline
  * (`runPipeline`) on a second run gives the identical condition comparison (determinism).
  *
@@ -208,6 +209,21 @@ Deno.test({
         assert.ok(rate("baseline") > 0, `baseline BT rate ${rate("baseline")}`);
         assert.ok(cut >= 0.8, `targeted ablation cut the BT rate by ${(100 * cut).toFixed(1)}% only`);
       });
+
+      await t.step(
+        "protocol validation: ours recovers the planted circuit, the reference takes the decoy",
+        async () => {
+          const pv = JSON.parse(await Deno.readTextFile(join(dir, "analysis/protocol_validation.json")));
+          assert.ok(pv.expected.passed, `protocol validation: ${pv.expected.failures.join("; ")}`);
+          assert.ok(pv.ours.selection.recall >= 2 / 3 - 1e-9, `ours recall ${pv.ours.selection.recall}`);
+          assert.equal(pv.ours.selection.decoy_selected, false);
+          assert.equal(pv.reference.selection.decoy_selected, true);
+          assert.ok(pv.reference.ablation.degeneration.degenerate, "the reference's ablation is flagged");
+          const report = await Deno.readTextFile(join(dir, "report.md"));
+          assert.match(report, /### Verdict: planted vs recovered/);
+          assert.match(report, /\| reference_selection_ablation \|.*DEGENERATE/);
+        },
+      );
 
       const before = await comparison();
       const report = await Deno.readTextFile(join(dir, "report.md"));

@@ -170,7 +170,8 @@ Deno.test("protocol validation: selections equal selectComponents (experiments/b
     const k = Math.floor(rng() * 4);
     const scan = rows.map(asScanRow);
     const sm = selectComponents(scan, { criterion: "signed_mean", topk: k });
-    const sp = selectComponents(scan, { criterion: "specificity", topk: k });
+    const sp = selectComponents(scan, { criterion: "specificity", topk: k, minEffect: 0 });
+    const sp2 = selectComponents(scan, { criterion: "specificity", topk: k });
     const ref = referenceSelection(rows, k);
     const ours = specificitySelection(rows, { minEffect: 0, maxPerType: k });
     const split = (xs: { layer: number; component: string }[]) => ({
@@ -181,6 +182,7 @@ Deno.test("protocol validation: selections equal selectComponents (experiments/b
       assert.deepEqual(split(ref), sm, `trial ${trial}: reference`);
     }
     assert.deepEqual(split(ours), sp, `trial ${trial}: specificity`);
+    assert.deepEqual(split(specificitySelection(rows, { maxPerType: k })), sp2, `trial ${trial}: default`);
   }
 });
 

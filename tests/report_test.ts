@@ -8,6 +8,11 @@ import {
   writeReport,
 } from "../experiments/backtracking/report.ts";
 import { seededRng } from "../lib/stats/stats.ts";
+import { validateProtocols, validationVerdict } from "../experiments/backtracking/protocol_validation.ts";
+import { degenerationFlags } from "../experiments/backtracking/degeneration.ts";
+import type { ProtocolValidationArtifact } from "../experiments/backtracking/artifacts/protocol_validation.ts";
+import { reportParts } from "../experiments/backtracking/report_parts.ts";
+import { parseConfig } from "../experiments/backtracking/config.ts";
 
 /** Set UPDATE_SNAPSHOTS=1 to rewrite tests/fixtures/plots/report.md. */
 const UPDATE = Deno.env.get("UPDATE_SNAPSHOTS") === "1";
@@ -196,6 +201,139 @@ Deno.test("report: full synthetic report matches its snapshot", async () => {
   // numbers in the summary come from the data
   const s = parts().conditions!.baseline.summary;
   assert.ok(md.includes(`backtracking rate ${(s.bt_rate.value * 100).toFixed(1)}%`));
+});
+
+Deno.test("report: a deliberately destructive condition is flagged DEGENERATE, a clean one is not", () => {
+  const p = parts();
+  const md = renderReport("/tmp/runs/x", { ...p, meta: null });
+  // The synthetic "targeted" condition never stops (every sample at the length cap, EOS 0%).
+  const line = (label: string) =>
+    md.split("\n").find((l) => l.startsWith(`| ${label} |`) && l.includes("%"))!;
+  assert.match(line("targeted"), /DEGENERATE: EOS \d+% → 0%; at length cap 100%/);
+  assert.doesNotMatch(line("random #1"), /DEGENERATE/);
+  assert.match(
+    md,
+    /- targeted: .*\*\*DEGENERATE: EOS \d+% → 0%; at length cap 100%\*\*: the text broke down/,
+  );
+  assert.doesNotMatch(md.split("\n").find((l) => l.startsWith("- random #1:"))!, /DEGENERATE/);
+  // p-values in scientific notation only.
+  assert.match(md, /McNemar p = \d\.\de-?\d+/);
+  assert.doesNotMatch(md, /McNemar p = 0\.\d{4}/);
+});
+
+/** A protocol validation shaped like the organism's: ours = planted, the reference takes the decoy mlp 0. */
+function organismValidation(): ProtocolValidationArtifact {
+  const row = (component: "attn" | "mlp", layer: number, dl: number, sp: number) => ({
+    component,
+    layer,
+    delta_logit_mean: dl,
+    specificity_mean: sp,
+    specificity_lower: sp - 0.3,
+    specificity_upper: sp + 0.3,
+  });
+  const rows = [
+    row("mlp", 0, -17.6, 0.07),
+    row("attn", 2, -2.4, -1.5),
+    row("attn", 6, -1.5, -2.4),
+    row("mlp", 4, -1, -0.7),
+    row("attn", 7, -0.05, 0),
+    row("mlp", 3, 0.01, 0),
+  ];
+  const truth = {
+    planted: [{ component: "attn" as const, layer: 2 }, { component: "mlp" as const, layer: 4 }, {
+      component: "attn" as const,
+      layer: 6,
+    }],
+    decoy: [{ component: "mlp" as const, layer: 0 }],
+  };
+  const v = validateProtocols(rows, truth, { referenceK: 3, maxPerType: 3 });
+  const fig = (condition: string, bt: number, eos: number, cap: number, unknown: number) => ({
+    condition,
+    n: 80,
+    bt_rate: bt,
+    bt_rate_lower: bt - 0.05,
+    bt_rate_upper: bt + 0.05,
+    delta_bt_rate: bt - 0.45,
+    delta_bt_rate_lower: bt - 0.55,
+    delta_bt_rate_upper: bt - 0.35,
+    accuracy: 0.02,
+    eos_rate: eos,
+    truncation_rate: cap,
+    unknown_rate: unknown,
+    mean_length: cap === 1 ? 200 : 60,
+    digit_free_rate: 0,
+    degeneration: degenerationFlags(
+      { eos_rate: eos, truncation_rate: cap, unknown_rate: unknown },
+      condition === "baseline" ? undefined : { eos_rate: 0.95, truncation_rate: 0.05, unknown_rate: 0.05 },
+    ),
+  });
+  const verdict = validationVerdict(v);
+  return {
+    model_description: "A constructed (not trained) 8-layer model.",
+    planted: truth.planted,
+    decoy: truth.decoy,
+    reference_k: 3,
+    min_specificity_effect: 0.1,
+    max_per_type: 3,
+    variant: "chat",
+    baseline: fig("baseline", 0.45, 0.95, 0.05, 0.05),
+    ours: { selection: v.ours, ablation: fig("targeted_ablation", 0, 1, 0, 0.05) },
+    reference: { selection: v.reference, ablation: fig("reference_selection_ablation", 0, 0, 1, 1) },
+    expected: { ...verdict, reference_drop_degenerate: true, ours_drop_clean: true },
+  };
+}
+
+Deno.test("report: an organism run opens with what the model is and the verdict table; no real-model numbers", () => {
+  const pv = organismValidation();
+  assert.ok(pv.expected.passed, pv.expected.failures.join("; "));
+  const prompting = {
+    formatting_variants: [{ name: "chat", think_open: "<think>\n", think_close: "\n</think>\n" }],
+  };
+  const cfg = parseConfig({ model: { source: "organism", hf_id: "organism" }, prompting }, "test");
+  const base = rows("baseline", 0.5, 0.1, 1);
+  const parts = reportParts({ config: cfg, run: { id: "r", dir: "/tmp/r" } as never }, base, {
+    figures: [],
+    organism: {
+      description: "A constructed (not trained) 8-layer model.",
+      planted: pv.planted,
+      decoy: pv.decoy,
+    },
+    protocolValidation: pv,
+  });
+  const md = renderReport("/tmp/r", { ...parts, meta: null, writtenAt: "x" });
+  const sections = md.split("\n").filter((l) => l.startsWith("## "));
+  assert.equal(sections[0], "## What this model is", sections.join(" / "));
+  assert.match(md, /\*\*This run is on a model organism, not on a reasoning model\.\*\* A constructed/);
+  assert.match(md, /What it cannot show/);
+  assert.match(
+    md,
+    /\| ours \(specificity CI below −0\.1 nats\) \| recovered \| recovered \| recovered \| not taken \| none \|/,
+  );
+  assert.match(
+    md,
+    /\| reference \(signed top-3 raw Δlogit\) \| recovered \| recovered \| recovered \| \*\*taken\*\* \| attn 7, mlp 3 \|/,
+  );
+  assert.match(
+    md,
+    /\| reference \| attn 2, attn 6, attn 7, mlp 0, mlp 4, mlp 3 \| 50% \| 100% \| yes \| reference_selection_ablation \|.*DEGENERATE: EOS 95% → 0%; at length cap 100%; no answer 5% → 100% \|/,
+  );
+  assert.match(
+    md,
+    /\| ours \| attn 6, attn 2, mlp 4 \| 100% \| 100% \| no \| targeted_ablation \|.*\| none \|/,
+  );
+  assert.doesNotMatch(md, /committed/, "no reference (real-model) numbers beside the organism's");
+  assert.match(md, /by construction: after a trigger the organism re-reads/);
+  // A real-model run keeps the reference's committed numbers, labelled as another model's.
+  const real = parseConfig({ prompting }, "test");
+  const realMd = renderReport(
+    "/tmp/r",
+    {
+      ...reportParts({ config: real, run: { id: "r", dir: "/tmp/r" } as never }, base, { figures: [] }),
+      meta: null,
+    },
+  );
+  assert.match(realMd, /reference's committed numbers \(another model: DeepSeek-R1-Distill-Qwen-1\.5B\)/);
+  assert.doesNotMatch(realMd, /What this model is/);
 });
 
 Deno.test("report: every section is optional", () => {

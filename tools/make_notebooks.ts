@@ -913,9 +913,9 @@ random streams as the baseline. The reference's draw is kept under \`protocol: r
     },
     setup(
       `import { relative } from "node:path";`,
-      `import { earlierSteps, notebookParams, notebookSetup } from "../experiments/backtracking/notebook_params.ts";`,
-      `import { generate } from "../experiments/backtracking/steps/mod.ts";`,
-      `import { readRandomAblationSpecs } from "../experiments/backtracking/artifacts/mod.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, plantedCircuit } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { generate, referenceSelectedLayers } from "../experiments/backtracking/steps/mod.ts";`,
+      `import { readRandomAblationSpecs, REFERENCE_SELECTION_CONDITION } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
@@ -971,6 +971,33 @@ await showMarkdown(
     \`baseline and the targeted ablation.\`,
 );`,
     },
+    {
+      md: `
+## Protocol validation: the reference's selection, ablated (organism only)
+
+On a model with a known circuit (the organism) the reference protocol's selection from the same scan (per
+component type the \`topk_layers_for_generation\` most negative mean raw Δlogits, docs/protocol.md §13) is
+ablated as well, in the condition \`reference_selection_ablation\`, so that notebook 08 can show what its
+"backtracking drop" costs in degeneration next to ours.`,
+    },
+    { code: `const planted = await plantedCircuit(ctx);` },
+    { code: `const referenceSelection = planted ? await referenceSelectedLayers(ctx) : undefined;` },
+    {
+      code: `
+const referenceStores = referenceSelection
+  ? await generate(ctx, { condition: REFERENCE_SELECTION_CONDITION })
+  : [];`,
+    },
+    {
+      code: `
+await showMarkdown(
+  referenceSelection
+    ? \`The reference's selection is attention [\${referenceSelection.attn.join(", ")}], MLP [\${referenceSelection.mlp.join(", ")}] \` +
+      \`(ours: attention [\${specs.selected.attn.join(", ")}], MLP [\${specs.selected.mlp.join(", ")}]); \` +
+      \`\${referenceStores.reduce((a, s) => a + s.generated + s.resumed, 0)} samples with it ablated are stored.\`
+    : "Not the organism: there is no ground truth to validate the selection protocols against.",
+);`,
+    },
   ],
 };
 
@@ -998,7 +1025,8 @@ so both readings stand side by side.`,
     },
     setup(
       `import { earlierSteps, notebookParams, notebookSetup, plantedCircuit, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
-      `import { COMPARISON_FILES, readConditionComparison } from "../experiments/backtracking/artifacts/mod.ts";`,
+      `import { COMPARISON_FILES, protocolValidationRows, readConditionComparison, readProtocolValidation } from "../experiments/backtracking/artifacts/mod.ts";`,
+      `import { degenerationFlags, figuresOf, flagText } from "../experiments/backtracking/degeneration.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
@@ -1052,11 +1080,28 @@ const referenceTable = await showTable(await readArtifactTable(ctx, COMPARISON_F
     { code: `await showFigure(await reportFigure(ctx, "bt_rate_by_condition"));` },
     {
       md: `
+## Degeneration flags
+
+A drop in backtracking means nothing if the text broke down: a condition is flagged when its EOS rate
+collapses, its samples run to the length cap, or its unknown/unfinished-answer rate jumps, each against
+the baseline (\`experiments/backtracking/degeneration.ts\`).`,
+    },
+    {
+      code: `
+const baseFigures = figuresOf(comparison.conditions.find((e) => e.condition === "baseline")!.summary);
+const flagged = comparison.conditions.map((e) => {
+  const f = degenerationFlags(figuresOf(e.summary), e.condition === "baseline" ? undefined : baseFigures);
+  return { condition: e.condition, eos_rate: e.summary.eos_rate.value, at_length_cap: e.summary.truncation_rate.value, unknown_or_unfinished: e.summary.unknown_rate, flags: flagText(f) || "none", degenerate: f.degenerate };
+});
+const flagsTable = await showTable(flagged.map(({ degenerate: _d, ...r }) => r), { digits: 3, title: "Degeneration per condition" });`,
+    },
+    {
+      md: `
 ## Sanity check
 
 Every ablation condition is paired with the baseline on the same samples. For the model organism, ablating
-the recovered circuit must cut the backtracking rate by at least 80 % (relative), and no random draw may
-cut it as much.`,
+the recovered circuit must cut the backtracking rate by at least 80 % (relative) without degenerating the
+text, and no random draw may cut it as much.`,
     },
     { code: `const planted = await plantedCircuit(ctx);` },
     {
@@ -1069,6 +1114,9 @@ const unpaired = comparison.conditions.filter((e) => e.condition !== "baseline" 
 if (unpaired.length > 0) throw new Error(\`not fully paired with the baseline: \${unpaired.map((e) => e.condition).join(", ")}\`);
 if (planted && !(cut("targeted_ablation") >= 0.8)) {
   throw new Error(\`targeted ablation cut the BT rate by only \${pct(cut("targeted_ablation"))} (\${pct(baseRate)} → \${pct(rate("targeted_ablation"))})\`);
+}
+if (planted && flagged.find((f) => f.condition === "targeted_ablation")?.degenerate) {
+  throw new Error(\`the targeted ablation degenerates the text: \${flagged.find((f) => f.condition === "targeted_ablation")!.flags}\`);
 }
 if (planted && randoms.some((c) => cut(c) >= cut("targeted_ablation"))) {
   throw new Error(\`a random draw cut the BT rate as much as the targeted ablation: \${randoms.map((c) => \`\${c} \${pct(cut(c))}\`).join(", ")}\`);
@@ -1093,13 +1141,70 @@ await showMarkdown(
       \`accuracy \${pct(targeted.summary.accuracy.value)} vs \${pct(base.accuracy.value)} on all rows \` +
       \`(\${pct(targeted.summary.accuracy_finished.value)} vs \${pct(base.accuracy_finished.value)} on finished rows; \` +
       \`unfinished \${pct(targeted.summary.unfinished_rate.value)} vs \${pct(base.unfinished_rate.value)})\` +
-      (planted ? "; on the organism the drop is the planted circuit at work, not a broken model." : ".") +
+      (flagged.find((f) => f.condition === "targeted_ablation")?.degenerate
+        ? \`. **Flagged: \${flagged.find((f) => f.condition === "targeted_ablation")!.flags}**: the drop comes with a broken model.\`
+        : "; no degeneration flag, so the drop is not a broken model.") +
+      (flagged.some((f) => f.degenerate)
+        ? \` Flagged conditions: \${flagged.filter((f) => f.degenerate).map((f) => \`\${f.condition} (\${f.flags})\`).join("; ")}.\`
+        : " No condition is flagged as degenerate.") +
       \` By onset type the baseline's revisions go \${pct(base.onset_types.revision.rate.value)} → \` +
       \`\${pct(targeted.summary.onset_types.revision.rate.value)} and its verifications \` +
       \`\${pct(base.onset_types.verification.rate.value)} → \${pct(targeted.summary.onset_types.verification.rate.value)}; \` +
       \`at baseline \${base.trajectory.kinds.fix} onsets fixed the answer and \${base.trajectory.kinds.break} broke it \` +
       \`(of \${base.trajectory.determined} determined).\`
     : "No targeted-ablation condition in this run (run notebooks 05 and 06).",
+);`,
+    },
+    {
+      md: `
+## Protocol validation (organism): planted vs recovered, per protocol
+
+**Step \`protocol-validation\`** (only on a model with a known circuit): both selections from the same
+scan, the reference's (signed top-k by raw Δlogit) and ours (specificity CI below
+−\`analysis.min_specificity_effect\`), scored against the planted set and the decoy of \`organism.json\`,
+and what ablating each during generation does to the backtracking rate *and* to degeneration
+(docs/protocol.md §13).`,
+    },
+    {
+      code:
+        `const validationStep = planted ? await runOrReuse(ctx, "protocol-validation") : "skipped: no ground truth";\nvalidationStep;`,
+    },
+    { code: `const validation = planted ? await readProtocolValidation(ctx.run) : undefined;` },
+    {
+      code: `
+const validationTable = validation
+  ? await showTable(protocolValidationRows(validation), { digits: 3, title: "Selections scored against the planted circuit, and their ablations" })
+  : "not the organism: no ground truth";`,
+    },
+    {
+      md: `
+## Sanity check: ours recovers the planted circuit, the reference takes the decoy
+
+Expected on the organism: ours recalls at least 2/3 of the planted components and no decoy; the reference
+selects the decoy and its ablation is flagged as degenerate.`,
+    },
+    {
+      code: `
+if (validation && !validation.expected.passed) throw new Error(\`protocol validation: \${validation.expected.failures.join("; ")}\`);
+validation ? "ok: expected outcome" : "skipped (no ground truth)";`,
+    },
+    { md: `## Reading: protocol validation` },
+    {
+      code: `
+const label = (xs: readonly { layer: number; component: string }[]) => xs.map((x) => \`\${x.component} \${x.layer}\`).join(", ") || "none";
+await showMarkdown(
+  validation
+    ? \`Ours selects **\${label(validation.ours.selection.selected)}** (precision \${pct(validation.ours.selection.precision)}, recall \` +
+      \`\${pct(validation.ours.selection.recall)} of the planted \${label(validation.planted)}); ablating it moves backtracking \` +
+      \`\${pct(validation.baseline.bt_rate)} → \${pct(validation.ours.ablation.bt_rate)} with EOS \${pct(validation.ours.ablation.eos_rate)} \` +
+      \`(baseline \${pct(validation.baseline.eos_rate)})\${validation.ours.ablation.degeneration.degenerate ? \`, **\${flagText(validation.ours.ablation.degeneration)}**\` : ", no degeneration flag"}. \` +
+      \`The reference's signed top-\${validation.reference_k} selects **\${label(validation.reference.selection.selected)}**\` +
+      \`\${validation.reference.selection.decoy_selected ? \` — the decoy \${label(validation.decoy)} included\` : ""}; its ablation moves \` +
+      \`backtracking to \${pct(validation.reference.ablation.bt_rate)}, but \` +
+      (validation.reference.ablation.degeneration.degenerate
+        ? \`**\${flagText(validation.reference.ablation.degeneration)}**: that "drop" is a broken model.\`
+        : "without a degeneration flag.")
+    : "Not the organism: no ground truth, no protocol validation.",
 );`,
     },
   ],

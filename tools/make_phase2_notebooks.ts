@@ -138,7 +138,10 @@ as well (scaled to the mean difference's projection on it): the ground-truth che
 **Caveat.** Position-matched controls sit on other tokens, so the mean difference also carries the identity
 of the pre-onset token (e.g. "."). The cosine with the organism's planted feature shows how much.`,
   },
-  setup(`import { phase2Steering } from "../experiments/backtracking/steps/phase2_steering.ts";`),
+  setup(
+    `import { phase2Steering } from "../experiments/backtracking/steps/phase2_steering.ts";`,
+    `import { degenerationFlags, flagText } from "../experiments/backtracking/degeneration.ts";`,
+  ),
   PARAMS,
   context("12"),
   { md: "## Directions and dose-response (reused when finished)" },
@@ -170,12 +173,27 @@ if (planted) await showFigure(await runFigure(ctx, "steering_dose_response_plant
   {
     code: `
 const rowAt = (direction: string, coef: number) => steering.rows.find((r) => r.direction === direction && r.coef === coef);
+const figs = (r: (typeof steering.rows)[number]) => ({
+  eos_rate: Number(r.eos_rate), truncation_rate: Number(r.truncation_rate), unknown_rate: Number(r.unknown_rate),
+});
+// A steering strength that breaks the model (EOS collapse, length at cap, answers lost) is flagged.
+const collapsed = steering.rows.filter((r) => r.coef !== 0).map((r) => {
+  const zero = rowAt(String(r.direction), 0);
+  return { r, f: degenerationFlags(figs(r), zero ? figs(zero) : undefined) };
+}).filter(({ f }) => f.degenerate);
 const lines = steering.directions_steered.map((d) => {
   const up = rowAt(d.label, 1), down = rowAt(d.label, -1), zero = rowAt(d.label, 0);
   return \`- \${d.label}: BT rate \${pct(Number(down?.backtracking_rate))} (coef −1), \${pct(Number(zero?.backtracking_rate))} (0), \` +
     \`\${pct(Number(up?.backtracking_rate))} (+1); EOS at +1 \${pct(Number(up?.eos_rate))}.\`;
 });
-await showMarkdown(\`Steering at blocks.\${steering.hook_layer}.hook_resid_pre:\\n\\n\${lines.join("\\n")}\`);`,
+await showMarkdown(
+  \`Steering at blocks.\${steering.hook_layer}.hook_resid_pre:\\n\\n\${lines.join("\\n")}\\n\\n\` +
+    (collapsed.length > 0
+      ? \`**Degenerate settings** (their BT rates are a broken model, not a dose-response): \${
+        collapsed.map(({ r, f }) => \`\${r.direction} coef \${r.coef}: \${flagText(f)}\`).join("; ")
+      }.\`
+      : "No steering strength degenerates the text (EOS, length at cap and answers stay near the baseline)."),
+);`,
   },
 ];
 

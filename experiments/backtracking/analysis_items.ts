@@ -99,6 +99,8 @@ export interface AnalysisItems {
   readonly controls: ControlPosition[];
   /** Indices (into `events`) of events left without a control. */
   readonly unmatched: number[];
+  /** Indices (into `events`) of events whose control is matched on position only, not on token. */
+  readonly positionOnly: number[];
   /** All strict-BT events available before selection (of `onsetType`), and the non-BT pool size. */
   readonly available: number;
   /** The onset type the events were restricted to (`analysis.onset_type`), or `all`. */
@@ -144,6 +146,7 @@ export async function analysisItems(
     events: selected,
     controls: matching.controls,
     unmatched: matching.unmatched,
+    positionOnly: matching.positionOnly,
     available: events.length,
     onsetType,
     poolSize: matching.poolSize,

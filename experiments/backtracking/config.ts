@@ -171,6 +171,11 @@ const analysisSchema = z.strictObject({
   random_ablation_draws: posInt().optional(),
   /** Extension: layer selection criterion; default from `protocol`. */
   selection_criterion: z.enum(["signed_mean", "specificity"]).optional(),
+  /**
+   * Extension: with `selection_criterion: specificity`, keep a component only when its specificity CI
+   * lies entirely below −this many nats (docs/protocol.md §13); 0 = "the CI excludes zero".
+   */
+  min_specificity_effect: z.number().nonnegative().default(0.1),
   /** Extension: logit-lens control target token; default from `protocol`. */
   control_target: z.enum(["first_event_token", "matched_event_token"]).optional(),
   /** Extension: which BT events the lens / scan use; default from `protocol`. */

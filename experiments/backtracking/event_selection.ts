@@ -1,5 +1,5 @@
 /**
- * Backtracking events and their position-matched controls, as used by the logit lens
+ * Backtracking events and their token- and position-matched controls, as used by the logit lens
  * (`lib/lens.ts`) and the ablation scan (`lib/ablation.ts`).
  *
  * Two protocols:
@@ -122,6 +122,11 @@ export interface ControlMatching {
   readonly unmatched: number[];
   /** Size of the non-backtracking pool. */
   readonly poolSize: number;
+  /**
+   * `"corrected"`: indices of matched events whose control is matched on position only (no unused
+   * trace had the event's input token); always empty in `"reference"` mode, which matches on position.
+   */
+  readonly positionOnly: number[];
 }
 
 /** Completion offset of an event: k = predPos − promptTokens + 1 (the reference's onset_token_in_completion). */
@@ -130,16 +135,19 @@ export function completionOffset(e: { readonly predPos: number; readonly promptT
 }
 
 /**
- * Position-matched controls: for each event with completion offset k, an unused non-backtracking trace
- * and its position `promptTokens + k − 1` (the same completion offset). Each trace serves at most one
- * event.
+ * Matched controls: for each event with completion offset k, an unused non-backtracking trace and a
+ * position in it (each trace serves at most one event).
  *
- * - `"corrected"`: the pool is shuffled with `seededRng(seed)`; a trace qualifies when its true
- *   completion length is ≥ k + 1, so the control position exists and has an actually sampled next token
- *   (needed for the ablation scan's specificity). Events are served in descending k (ties in event
- *   order), each taking the first qualifying unused trace of the shuffled pool: because the sets of
- *   qualifying traces are nested, this matches as many events as any assignment can. Target = the
- *   event's own onset token id.
+ * - `"corrected"`: matched on **token and position** (docs/protocol.md §11). The pool is shuffled with
+ *   `seededRng(seed)`. Events are served in descending k (ties in event order). For each, among the
+ *   unused traces, a candidate position p must hold the event's input token (`tokenIds[predPos]`, e.g.
+ *   the "." before " Wait"), lie in the completion's predicting range (p ≥ promptTokens − 1) and have an
+ *   actually sampled next token (p + 1 < length; needed for the ablation scan's specificity); the
+ *   candidate whose completion offset is nearest to k wins (ties: pool order, then the earlier
+ *   position). Without a token match the control falls back to the same completion offset k in the first
+ *   unused trace with completion length ≥ k + 1, and the event is listed in `positionOnly`. Matching on
+ *   the token too makes the contrast at the embedding zero: the lens then measures what the layers add,
+ *   not which token was read. Target = the event's own onset token id.
  * - `"reference"` (docs/protocol.md §11): the pool is shuffled with Python `random.Random(42)`
  *   (lib/pyrandom.ts); events are served in order, each taking the first unused trace with completion length
  *   ≥ k; target = `events[0].onsetTokenId` for every control. The reference compared padded lengths; here
@@ -180,12 +188,31 @@ export function matchControlsReport(
   const found = new Map<number, ControlPosition>();
   const unmatched: number[] = [];
   const referenceTarget = events[0]?.onsetTokenId;
+  const positionOnly: number[] = [];
   for (const i of order) {
     const e = events[i]!;
     const k = completionOffset(e);
-    const j = k <= 0
-      ? -1
-      : pool.findIndex((t, j) => used[j] === 0 && t.tokenIds.length - t.promptTokens >= k + extra);
+    let j = -1;
+    let pos = -1;
+    if (mode === "corrected" && k > 0) {
+      const token = e.tokenIds[e.predPos];
+      let best = Infinity;
+      pool.forEach((t, jj) => {
+        if (used[jj] !== 0) return;
+        for (let p = Math.max(0, t.promptTokens - 1); p + 1 < t.tokenIds.length; p++) {
+          if (t.tokenIds[p] !== token) continue;
+          const d = Math.abs(p - t.promptTokens + 1 - k);
+          if (d < best) [best, j, pos] = [d, jj, p];
+        }
+      });
+    }
+    if (j < 0) {
+      j = k <= 0
+        ? -1
+        : pool.findIndex((t, j) => used[j] === 0 && t.tokenIds.length - t.promptTokens >= k + extra);
+      pos = j < 0 ? -1 : pool[j]!.promptTokens + k - 1;
+      if (j >= 0 && mode === "corrected") positionOnly.push(i);
+    }
     if (j < 0) {
       unmatched.push(i);
       continue;
@@ -197,13 +224,18 @@ export function matchControlsReport(
       sampleId: t.sampleId,
       tokenIds: t.tokenIds,
       promptTokens: t.promptTokens,
-      predPos: t.promptTokens + k - 1,
+      predPos: pos,
       targetId: mode === "reference" ? referenceTarget! : e.onsetTokenId,
       matchedTo: i,
     });
   }
   const controls = [...found.keys()].sort((a, b) => a - b).map((i) => found.get(i)!);
-  return { controls, unmatched: unmatched.sort((a, b) => a - b), poolSize: pool.length };
+  return {
+    controls,
+    unmatched: unmatched.sort((a, b) => a - b),
+    poolSize: pool.length,
+    positionOnly: positionOnly.sort((a, b) => a - b),
+  };
 }
 
 /**

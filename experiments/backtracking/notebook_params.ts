@@ -39,11 +39,13 @@ import {
   LENS_OUTPUTS,
   listGenerationStores,
   PROBLEMS_FILE,
+  PROTOCOL_VALIDATION_OUTPUTS,
   readEvents,
   SCAN_OUTPUTS,
 } from "./artifacts/mod.ts";
 import { ablationScan } from "./steps/ablation_scan.ts";
 import { compareConditions } from "./steps/compare_conditions.ts";
+import { protocolValidation } from "./steps/protocol_validation.ts";
 import { detectEvents } from "./steps/detect_events.ts";
 import { formattingSweep } from "./steps/formatting_sweep.ts";
 import { headScan } from "./steps/head_scan.ts";
@@ -385,6 +387,7 @@ export type ReusableStep =
   | "ablation-scan"
   | "head-scan"
   | "compare-conditions"
+  | "protocol-validation"
   | "formatting-sweep"
   | "make-report";
 
@@ -464,6 +467,11 @@ async function stepFiles(
       return { outputs: HEAD_OUTPUTS, inputs: [variantBaseline] };
     case "compare-conditions":
       return { outputs: COMPARE_OUTPUTS, inputs: [at(DETECT_OUTPUTS[0])] };
+    case "protocol-validation":
+      return {
+        outputs: PROTOCOL_VALIDATION_OUTPUTS,
+        inputs: [at(SCAN_OUTPUTS[0]), at(COMPARE_OUTPUTS[1])],
+      };
     case "formatting-sweep":
       return { outputs: FORMATTING_OUTPUTS, inputs: [at(DETECT_OUTPUTS[0])] };
     case "make-report":
@@ -479,7 +487,8 @@ async function stepFiles(
  * function last ran the step (recorded in `<run>/.step_inputs/<step>.json`); for outputs made outside the
  * notebooks (the CLI, `runPipeline`), that no input is newer than the oldest output. The inputs: nothing for
  * prepare-data; problems + every Phase-1 generation store for detect-events; the analysis variant's baseline store
- * for logit-lens, ablation-scan and head-scan; `backtracking_events.csv` for compare-conditions and formatting-sweep;
+ * for logit-lens, ablation-scan and head-scan; `backtracking_events.csv` for compare-conditions and formatting-sweep; the importance table and the
+ * corrected comparison for protocol-validation;
  * every `analysis/` file for make-report. `force` (or `BT_FORCE=1`) always runs. A step that runs replaces
  * its outputs (`force: true`).
  *
@@ -545,6 +554,9 @@ export async function runOrReuse(
       break;
     case "compare-conditions":
       await compareConditions(ctx, { force });
+      break;
+    case "protocol-validation":
+      await protocolValidation(ctx, { force });
       break;
     case "formatting-sweep":
       await formattingSweep(ctx, { force });

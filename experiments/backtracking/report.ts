@@ -3,10 +3,14 @@
  * in the text comes from the parts (nothing typed by hand); every section is optional and rendered only
  * when its part is present.
  *
- * Sections, in order: title, provenance (from `meta.json`), executive summary, baseline metrics,
- * conditions (targeted vs random vs baseline, with paired Δ and degeneration), onset types and answer
- * trajectory, logit lens, ablation scan top components, formatting sweep, corrected vs
- * reference-compatible, figures, caveats.
+ * Sections, in order: title, what the model is (a constructed model organism: its planted circuit, what it
+ * can and cannot show, and the verdict table planted vs recovered per protocol), provenance (from
+ * `meta.json`), executive summary, baseline metrics, conditions (targeted vs random vs baseline, with paired
+ * Δ and degeneration, degenerate conditions flagged), onset types and answer trajectory, logit lens, ablation scan top components, protocol
+ * validation (organism), formatting sweep, corrected vs reference-compatible, figures, caveats.
+ *
+ * p-values are printed only for tested hypotheses (McNemar, paired conditions vs baseline), in scientific
+ * notation.
  *
  * Every proportion is shown with its cluster-adjusted Wilson interval (docs/protocol.md §16); differences
  * and means with the percentile bootstrap over problems.
@@ -22,6 +26,8 @@ import {
   rateCI,
   type RateEstimate,
 } from "./metrics.ts";
+import { degenerationFlags, type DegenerationVerdict, figuresOf, flagText } from "./degeneration.ts";
+import type { ProtocolValidationArtifact } from "./artifacts/protocol_validation.ts";
 import { writeFileAtomic } from "../../lib/util/fs.ts";
 
 /**
@@ -104,10 +110,25 @@ export interface ReferenceComparisonRow {
   readonly note?: string;
 }
 
+/** A constructed model with a known circuit (the organism), as the report opens with it. */
+export interface OrganismPart {
+  /** What the model is, in one paragraph (`organism.json`'s description). */
+  readonly description: string;
+  readonly planted: readonly { readonly layer: number; readonly component: string; readonly role?: string }[];
+  readonly decoy: readonly { readonly layer: number; readonly component: string; readonly role?: string }[];
+}
+
 /** Everything the report can show; all parts optional. */
 export interface ReportParts {
   /** Report title (default "Backtracking experiment report: run <id>"). */
   readonly title?: string;
+  /**
+   * The run's model is a constructed organism: the report opens with what it is, what it can and cannot
+   * show, and (with `protocolValidation`) the verdict table planted vs recovered.
+   */
+  readonly organism?: OrganismPart;
+  /** Protocol validation (organism): both selections scored and what ablating them did. */
+  readonly protocolValidation?: ProtocolValidationArtifact;
   /** Provenance; default: `<runDir>/meta.json` if it exists. `null` = no provenance section. */
   readonly meta?: ReportMeta | null;
   /** Extra sentences appended to the generated executive summary. */
@@ -199,9 +220,15 @@ function mean(e: MeanEstimate, digits = 2): string {
   return ci ? `${num(e.value, digits)} ${ci}` : num(e.value, digits);
 }
 
-function pValue(p: number): string {
+/** A p-value in scientific notation ("3.2e-5"); only for tested hypotheses. */
+export function pValue(p: number): string {
   if (!Number.isFinite(p)) return "n/a";
-  return p < 1e-4 ? p.toExponential(1) : p.toFixed(4);
+  return p.toExponential(1);
+}
+
+/** The degeneration verdict of a condition against the baseline. */
+function flagsOf(s: ConditionSummary, base?: ConditionSummary): DegenerationVerdict {
+  return degenerationFlags(figuresOf(s), base && base !== s ? figuresOf(base) : undefined);
 }
 
 function cell(v: unknown): string {
@@ -294,13 +321,19 @@ function executiveSummary(parts: ReportParts): string | undefined {
         `- Accuracy with backtracking ${rate(s.accuracy_with_bt)} vs without ${
           rate(s.accuracy_without_bt)
         } ` +
-          `(correlational).`,
+          (parts.organism
+            ? `(by construction: after a trigger the organism re-reads a number from the question).`
+            : `(correlational).`),
       );
     }
   }
   for (const o of c?.others ?? []) {
     const cmp = o.comparison;
     const s = o.summary;
+    const flags = flagText(flagsOf(s, c?.baseline.summary));
+    const reading = flags
+      ? ` **${flags}**: the text broke down, so the backtracking change is not a clean effect.`
+      : "";
     if (cmp) {
       const d = cmp.delta_bt_rate;
       out.push(
@@ -308,15 +341,32 @@ function executiveSummary(parts: ReportParts): string | undefined {
           `${ciPct(d.bootstrap.lower, d.bootstrap.upper)}, McNemar p = ${pValue(cmp.mcnemar_bt.p_value)}; ` +
           `relative ${pct(cmp.relative_bt_change.value)}); accuracy Δ ${pp(cmp.delta_accuracy.difference)} ` +
           `${ciPct(cmp.delta_accuracy.bootstrap.lower, cmp.delta_accuracy.bootstrap.upper)}; ` +
-          `digit-free ${pct(s.digit_free_rate.value)}, 4-gram repetition ${num(s.repetition_4gram.value)}.`,
+          `digit-free ${pct(s.digit_free_rate.value)}, 4-gram repetition ${num(s.repetition_4gram.value)}, ` +
+          `EOS ${pct(s.eos_rate.value)}, at length cap ${pct(s.truncation_rate.value)}.${reading}`,
       );
     } else {
-      out.push(`- ${o.label}: backtracking ${rate(s.bt_rate)}, accuracy ${rate(s.accuracy)}.`);
+      out.push(`- ${o.label}: backtracking ${rate(s.bt_rate)}, accuracy ${rate(s.accuracy)}.${reading}`);
     }
   }
   if (parts.scan?.selected) {
     const sel = parts.scan.selected;
     out.push(`- Selected components: attention [${sel.attn.join(", ")}], MLP [${sel.mlp.join(", ")}].`);
+  }
+  const pv = parts.protocolValidation;
+  if (pv) {
+    const names = (xs: readonly { layer: number; component: string }[]) =>
+      xs.map((x) => `${x.component} ${x.layer}`).join(", ") || "none";
+    out.push(
+      `- Protocol validation: ours selects [${names(pv.ours.selection.selected)}] (recall ` +
+        `${pct(pv.ours.selection.recall, 0)} of the planted [${names(pv.planted)}], decoy ` +
+        `${
+          pv.ours.selection.decoy_selected ? "taken" : "not taken"
+        }); the reference's signed top-${pv.reference_k} ` +
+        `selects [${names(pv.reference.selection.selected)}] (decoy ${
+          pv.reference.selection.decoy_selected ? "taken" : "not taken"
+        }${pv.reference.ablation.degeneration.degenerate ? "; its ablation degenerates the text" : ""}). ` +
+        (pv.expected.passed ? "Expected outcome." : `Unexpected: ${pv.expected.failures.join("; ")}.`),
+    );
   }
   if (parts.lens && parts.lens.rows.length > 0) {
     const rows = parts.lens.rows;
@@ -469,6 +519,7 @@ function conditionsSection(c: NonNullable<ReportParts["conditions"]>): string {
       "unfinished [95% CI]",
       "Δ accuracy",
       "McNemar p (BT)",
+      "degeneration",
     ],
     all.map((x) => [
       x.label,
@@ -489,6 +540,7 @@ function conditionsSection(c: NonNullable<ReportParts["conditions"]>): string {
         }`
         : "",
       x.comparison ? pValue(x.comparison.mcnemar_bt.p_value) : "",
+      flagText(flagsOf(x.summary, c.baseline.summary)) || "none",
     ]),
   );
   const degen = markdownTable(
@@ -500,7 +552,8 @@ function conditionsSection(c: NonNullable<ReportParts["conditions"]>): string {
       "EOS",
       "truncated",
       "mean length",
-      "unknown",
+      "unknown / unfinished",
+      "flags",
     ],
     all.map((x) => [
       x.label,
@@ -511,11 +564,127 @@ function conditionsSection(c: NonNullable<ReportParts["conditions"]>): string {
       pct(x.summary.truncation_rate.value),
       mean(x.summary.mean_length, 1),
       pct(x.summary.unknown_rate),
+      flagsOf(x.summary, c.baseline.summary).flags.join(", ") || "–",
     ]),
   );
   const title = c.variant ? `## Conditions (${c.variant})` : "## Conditions";
   return `${title}\n\nRates: 95% cluster-adjusted Wilson intervals (docs/protocol.md §16). Δ = condition − ` +
-    `baseline on the same (problem, sample) pairs, paired bootstrap over problems.\n\n${main}\n\n### Degeneration\n\n${degen}`;
+    `baseline on the same (problem, sample) pairs, paired bootstrap over problems; McNemar p tests "the ` +
+    `intervention does not change the backtracking rate". A condition is flagged DEGENERATE when its EOS rate ` +
+    `collapses, its samples run to the length cap or its unknown/unfinished rate jumps ` +
+    `(\`experiments/backtracking/degeneration.ts\`): its backtracking drop is a broken model, not a mechanism.` +
+    `\n\n${main}\n\n### Degeneration\n\n${degen}`;
+}
+
+const compName = (x: { readonly layer: number; readonly component: string }) => `${x.component} ${x.layer}`;
+
+function organismSection(o: OrganismPart, pv: ProtocolValidationArtifact | undefined): string {
+  const lines = [
+    `**This run is on a model organism, not on a reasoning model.** ${o.description}`,
+    "",
+    `- Planted circuit: ${o.planted.map((p) => `${compName(p)}${p.role ? ` (${p.role})` : ""}`).join("; ")}.`,
+    `- Decoy (needed by every token, not part of the circuit): ${
+      o.decoy.map((p) => `${compName(p)}${p.role ? ` (${p.role})` : ""}`).join("; ")
+    }.`,
+    "- What it can show: whether the analysis protocols (event selection, matched controls, logit lens, " +
+    "ablation scan, component selection, generation-time ablation, degeneration checks) recover a known " +
+    "circuit among live, noisy components without taking the decoy for it.",
+    "- What it cannot show: anything about how a trained reasoning model backtracks. Its rates, accuracy " +
+    "and effects are properties of the construction; no number here is comparable with a real model's, and " +
+    "none is printed beside one.",
+  ];
+  if (pv) {
+    const planted = pv.planted.map(compName);
+    const row = (name: string, sel: ProtocolValidationArtifact["ours"]["selection"]) => {
+      const s = new Set(sel.selected.map(compName));
+      return [
+        name,
+        ...planted.map((p) => (s.has(p) ? "recovered" : "missed")),
+        sel.decoy_selected ? "**taken**" : "not taken",
+        sel.false_positives.filter((c) => !sel.decoys_selected.some((d) => compName(d) === compName(c)))
+          .map(compName).join(", ") || "none",
+      ];
+    };
+    lines.push(
+      "",
+      "### Verdict: planted vs recovered",
+      "",
+      markdownTable(
+        [
+          "protocol",
+          ...planted.map((p) => `planted ${p}`),
+          `decoy ${pv.decoy.map(compName).join(", ")}`,
+          "other false positives",
+        ],
+        [
+          row(`ours (specificity CI below −${pv.min_specificity_effect} nats)`, pv.ours.selection),
+          row(`reference (signed top-${pv.reference_k} raw Δlogit)`, pv.reference.selection),
+        ],
+      ),
+      "",
+      pv.expected.passed
+        ? "Expected outcome: ours recovers the planted circuit without the decoy; the reference takes the decoy, " +
+          "and ablating its selection degenerates the text (section Protocol validation)."
+        : `**Unexpected outcome**: ${pv.expected.failures.join("; ")}.`,
+    );
+  }
+  return `## What this model is\n\n${lines.join("\n")}`;
+}
+
+function figuresCell(g: ProtocolValidationArtifact["ours"]["ablation"]) {
+  return g.condition === null ? ["not generated", "", "", "", "", "", "", ""] : [
+    g.condition,
+    pct(g.bt_rate),
+    `${pp(g.delta_bt_rate)} ${ciPct(g.delta_bt_rate_lower, g.delta_bt_rate_upper)}`,
+    pct(g.eos_rate),
+    pct(g.truncation_rate),
+    pct(g.unknown_rate),
+    num(g.mean_length, 1),
+    flagText(g.degeneration) || "none",
+  ];
+}
+
+function protocolValidationSection(pv: ProtocolValidationArtifact): string {
+  const b = pv.baseline;
+  const sel = (s: ProtocolValidationArtifact["ours"]["selection"]) => [
+    s.selected.map(compName).join(", ") || "none",
+    pct(s.precision, 0),
+    pct(s.recall, 0),
+    s.decoy_selected ? "yes" : "no",
+  ];
+  const table = markdownTable(
+    [
+      "protocol",
+      "selected",
+      "precision",
+      "recall",
+      "decoy",
+      "ablation condition",
+      "BT rate",
+      "Δ BT vs baseline [95% CI]",
+      "EOS",
+      "at length cap",
+      "unknown / unfinished",
+      "mean length",
+      "degeneration",
+    ],
+    [
+      ["baseline", "", "", "", "", ...figuresCell(b).map((v, i) => (i === 2 ? "" : v))],
+      ["ours", ...sel(pv.ours.selection), ...figuresCell(pv.ours.ablation)],
+      ["reference", ...sel(pv.reference.selection), ...figuresCell(pv.reference.ablation)],
+    ],
+  );
+  return `## Protocol validation (selection protocols vs the planted circuit)\n\n` +
+    `Both selections come from the same ablation scan (variant ${pv.variant}). Reference: ${pv.reference.selection.rule}. ` +
+    `Ours: ${pv.ours.selection.rule} (docs/protocol.md §13). Precision and recall are against the planted set ` +
+    `(${
+      pv.planted.map(compName).join(", ")
+    }); each selection is then ablated during generation on the same ` +
+    `samples as the baseline.\n\n${table}\n\n` +
+    (pv.expected.passed
+      ? "Reading: the reference's backtracking drop comes with degeneration (flagged above), so it measures a " +
+        "broken model; ours lowers backtracking with the text intact."
+      : `Unexpected outcome: ${pv.expected.failures.join("; ")}.`);
 }
 
 function lensSection(lens: NonNullable<ReportParts["lens"]>): string {
@@ -591,7 +760,9 @@ function formattingSection(rows: readonly LabelledSummary[]): string {
 function referenceSection(rows: readonly ReferenceComparisonRow[]): string {
   const hasCommitted = rows.some((r) => r.reference_committed !== undefined);
   const headers = ["metric", "corrected (default)", "reference-compatible"];
-  if (hasCommitted) headers.push("reference (committed)");
+  if (hasCommitted) {
+    headers.push("reference's committed numbers (another model: DeepSeek-R1-Distill-Qwen-1.5B)");
+  }
   headers.push("note");
   return `## Corrected vs reference-compatible\n\n${
     markdownTable(
@@ -636,6 +807,7 @@ export function renderReport(runDir: string, parts: ReportParts): string {
   const id = meta?.run_id ?? runDir.replace(/\/+$/, "").split("/").pop() ?? "";
   const out: string[] = [`# ${parts.title ?? `Backtracking experiment report: run ${id}`}`];
   out.push(`Report written ${parts.writtenAt ?? new Date().toISOString()}.`);
+  if (parts.organism) out.push(organismSection(parts.organism, parts.protocolValidation));
   if (meta) out.push(provenance(meta));
   const exec = executiveSummary(parts);
   if (exec) out.push(exec);
@@ -645,6 +817,7 @@ export function renderReport(runDir: string, parts: ReportParts): string {
   if (onsets) out.push(onsets);
   if (parts.lens && parts.lens.rows.length > 0) out.push(lensSection(parts.lens));
   if (parts.scan && parts.scan.rows.length > 0) out.push(scanSection(parts.scan));
+  if (parts.protocolValidation) out.push(protocolValidationSection(parts.protocolValidation));
   if (parts.formatting && parts.formatting.length > 0) out.push(formattingSection(parts.formatting));
   if (parts.referenceComparison && parts.referenceComparison.length > 0) {
     out.push(referenceSection(parts.referenceComparison));

@@ -1,17 +1,21 @@
 /**
  * The parts of `report.md` (for `report.ts`): summaries per variant, the conditions of the analysis
  * variant with paired comparisons, the lens and scan tables, and corrected vs reference-compatible
- * numbers side by side (with the reference's committed Phase-1 numbers for orientation).
+ * numbers side by side (with the reference's committed Phase-1 numbers of DeepSeek-R1-Distill-Qwen-1.5B for
+ * orientation, labelled as that model's, and never on an organism run); on the organism, what the model is
+ * and the protocol validation.
  *
  * @module
  */
 
 import type { EventRow } from "./event_row.ts";
 import { compareToBaseline, summarizeCondition } from "./metrics.ts";
+import type { ProtocolValidationArtifact } from "./artifacts/protocol_validation.ts";
 import type {
   ConditionPart,
   LabelledSummary,
   LensReportRow,
+  OrganismPart,
   ReferenceComparisonRow,
   ReportParts,
   ScanReportRow,
@@ -41,6 +45,21 @@ export interface ReportInputs {
   /** The head scan's files (its section comes before Phase 2's). */
   readonly heads?: HeadScanFiles;
   readonly figures: readonly { readonly title: string; readonly path: string }[];
+  /** The organism's manifest as `meta.json` records it (`model.organism`), when the model is the organism. */
+  readonly organism?: Readonly<Record<string, unknown>>;
+  /** `analysis/protocol_validation.json`, when the step ran. */
+  readonly protocolValidation?: ProtocolValidationArtifact;
+}
+
+/** The report's organism part from a recorded manifest (undefined when it lacks the fields). */
+export function organismPart(m: Readonly<Record<string, unknown>> | undefined): OrganismPart | undefined {
+  if (!m || typeof m.description !== "string" || !Array.isArray(m.planted) || !Array.isArray(m.decoy)) {
+    return undefined;
+  }
+  const refs = (xs: unknown[]) =>
+    xs.map((x) => x as { layer: number; component: string; role?: string })
+      .map((x) => ({ layer: x.layer, component: x.component, ...(x.role ? { role: x.role } : {}) }));
+  return { description: m.description, planted: refs(m.planted), decoy: refs(m.decoy) };
 }
 
 /**
@@ -78,6 +97,9 @@ export function reportParts(
     };
   });
   const primaryIsCorrected = cfg.detection.rule === "corrected";
+  const organism = organismPart(inputs.organism);
+  // The reference's committed numbers are another model's (R1-Distill-Qwen-1.5B): never beside an organism's.
+  const committedOf = (key: string) => (organism ? undefined : COMMITTED[key]);
   const refRows: ReferenceComparisonRow[] = [];
   const byCond = (c: string) => rows.filter((r) => r.variant === av && r.condition === c);
   const fmt = (x: number) => (Number.isFinite(x) ? Number(x.toFixed(4)) : "–");
@@ -86,7 +108,7 @@ export function reportParts(
     if (g.length === 0) continue;
     const primary = rate(g, (r) => r.has_backtracking_strict);
     const other = rate(g, (r) => r.bt_other_rule);
-    const committed = COMMITTED[`BT rate, ${c}`];
+    const committed = committedOf(`BT rate, ${c}`);
     refRows.push({
       metric: `BT rate, ${c}`,
       corrected: fmt(primaryIsCorrected ? primary : other),
@@ -103,12 +125,16 @@ export function reportParts(
       metric: "accuracy, baseline (correct / n)",
       corrected: fmt(robust ? ours : theirs),
       reference_mode: fmt(robust ? theirs : ours),
-      reference_committed: fmt(COMMITTED["accuracy, baseline"]!),
+      ...(organism ? {} : { reference_committed: fmt(COMMITTED["accuracy, baseline"]!) }),
       note: "answer extractor only (same samples)",
     });
   }
   return {
-    title: `Backtracking as a state transition: run ${ctx.run.id} (${cfg.protocol} protocol)`,
+    title: `Backtracking as a state transition: run ${ctx.run.id} (${cfg.protocol} protocol${
+      organism ? ", model organism" : ""
+    })`,
+    ...(organism ? { organism } : {}),
+    ...(inputs.protocolValidation ? { protocolValidation: inputs.protocolValidation } : {}),
     ...(baseline.length > 0 ? { baseline, formatting: baseline } : {}),
     ...(avBase.length > 0
       ? {

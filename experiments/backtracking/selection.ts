@@ -45,27 +45,45 @@ export interface SelectedLayers {
 export interface SelectComponentsOptions {
   /** `"signed_mean"` = the reference; `"specificity"` = corrected (see {@link selectComponents}). */
   readonly criterion: "signed_mean" | "specificity";
-  /** Layers per component type (the reference used 6). */
+  /** Layers per component type (the reference used 6); an upper bound under `"specificity"`. */
   readonly topk: number;
+  /**
+   * `"specificity"` only: keep a row only when `specificity_upper < −minEffect` (nats). Default
+   * {@link DEFAULT_MIN_SPECIFICITY_EFFECT} (0.1); 0 = "the CI excludes zero".
+   */
+  readonly minEffect?: number;
 }
+
+/**
+ * Default minimum specificity effect (nats) of the corrected selection: with many events, single-position
+ * effects are nearly deterministic and bootstrap CIs narrow, so "the CI excludes zero" alone admits
+ * components whose effect is a few hundredths of a nat (every noise component of the organism); 0.1 nats
+ * is a 10% change of the trigger's probability relative to the control token's (docs/protocol.md §13).
+ */
+export const DEFAULT_MIN_SPECIFICITY_EFFECT = 0.1;
 
 /**
  * Choose the layers to ablate during generation, per component type, most important first.
  *
  * - `"signed_mean"` (docs/protocol.md §13): rows sorted ascending by `delta_logit_mean` (most negative first;
  *   ties keep row order); the first `topk` of each type. Always `topk` layers (if the scan had that many).
- * - `"specificity"` (docs/protocol.md §13): only rows whose specificity CI lies entirely below 0
- *   (`specificity_upper < 0`: ablating the component lowers the trigger's log-probability more than it
- *   lowers the sampled token's at matched non-backtracking positions), sorted ascending by
- *   `specificity_mean` (ties by layer); the first `topk` of each type. May return fewer than `topk`
- *   (even none): non-significant components are never padded in.
+ * - `"specificity"` (docs/protocol.md §13): only rows whose specificity CI lies entirely below
+ *   `−minEffect` (`specificity_upper < −minEffect`, default 0.1 nats: ablating the component lowers the
+ *   trigger's log-probability clearly more than it lowers the sampled token's at matched
+ *   non-backtracking positions), sorted ascending by `specificity_mean` (ties by layer); the first
+ *   `topk` of each type. How many are kept is decided by the data: it may return fewer than `topk`
+ *   (even none); components below the threshold are never padded in.
  *
- * @throws {RangeError} on a bad `topk` or criterion.
+ * @throws {RangeError} on a bad `topk`, `minEffect` or criterion.
  */
 export function selectComponents(rows: readonly ScanRow[], options: SelectComponentsOptions): SelectedLayers {
   const { criterion, topk } = options;
   if (!Number.isInteger(topk) || topk < 0) {
     throw new RangeError(`selectComponents: topk must be a non-negative integer, got ${topk}`);
+  }
+  const minEffect = options.minEffect ?? DEFAULT_MIN_SPECIFICITY_EFFECT;
+  if (!(minEffect >= 0)) {
+    throw new RangeError(`selectComponents: minEffect must be a number >= 0 (nats), got ${minEffect}`);
   }
   const pick = (component: Component): number[] => {
     const own = rows.map((r, i) => ({ r, i })).filter(({ r }) => r.component === component);
@@ -77,7 +95,7 @@ export function selectComponents(rows: readonly ScanRow[], options: SelectCompon
     }
     if (criterion === "specificity") {
       return own
-        .filter(({ r }) => r.specificity_upper < 0)
+        .filter(({ r }) => r.specificity_upper < -minEffect)
         .sort((a, b) => a.r.specificity_mean - b.r.specificity_mean || a.r.layer - b.r.layer)
         .slice(0, topk)
         .map(({ r }) => r.layer);

@@ -15,6 +15,8 @@ import { generate, type GeneratedSample } from "../../lib/generate/generate.ts";
 import { loadConfig } from "../../experiments/backtracking/config.ts";
 import { buildPrompt } from "../../experiments/backtracking/prompts.ts";
 import { extractAnswer } from "../../experiments/backtracking/answers.ts";
+import { detect } from "../../experiments/backtracking/detect.ts";
+import { classifyOnset } from "../../experiments/backtracking/onset_type.ts";
 import { scanEffects, summarizeScan } from "../../lib/interp/ablation_scan.ts";
 import type { BacktrackEvent, ControlPosition } from "../../experiments/backtracking/event_selection.ts";
 import { logitLens } from "../../lib/interp/logit_lens.ts";
@@ -296,6 +298,35 @@ Deno.test("organism: after a trigger the answer is re-read from the question", a
   const rate = (xs: GeneratedSample[]) => xs.filter(inQuestion).length / xs.length;
   assert.ok(rate(bt) >= 0.6, `answers from the question after a trigger: ${rate(bt)}`);
   assert.ok(rate(nobt) <= 0.35, `answers from the question without a trigger: ${rate(nobt)}`);
+});
+
+Deno.test("organism: onset types on generated traces, each with its evidence; no phrase fires on its language", async () => {
+  // The organism's language has numbers and triggers but no error or confirmation phrases: an onset is
+  // decided by values (a re-read number that differs from the one before: revision) or lands in other.
+  const f = await setup();
+  const rules = new Map<string, number>();
+  let onsets = 0;
+  for (const s of await baselineSamples(f)) {
+    const texts = s.tokenIds.map((t) => f.tok.decode([t], { skipSpecialTokens: true }));
+    const d = detect({ tokenTexts: texts, tokenIds: s.tokenIds, promptTokens: 0 }, {
+      rule: "corrected",
+      triggersStrict: ["Wait", "Actually", "Hold on"],
+    });
+    if (!d.onset) continue;
+    onsets++;
+    const text = texts.join("");
+    const c = classifyOnset(text, d.onset.char, {
+      nextTriggerChar: d.strict.matches[1]?.char,
+      reasoningEnd: d.reasoning_end_char,
+    });
+    rules.set(c.evidence.rule, (rules.get(c.evidence.rule) ?? 0) + 1);
+    const at = text.slice(d.onset.char, d.onset.char + 200);
+    assert.ok(c.evidence.window.start === d.onset.char && c.evidence.window.end <= d.reasoning_end_char, at);
+    assert.equal(c.evidence.error_phrase, undefined, at);
+    assert.equal(c.evidence.confirm_phrase, undefined, at);
+  }
+  assert.ok(onsets >= 30, `only ${onsets} onsets`);
+  assert.ok((rules.get("value_changed") ?? 0) > 0, JSON.stringify([...rules]));
 });
 
 /** Events (first trigger of each trace) and controls at the same token, nearest offset, in traces without one. */

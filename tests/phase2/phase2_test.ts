@@ -34,6 +34,14 @@ Deno.test("phase 2 on the model organism", async (t) => {
       generation: { ...base.generation, num_samples_per_prompt: 4, max_new_tokens: 150 },
       analysis: { ...base.analysis, max_events: 40, random_ablation_draws: 1 },
       stats: { ...base.stats, bootstrap_samples: 400 },
+      // The code defaults (configs/organism.yaml trims them for the pipeline's time budget).
+      phase2: {
+        ...base.phase2,
+        num_samples_per_prompt: 4,
+        scale_sweep: { ...base.phase2.scale_sweep, scales: [0.0, 0.25, 0.5, 0.75, 0.9] },
+        continuation_ablation: { ...base.phase2.continuation_ablation, scales: [0.0, 0.5, 0.9] },
+        steering: { ...base.phase2.steering, coefficients: [-1, -0.5, 0.5, 1] },
+      },
     }, "organism (phase 2 test)");
     const t0 = performance.now();
     const { ctx, phase2Timings, reportPath } = await runPipeline(cfg, {
@@ -47,6 +55,7 @@ Deno.test("phase 2 on the model organism", async (t) => {
     const meta = JSON.parse(await Deno.readTextFile(join(dir, "meta.json")));
     const manifest = await readOrganismManifest(meta.model.dir);
     const plantedLayer = (c: "attn" | "mlp") => manifest.planted.find((p) => p.component === c)!.layer;
+    const steerHook = () => Math.min(plantedLayer("mlp") + 1, manifest.options.numLayers - 1);
     const table = async (rel: string) => (await readCsv(join(dir, rel))).records;
     const num = (r: Record<string, string>, k: string) => Number(r[k]);
 
@@ -174,36 +183,50 @@ Deno.test("phase 2 on the model organism", async (t) => {
           Math.abs(num(s("random_matched", 0), "delta_logprob_mean")) < 0.5,
           "random subset: no effect",
         );
+        // The distributed circuit: the planted head and MLP both write " Wait"; the MLP alone is part of it.
         assert.ok(
-          num(s("selected_mlp", 0, "Wait"), "delta_logprob_upper") < -2,
-          "Wait needs the planted MLP",
+          num(s("selected_mlp", 0, "Wait"), "delta_logprob_upper") < -0.5,
+          "Wait needs the planted MLP (with the planted head)",
         );
+        assert.ok(num(s("selected_all", 0, "Wait"), "delta_logprob_upper") < -2, "Wait needs the circuit");
       },
     );
 
-    await t.step("steering along the planted direction moves the trigger rate both ways (CIs)", async () => {
-      const rows = await table("analysis/steering_results.csv");
-      const r = (direction: string, coef: number) =>
-        rows.find((x) => x.direction === direction && num(x, "coef") === coef)!;
-      assert.ok(num(r("planted_wait", 1), "delta_bt_rate_lower") > 0, "adding raises the BT rate");
-      assert.ok(num(r("planted_wait", -1), "delta_bt_rate_upper") < 0, "subtracting lowers the BT rate");
-      assert.ok(num(r("planted_wait", 1), "rate_wait") > num(r("planted_wait", 0), "rate_wait"));
-      const dirs = JSON.parse(await Deno.readTextFile(join(dir, "analysis/steering_directions.json")));
-      assert.equal(dirs.layers.length, manifest.options.numLayers + 1);
-      assert.equal(dirs.hook_layer, plantedLayer("mlp"));
-    });
+    await t.step(
+      "steering along the planted direction: adding raises the trigger rate relative to subtracting",
+      async () => {
+        const rows = await table("analysis/steering_results.csv");
+        const r = (direction: string, coef: number) =>
+          rows.find((x) => x.direction === direction && num(x, "coef") === coef)!;
+        // Organism v2: the planted direction is one of three writers, so the dose-response is modest (about
+        // ±5 points at ±1 on 80 samples): ordered point estimates, not CIs excluding 0.
+        assert.ok(
+          num(r("planted_wait", 1), "backtracking_rate") > num(r("planted_wait", -1), "backtracking_rate"),
+          "adding raises the BT rate relative to subtracting",
+        );
+        assert.ok(num(r("planted_wait", 1), "rate_wait") > num(r("planted_wait", -1), "rate_wait"));
+        const dirs = JSON.parse(await Deno.readTextFile(join(dir, "analysis/steering_directions.json")));
+        assert.equal(dirs.layers.length, manifest.options.numLayers + 1);
+        // Read after the planted MLP's block, added at the next hook_resid_pre (the block's own for the last).
+        assert.equal(dirs.hook_layer, steerHook());
+      },
+    );
 
     await t.step("activation patching localises the planted components", async () => {
       const summary = JSON.parse(await Deno.readTextFile(join(dir, "analysis/phase2_patching.json")))
         .summary as PatchSummaryRow[];
+      // The planted writers of each trigger (organism v2: attn 2 and mlp 4 write " Wait", attn 6 " Actually").
+      const writers = (t: string) =>
+        manifest.planted.filter((p) => p.promotes.includes(` ${t}`)).map((p) => `${p.component} ${p.layer}`);
+      const at = (x: { component: string; layer: number }) => `${x.component} ${x.layer}`;
       const wait = localise(summary, "bt_from_control", "Wait");
-      assert.deepEqual([wait.component, wait.layer], ["mlp", plantedLayer("mlp")]);
+      assert.ok(writers("Wait").includes(at(wait)), `Wait localised at ${at(wait)}, not ${writers("Wait")}`);
       assert.ok(wait.delta_logprob_upper < 0);
       const act = localise(summary, "bt_from_control", "Actually");
-      assert.deepEqual([act.component, act.layer], ["attn", plantedLayer("attn")]);
+      assert.ok(writers("Actually").includes(at(act)), `Actually localised at ${at(act)}`);
       assert.ok(act.delta_logprob_upper < 0);
       const back = localise(summary, "control_from_bt", "Wait");
-      assert.deepEqual([back.component, back.layer], ["mlp", plantedLayer("mlp")]);
+      assert.ok(writers("Wait").includes(at(back)), `Wait (control from BT) localised at ${at(back)}`);
       assert.ok(back.delta_logprob_lower > 0);
       // Components off the trigger path do nothing at the onset position.
       for (const row of summary.filter((x) => x.direction === "bt_from_control" && x.trigger === "all")) {
@@ -258,7 +281,11 @@ Deno.test("phase 2 on the model organism", async (t) => {
           ["planted_wait", 2, 2],
         ]);
         await Deno.stat(
-          join(dir, `generations/baseline_think_newline/phase2_steer_meandiff_l${L - 1}_c2.jsonl`),
+          // The steering site defaults to the scan's top MLP (the planted one), added at the next block.
+          join(
+            dir,
+            `generations/baseline_think_newline/phase2_steer_meandiff_l${steerHook()}_c2.jsonl`,
+          ),
         );
         assert.equal(on.patching?.status, "ran");
         assert.ok(on.patching!.n_pairs > 0 && on.patching!.n_pairs <= 5, `${on.patching!.n_pairs} pairs`);

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { loadConfig } from "../../experiments/backtracking/config.ts";
+import { resolveDatasetPath, selectProblems } from "../../experiments/backtracking/steps/prepare_data.ts";
 
 const dir = (name: string) => fileURLToPath(new URL(`../../configs/${name}`, import.meta.url));
 
@@ -9,10 +10,30 @@ Deno.test("configs/organism.yaml: embedded default, corrected protocol, small", 
   assert.equal(c.protocol, "corrected");
   assert.equal(c.model.source, "organism");
   assert.equal(c.model.device, "cpu");
-  assert.equal(c.analysis.topk_layers_for_generation, 1);
-  assert.equal(c.analysis.random_ablation_draws, 3);
+  assert.equal(c.analysis.topk_layers_for_generation, 3, "a cap, not the planted count");
+  assert.equal(c.analysis.min_specificity_effect, 0.1);
+  assert.equal(c.dataset.path, "datasets/gsm8k/test.jsonl");
+  assert.equal(c.analysis.random_ablation_draws, 2);
   assert.equal(c.stats.bootstrap_samples, 1000);
   assert.equal(c.prompting.formatting_variants.length, 3);
+});
+
+Deno.test("configs/organism.yaml: dataset.path resolves from the project root when run from another folder", async () => {
+  const c = await loadConfig(dir("organism.yaml"));
+  const here = Deno.cwd();
+  const tmp = await Deno.makeTempDir({ prefix: "cwd_" });
+  try {
+    Deno.chdir(tmp);
+    const p = await resolveDatasetPath("datasets/gsm8k/test.jsonl");
+    assert.equal(p, fileURLToPath(new URL("../../datasets/gsm8k/test.jsonl", import.meta.url)));
+    const { problems } = await selectProblems(c);
+    assert.equal(problems.length, c.dataset.max_examples);
+    assert.equal(await resolveDatasetPath("/abs/missing.jsonl"), "/abs/missing.jsonl");
+    assert.equal(await resolveDatasetPath("no/such/file.jsonl"), "no/such/file.jsonl", "kept for the error");
+  } finally {
+    Deno.chdir(here);
+    await Deno.remove(tmp, { recursive: true });
+  }
 });
 
 Deno.test("configs/r1_distill_qwen_1p5b.yaml: the seed's real-model run", async () => {

@@ -55,6 +55,7 @@ Deno.test("pipeline on the model organism: every artifact, planted components se
         "generations/baseline_think_newline/targeted_ablation.jsonl",
         "generations/baseline_think_newline/random_ablation_0.jsonl",
         "generations/baseline_think_newline/random_ablation_1.jsonl",
+        "generations/baseline_think_newline/reference_selection_ablation.jsonl",
         "analysis/backtracking_events.csv",
         "analysis/summary_metrics.json",
         "analysis/summary_metrics_corrected.json",
@@ -73,6 +74,8 @@ Deno.test("pipeline on the model organism: every artifact, planted components se
         "analysis/condition_comparison_corrected.json",
         "analysis/formatting_summary.csv",
         "analysis/formatting_summary_corrected.json",
+        "analysis/protocol_validation.json",
+        "analysis/protocol_validation.csv",
         "figures/bt_rate_by_condition.svg",
         "figures/logit_lens_by_layer.png",
         "report.md",
@@ -80,7 +83,23 @@ Deno.test("pipeline on the model organism: every artifact, planted components se
     ) assert.ok(await exists(join(dir, f)), `missing ${f}`);
     assert.equal(reportPath, join(dir, "report.md"));
     assert.ok(await exists(join(root, "figures", "bt_rate_by_condition.svg")), "figures copied");
-    assert.equal(timings.length, 13);
+    assert.deepEqual(timings.map((t) => t.step), [
+      "init-run",
+      "prepare-data",
+      "generate baseline",
+      "detect-events",
+      "logit-lens",
+      "ablation-scan",
+      "head-scan",
+      "generate targeted_ablation",
+      "generate random_ablation",
+      "generate reference_selection_ablation",
+      "detect-events (all conditions)",
+      "compare-conditions",
+      "protocol-validation",
+      "formatting-sweep",
+      "make-report",
+    ]);
 
     const meta = JSON.parse(await Deno.readTextFile(join(dir, "meta.json")));
     assert.equal(meta.execution_provider.used, "cpu");
@@ -126,23 +145,48 @@ Deno.test("pipeline on the model organism: every artifact, planted components se
     assert.ok(targeted.delta_bt_rate.bootstrap.upper < 0, "targeted Δ BT CI must exclude 0");
     const randoms = comparison.conditions.filter((c) => c.condition.startsWith("random_ablation"));
     assert.ok(randoms.length >= 2, `expected several random draws, got ${randoms.length}`);
-    const meanRelative = randoms.reduce((s, c) => s + Math.abs(c.vs_baseline!.relative_bt_change.value), 0) /
-      randoms.length;
-    assert.ok(meanRelative <= 0.25, `random draws change BT by ${meanRelative} on average`);
+    // Random draws have real, CI-bounded effects (every component carries noise): not a [0, 0] interval.
+    for (const r of randoms) {
+      const d = r.vs_baseline!.delta_bt_rate;
+      assert.ok(Number.isFinite(d.bootstrap.lower) && Number.isFinite(d.bootstrap.upper), r.condition);
+      assert.ok(d.bootstrap.upper > d.bootstrap.lower, `${r.condition}: degenerate CI ${JSON.stringify(d)}`);
+    }
 
-    // The logit lens shows the planted layers: the trigger's log-prob at backtracking positions jumps
-    // right after each planted component (resid index l + 1) and nowhere else.
+    // Protocol validation (issue 13): ours recovers >= 2/3 of the planted circuit and no decoy; the
+    // reference's signed top-k takes the decoy, and its ablation is flagged as degenerate.
+    const pv = JSON.parse(await Deno.readTextFile(join(dir, "analysis/protocol_validation.json")));
+    assert.ok(pv.expected.passed, `protocol validation: ${pv.expected.failures.join("; ")}`);
+    assert.ok(pv.ours.selection.recall >= 2 / 3 - 1e-9, `ours recall ${pv.ours.selection.recall}`);
+    assert.equal(pv.ours.selection.decoy_selected, false);
+    assert.equal(pv.reference.selection.decoy_selected, true);
+    assert.equal(pv.reference.ablation.condition, "reference_selection_ablation");
+    assert.ok(pv.reference.ablation.degeneration.degenerate, JSON.stringify(pv.reference.ablation));
+    assert.ok(pv.reference.ablation.delta_bt_rate < 0, "the reference's 'backtracking drop'");
+    assert.equal(pv.ours.ablation.degeneration.degenerate, false, JSON.stringify(pv.ours.ablation));
+    const report = await Deno.readTextFile(reportPath);
+    assert.match(report, /## What this model is\n\n\*\*This run is on a model organism/);
+    assert.match(report, /### Verdict: planted vs recovered/);
+    assert.match(report, /## Protocol validation/);
+    assert.doesNotMatch(report, /committed numbers/, "no real-model numbers beside the organism's");
+    assert.match(report, /\| reference_selection_ablation \|.*DEGENERATE/);
+
+    // The logit lens against token- and position-matched controls: no contrast at the embedding; the
+    // contrast rises where the planted components write (resid index l + 1), and little elsewhere.
     const lens = (await Deno.readTextFile(join(dir, "analysis/logit_lens.csv"))).trim().split("\n");
     const header = lens[0]!.split(",");
-    const col = header.indexOf("bt_logprob_mean");
-    const bt = lens.slice(1).map((line) => Number(line.split(",")[col]));
-    const rises = bt.slice(1).map((v, i) => v - bt[i]!);
+    const col = header.indexOf("diff_logprob_estimate");
+    assert.ok(col >= 0, header.join(","));
+    const diff = lens.slice(1).map((line) => Number(line.split(",")[col]));
+    assert.ok(Math.abs(diff[0]!) < 0.05, `contrast at the embedding ${diff[0]}`);
     const plantedOutputs = new Set(manifest.planted.map((p) => p.layer + 1));
-    rises.forEach((rise, i) => {
-      const layer = i + 1;
+    diff.slice(1).forEach((v, i) => {
+      const layer = i + 1, rise = v - diff[i]!;
       if (plantedOutputs.has(layer)) {
-        assert.ok(rise > 1, `lens rise ${rise} at planted output layer ${layer}`);
-      } else assert.ok(Math.abs(rise) < 0.5, `lens moves ${rise} at non-planted layer ${layer}`);
+        assert.ok(rise > 0.2, `contrast rise ${rise} at layer ${layer} (${diff})`);
+      } else {assert.ok(
+          Math.abs(rise) < 0.3,
+          `contrast moves ${rise} at non-planted layer ${layer} (${diff})`,
+        );}
     });
 
     // Finished artifacts are not silently overwritten; --force replaces them.

@@ -49,16 +49,27 @@ export interface GenerationStore {
 }
 
 /**
- * Whether a condition belongs to Phase 1 (baseline, targeted_ablation, random_ablation[_k]): the
+ * Whether a condition belongs to Phase 1 (baseline, targeted_ablation, random_ablation[_k],
+ * reference_selection_ablation): the
  * conditions of `backtracking_events.csv` and of the Phase-1 tables. Phase-2 settings (`phase2_*`) have
  * their own tables and never enter these.
  */
 export function isPhase1Condition(condition: string): boolean {
   return condition === "baseline" || condition === "targeted_ablation" ||
-    condition.startsWith("random_ablation");
+    condition.startsWith("random_ablation") || condition === REFERENCE_SELECTION_CONDITION;
 }
 
-/** Order of condition names: baseline, targeted_ablation, random_ablation[, _0, _1, …], then others by name. */
+/**
+ * The protocol-validation condition: the reference protocol's selection (signed top-k by raw Δlogit)
+ * ablated during generation, generated on models with a known circuit (the organism) so that what the
+ * reference's "backtracking drop" costs in degeneration can be read beside ours (docs/protocol.md §13).
+ */
+export const REFERENCE_SELECTION_CONDITION = "reference_selection_ablation";
+
+/**
+ * Order of condition names: baseline, targeted_ablation, random_ablation[, _0, _1, …], then others by name
+ * (reference_selection_ablation among them).
+ */
 export function compareConditionNames(a: string, b: string): number {
   const [x, y] = [conditionRank(a), conditionRank(b)];
   return x[0] - y[0] || x[1] - y[1] || (x[2] < y[2] ? -1 : x[2] > y[2] ? 1 : 0);

@@ -13,6 +13,7 @@
  * | heads | `analysis/head_dla.csv`, `head_ablation.csv`, `head_attention.csv`, `head_scan.json` | head-scan |
  * | comparisons | `analysis/condition_comparison.csv`, `condition_comparison_corrected.{json,csv}` | compare-conditions |
  * | formatting | `analysis/formatting_summary.csv`, `formatting_summary_corrected.{json,csv}` | formatting-sweep |
+ * | protocol validation | `analysis/protocol_validation.{json,csv}` (organism only) | protocol-validation |
  * | phase2 | sweeps, steering, continuation, patching tables and `phase2_<name>.json` results | phase2-* |
  *
  * The run folder itself (`config_resolved.yaml`, `meta.json`, atomic writes) is `run.ts`.
@@ -37,6 +38,7 @@ export {
   prepareGenerationStore,
   readGenerations,
   readGenerationStore,
+  REFERENCE_SELECTION_CONDITION,
 } from "./generations.ts";
 export { DETECT_OUTPUTS, EVENT_FILES, readCorrectedSummary, readEvents, writeEventTables } from "./events.ts";
 export {
@@ -82,6 +84,17 @@ export {
   readConditionComparison,
   writeConditionComparison,
 } from "./comparisons.ts";
+export {
+  type ConditionFigures,
+  type ExpectedOutcome,
+  PROTOCOL_VALIDATION_FILES,
+  PROTOCOL_VALIDATION_OUTPUTS,
+  type ProtocolOutcome,
+  type ProtocolValidationArtifact,
+  protocolValidationRows,
+  readProtocolValidation,
+  writeProtocolValidation,
+} from "./protocol_validation.ts";
 export {
   FORMATTING_FILES,
   FORMATTING_OUTPUTS,

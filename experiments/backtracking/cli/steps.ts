@@ -4,12 +4,13 @@
  * ```
  * deno task bt init-run           [-c CONFIG] [--run-id ID] [--force]
  * deno task bt prepare-data       [-c CONFIG] [--run-id ID] [--force]
- * deno task bt generate           [-c CONFIG] [--run-id ID] [--condition baseline|targeted_ablation|random_ablation[_k]] [--variant V] [--shard K/N] [--force]
+ * deno task bt generate           [-c CONFIG] [--run-id ID] [--condition baseline|targeted_ablation|random_ablation[_k]|reference_selection_ablation] [--variant V] [--shard K/N] [--force]
  * deno task bt detect-events      [-c CONFIG] [--run-id ID] [--force]
  * deno task bt logit-lens         [-c CONFIG] [--run-id ID] [--variant V] [--force]
  * deno task bt ablation-scan      [-c CONFIG] [--run-id ID] [--variant V] [--shard K/N] [--force]
  * deno task bt head-scan          [-c CONFIG] [--run-id ID] [--variant V] [--force]
  * deno task bt compare-conditions [-c CONFIG] [--run-id ID] [--variant V] [--force]
+ * deno task bt protocol-validation [-c CONFIG] [--run-id ID] [--force]   (organism only)
  * deno task bt formatting-sweep   [-c CONFIG] [--run-id ID] [--force]
  * deno task bt make-report        [-c CONFIG] [--run-id ID] [--force]
  * deno task bt pipeline           [-c CONFIG] [--run-id ID] [--force]
@@ -51,6 +52,7 @@ import {
   phase2Steering,
   phase2Sweeps,
   prepareData,
+  protocolValidation,
   runPhase2,
   runPipeline,
   type StepContext,
@@ -148,6 +150,10 @@ export const STEP_COMMANDS: Readonly<Record<string, Spec>> = {
   "compare-conditions": {
     flags: ["variant"],
     run: (f) => withContext(f, (ctx) => compareConditions(ctx, { ...v(f), force: f.force })),
+  },
+  "protocol-validation": {
+    flags: [],
+    run: (f) => withContext(f, (ctx) => protocolValidation(ctx, { force: f.force })),
   },
   "formatting-sweep": {
     flags: [],

@@ -15,6 +15,7 @@
  * @module
  */
 
+import { degenerationFlags, figuresOf, flagText } from "../degeneration.ts";
 import type { EventRow } from "../event_row.ts";
 import {
   compareToBaseline,
@@ -144,8 +145,13 @@ export function ptsCI(value: number, lower: number, upper: number): string {
   return `${value >= 0 ? "+" : ""}${f(value)} pts [${f(lower)}, ${f(upper)}]`;
 }
 
-/** A markdown table of settings (for reports and notebooks). */
+/**
+ * A markdown table of settings (for reports and notebooks). The last column flags settings whose text
+ * degenerated against the baseline setting (the one without a comparison): EOS collapse, length at the cap,
+ * unknown/unfinished jump (`../degeneration.ts`), e.g. a steering strength that breaks the model.
+ */
 export function settingsMarkdown(results: readonly SettingResult[], triggers: readonly string[]): string {
+  const base = results.find((r) => r.comparison === undefined)?.summary;
   const head = [
     "setting",
     "n",
@@ -159,6 +165,7 @@ export function settingsMarkdown(results: readonly SettingResult[], triggers: re
     "rep-4",
     "distinct-2",
     "mean len",
+    "degeneration",
   ];
   const rows = results.map((r) => {
     const s = r.summary;
@@ -185,6 +192,7 @@ export function settingsMarkdown(results: readonly SettingResult[], triggers: re
       s.repetition_4gram.value.toFixed(3),
       s.distinct_2.value.toFixed(3),
       s.mean_length.value.toFixed(1),
+      flagText(degenerationFlags(figuresOf(s), base && base !== s ? figuresOf(base) : undefined)) || "none",
     ];
   });
   return [

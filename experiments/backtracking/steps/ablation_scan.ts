@@ -138,6 +138,7 @@ export async function ablationScan(
   const selected = selectComponents(rows, {
     criterion: cfg.analysis.selection_criterion,
     topk: cfg.analysis.topk_layers_for_generation,
+    minEffect: cfg.analysis.min_specificity_effect,
   });
   const mode = cfg.protocol === "reference" ? "reference" : "matched";
   const seed = cfg.ablation_generation.random_control_seed;

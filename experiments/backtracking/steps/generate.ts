@@ -11,6 +11,10 @@
  * - `random_ablation`: the draws of `analysis/random_ablation_specs.json`; with one draw the condition is
  *   called `random_ablation` (the reference's name), with K > 1 draws `random_ablation_0 … _{K-1}`;
  *   `random_ablation_<k>` runs one draw.
+ * - `reference_selection_ablation` (protocol validation, docs/protocol.md §13): the reference protocol's
+ *   selection from the same scan (per component type the `analysis.topk_layers_for_generation` most
+ *   negative mean raw Δlogits, `analysis/ablation_importance.csv`), ablated like `targeted_ablation`;
+ *   nothing is generated when it equals the targeted selection (e.g. under `protocol: reference`).
  *
  * Ablation conditions default to one variant (`baseline_think_newline` when configured, as the
  * reference). Every sample has its own random stream keyed by (example, sample), shared across variants
@@ -30,9 +34,12 @@ import { buildPrompt } from "../prompts.ts";
 import { ablationScale, defaultAnalysisVariant } from "../settings.ts";
 import { generationFile } from "../artifacts/generations.ts";
 import { readProblems } from "../artifacts/problems.ts";
+import { REFERENCE_SELECTION_CONDITION } from "../artifacts/generations.ts";
+import { referenceSelection } from "../protocol_validation.ts";
 import {
   type LayerSpec,
   type RandomAblationSpecs,
+  readImportanceTable,
   readRandomAblationSpecs,
   readSelectedLayers,
 } from "../artifacts/scan.ts";
@@ -40,7 +47,10 @@ import { ensureModel, lockRun, type ModelContext, recordStep, say, type StepOpti
 
 /** Options of {@linkcode generate}. */
 export interface GenerateStepOptions extends StepOptions {
-  /** `baseline` (default), `targeted_ablation`, `random_ablation`, or `random_ablation_<k>`. */
+  /**
+   * `baseline` (default), `targeted_ablation`, `random_ablation`, `random_ablation_<k>`, or
+   * `reference_selection_ablation`.
+   */
   readonly condition?: string;
   /** One variant; default every variant for baseline, the analysis variant for ablations. */
   readonly variant?: string;
@@ -67,15 +77,38 @@ export function specInterventions(spec: LayerSpec, config: Config): Intervention
   ];
 }
 
+/**
+ * The reference protocol's selection from the run's scan: per component type the
+ * `analysis.topk_layers_for_generation` most negative mean raw Δlogits (signed top-k, docs/protocol.md §13).
+ *
+ * @throws {MissingArtifactError} when the scan has not run.
+ */
+export async function referenceSelectedLayers(ctx: Pick<ModelContext, "run" | "config">): Promise<LayerSpec> {
+  const rows = (await readImportanceTable(ctx.run)).map((r) => ({
+    ...r,
+    delta_logit_mean: r.delta_wait_logit_mean,
+  }));
+  const picked = referenceSelection(rows, ctx.config.analysis.topk_layers_for_generation);
+  const of = (c: "attn" | "mlp") => picked.filter((p) => p.component === c).map((p) => p.layer);
+  return { attn: of("attn"), mlp: of("mlp") };
+}
+
 /** The (condition name, layer spec) pairs a condition argument stands for. */
 export async function conditionSpecs(
-  ctx: Pick<ModelContext, "run">,
+  ctx: Pick<ModelContext, "run" | "config">,
   condition: string,
 ): Promise<{ condition: string; spec: LayerSpec | undefined }[]> {
   if (condition === "baseline") return [{ condition, spec: undefined }];
   if (condition === "targeted_ablation") {
     const sel = await readSelectedLayers(ctx.run);
     return [{ condition, spec: sel }];
+  }
+  if (condition === REFERENCE_SELECTION_CONDITION) {
+    const ref = await referenceSelectedLayers(ctx);
+    const sel = await readSelectedLayers(ctx.run);
+    const key = (s: LayerSpec) => JSON.stringify([[...s.attn].sort(), [...s.mlp].sort()]);
+    // Under the reference protocol (or when both agree) targeted_ablation already ablates this set.
+    return key(ref) === key(sel) ? [] : [{ condition, spec: ref }];
   }
   const m = /^random_ablation(?:_(\d+))?$/.exec(condition);
   if (m) {
@@ -97,7 +130,8 @@ export async function conditionSpecs(
     return [{ condition: names[k]!, spec: d }];
   }
   throw new RangeError(
-    `Unknown condition "${condition}": use baseline, targeted_ablation, random_ablation or random_ablation_<k>`,
+    `Unknown condition "${condition}": use baseline, targeted_ablation, random_ablation, random_ablation_<k> ` +
+      `or ${REFERENCE_SELECTION_CONDITION}`,
   );
 }
 

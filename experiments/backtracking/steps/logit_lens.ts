@@ -94,12 +94,14 @@ export async function logitLens(
     n_bt: items.events.length,
     n_control: items.controls.length,
     unmatched_events: items.unmatched.length,
+    position_only_controls: items.positionOnly.length,
     available_events: items.available,
     onset_type: items.onsetType,
   });
   say(
     ctx,
-    `logit-lens: ${items.events.length} events, ${items.controls.length} controls (${items.unmatched.length} unmatched)`,
+    `logit-lens: ${items.events.length} events, ${items.controls.length} controls (${items.unmatched.length} unmatched, ` +
+      `${items.positionOnly.length} matched on position only)`,
   );
   return { items, summary, bt, control };
 }

@@ -37,6 +37,7 @@ import { type HeadScanFiles, readHeadScan } from "../artifacts/heads.ts";
 import { headFigures } from "../head_report.ts";
 import { lockRun, recordStep, type RunContext, say, type StepOptions } from "../context.ts";
 import { type ReportInputs, reportParts } from "../report_parts.ts";
+import { readProtocolValidation } from "../artifacts/protocol_validation.ts";
 
 /** Options of {@linkcode makeReport}. */
 export interface MakeReportOptions extends StepOptions {
@@ -226,7 +227,11 @@ export async function makeReport(
     ? []
     : await copyFiguresToProject(ctx.run, options.projectFigures);
   const meta = await readMeta(ctx.run);
+  const organism = (meta as { model?: { organism?: Record<string, unknown> } }).model?.organism;
+  const protocolValidation = await ifPresent(() => readProtocolValidation(ctx.run));
   const inputs: ReportInputs = {
+    ...(organism ? { organism } : {}),
+    ...(protocolValidation ? { protocolValidation } : {}),
     lens: built.lens,
     scan: built.scan,
     ...(built.selected ? { selected: built.selected } : {}),

@@ -52,6 +52,7 @@ export {
   generate,
   type GeneratedStore,
   type GenerateStepOptions,
+  referenceSelectedLayers,
   specInterventions,
 } from "./generate.ts";
 export { detectEvents, type DetectEventsResult } from "./detect_events.ts";
@@ -59,6 +60,7 @@ export { logitLens, type LogitLensResult } from "./logit_lens.ts";
 export { ablationScan, type AblationScanResult, ablationScanShard } from "./ablation_scan.ts";
 export { headScan, type HeadScanStepOptions, type HeadScanStepResult } from "./head_scan.ts";
 export { compareConditions } from "./compare_conditions.ts";
+export { protocolValidation, recordedGroundTruth } from "./protocol_validation.ts";
 export { formattingSweep } from "./formatting_sweep.ts";
 export { buildFigures, makeReport, type MakeReportOptions, type MakeReportResult } from "./make_report.ts";
 export { type PipelineOptions, type PipelineResult, runPipeline } from "./pipeline.ts";

@@ -1,8 +1,13 @@
 /**
  * Step `pipeline`: the whole Phase-1 experiment in the reference's order (docs/protocol.md §2): init-run →
  * prepare-data → generate baseline (every variant) → detect-events → logit-lens → ablation-scan → head-scan →
- * generate targeted_ablation → generate random_ablation (every draw) → detect-events again (now over
- * every condition) → compare-conditions → formatting-sweep → make-report.
+ * generate targeted_ablation → generate random_ablation (every draw) → [organism: generate
+ * reference_selection_ablation] → detect-events again (now over every condition) → compare-conditions →
+ * [organism: protocol-validation] → formatting-sweep → make-report.
+ *
+ * On a model with a known circuit (`model.source: organism`) the pipeline also validates the selection
+ * protocols: the reference's selection is ablated during generation (unless it equals ours) and the step
+ * `protocol-validation` scores both selections against the planted circuit.
  *
  * @module
  */
@@ -16,6 +21,12 @@ import type { ProgressMode } from "../../../lib/util/progress.ts";
 import { disposeContext, lockRun, say, type StepContext } from "../context.ts";
 import { generate } from "./generate.ts";
 import { initRun } from "./init_run.ts";
+import { REFERENCE_SELECTION_CONDITION } from "../artifacts/generations.ts";
+
+/** Whether the run's model has a known circuit to validate the selection protocols on (the organism). */
+export function hasGroundTruth(cfg: Config): boolean {
+  return cfg.model.source === "organism";
+}
 import { phase2Plan, runPhase2 } from "./phase2_run.ts";
 
 /** Options of {@linkcode runPipeline}. */
@@ -109,8 +120,16 @@ export async function runPipeline(
     await timed("head-scan", () => step("head-scan"));
     await timed("generate targeted_ablation", () => generate(ctx, { condition: "targeted_ablation", force }));
     await timed("generate random_ablation", () => generate(ctx, { condition: "random_ablation", force }));
+    const validate = hasGroundTruth(cfg);
+    if (validate) {
+      await timed(
+        `generate ${REFERENCE_SELECTION_CONDITION}`,
+        () => generate(ctx, { condition: REFERENCE_SELECTION_CONDITION, force }),
+      );
+    }
     await timed("detect-events (all conditions)", () => step("detect-events"));
     await timed("compare-conditions", () => step("compare-conditions"));
+    if (validate) await timed("protocol-validation", () => step("protocol-validation"));
     await timed("formatting-sweep", () => step("formatting-sweep"));
     const plan = phase2Plan(ctx);
     const phase2 = options.phase2 ?? (plan.sweeps || plan.continuation || plan.steering || plan.patching);

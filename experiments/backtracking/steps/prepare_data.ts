@@ -22,7 +22,8 @@
  * @module
  */
 
-import { basename } from "node:path";
+import { basename, isAbsolute, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Config } from "../config.ts";
 import {
   fetchGsm8kFromHub,
@@ -121,6 +122,22 @@ function cap(s: string): string {
   return s[0]!.toUpperCase() + s.slice(1);
 }
 
+/** The project root (the folder holding `datasets/`, `configs/`, `experiments/`). */
+const PROJECT_ROOT = fileURLToPath(new URL("../../../", import.meta.url)).replace(/\/$/, "");
+
+/**
+ * Where a configured `dataset.path` points: an absolute path as given; a relative one relative to the
+ * working directory when it exists there, else relative to the project root (so the shipped configs'
+ * `datasets/gsm8k/test.jsonl` works from any working directory, e.g. a notebook's folder or a test's).
+ *
+ * @returns The path to read (the working-directory one when neither exists, for the error message).
+ */
+export async function resolveDatasetPath(path: string): Promise<string> {
+  if (isAbsolute(path) || await exists(path)) return path;
+  const fromRoot = join(PROJECT_ROOT, path);
+  return await exists(fromRoot) ? fromRoot : path;
+}
+
 /**
  * Choose the problems a config asks for (see the module doc); nothing is written but, for the hub
  * dataset, the hub cache.
@@ -135,10 +152,11 @@ export async function selectProblems(
   if (ds.name === "synthetic") {
     return { problems: syntheticProblems(ds.max_examples, ds.seed), source: "synthetic", file: undefined };
   }
-  let file = ds.path ?? undefined;
+  let file = ds.path === null ? undefined : await resolveDatasetPath(ds.path);
   if (file !== undefined && !(await exists(file))) {
     throw new Error(
-      `dataset.path "${file}" does not exist; point it at a local GSM8K JSONL file (e.g. the reference's ` +
+      `dataset.path "${ds.path}" does not exist (relative to the working directory ${Deno.cwd()} nor to ` +
+        `the project root ${PROJECT_ROOT}); point it at a local GSM8K JSONL file (e.g. the reference's ` +
         `gsm8k_200.jsonl) or set dataset.name: synthetic`,
     );
   }
