@@ -174,7 +174,9 @@ export type SeriesStage =
   | "ablation-scan"
   | "generate targeted_ablation"
   | "generate random_ablation"
+  | "generate reference_selection_ablation"
   | "compare-conditions"
+  | "protocol-validation"
   | "formatting-sweep"
   | "phase2";
 
@@ -187,7 +189,9 @@ export const SERIES_STAGES: Readonly<Record<SeriesStage, { notebook: string; exp
   "ablation-scan": { notebook: "05_ablation_scan", expensive: true },
   "generate targeted_ablation": { notebook: "06_generate_targeted_ablation", expensive: true },
   "generate random_ablation": { notebook: "07_generate_random_ablation", expensive: true },
+  "generate reference_selection_ablation": { notebook: "07_generate_random_ablation", expensive: true },
   "compare-conditions": { notebook: "08_compare_conditions", expensive: false },
+  "protocol-validation": { notebook: "08_compare_conditions", expensive: false },
   "formatting-sweep": { notebook: "09_formatting_sweep", expensive: false },
   phase2: { notebook: "11_phase2_sweeps … 14_phase2_patching", expensive: true },
 };
@@ -199,9 +203,17 @@ const PHASE1: readonly SeriesStage[] = [
   "ablation-scan",
   "generate targeted_ablation",
   "generate random_ablation",
+  "generate reference_selection_ablation",
   "compare-conditions",
+  "protocol-validation",
   "formatting-sweep",
 ];
+
+/** Stages that exist only on a model with a known circuit (the organism): protocol validation. */
+const ORGANISM_ONLY: ReadonlySet<SeriesStage> = new Set([
+  "generate reference_selection_ablation",
+  "protocol-validation",
+]);
 
 /**
  * What each notebook of the series needs done before its own step, by its two-digit number. Notebook 00
@@ -216,7 +228,13 @@ export const NOTEBOOK_PREREQUISITES: Readonly<Record<string, readonly SeriesStag
   "05": BASE,
   "06": [...BASE, "ablation-scan"],
   "07": [...BASE, "ablation-scan"],
-  "08": [...BASE, "ablation-scan", "generate targeted_ablation", "generate random_ablation"],
+  "08": [
+    ...BASE,
+    "ablation-scan",
+    "generate targeted_ablation",
+    "generate random_ablation",
+    "generate reference_selection_ablation",
+  ],
   "09": BASE,
   "10": PHASE1,
   "11": [...BASE, "ablation-scan"],
@@ -263,6 +281,8 @@ async function stageDone(ctx: StepContext, stage: SeriesStage): Promise<boolean>
       return await stores("targeted_ablation");
     case "generate random_ablation":
       return await stores("random_ablation");
+    case "generate reference_selection_ablation":
+      return await stores("reference_selection_ablation");
     case "logit-lens":
       return await all(LENS_OUTPUTS);
     case "ablation-scan":
@@ -322,6 +342,7 @@ export async function notebookSetup(
   const mode = params.prerequisites ?? (ctx.config.model.source === "organism" ? "run" : "stop");
   const done: PrerequisiteRun[] = [];
   for (const stage of needs) {
+    if (ORGANISM_ONLY.has(stage) && ctx.config.model.source !== "organism") continue;
     const { notebook: by, expensive } = SERIES_STAGES[stage];
     if (mode === "stop" && expensive && !(await stageDone(ctx, stage))) {
       throw new PrerequisiteMissingError(
@@ -336,7 +357,8 @@ export async function notebookSetup(
     switch (stage) {
       case "generate baseline":
       case "generate targeted_ablation":
-      case "generate random_ablation": {
+      case "generate random_ablation":
+      case "generate reference_selection_ablation": {
         const stores = await generate(ctx, { condition: stage.slice("generate ".length) });
         ran = stores.some((s) => s.generated > 0);
         break;
