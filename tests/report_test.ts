@@ -221,6 +221,29 @@ Deno.test("report: a deliberately destructive condition is flagged DEGENERATE, a
   assert.doesNotMatch(md, /McNemar p = 0\.\d{4}/);
 });
 
+Deno.test("report: random draws that degenerate are called out as a compromised control", () => {
+  const p = parts();
+  assert.doesNotMatch(renderReport("/tmp/runs/x", { ...p, meta: null }), /random control is compromised/);
+  const opts = { bootstrap: 200, seed: 1 };
+  const base = rows("baseline", 0.7, 0.6, 1);
+  const broken = rows("random_ablation_1", 0.6, 0.2, 4, true);
+  const c = p.conditions!;
+  const md = renderReport("/tmp/runs/x", {
+    ...p,
+    meta: null,
+    conditions: {
+      ...c,
+      others: [...c.others, {
+        label: "random #2",
+        kind: "random",
+        summary: summarizeCondition(broken, opts),
+        comparison: compareToBaseline(base, broken, opts),
+      }],
+    },
+  });
+  assert.match(md, /\*\*The random control is compromised\*\*: 1 of 2 random draws \(random #2\)/);
+});
+
 /** A protocol validation shaped like the organism's: ours = planted, the reference takes the decoy mlp 0. */
 function organismValidation(): ProtocolValidationArtifact {
   const row = (component: "attn" | "mlp", layer: number, dl: number, sp: number) => ({

@@ -348,6 +348,16 @@ function executiveSummary(parts: ReportParts): string | undefined {
       out.push(`- ${o.label}: backtracking ${rate(s.bt_rate)}, accuracy ${rate(s.accuracy)}.${reading}`);
     }
   }
+  const randoms = (c?.others ?? []).filter((o) => o.kind === "random");
+  const brokenRandoms = randoms.filter((o) => flagsOf(o.summary, c?.baseline.summary).degenerate);
+  if (brokenRandoms.length > 0) {
+    out.push(
+      `- **The random control is compromised**: ${brokenRandoms.length} of ${randoms.length} random draws ` +
+        `(${brokenRandoms.map((o) => o.label).join(", ")}) are flagged degenerate: they hit a component ` +
+        `every token needs, so their backtracking rates do not show what a random, non-destructive ablation ` +
+        `does. Read the targeted ablation against the clean draws only (docs/protocol.md §14–15).`,
+    );
+  }
   if (parts.scan?.selected) {
     const sel = parts.scan.selected;
     out.push(`- Selected components: attention [${sel.attn.join(", ")}], MLP [${sel.mlp.join(", ")}].`);
