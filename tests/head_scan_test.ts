@@ -326,13 +326,28 @@ Deno.test("organism: DLA ranks the planted components first in far fewer passes 
       groups: res.groups,
       onset_types: false,
       top_heads: res.topHeads,
-      cost: res.cost,
+      // As the step writes it: calls and rows only (seconds would make identical runs differ).
+      cost: {
+        dla: { forward_calls: res.cost.dla.forward_calls, forward_rows: res.cost.dla.forward_rows },
+        ablation: {
+          forward_calls: res.cost.ablation.forward_calls,
+          forward_rows: res.cost.ablation.forward_rows,
+        },
+        patterns: {
+          forward_calls: res.cost.patterns.forward_calls,
+          forward_rows: res.cost.patterns.forward_rows,
+        },
+      },
       settings: { top_heads: 4, scale: 0, bootstrap: 500 },
     };
     await writeHeadTables(run, { result: res, summary });
     await assert.rejects(() => writeHeadTables(run, { result: res, summary }), /exists/);
     const files = await readHeadScan(run);
     assert.deepEqual(files.summary, summary);
+    // Identical runs must write identical artifacts: no wall-clock figure in the summary, even when the
+    // caller passes the scan's own cost objects (which carry seconds).
+    await writeHeadTables(run, { result: res, summary: { ...summary, cost: res.cost } }, { overwrite: true });
+    assert.doesNotMatch(await Deno.readTextFile(join(run.dir, "analysis/head_scan.json")), /seconds/);
     assert.deepEqual(files.dla, res.dla);
     assert.deepEqual(files.ablation, res.ablation);
     assert.deepEqual(files.attention, res.attention);

@@ -786,9 +786,9 @@ const topDla = headFiles.dla.filter((r) => r.group === "all" && (r.kind === "hea
 await showMarkdown(
   \`DLA ranks **\${topDla.map((r) => \`\${r.name} (\${r.specificity_mean.toFixed(2)} [\${r.specificity_lower.toFixed(2)}, \` +
     \`\${r.specificity_upper.toFixed(2)}])\`).join(", ")}** first, in \${cost.dla.forward_calls} forward passes \` +
-    \`(\${cost.dla.forward_rows} rows, \${cost.dla.seconds.toFixed(1)} s) for every head and MLP at once; the layer scan \` +
+    \`(\${cost.dla.forward_rows} rows) for every head and MLP at once; the layer scan \` +
     \`evaluated \${layerRows} rows for \${importance.length} components. Ablating the top heads one at a time took \` +
-    \`\${cost.ablation.forward_calls} passes (\${cost.ablation.seconds.toFixed(1)} s).\`,
+    \`\${cost.ablation.forward_calls} passes (\${cost.ablation.forward_rows} rows).\`,
 );`,
     },
   ],

@@ -1,7 +1,7 @@
 /**
  * The head scan in the report and the notebooks: its two figures from the "heads" artifacts, and its
  * report section (DLA ranking, per-group top components, single-head ablation, attention by token class,
- * forward passes and seconds per stage), each with the numbers it states computed here.
+ * forward passes and rows per stage), each with the numbers it states computed here.
  *
  * @module
  */
@@ -83,15 +83,13 @@ export function headReportSection(files: HeadScanFiles): { title: string; markdo
       "summarised by token class. CIs: 95% problem-clustered bootstrap.",
   );
   out.push(
-    `Cost: DLA ${c.dla.forward_calls} forward pass(es) (${c.dla.forward_rows} rows, ${
-      c.dla.seconds.toFixed(1)
-    } s) for every component at once; single-head ablation of ${s.top_heads.length} head(s) ` +
-      `${c.ablation.forward_calls} pass(es) (${c.ablation.forward_rows} rows, ${
-        c.ablation.seconds.toFixed(1)
-      } s); ` +
+    `Cost: DLA ${c.dla.forward_calls} forward pass(es) (${c.dla.forward_rows} rows) for every component ` +
+      `at once; single-head ablation of ${s.top_heads.length} head(s) ${c.ablation.forward_calls} pass(es) ` +
+      `(${c.ablation.forward_rows} rows); ` +
       (c.patterns.forward_calls === 0
         ? "the attention patterns come from the DLA passes."
-        : `patterns ${c.patterns.forward_calls} pass(es) (${c.patterns.seconds.toFixed(1)} s).`),
+        : `patterns ${c.patterns.forward_calls} pass(es).`) +
+      " Seconds per stage are in the step record of `meta.json`.",
   );
   const all = files.dla.filter((r) => r.group === "all" && (r.kind === "head" || r.kind === "mlp"));
   out.push("**DLA ranking, all events** (logits):");

@@ -8,7 +8,7 @@
  * - `analysis/head_attention.csv`: attention mass of the top heads on each token class at the pre-onset
  *   position, events vs controls, one row per (group, head, class);
  * - `analysis/head_scan.json`: what the scan was run on and with (variant, counts, groups, top heads,
- *   forward passes and seconds per stage).
+ *   forward passes and rows per stage).
  *
  * Groups: `all`, `trigger=<phrase>`, `onset_type=<type>` (when the events table has `onset_type`).
  *
@@ -45,6 +45,9 @@ export const HEAD_OUTPUTS = [
 ] as const;
 
 /** `analysis/head_scan.json`. */
+/** A stage's forward calls and rows (its seconds are in the step record). */
+export type StageCount = Omit<StageCost, "seconds">;
+
 export interface HeadScanSummary {
   readonly variant: string;
   readonly n_events: number;
@@ -54,8 +57,15 @@ export interface HeadScanSummary {
   readonly onset_types: boolean;
   /** The heads ablated and summarised, best DLA specificity first. */
   readonly top_heads: readonly { readonly layer: number; readonly head: number }[];
-  /** Forward calls, rows and seconds of each stage. */
-  readonly cost: { readonly dla: StageCost; readonly ablation: StageCost; readonly patterns: StageCost };
+  /**
+   * Forward calls and rows of each stage (deterministic; the wall-clock seconds go to the step record in
+   * `meta.json`, so identical runs write identical artifacts).
+   */
+  readonly cost: {
+    readonly dla: StageCount;
+    readonly ablation: StageCount;
+    readonly patterns: StageCount;
+  };
   readonly settings: { readonly top_heads: number; readonly scale: number; readonly bootstrap: number };
 }
 
@@ -80,7 +90,18 @@ export async function writeHeadTables(
   await writeArtifact(run, HEAD_FILES.dla, toCsv(t.result.dla), { overwrite });
   await writeArtifact(run, HEAD_FILES.ablation, toCsv(t.result.ablation), { overwrite });
   await writeArtifact(run, HEAD_FILES.attention, toCsv(t.result.attention), { overwrite });
-  await writeArtifact(run, HEAD_FILES.summary, t.summary, { overwrite });
+  // Calls and rows only, whatever the caller's cost objects carry: wall-clock seconds would make identical
+  // runs write different artifacts (they belong in the step record).
+  const counts = (c: StageCount): StageCount => ({
+    forward_calls: c.forward_calls,
+    forward_rows: c.forward_rows,
+  });
+  const cost = t.summary.cost;
+  const summary = {
+    ...t.summary,
+    cost: { dla: counts(cost.dla), ablation: counts(cost.ablation), patterns: counts(cost.patterns) },
+  };
+  await writeArtifact(run, HEAD_FILES.summary, summary, { overwrite });
 }
 
 /** The tables and summary of a finished head scan. */

@@ -136,6 +136,11 @@ export async function headScan(
       ablation: result.cost.ablation.forward_calls,
       patterns: result.cost.patterns.forward_calls,
     },
+    seconds: {
+      dla: result.cost.dla.seconds,
+      ablation: result.cost.ablation.seconds,
+      patterns: result.cost.patterns.seconds,
+    },
   });
   const top = result.dla.filter((r) => r.group === "all").slice(0, 3).map((r) => r.name);
   say(
