@@ -9,7 +9,7 @@
 #   analyse-1    merge, detect-events, logit-lens                                         one task
 #   scan         the ablation scan's positions (whole prefill groups per shard)           N shards
 #   select       ablation-scan: assemble the scan shards, select components, random draws one task
-#   generate-2   generate targeted + random ablations, Phase-2 sweeps and steering        N shards
+#   generate-2   targeted, random (and organism: reference-selection) ablations, Phase 2  N shards
 #   analyse-2    the whole pipeline on the run: merges, reuses every finished step,
 #                computes the rest (comparisons, formatting, Phase 2, report)             one task
 #
@@ -67,6 +67,8 @@ case "$stage" in
   generate-2)
     bt generate --condition targeted_ablation
     bt generate --condition random_ablation
+    # protocol validation (model organism only; nothing to generate on a real model)
+    bt generate --condition reference_selection_ablation
     bt phase2-sweeps
     bt phase2-steering
     ;;

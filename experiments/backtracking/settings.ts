@@ -122,3 +122,8 @@ export function generationSettings(
     progress,
   } as const;
 }
+
+/** Whether the run's model has a known circuit to validate the selection protocols on (the organism). */
+export function hasGroundTruth(cfg: Config): boolean {
+  return cfg.model.source === "organism";
+}

@@ -22,11 +22,8 @@ import { disposeContext, lockRun, say, type StepContext } from "../context.ts";
 import { generate } from "./generate.ts";
 import { initRun } from "./init_run.ts";
 import { REFERENCE_SELECTION_CONDITION } from "../artifacts/generations.ts";
+import { hasGroundTruth } from "../settings.ts";
 
-/** Whether the run's model has a known circuit to validate the selection protocols on (the organism). */
-export function hasGroundTruth(cfg: Config): boolean {
-  return cfg.model.source === "organism";
-}
 import { phase2Plan, runPhase2 } from "./phase2_run.ts";
 
 /** Options of {@linkcode runPipeline}. */
