@@ -67,8 +67,10 @@ case "$stage" in
   generate-2)
     bt generate --condition targeted_ablation
     bt generate --condition random_ablation
-    # protocol validation (model organism only; nothing to generate on a real model)
-    bt generate --condition reference_selection_ablation
+    # protocol validation needs a known circuit: the model organism only (as the pipeline does)
+    if grep -Eq '^[[:space:]]*source:[[:space:]]*organism' "$config"; then
+      bt generate --condition reference_selection_ablation
+    fi
     bt phase2-sweeps
     bt phase2-steering
     ;;

@@ -31,7 +31,7 @@ import type { ShardSpec } from "../../../lib/generate/shards.ts";
 import { generateStore } from "../store_generation.ts";
 import type { Intervention } from "../../../lib/engine/hooks.ts";
 import { buildPrompt } from "../prompts.ts";
-import { ablationScale, defaultAnalysisVariant, hasGroundTruth } from "../settings.ts";
+import { ablationScale, defaultAnalysisVariant } from "../settings.ts";
 import { generationFile } from "../artifacts/generations.ts";
 import { readProblems } from "../artifacts/problems.ts";
 import { REFERENCE_SELECTION_CONDITION } from "../artifacts/generations.ts";
@@ -104,8 +104,6 @@ export async function conditionSpecs(
     return [{ condition, spec: sel }];
   }
   if (condition === REFERENCE_SELECTION_CONDITION) {
-    // Only for protocol validation, which needs a known circuit: on a real model there is nothing to generate.
-    if (!hasGroundTruth(ctx.config)) return [];
     const ref = await referenceSelectedLayers(ctx);
     const sel = await readSelectedLayers(ctx.run);
     const key = (s: LayerSpec) => JSON.stringify([[...s.attn].sort(), [...s.mlp].sort()]);
