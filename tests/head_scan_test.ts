@@ -159,6 +159,10 @@ Deno.test("head figures: DLA heat map (heads + MLP column, outlines) and attenti
   assert.equal(heat.name, "head_dla_heatmap");
   assert.ok(heat.svg.includes(">MLP<") && heat.svg.includes(">H1<"), "column labels");
   assert.ok(heat.svg.includes(">2.00<"), "cell values printed");
+  // the figure review: no "Head →" axis title over the column labels, no "-0.00", an explained outline
+  assert.ok(!heat.svg.includes("Head →"), "no axis title colliding with the column labels");
+  assert.ok(!/>-0\.00</.test(headDlaHeatmap([{ layer: 0, head: 0, value: -0.001 }]).svg), "-0.00 printed");
+  assert.match(heat.svg, /stroke="black" stroke-width="2"\/><text[^>]*>top head: ablated one at a time/);
   const bars = ["L2H0", "L6H0"].flatMap((head) =>
     TOKEN_CLASSES.flatMap((token_class, i) =>
       (["event", "control"] as const).map((series) => ({
@@ -173,7 +177,11 @@ Deno.test("head figures: DLA heat map (heads + MLP column, outlines) and attenti
   );
   const att = headAttentionByClass(bars);
   assert.equal(att.name, "head_attention_by_class");
-  assert.ok(att.svg.includes(">previous_sentence<") && att.svg.includes(">L6H0<"), "facet labels");
+  // "previous_sentence" is set on two lines ("previous" / "sentence") so it does not run into "question"
+  assert.ok(
+    att.svg.includes(">previous<") && att.svg.includes(">sentence<") && att.svg.includes(">L6H0<"),
+    "facet labels",
+  );
   assert.throws(
     () => headAttentionByClass([{ ...bars[0]!, lower: 0.5, upper: 0.6, value: 0.1 }]),
     RangeError,

@@ -16,6 +16,7 @@ import {
   valueCI,
 } from "../experiments/backtracking/figures.ts";
 import { seededRng } from "../lib/stats/stats.ts";
+import { dodgeLabels, endLabelMarks } from "../lib/figures/plot.ts";
 import { summarizeCondition } from "../experiments/backtracking/metrics.ts";
 
 /** Set UPDATE_SNAPSHOTS=1 to rewrite tests/fixtures/plots/*.svg. */
@@ -65,7 +66,7 @@ function figures(): Figure[] {
       { condition: "baseline", kind: "baseline", ...ci(0.7), n: 600 },
       { condition: "targeted", kind: "targeted", ...ci(0.05) },
       { condition: "random #1", kind: "random", ...ci(0.66) },
-      { condition: "random #2", kind: "random", ...ci(0.69) },
+      { condition: "random #2", kind: "random", ...ci(0.69), degenerate: true },
     ]),
     formattingEffect([
       { variant: "chat_think", bt_rate: ci(0.7), accuracy: ci(0.6) },
@@ -313,4 +314,82 @@ Deno.test("tradeoffScatter: a colour legend names every group", () => {
   for (const g of ["baseline", "ablation", "steering (meandiff)"]) {
     assert.match(fig.svg, new RegExp(`<circle [^>]*/><text [^>]*>${g.replace(/[()]/g, "\\$&")}</text>`));
   }
+});
+
+/**
+ * Naive reference for {@linkcode dodgeLabels} without a range: the least-squares placement of sorted labels
+ * with gaps ≥ g is p_i = q_i + i·g with q the isotonic (non-decreasing) regression of t_i − i·g; computed
+ * here by repeatedly averaging the first adjacent violating pair's whole blocks until none is left.
+ */
+function naiveDodge(targets: readonly number[], gap: number): number[] {
+  const order = targets.map((_, i) => i).sort((a, b) => targets[a]! - targets[b]! || a - b);
+  let blocks = order.map((i, k) => ({ sum: targets[i]! - k * gap, n: 1 }));
+  for (let changed = true; changed;) {
+    changed = false;
+    for (let k = 0; k + 1 < blocks.length; k++) {
+      const a = blocks[k]!, b = blocks[k + 1]!;
+      if (a.sum / a.n > b.sum / b.n + 1e-12) {
+        blocks = [...blocks.slice(0, k), { sum: a.sum + b.sum, n: a.n + b.n }, ...blocks.slice(k + 2)];
+        changed = true;
+        break;
+      }
+    }
+  }
+  const q = blocks.flatMap((b) => Array<number>(b.n).fill(b.sum / b.n));
+  const out = new Array<number>(targets.length);
+  order.forEach((i, k) => (out[i] = q[k]! + k * gap));
+  return out;
+}
+
+Deno.test("dodgeLabels: the least-squares placement (naive isotonic regression), gaps kept, order kept, range kept", () => {
+  assert.deepEqual(dodgeLabels([100, 102, 300]), [94, 108, 300]);
+  assert.deepEqual(dodgeLabels([50, 50]), [43, 57], "coinciding labels split symmetrically");
+  const rng = seededRng(7);
+  for (let trial = 0; trial < 200; trial++) {
+    const n = 1 + Math.floor(rng() * 8);
+    const t = Array.from({ length: n }, () => Math.round(rng() * 120));
+    const got = dodgeLabels(t, 14);
+    const want = naiveDodge(t, 14);
+    got.forEach((g, i) =>
+      assert.ok(Math.abs(g - want[i]!) < 1e-9, `trial ${trial}: ${t} → ${got} vs ${want}`)
+    );
+    const range = [0, 200] as const;
+    const clamped = dodgeLabels(t, 14, range);
+    const order = t.map((_, i) => i).sort((a, b) => t[a]! - t[b]! || a - b);
+    for (let k = 0; k < n; k++) {
+      const p = clamped[order[k]!]!;
+      assert.ok(p >= range[0] - 1e-9 && p <= range[1] + 1e-9, `trial ${trial}: ${p} outside ${range}`);
+      if (k > 0) {
+        assert.ok(p - clamped[order[k - 1]!]! >= 14 - 1e-9, `trial ${trial}: gap < 14 in ${clamped}`);
+      }
+    }
+  }
+  assert.throws(() => dodgeLabels([1, NaN]), /target 1 is not finite/);
+});
+
+Deno.test("endLabelMarks: lines ending at the same value get labels at least a line apart", () => {
+  const marks = endLabelMarks(
+    [
+      { x: 1, y: 0, text: "attn", color: "red" },
+      { x: 1, y: 0, text: "mlp", color: "blue" },
+      { x: 1, y: -1, text: "far", color: "green" },
+    ],
+    { domain: [-1.4, 0.2], height: 380, marginTop: 20, marginBottom: 44 },
+  );
+  const dy = marks.map((m) => (m as unknown as { dy: number }).dy);
+  assert.ok(Math.abs(dy[0]! - dy[1]!) >= 14 - 1e-9, `labels 1 px apart: ${dy}`);
+  assert.equal(dy[2], 0, "a label with room stays at its point");
+});
+
+Deno.test("btRateByCondition: degenerate conditions are faded and labelled, and the subtitle says why", () => {
+  const v = (value: number) => ({ value, lower: value, upper: value });
+  const fig = btRateByCondition([
+    { condition: "baseline", kind: "baseline", ...v(0.5) },
+    { condition: "random_ablation_0", kind: "random", ...v(0.45), n: 80, degenerate: true },
+  ]);
+  assert.ok(fig.svg.includes(">45.0% (n=80)  DEGENERATE<"), "the degenerate label");
+  assert.match(fig.svg, /faded, DEGENERATE: the text broke/);
+  assert.match(fig.svg, /fill-opacity="0.3"/);
+  const clean = btRateByCondition([{ condition: "baseline", kind: "baseline", ...v(0.5) }]);
+  assert.doesNotMatch(clean.svg, /DEGENERATE/);
 });

@@ -117,5 +117,19 @@ Deno.test("updateMeta merges steps; sha256File streams; figures copy to the proj
     const copied = await copyFiguresToProject(run, join(root, "figs"));
     assert.deepEqual(copied.map((p) => p.slice(root.length + 1)), ["figs/a.png", "figs/a.svg"]);
     assert.equal((await Deno.readTextFile(join(root, "figs", ".run_id"))).trim(), "m");
+    // A later run without figure a (and with b) replaces the copy: no stale a.* is left beside b.*, and a
+    // file that is not a figure stays.
+    await Deno.writeTextFile(join(root, "figs", "notes.txt"), "mine");
+    const run2 = await createRun(config, { root, runId: "m2" });
+    await writeArtifact(run2, "figures/b.svg", "<svg/>");
+    const copied2 = await copyFiguresToProject(run2, join(root, "figs"));
+    assert.deepEqual(copied2.map((p) => p.slice(root.length + 1)), ["figs/b.svg"]);
+    const left = [...Deno.readDirSync(join(root, "figs"))].map((e) => e.name).sort();
+    assert.deepEqual(left, [".run_id", "b.svg", "notes.txt"]);
+    // A folder that never held a copy (no .run_id) is only added to.
+    await Deno.mkdir(join(root, "other"));
+    await Deno.writeTextFile(join(root, "other", "keep.png"), "x");
+    await copyFiguresToProject(run2, join(root, "other"));
+    assert.ok(Deno.statSync(join(root, "other", "keep.png")).isFile);
   });
 });

@@ -11,6 +11,7 @@ import type { MeanEstimate } from "./metrics.ts";
 import {
   checkCI,
   COLORS,
+  endLabelMarks,
   type Figure,
   type FigureOptions,
   nonEmpty,
@@ -221,7 +222,7 @@ export function logitLensByLayer(data: readonly LensPoint[], options: LensFigure
   checkCI(data, "logitLensByLayer");
   const metric = options.metric ?? "logprob";
   const label = {
-    logprob: "Log-probability of trigger token",
+    logprob: "Log-probability of trigger token (nats)",
     logit: "Logit of trigger token",
     rank: "Rank of trigger token",
   }[
@@ -234,6 +235,19 @@ export function logitLensByLayer(data: readonly LensPoint[], options: LensFigure
   const maxLayer = Math.max(...sorted.map((d) => d.layer));
   const step = maxLayer > 16 ? 4 : maxLayer > 8 ? 2 : 1;
   const ticks = Array.from({ length: Math.floor(maxLayer / step) + 1 }, (_, i) => i * step);
+  const height = options.height ?? 400, marginTop = 20, marginBottom = 44;
+  const domain: [number, number] = [
+    Math.min(...sorted.map((d) => Math.min(d.value, d.lower))),
+    Math.max(...sorted.map((d) => Math.max(d.value, d.upper))),
+  ];
+  if (!(domain[1] > domain[0])) domain[1] = domain[0] + 1;
+  const last = (series: LensPoint["series"]) => sorted.filter((d) => d.series === series).at(-1);
+  const ends = (["backtracking", "control"] as const).flatMap((series) => {
+    const p = last(series);
+    return p
+      ? [{ x: p.layer, y: p.value, text: series, color: series === "control" ? COLORS.control : COLORS.bt }]
+      : [];
+  });
   return render(
     "logit_lens_by_layer",
     {
@@ -245,13 +259,15 @@ export function logitLensByLayer(data: readonly LensPoint[], options: LensFigure
     {
       marginLeft: 60,
       marginRight: 110,
+      marginTop,
+      marginBottom,
       x: {
         label: "Layer →",
         domain: [0, maxLayer],
         ticks,
         tickFormat: (d: number) => (d === 0 ? "emb" : String(d)),
       },
-      y: { label: `↑ ${label}`, grid: true, reverse: metric === "rank" },
+      y: { label: `↑ ${label}`, grid: true, reverse: metric === "rank", domain },
       color: { domain: ["backtracking", "control"], range: [COLORS.bt, COLORS.control] },
       marks: [
         Plot.ruleX(options.markLayers ?? [], { stroke: COLORS.highlight, strokeDasharray: "4,3" }),
@@ -265,18 +281,7 @@ export function logitLensByLayer(data: readonly LensPoint[], options: LensFigure
         }),
         Plot.lineY(sorted, { x: "layer", y: "value", stroke: "series", strokeWidth: 2, z: "series" }),
         Plot.dot(sorted, { x: "layer", y: "value", fill: "series", r: 2.5 }),
-        Plot.text(
-          sorted,
-          Plot.selectLast({
-            x: "layer",
-            y: "value",
-            z: "series",
-            text: "series",
-            fill: "series",
-            dx: 8,
-            textAnchor: "start",
-          }),
-        ),
+        ...endLabelMarks(ends, { domain, height, marginTop, marginBottom, reverse: metric === "rank" }),
       ],
     },
   );
@@ -336,7 +341,7 @@ export function ablationImportanceByLayer(
         tickFormat: (d: number) => (layers.length > 20 && d % 2 ? "" : String(d)),
       },
       y: {
-        label: `↑ ${options.valueLabel ?? "Mean Δ log-prob of trigger when ablated"}`,
+        label: `↑ ${options.valueLabel ?? "Mean Δ log-prob of trigger when ablated (nats)"}`,
         grid: true,
         // Include the CI whiskers, so no error bar is clipped.
         domain: [
@@ -367,21 +372,31 @@ export interface ConditionRate extends ValueCI {
   /** Colour group. */
   readonly kind: "baseline" | "targeted" | "random" | "other";
   readonly n?: number;
+  /**
+   * Set when the condition's text degenerated (`experiments/backtracking/degeneration.ts`): its bar is drawn
+   * faded and its label says so, since its rate is not a backtracking effect.
+   */
+  readonly degenerate?: boolean;
 }
 
 /**
  * (e) Strict BT rate by generation condition (baseline, targeted ablation, each random draw), with CI
- * error bars and a dashed rule at the baseline rate.
+ * error bars and a dashed rule at the baseline rate; degenerate conditions faded and labelled.
  */
 export function btRateByCondition(data: readonly ConditionRate[], options: FigureOptions = {}): Figure {
   nonEmpty(data, "btRateByCondition");
   checkCI(data, "btRateByCondition");
   const base = data.find((d) => d.kind === "baseline");
+  const anyDegenerate = data.some((d) => d.degenerate);
   return render(
     "bt_rate_by_condition",
     {
-      title: "Backtracking rate: baseline vs targeted vs random ablation",
-      subtitle: "strict triggers; bars: 95% CI (Wilson, clustered by problem); dashed: baseline",
+      title: "Backtracking rate by condition: baseline vs ablations",
+      subtitle: "strict triggers; bars: 95% CI (Wilson, clustered by problem); dashed: baseline" +
+        (anyDegenerate
+          ? "\nfaded, DEGENERATE: the text broke (EOS collapse, length cap or lost answers), so its rate does " +
+            "not\nmeasure backtracking (report: conditions table)"
+          : ""),
       height: 60 + 40 * data.length,
     },
     options,
@@ -395,18 +410,33 @@ export function btRateByCondition(data: readonly ConditionRate[], options: Figur
         range: [COLORS.baseline, COLORS.targeted, COLORS.random, COLORS.other],
       },
       marks: [
-        Plot.barX(data, { y: "condition", x: "value", fill: "kind", fillOpacity: 0.85 }),
+        Plot.barX(data.filter((d) => !d.degenerate), {
+          y: "condition",
+          x: "value",
+          fill: "kind",
+          fillOpacity: 0.85,
+        }),
+        Plot.barX(data.filter((d) => d.degenerate), {
+          y: "condition",
+          x: "value",
+          fill: "kind",
+          fillOpacity: 0.3,
+        }),
         Plot.ruleY(data, { y: "condition", x1: "lower", x2: "upper", stroke: "black", strokeWidth: 1.5 }),
         Plot.tickX(data, { y: "condition", x: "lower", stroke: "black", inset: 9 }),
         Plot.tickX(data, { y: "condition", x: "upper", stroke: "black", inset: 9 }),
         Plot.ruleX(base ? [base.value] : [], { stroke: COLORS.baseline, strokeDasharray: "5,4" }),
-        Plot.text(data, {
-          y: "condition",
-          x: "upper",
-          text: (d: ConditionRate) => `${pct(d.value)}${d.n === undefined ? "" : ` (n=${d.n})`}`,
-          dx: 6,
-          textAnchor: "start",
-        }),
+        ...[false, true].map((degenerate) =>
+          Plot.text(data.filter((d) => Boolean(d.degenerate) === degenerate), {
+            y: "condition",
+            x: "upper",
+            text: (d: ConditionRate) =>
+              `${pct(d.value)}${d.n === undefined ? "" : ` (n=${d.n})`}${degenerate ? "  DEGENERATE" : ""}`,
+            fill: degenerate ? "#b00020" : "black",
+            dx: 6,
+            textAnchor: "start",
+          })
+        ),
         Plot.ruleX([0]),
       ],
     },
@@ -486,6 +516,8 @@ export interface TradeoffPoint {
 /** A label of {@linkcode placeLabels}: the text, its anchor point and where it ended up (pixels). */
 export interface PlacedLabel {
   readonly text: string;
+  /** The `group` of each merged point, in order (points without one are left out). */
+  readonly groups: readonly string[];
   /** Anchor point (the dot), pixels from the plot's top-left. */
   readonly px: number;
   readonly py: number;
@@ -504,7 +536,12 @@ export interface PlacedLabel {
  * @returns One label per group of merged points.
  */
 export function placeLabels(
-  points: readonly { readonly text: string; readonly px: number; readonly py: number }[],
+  points: readonly {
+    readonly text: string;
+    readonly px: number;
+    readonly py: number;
+    readonly group?: string;
+  }[],
   options: {
     readonly mergePx?: number;
     readonly charPx?: number;
@@ -515,11 +552,11 @@ export function placeLabels(
   } = {},
 ): PlacedLabel[] {
   const merge = options.mergePx ?? 6, charPx = options.charPx ?? 6.6, line = options.linePx ?? 14;
-  const groups: { text: string[]; px: number; py: number }[] = [];
+  const groups: { text: string[]; groups: string[]; px: number; py: number }[] = [];
   for (const p of points) {
     const g = groups.find((q) => Math.hypot(q.px - p.px, q.py - p.py) < merge);
-    if (g) g.text.push(p.text);
-    else groups.push({ text: [p.text], px: p.px, py: p.py });
+    if (g) (g.text.push(p.text), p.group !== undefined && g.groups.push(p.group));
+    else groups.push({ text: [p.text], groups: p.group === undefined ? [] : [p.group], px: p.px, py: p.py });
   }
   const placed: PlacedLabel[] = [];
   const overlaps = (x: number, y: number, w: number) =>
@@ -537,7 +574,7 @@ export function placeLabels(
       const cand = g.py - 6 + (k % 2 === 1 ? -1 : 1) * Math.ceil(k / 2) * line; // up first, then down
       if (free(cand)) y = cand;
     }
-    placed.push({ text, px: g.px, py: g.py, lx: x, ly: y });
+    placed.push({ text, groups: g.groups, px: g.px, py: g.py, lx: x, ly: y });
   }
   return placed;
 }
@@ -578,7 +615,7 @@ export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureO
   const order = rows.map((r, i) => ({ r, i })).sort((a, b) =>
     (a.r.group === "baseline" ? 0 : 1) - (b.r.group === "baseline" ? 0 : 1) || a.i - b.i
   );
-  const labels = placeLabels(order.map(({ r }) => ({ text: r.label, ...toPx(r.x, r.y) })), {
+  const labels = placeLabels(order.map(({ r }) => ({ text: r.label, group: r.group, ...toPx(r.x, r.y) })), {
     top: mt,
     bottom: height - mb - 2,
   });
@@ -586,8 +623,12 @@ export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureO
     x: (lx - ml) / (width - ml - mr),
     y: (1 - (ly - mt) / (height - mt - mb)) * yMax,
   });
+  // a label takes its points' colour (black when it merges points of different groups)
+  const labelColor = (l: PlacedLabel) =>
+    new Set(l.groups).size === 1 ? colors[groups.indexOf(l.groups[0]!)]! : "black";
   const labelRows = labels.map((l) => ({
     text: l.text,
+    color: labelColor(l),
     ...fromPx(l.lx, l.ly),
     moved: Math.abs(l.ly - (l.py - 6)) > 1,
     ...{ ax: fromPx(l.px, l.py) },
@@ -614,17 +655,20 @@ export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureO
         Plot.ruleX(rows, { x: "x", y1: "y1", y2: "y2", stroke: "group", strokeOpacity: 0.7 }),
         Plot.link(leaders, { x1: "x1", y1: "y1", x2: "x2", y2: "y2", stroke: "#999", strokeWidth: 0.75 }),
         Plot.dot(rows, { x: "x", y: "y", fill: "group", r: 4.5, stroke: "white" }),
-        Plot.text(labelRows, {
-          x: "x",
-          y: "y",
-          text: "text",
-          textAnchor: "start",
-          lineAnchor: "bottom",
-          stroke: "white",
-          strokeWidth: 3,
-          paintOrder: "stroke",
-          fill: "black",
-        }),
+        // one mark per colour: a colour string in a channel would go through the colour scale
+        ...[...new Set(labelRows.map((l) => l.color))].map((color) =>
+          Plot.text(labelRows.filter((l) => l.color === color), {
+            x: "x",
+            y: "y",
+            text: "text",
+            textAnchor: "start",
+            lineAnchor: "bottom",
+            stroke: "white",
+            strokeWidth: 3,
+            paintOrder: "stroke",
+            fill: color,
+          })
+        ),
       ],
     },
     { legend: groups.map((g, i) => ({ label: g, color: colors[i]! })) },

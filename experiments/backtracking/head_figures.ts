@@ -35,7 +35,7 @@ export interface DlaCell {
 export interface DlaHeatmapOptions extends FigureOptions {
   /** Legend of the colour (default "DLA specificity (logits)"). */
   readonly valueLabel?: string;
-  /** What an outline means (default "ablated"). */
+  /** What an outline means (default "top head: ablated one at a time, attention captured"). */
   readonly highlightLabel?: string;
 }
 
@@ -52,21 +52,29 @@ export function headDlaHeatmap(data: readonly DlaCell[], options: DlaHeatmapOpti
   const layers = [...new Set(data.map((d) => d.layer))].sort((a, b) => a - b);
   const rows = data.map((d) => ({ ...d, column: d.head < 0 ? "MLP" : `H${d.head}` }));
   const maxAbs = Math.max(1e-9, ...rows.map((r) => (Number.isFinite(r.value) ? Math.abs(r.value) : 0)));
-  const hl = options.highlightLabel ?? "ablated";
+  const hl = options.highlightLabel ?? "top head: ablated one at a time, attention captured";
   const label = options.valueLabel ?? "DLA specificity in logits";
+  const hasHighlight = rows.some((r) => r.highlight);
+  const color = (v: number) =>
+    Plot.scale({ color: { type: "diverging", scheme: "RdBu", reverse: true, domain: [-maxAbs, maxAbs] } })
+      .apply(v) as string;
+  // two decimals, and no "-0.00" for a value that rounds to zero
+  const cellText = (v: number) => (Number.isFinite(v) ? (Math.abs(v) < 0.005 ? "0.00" : v.toFixed(2)) : "");
+  const height = Math.min(900, 50 + 26 * layers.length);
   return render(
     "head_dla_heatmap",
     {
       title: "Direct logit attribution to the trigger by head and layer",
-      subtitle: `${label} (event − controls); red = writes the trigger (±${maxAbs.toFixed(2)})` +
-        (rows.some((r) => r.highlight) ? `; outlined: ${hl}` : ""),
-      height: Math.min(900, 80 + 26 * layers.length),
+      subtitle:
+        `${label}: attribution at onsets − at matched controls; columns: attention heads, then the MLP`,
+      height,
     },
     { width: Math.max(640, Math.min(1400, 140 + 46 * columns.length)), ...options },
     {
       marginLeft: 60,
       marginTop: 30,
-      x: { label: "Head →", domain: columns, axis: "top" },
+      marginBottom: 10,
+      x: { label: null, domain: columns, axis: "top" },
       y: { label: "↓ Layer", domain: layers },
       color: {
         type: "diverging",
@@ -89,11 +97,18 @@ export function headDlaHeatmap(data: readonly DlaCell[], options: DlaHeatmapOpti
           ? [Plot.text(rows, {
             x: "column",
             y: "layer",
-            text: (d: DlaCell) => (Number.isFinite(d.value) ? d.value.toFixed(2) : ""),
+            text: (d: DlaCell) => cellText(d.value),
             fontSize: 10,
             fill: (d: DlaCell) => (Math.abs(d.value) > 0.6 * maxAbs ? "white" : "black"),
           })]
           : []),
+      ],
+    },
+    {
+      legend: [
+        { label: `+${maxAbs.toFixed(2)}: writes the trigger`, color: color(maxAbs), swatch: "square" },
+        { label: `−${maxAbs.toFixed(2)}: writes against it`, color: color(-maxAbs), swatch: "square" },
+        ...(hasHighlight ? [{ label: hl, color: "black", swatch: "outline" as const }] : []),
       ],
     },
   );
@@ -122,12 +137,13 @@ export function headAttentionByClass(
   const heads = [...new Set(data.map((d) => d.head))];
   const classes = [...new Set(data.map((d) => d.token_class))];
   const rows = data.map((d) => ({ ...d, series: d.series === "event" ? "pre-onset" : "control" }));
+  // "previous_sentence" → "previous\nsentence": two short lines, so neighbouring labels do not collide
+  const classLabel = (c: string) => c.replaceAll("_", "\n");
   return render(
     "head_attention_by_class",
     {
       title: "Where the top heads look at the pre-onset position",
-      subtitle:
-        "attention mass per token class; orange: pre-onset positions, blue: matched controls; error bars: 95% CI",
+      subtitle: "attention mass per class of key token; rows: the top heads by DLA; error bars: 95% CI",
       height: 120 + 150 * heads.length,
     },
     options,
@@ -135,7 +151,7 @@ export function headAttentionByClass(
       marginLeft: 60,
       marginRight: 70,
       marginBottom: 60,
-      fx: { domain: classes, label: null, tickRotate: -20 },
+      fx: { domain: classes, label: "Key token class →", tickFormat: classLabel, labelOffset: 46 },
       x: { domain: ["pre-onset", "control"], axis: null },
       y: { label: "↑ Attention mass", domain: [0, 1], grid: true },
       fy: { domain: heads, label: null },
@@ -152,6 +168,12 @@ export function headAttentionByClass(
           stroke: "black",
         }),
         Plot.ruleY([0]),
+      ],
+    },
+    {
+      legend: [
+        { label: "pre-onset positions", color: COLORS.bt, swatch: "square" },
+        { label: "matched controls", color: COLORS.control, swatch: "square" },
       ],
     },
   );

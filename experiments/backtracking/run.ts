@@ -422,7 +422,9 @@ async function baseMeta(
 
 /**
  * Copy a run's figures to a project-level folder (default `figures/`), replacing older copies of the same
- * names, so that the folder shows the latest run.
+ * names, so that the folder shows the latest run. When the folder holds an earlier copy (its `.run_id`
+ * marker), figures of that copy that the run does not have (e.g. a Phase-2 figure of a run with Phase 2 on)
+ * are removed, so the folder never mixes two runs; other files are left alone.
  *
  * @param run The run.
  * @param target Destination folder; default `figures` in the working directory.
@@ -432,11 +434,18 @@ export async function copyFiguresToProject(run: Run, target = "figures"): Promis
   const src = join(run.dir, "figures");
   if (!(await pathExists(src))) return [];
   await Deno.mkdir(target, { recursive: true });
+  const isFigure = (name: string) => /\.(svg|png)$/.test(name);
+  const names = new Set<string>();
+  for await (const e of Deno.readDir(src)) if (e.isFile && isFigure(e.name)) names.add(e.name);
+  if (await pathExists(join(target, ".run_id"))) {
+    for await (const e of Deno.readDir(target)) {
+      if (e.isFile && isFigure(e.name) && !names.has(e.name)) await Deno.remove(join(target, e.name));
+    }
+  }
   const out: string[] = [];
-  for await (const e of Deno.readDir(src)) {
-    if (!e.isFile || !/\.(svg|png)$/.test(e.name)) continue;
-    const dest = join(target, e.name);
-    await writeFileAtomic(dest, await Deno.readFile(join(src, e.name)));
+  for (const name of [...names].sort()) {
+    const dest = join(target, name);
+    await writeFileAtomic(dest, await Deno.readFile(join(src, name)));
     out.push(dest);
   }
   await writeFileAtomic(join(target, ".run_id"), run.id + "\n");

@@ -71,7 +71,7 @@ function escapeXml(s: string): string {
 export interface FigureOptions {
   /** Title drawn above the chart (default: the figure's own). `null` = none. */
   readonly title?: string | null;
-  /** Smaller line under the title, e.g. the CI method. `null` = none. */
+  /** Smaller line(s) under the title, e.g. the CI method (`\n` starts a new line). `null` = none. */
   readonly subtitle?: string | null;
   /** Chart width in px (default 720). */
   readonly width?: number;
@@ -90,6 +90,11 @@ export interface LegendItem {
   readonly label: string;
   /** CSS colour of the swatch. */
   readonly color: string;
+  /**
+   * Swatch shape: `"dot"` (default, a filled circle: a point or line colour), `"square"` (a filled square: a
+   * cell or bar colour) or `"outline"` (an unfilled square stroked in `color`: an outline mark).
+   */
+  readonly swatch?: "dot" | "square" | "outline";
 }
 
 const LEGEND_ROW_HEIGHT = 20;
@@ -106,8 +111,16 @@ function legendSvg(
     const w = 22 + 7 * it.label.length + 16; // swatch, text at ~7 px per character at 12 px, gap
     if (x + w > width - 12 && x > 12) (row++, x = 12);
     const y = top + row * LEGEND_ROW_HEIGHT + 12;
+    const color = escapeXml(it.color);
+    const swatch = it.swatch === "square"
+      ? `<rect x="${x + 1}" y="${y - 9}" width="10" height="10" fill="${color}"/>`
+      : it.swatch === "outline"
+      ? `<rect x="${x + 1}" y="${
+        y - 9
+      }" width="10" height="10" fill="none" stroke="${color}" stroke-width="2"/>`
+      : `<circle cx="${x + 6}" cy="${y - 4}" r="5" fill="${color}"/>`;
     parts.push(
-      `<circle cx="${x + 6}" cy="${y - 4}" r="5" fill="${escapeXml(it.color)}"/>` +
+      swatch +
         `<text x="${x + 16}" y="${y}" font-size="12" text-anchor="start">${escapeXml(it.label)}</text>`,
     );
     x += w;
@@ -148,7 +161,9 @@ export function render(
       `figure "${name}": Plot returned <${el.tagName}>, expected <svg> (no title/caption/legend)`,
     );
   }
-  const headTop = (title ? TITLE_HEIGHT : 0) + (subtitle ? SUBTITLE_HEIGHT : 0) + (title || subtitle ? 6 : 0);
+  const subtitleLines = subtitle ? subtitle.split("\n") : [];
+  const headTop = (title ? TITLE_HEIGHT : 0) + SUBTITLE_HEIGHT * subtitleLines.length +
+    (title || subtitle ? 6 : 0);
   const legend = legendSvg(extras.legend ?? [], headTop, width);
   const top = headTop + legend.height;
   el.setAttribute("y", String(top));
@@ -162,12 +177,12 @@ export function render(
       `<text x="12" y="22" font-size="16" font-weight="bold" text-anchor="start">${escapeXml(title)}</text>`,
     );
   }
-  if (subtitle) {
-    const y = (title ? TITLE_HEIGHT : 0) + 14;
+  subtitleLines.forEach((line, i) => {
+    const y = (title ? TITLE_HEIGHT : 0) + 14 + i * SUBTITLE_HEIGHT;
     head.push(
-      `<text x="12" y="${y}" font-size="12" fill="#555" text-anchor="start">${escapeXml(subtitle)}</text>`,
+      `<text x="12" y="${y}" font-size="12" fill="#555" text-anchor="start">${escapeXml(line)}</text>`,
     );
-  }
+  });
   head.push(legend.svg);
   const svg = `<svg xmlns="${SVG_NS}" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
     `font-family="${FONT_STACK}" font-size="12">` +
@@ -196,6 +211,128 @@ export function checkCI(rows: readonly ValueCI[], where: string): void {
  */
 export function nonEmpty<T>(rows: readonly T[], where: string): void {
   if (rows.length === 0) throw new RangeError(`${where}: no data to plot`);
+}
+
+/**
+ * Vertical label positions without overlaps (1-D label dodging): each label wants to sit at its target
+ * (pixels along one axis); labels closer than `gapPx` are gathered into clusters spaced `gapPx` apart and
+ * centred on the mean of their targets (clusters merge until none overlaps), then the positions are kept
+ * inside `range` (still `gapPx` apart, when the range is tall enough).
+ *
+ * @param targets Wanted positions in pixels (one per label; any order).
+ * @param gapPx Minimum distance between two labels (about one line of text; default 14).
+ * @param range `[min, max]` pixels the positions must stay within (default: unbounded).
+ * @returns The positions, in the order of `targets`.
+ * @throws {RangeError} if a target is not finite or `gapPx` is not positive.
+ * @example
+ * ```ts
+ * dodgeLabels([100, 102, 300]); // [94, 108, 300]
+ * ```
+ */
+export function dodgeLabels(
+  targets: readonly number[],
+  gapPx = 14,
+  range?: readonly [number, number],
+): number[] {
+  if (!(gapPx > 0)) throw new RangeError(`dodgeLabels: gapPx must be positive, got ${gapPx}`);
+  targets.forEach((t, i) => {
+    if (!Number.isFinite(t)) throw new RangeError(`dodgeLabels: target ${i} is not finite (${t})`);
+  });
+  const order = targets.map((_, i) => i).sort((a, b) => targets[a]! - targets[b]! || a - b);
+  const clusters: { members: number[]; start: number }[] = [];
+  for (const i of order) {
+    clusters.push({ members: [i], start: targets[i]! });
+    while (clusters.length >= 2) {
+      const top = clusters[clusters.length - 1]!, below = clusters[clusters.length - 2]!;
+      if (top.start >= below.start + below.members.length * gapPx - 1e-9) break;
+      const members = [...below.members, ...top.members];
+      const mean = members.reduce((a, m) => a + targets[m]!, 0) / members.length;
+      clusters.splice(-2, 2, { members, start: mean - ((members.length - 1) * gapPx) / 2 });
+    }
+  }
+  const pos = new Array<number>(targets.length);
+  const sorted: number[] = [];
+  for (const c of clusters) {
+    c.members.forEach((m, k) => {
+      pos[m] = c.start + k * gapPx;
+      sorted.push(m);
+    });
+  }
+  if (range) {
+    const [lo, hi] = range;
+    for (let k = 0; k < sorted.length; k++) {
+      const prev = k > 0 ? pos[sorted[k - 1]!]! + gapPx : -Infinity;
+      pos[sorted[k]!] = Math.max(pos[sorted[k]!]!, lo, prev);
+    }
+    for (let k = sorted.length - 1; k >= 0; k--) {
+      const next = k < sorted.length - 1 ? pos[sorted[k + 1]!]! - gapPx : Infinity;
+      pos[sorted[k]!] = Math.min(pos[sorted[k]!]!, hi, next);
+    }
+  }
+  return pos;
+}
+
+/** A label at the end of a line (see {@linkcode endLabelMarks}). */
+export interface EndLabel {
+  /** Anchor in data units (the line's last point). */
+  readonly x: number;
+  readonly y: number;
+  readonly text: string;
+  /** CSS colour of the text (the line's colour). */
+  readonly color: string;
+}
+
+/**
+ * Text marks that label lines at their last point, moved apart vertically so that no two overlap (lines
+ * that end at the same value get stacked labels instead of one over the other; see
+ * {@linkcode dodgeLabels}).
+ *
+ * @param labels One per line.
+ * @param y The y scale as drawn: its `domain` (data units, as passed to Plot, not niced by Plot afterwards),
+ *   the chart's `height` and its `marginTop` / `marginBottom` in pixels.
+ * @param options `dx`: pixels right of the point (default 8); `gapPx`: line spacing (default 14).
+ * @throws {RangeError} if the y domain is empty or not finite.
+ */
+export function endLabelMarks(
+  labels: readonly EndLabel[],
+  y: {
+    readonly domain: readonly [number, number];
+    readonly height: number;
+    readonly marginTop: number;
+    readonly marginBottom: number;
+    readonly reverse?: boolean;
+  },
+  options: { readonly dx?: number; readonly gapPx?: number } = {},
+): Plot.Markish[] {
+  const [lo, hi] = y.domain;
+  if (!(Number.isFinite(lo) && Number.isFinite(hi) && hi > lo)) {
+    throw new RangeError(`endLabelMarks: y domain must be finite and increasing, got [${lo}, ${hi}]`);
+  }
+  const inner = y.height - y.marginTop - y.marginBottom;
+  // pixels from the top of the SVG, as drawn
+  const px = (v: number) => y.marginTop + (y.reverse ? (v - lo) / (hi - lo) : (hi - v) / (hi - lo)) * inner;
+  const targets = labels.map((l) => px(l.y));
+  const placed = dodgeLabels(targets, options.gapPx ?? 14, [y.marginTop + 6, y.height - y.marginBottom]);
+  return labels.map((l, i) =>
+    Plot.text([l], {
+      x: "x",
+      y: "y",
+      text: "text",
+      fill: l.color,
+      dx: options.dx ?? 8,
+      dy: placed[i]! - targets[i]!,
+      textAnchor: "start",
+    })
+  );
+}
+
+/**
+ * The y domain Plot draws for `extent` with `nice: true` (so label positions can be computed before
+ * plotting): pass the result as the scale's `domain` without `nice`.
+ */
+export function niceDomain(extent: readonly [number, number]): [number, number] {
+  const d = Plot.scale({ y: { type: "linear", domain: [...extent], nice: true } }).domain as number[];
+  return [d[0]!, d[1]!];
 }
 
 // ---------------------------------------------------------------------------------------------------

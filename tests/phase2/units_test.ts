@@ -154,7 +154,9 @@ Deno.test("phase-2 figures: end-of-line labels fit inside the figure", async () 
   for (const fig of figures) {
     // Plot places each label at translate(x, …) inside a group shifted by dx; ~7.5 px per character
     // at 12 px DejaVu Sans is a safe upper bound of the label's width.
-    const labels = /<g transform="translate\((\d+(?:\.\d+)?),0\)" text-anchor="start"[^>]*>(.*?)<\/g>/g;
+    const labels =
+      /<g transform="translate\((\d+(?:\.\d+)?),-?[\d.]+\)" text-anchor="start"[^>]*>(.*?)<\/g>/g;
+    assert.ok([...fig.svg.matchAll(labels)].length > 0, `${fig.name}: no end-of-line label found`);
     for (const [, dx, body] of fig.svg.matchAll(labels)) {
       for (const [, x, text] of body!.matchAll(/transform="translate\(([\d.]+),[^)]*\)"[^>]*>([^<]+)</g)) {
         const right = Number(dx) + Number(x) + 7.5 * text!.length;
@@ -195,4 +197,33 @@ Deno.test("phase-2 figures: titles fit the width, patching CI bars are not clipp
     const xTicks = [...fig.svg.matchAll(/aria-label="x-axis tick label"[\s\S]*?<\/g>/g)][0]![0];
     assert.deepEqual([...xTicks.matchAll(/>([^<]+)</g)].map((m) => m[1]), ["0", "1", "2", "3"]);
   }
+});
+
+Deno.test("phase-2 figures (figure review): planted-direction axis, identical curves share a label", async () => {
+  const { continuationOnsetProb, steeringDoseResponse } = await import(
+    "../../experiments/backtracking/phase2/figures.ts"
+  );
+  const v = (x: number) => ({ value: x, lower: x, upper: x });
+  const planted = steeringDoseResponse(
+    [-1, 0, 1].map((coef) => ({ coef, bt_rate: v(0.5), accuracy: v(0.1) })),
+    5,
+    { title: "the organism's planted wait direction", unit: "planted wait direction" },
+  );
+  assert.match(planted.svg, /Steering along the organism&#39;s planted wait direction/);
+  assert.match(planted.svg, /Steering coefficient \(× planted wait direction\)/);
+  assert.doesNotMatch(planted.svg, /mean difference/, "the planted figure's axis said × mean difference");
+  const meanDiff = steeringDoseResponse(
+    [0, 1].map((coef) => ({ coef, bt_rate: v(0.5), accuracy: v(0.1) })),
+    5,
+  );
+  assert.match(meanDiff.svg, /× mean difference/);
+  // the organism run: selected_attn and selected_all are the same components, so their curves coincide
+  const curve = (subset: string, at0: number) =>
+    [0, 0.5].map((scale) => ({ subset, scale, ...v(at0 + scale / 10) }));
+  const fig = continuationOnsetProb(
+    [...curve("selected_attn", 0.01), ...curve("selected_all", 0.01), ...curve("mlp", 0.1)],
+    0.2,
+  );
+  assert.match(fig.svg, />selected_attn = selected_all</);
+  assert.match(fig.svg, />mlp</);
 });

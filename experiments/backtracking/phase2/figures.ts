@@ -9,6 +9,7 @@
 
 import * as Plot from "@observablehq/plot";
 import { COLORS, type Figure, render, type TradeoffPoint, type ValueCI } from "../figures.ts";
+import { endLabelMarks, niceDomain } from "../../../lib/figures/plot.ts";
 import type { SettingResult } from "./summaries.ts";
 
 /** One steering strength of {@linkcode steeringDoseResponse}. */
@@ -19,23 +20,33 @@ export interface DosePoint {
 }
 
 /**
- * BT rate and accuracy (with CI bars) against the steering coefficient (0 = baseline); `direction` names
- * a direction other than the mean-difference one in the title (e.g. "the planted_wait direction").
+ * BT rate and accuracy (with CI bars) against the steering coefficient (0 = baseline).
+ *
+ * @param direction A direction other than the mean-difference one: `title` names it in the title (e.g. "the
+ *   organism's planted wait direction"), `unit` on the x axis (e.g. "planted direction").
  */
 export function steeringDoseResponse(
   points: readonly DosePoint[],
   layer: number,
-  direction?: string,
+  direction?: { readonly title: string; readonly unit: string },
 ): Figure {
   if (points.length === 0) throw new RangeError("steeringDoseResponse: no data to plot");
   const rows = [...points].sort((a, b) => a.coef - b.coef).flatMap((p) => [
     { coef: p.coef, metric: "BT rate", ...p.bt_rate },
     { coef: p.coef, metric: "accuracy", ...p.accuracy },
   ]);
+  const height = 400, marginTop = 20, marginBottom = 44;
+  const maxCoef = Math.max(...rows.map((x) => x.coef));
+  const ends = rows.filter((r) => r.coef === maxCoef).map((r) => ({
+    x: r.coef,
+    y: r.value,
+    text: r.metric,
+    color: r.metric === "BT rate" ? COLORS.bt : COLORS.without,
+  }));
   return render(
     "steering_dose_response",
     {
-      title: `Steering along ${direction ?? "the backtracking direction"}: dose-response`,
+      title: `Steering along ${direction?.title ?? "the backtracking direction"}: dose-response`,
       subtitle:
         `added at blocks.${layer}.hook_resid_pre on every generated position; bars: 95% CI (problem-clustered)`,
       height: 400,
@@ -44,7 +55,9 @@ export function steeringDoseResponse(
     {
       marginLeft: 56,
       marginRight: 80, // room for the end-of-line labels
-      x: { label: "Steering coefficient (× mean difference) →", grid: true },
+      marginTop,
+      marginBottom,
+      x: { label: `Steering coefficient (× ${direction?.unit ?? "mean difference"}) →`, grid: true },
       y: { label: "↑ Rate (%)", percent: true, domain: [0, 100], grid: true },
       color: { domain: ["BT rate", "accuracy"], range: [COLORS.bt, COLORS.without], legend: false },
       marks: [
@@ -52,14 +65,7 @@ export function steeringDoseResponse(
         Plot.line(rows, { x: "coef", y: "value", stroke: "metric", strokeWidth: 2 }),
         Plot.ruleX(rows, { x: "coef", y1: "lower", y2: "upper", stroke: "metric", strokeOpacity: 0.7 }),
         Plot.dot(rows, { x: "coef", y: "value", fill: "metric", r: 4, stroke: "white" }),
-        Plot.text(rows.filter((r) => r.coef === Math.max(...rows.map((x) => x.coef))), {
-          x: "coef",
-          y: "value",
-          text: "metric",
-          dx: 8,
-          textAnchor: "start",
-          fill: "metric",
-        }),
+        ...endLabelMarks(ends, { domain: [0, 1], height, marginTop, marginBottom }),
       ],
     },
   );
@@ -76,6 +82,18 @@ export function patchingByLayer(points: readonly PatchPoint[], direction: string
   if (points.length === 0) throw new RangeError("patchingByLayer: no data to plot");
   // short enough for the 720 px width (the long form ran off the right edge)
   const recipient = direction === "bt_from_control" ? "BT ← control output" : "control ← BT output";
+  const height = 380, marginTop = 20, marginBottom = 44;
+  // include the CI bars, so none is clipped
+  const domain = niceDomain([
+    Math.min(0, ...points.map((p) => Math.min(p.value, p.lower ?? p.value))),
+    Math.max(0, ...points.map((p) => Math.max(p.value, p.upper ?? p.value))),
+  ]);
+  const ends = (["attn", "mlp"] as const).flatMap((c) => {
+    const ps = points.filter((p) => p.component === c);
+    if (ps.length === 0) return [];
+    const p = ps.reduce((a, b) => (b.layer > a.layer ? b : a));
+    return [{ x: p.layer, y: p.value, text: c, color: c === "attn" ? COLORS.control : COLORS.bt }];
+  });
   return render(
     `patching_${direction}${trigger === "all" ? "" : `_${trigger.replace(/\W+/g, "_")}`}`,
     {
@@ -88,30 +106,17 @@ export function patchingByLayer(points: readonly PatchPoint[], direction: string
     {
       marginLeft: 60,
       marginRight: 60, // room for the end-of-line labels
+      marginTop,
+      marginBottom,
       x: { label: "Layer →", grid: true, ticks: [...new Set(points.map((p) => p.layer))], tickFormat: "d" },
-      y: {
-        label: "↑ Δ log-prob",
-        grid: true,
-        // include the CI bars, so none is clipped
-        domain: [
-          Math.min(0, ...points.map((p) => Math.min(p.value, p.lower ?? p.value))),
-          Math.max(0, ...points.map((p) => Math.max(p.value, p.upper ?? p.value))),
-        ],
-        nice: true,
-      },
+      y: { label: "↑ Δ log-prob (nats)", grid: true, domain },
       color: { domain: ["attn", "mlp"], range: [COLORS.control, COLORS.bt], legend: false },
       marks: [
         Plot.ruleY([0]),
         Plot.line(points, { x: "layer", y: "value", stroke: "component", strokeWidth: 2 }),
         Plot.ruleX(points, { x: "layer", y1: "lower", y2: "upper", stroke: "component", strokeOpacity: 0.7 }),
         Plot.dot(points, { x: "layer", y: "value", fill: "component", r: 4, stroke: "white" }),
-        Plot.text(
-          ["attn", "mlp"].map((c) => {
-            const ps = points.filter((p) => p.component === c);
-            return ps.length ? ps.reduce((a, b) => (b.layer > a.layer ? b : a)) : undefined;
-          }).filter((p) => p !== undefined),
-          { x: "layer", y: "value", text: "component", dx: 8, textAnchor: "start", fill: "component" },
-        ),
+        ...endLabelMarks(ends, { domain, height, marginTop, marginBottom }),
       ],
     },
   );
@@ -128,6 +133,19 @@ export function continuationOnsetProb(points: readonly ContinuationPoint[], clea
   if (points.length === 0) throw new RangeError("continuationOnsetProb: no data to plot");
   const subsets = [...new Set(points.map((p) => p.subset))];
   const palette = [COLORS.bt, COLORS.control, COLORS.other, COLORS.random, COLORS.without, COLORS.highlight];
+  const colorOf = (s: string) => palette[subsets.indexOf(s) % palette.length]!;
+  const height = 380, marginTop = 20, marginBottom = 44;
+  const domain: [number, number] = [0, Math.max(clean, ...points.map((p) => p.upper)) * 1.1 || 1];
+  // Subsets with identical curves (e.g. a selection whose MLP part is empty) share one label: their lines
+  // coincide, so two labels would point at one visible line.
+  const curve = (s: string) =>
+    JSON.stringify(points.filter((q) => q.subset === s).map((q) => [q.scale, q.value]).sort());
+  const sameAs = new Map<string, string[]>();
+  for (const s of subsets) sameAs.set(curve(s), [...(sameAs.get(curve(s)) ?? []), s]);
+  const ends = [...sameAs.values()].map((group) => {
+    const p = points.filter((q) => q.subset === group[0]).reduce((a, b) => (b.scale > a.scale ? b : a));
+    return { x: p.scale, y: p.value, text: group.join(" = "), color: colorOf(group[group.length - 1]!) };
+  });
   return render(
     "continuation_onset_prob",
     {
@@ -139,25 +157,18 @@ export function continuationOnsetProb(points: readonly ContinuationPoint[], clea
     {},
     {
       marginLeft: 60,
-      marginRight: 130,
+      marginRight: Math.min(280, 30 + 7 * Math.max(...ends.map((e) => e.text.length))),
+      marginTop,
+      marginBottom,
       x: { label: "Scale of the subset's outputs →", grid: true },
-      y: {
-        label: "↑ P(onset token)",
-        grid: true,
-        domain: [0, Math.max(clean, ...points.map((p) => p.upper)) * 1.1],
-      },
-      color: { domain: subsets, range: subsets.map((_, i) => palette[i % palette.length]!), legend: false },
+      y: { label: "↑ P(onset token)", grid: true, domain },
+      color: { domain: subsets, range: subsets.map(colorOf), legend: false },
       marks: [
         Plot.ruleY([clean], { stroke: COLORS.baseline, strokeDasharray: "5,4" }),
         Plot.line(points, { x: "scale", y: "value", stroke: "subset", strokeWidth: 2 }),
         Plot.ruleX(points, { x: "scale", y1: "lower", y2: "upper", stroke: "subset", strokeOpacity: 0.7 }),
         Plot.dot(points, { x: "scale", y: "value", fill: "subset", r: 3.5 }),
-        Plot.text(
-          subsets.map((s) =>
-            points.filter((p) => p.subset === s).reduce((a, b) => (b.scale > a.scale ? b : a))
-          ),
-          { x: "scale", y: "value", text: "subset", dx: 8, textAnchor: "start", fill: "subset" },
-        ),
+        ...endLabelMarks(ends, { domain, height, marginTop, marginBottom }),
       ],
     },
   );

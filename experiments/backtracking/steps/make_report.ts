@@ -11,6 +11,7 @@
 import { join } from "node:path";
 import type { EventRow } from "../event_row.ts";
 import { summarizeCondition } from "../metrics.ts";
+import { degenerationFlags, figuresOf } from "../degeneration.ts";
 import {
   type AblationBar,
   ablationImportanceByLayer,
@@ -105,10 +106,20 @@ export async function buildFiguresAndTables(
   const av = defaultAnalysisVariant(cfg);
   const conds = [...new Set(rows.filter((r) => r.variant === av).map((r) => r.condition))];
   if (conds.length > 1) {
-    figs.push(btRateByCondition(conds.map((c) => {
-      const s = summarizeCondition(rows.filter((r) => r.variant === av && r.condition === c), opts);
-      return { condition: c, kind: conditionKind(c), n: s.n, ...valueCI(s.bt_rate) };
-    })));
+    const summaries = conds.map((c) => ({
+      c,
+      s: summarizeCondition(rows.filter((r) => r.variant === av && r.condition === c), opts),
+    }));
+    const base = summaries.find(({ c }) => c === "baseline")?.s;
+    figs.push(btRateByCondition(summaries.map(({ c, s }) => ({
+      condition: c,
+      kind: conditionKind(c),
+      n: s.n,
+      // the same verdict as the report's condition table (docs/protocol.md §15)
+      degenerate: base !== undefined && s !== base &&
+        degenerationFlags(figuresOf(s), figuresOf(base)).degenerate,
+      ...valueCI(s.bt_rate),
+    }))));
   }
   const items = await ifPresent(() => readLensItems(ctx.run));
   if (items && items.length > 0) {
@@ -183,8 +194,8 @@ export async function buildFiguresAndTables(
     }
     figs.push(ablationImportanceByLayer(bars, {
       valueLabel: spec
-        ? "Specificity (Δ log-prob trigger − control)"
-        : "Mean Δ log-prob of trigger when ablated",
+        ? "Specificity (Δ log-prob trigger − control, nats)"
+        : "Mean Δ log-prob of trigger when ablated (nats)",
     }));
   }
   const heads = await ifPresent(() => readHeadScan(ctx.run));

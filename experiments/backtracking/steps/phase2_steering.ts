@@ -345,7 +345,12 @@ export async function phase2Steering(
         accuracy: ci(r.summary.accuracy),
       })),
       hookLayer,
-      label === primary ? undefined : `the ${label} direction`,
+      label === "planted_wait"
+        ? {
+          title: "the organism's planted wait direction",
+          unit: "planted wait direction, at the mean difference's projection on it",
+        }
+        : undefined,
     );
     await saveFigure(fig, figDir, label === primary ? fig.name : `${fig.name}_${label}`);
   }
@@ -379,7 +384,10 @@ export async function phase2Steering(
     ...(sweeps?.scale_sweep.rows ?? []).filter((r) => r.setting !== "baseline" && Number(r.scale) !== 0),
   ];
   for (const r of ablationRows) {
-    points.push(fromRow(r, r.kind === "scale" ? `s=${r.scale}` : String(r.subset_name), "ablation"));
+    // a scale point names its subset: the legend's "ablation" group holds subsets and scales alike
+    points.push(
+      fromRow(r, r.kind === "scale" ? `${r.subset_name} ×${r.scale}` : String(r.subset_name), "ablation"),
+    );
   }
   await saveFigure(
     {
