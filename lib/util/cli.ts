@@ -69,6 +69,8 @@ export interface CliSpec<
     /** The fewest accepted (default 0). */
     readonly min?: number;
   };
+  /** Without `positionals`: what to say about a stray argument (e.g. which command takes it). */
+  readonly noPositionals?: string;
   /** Further paragraphs (behaviour, exit statuses), printed after the options. */
   readonly details?: readonly string[];
   /** Environment variables the command reads that no single option stands for: name → meaning. */
@@ -185,8 +187,8 @@ export function closestName(name: string, candidates: readonly string[]): string
  * @param args The arguments after the command name.
  * @returns The option values (only those given) and the positionals.
  * @throws {UsageError} naming the option at fault: an unknown option (with the closest valid one when
- *   it is a near miss), a string option without its value, a value given to a switch, positionals where
- *   none are accepted or fewer than required, or a required option missing; each with a pointer to `--help`.
+ *   it is a near miss), a string option without its value, a value given to a switch, an argument where
+ *   none is accepted or fewer than required, or a required option missing; each with a pointer to `--help`.
  */
 export function parseCli<O extends Readonly<Record<string, CliOption>>>(
   spec: CliSpec<O>,
@@ -221,12 +223,20 @@ export function parseCli<O extends Readonly<Record<string, CliOption>>>(
       args: [...args],
       options,
       strict: true,
-      allowPositionals: spec.positionals !== undefined,
+      allowPositionals: true,
     });
   } catch (e) {
     const code = (e as { code?: string }).code ?? "";
     if (!code.startsWith("ERR_PARSE_ARGS")) throw e;
     throw usageError(spec, (e as Error).message.replace(/\.$/, ""));
+  }
+  if (spec.positionals === undefined && parsed.positionals.length > 0) {
+    const stray = parsed.positionals[0]!;
+    throw usageError(
+      spec,
+      `unexpected argument "${stray}"` +
+        (spec.noPositionals ? `; ${spec.noPositionals}` : " (this command takes none)"),
+    );
   }
   const values = parsed.values as Record<string, unknown>;
   for (const [name, o] of Object.entries(spec.options)) {
