@@ -258,7 +258,7 @@ export function parseCli<O extends Readonly<Record<string, CliOption>>>(
       `expected ${spec.positionals!.synopsis}, got ${parsed.positionals.length} argument(s)`,
     );
   }
-  return { help: false, values: values as CliValues<O>, positionals: parsed.positionals };
+  return { help: false, values: { ...values } as CliValues<O>, positionals: parsed.positionals };
 }
 
 /** The synopsis: the command, its required options, `[options]`, the positionals. */
