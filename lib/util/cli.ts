@@ -216,7 +216,7 @@ export function parseCli<O extends Readonly<Record<string, CliOption>>>(
   const tokens = loose.tokens ?? [];
   if (tokens.some((t) => t.kind === "option" && t.name === "help")) return { help: true };
   for (const t of tokens) {
-    if (t.kind !== "option" || t.name in options) continue;
+    if (t.kind !== "option" || Object.hasOwn(options, t.name)) continue;
     const long = Object.keys(options);
     const guess = t.name.length > 1 ? closestName(t.name, long) : undefined;
     const extra = spec.unknownHint?.(t.name);
