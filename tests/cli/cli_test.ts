@@ -98,7 +98,11 @@ Deno.test("parseCli: usage errors name the option, suggest the near miss and poi
   assert.match(runId, /Run `demo --help` for usage\./);
   assert.match(usageFailure(["--in", "a", "--verbose"]), /^unknown option --verbose\nRun `demo --help`/);
   assert.match(usageFailure(["--in", "a", "-x"]), /unknown option -x/);
-  assert.match(usageFailure(["--in", "a", "--toString"]), /unknown option --toString/, "not an inherited key");
+  assert.match(
+    usageFailure(["--in", "a", "--toString"]),
+    /unknown option --toString/,
+    "not an inherited key",
+  );
   assert.match(usageFailure(["--force"]), /--in is required/);
   assert.match(usageFailure(["--in"]), /--in/, "a string option without its value");
   assert.match(usageFailure(["--in", "a", "--force=yes"]), /--force/, "a value for a switch");
