@@ -303,7 +303,7 @@ export const STEP_COMMANDS: Readonly<Record<string, Spec>> = {
       "The whole Phase-1 experiment, init-run to make-report. Resumes an existing run, reusing its finished steps.",
     flags: ["force"],
     example: "deno task bt pipeline -c configs/organism.yaml",
-    runIdDefault: "a new run unless --run-id or run.run_id names an existing one (which is resumed)",
+    runIdDefault: "run.run_id in the config, else a new id (YYYYMMDD_HHMMSS); an existing run is resumed",
     run: async (f) => {
       const r = await runPipeline(f.config, { ...(f.runId ? { runId: f.runId } : {}), force: f.force });
       for (const t of r.timings) console.error(`  ${t.step.padEnd(32)} ${t.seconds.toFixed(1)} s`);
