@@ -19,7 +19,8 @@
  *   runner for any Deno notebook: it waits for every output of a cell (stock `jupyter nbconvert --execute`
  *   can drop a cell's last outputs with this kernel) and stops at the first failing cell.
  *
- * Options fall back to the notebooks' environment variables (`BT_CONFIG`, `BT_RUN_ID`, `BT_RUNS_ROOT`,
+ * Both take `--help` (the usage text, generated with the parser's option table: {@linkcode PIPELINE_CLI},
+ * {@linkcode NOTEBOOKS_CLI}). Options fall back to the notebooks' environment variables (`BT_CONFIG`, `BT_RUN_ID`, `BT_RUNS_ROOT`,
  * `BT_FIGURES_DIR`, `BT_FORCE`), which are passed on to every kernel. Executed notebooks go to
  * `<runs root>/<run id>/notebooks/`; a failing cell stops the series with exit status 1, its error on
  * stderr and the partial notebook written. Exit status 2: bad usage.
@@ -28,19 +29,133 @@
  */
 
 import { basename, dirname, join, relative, resolve } from "node:path";
-import { parseArgs } from "node:util";
 import { loadConfig } from "./config.ts";
 import { resolveModelSource } from "../../lib/engine/load.ts";
 import { PROJECT_ROOT } from "./notebook_params.ts";
 import { readNotebook } from "../../lib/notebook/nbformat.ts";
 import { describeFailure, executeNotebook } from "../../lib/notebook/runner.ts";
 import { copyFiguresToProject, newRunId, resolveRunId, validateRunId } from "./run.ts";
+import {
+  type CliOption,
+  type CliSpec,
+  closestName,
+  commandList,
+  defineCli,
+  parseOrHelp,
+  UsageError,
+} from "../../lib/util/cli.ts";
 
-const USAGE = [
-  "Usage: deno task pipeline  [--config FILE] [--run-id ID] [--runs-root DIR] [--figures-dir DIR|none]",
-  "                           [--cell-timeout SECONDS] [--force]",
-  "       deno task notebooks [same options] [NN|NAME|PATH.ipynb ...]",
-].join("\n");
+/** The options `pipeline` and `notebooks` share (the notebooks' environment variables stand for them). */
+const SERIES_OPTIONS = {
+  config: {
+    type: "string",
+    short: "c",
+    arg: "FILE",
+    help: "The experiment config (YAML).",
+    default: "configs/organism.yaml (the model organism)",
+    env: "BT_CONFIG",
+  },
+  "run-id": { type: "string", arg: "ID", help: "The run to execute the notebooks on.", env: "BT_RUN_ID" },
+  "runs-root": {
+    type: "string",
+    arg: "DIR",
+    help: "Where run folders are made.",
+    default: "runs/ in the project",
+    env: "BT_RUNS_ROOT",
+  },
+  "figures-dir": {
+    type: "string",
+    arg: "DIR|none",
+    help: "Where the latest figures are copied (none: nowhere).",
+    default: "figures/ in the project",
+    env: "BT_FIGURES_DIR",
+  },
+  "cell-timeout": {
+    type: "string",
+    arg: "SECONDS",
+    help: "Time limit of one notebook cell.",
+    default: "600",
+  },
+  force: {
+    type: "boolean",
+    help: "Recompute finished steps instead of reusing them.",
+    env: "BT_FORCE=1 (or true)",
+  },
+} as const satisfies Record<string, CliOption>;
+
+const SERIES_DETAILS = [
+  "Each notebook runs on a fresh Deno kernel with the options passed on as the notebooks' environment " +
+  "variables; executed notebooks go to <runs root>/<run id>/notebooks/. The runner waits for every output " +
+  "of a cell (stock `jupyter nbconvert --execute` can drop a cell's last outputs with this kernel) and " +
+  "stops at the first failing cell, writing the partial notebook. Exit status: 0 done, 1 a cell or step " +
+  "failed, 2 bad usage.",
+];
+
+/** `deno task pipeline`: its option table (used by the parser) and usage text. */
+export const PIPELINE_CLI = defineCli({
+  command: "deno task pipeline",
+  summary: "Run the whole experiment as its notebook series, headlessly. Builds the model organism (a real " +
+    "model is fetched by the first step that needs it), starts a new run (or continues --run-id), executes " +
+    "every notebooks/NN_*.ipynb in order, copies the latest figures and prints where the report, figures " +
+    "and executed notebooks are.",
+  options: {
+    ...SERIES_OPTIONS,
+    "run-id": {
+      ...SERIES_OPTIONS["run-id"],
+      default: "a new id (YYYYMMDD_HHMMSS) unless the config sets run.run_id",
+    },
+  },
+  noPositionals: "pipeline runs the whole series; use `deno task notebooks NN ...` for a part",
+  details: SERIES_DETAILS,
+  examples: [
+    "deno task pipeline",
+    "deno task pipeline -c configs/r1_distill_qwen_1p5b.yaml --figures-dir none",
+  ],
+});
+
+/** `deno task notebooks`: its option table (used by the parser) and usage text. */
+export const NOTEBOOKS_CLI = defineCli({
+  command: "deno task notebooks",
+  summary: "Execute notebooks headlessly on one run. The series, some of it (by number or name), or any " +
+    "Deno notebook by path: the reliable headless runner for the Deno kernel.",
+  options: {
+    ...SERIES_OPTIONS,
+    "run-id": {
+      ...SERIES_OPTIONS["run-id"],
+      default: "a new run when the series includes 00, else the current run (a new one when there is none)",
+    },
+  },
+  positionals: {
+    synopsis: "[NN|NAME|PATH.ipynb ...]",
+    help: "Series notebooks by number (04) or file name (04_logit_lens); any other notebook by its path " +
+      "(ending in .ipynb or containing a /, relative to where deno task was called; it runs with its own " +
+      "folder as working directory, as in Jupyter). None: the whole series.",
+  },
+  details: SERIES_DETAILS,
+  examples: [
+    "deno task notebooks 04",
+    "deno task notebooks --run-id 20261130_021500 05 06",
+    "deno task notebooks path/to/mine.ipynb",
+  ],
+});
+
+const SERIES_COMMANDS: Readonly<Record<string, CliSpec>> = {
+  pipeline: PIPELINE_CLI,
+  notebooks: NOTEBOOKS_CLI,
+};
+
+/** The usage without a command (the module run directly): both commands. */
+function seriesUsage(): string {
+  return [
+    "Usage: deno task pipeline [options]",
+    "       deno task notebooks [options] [NN|NAME|PATH.ipynb ...]",
+    "",
+    "Commands:",
+    commandList(SERIES_COMMANDS),
+    "",
+    "Run `deno task pipeline --help` or `deno task notebooks --help` for the options.",
+  ].join("\n");
+}
 
 /** Where {@linkcode main} writes; defaults to the console. */
 export interface PipelineIO {
@@ -235,45 +350,46 @@ export function selectNotebooks(all: readonly string[], wanted: readonly string[
  * @returns Exit status: 0 success, 1 a failed cell or step, 2 bad usage.
  */
 export async function main(args: readonly string[], io: PipelineIO = consoleIO): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      allowPositionals: true,
-      options: {
-        config: { type: "string", short: "c" },
-        "run-id": { type: "string" },
-        "runs-root": { type: "string" },
-        "figures-dir": { type: "string" },
-        "cell-timeout": { type: "string" },
-        force: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (e) {
-    io.err(`${(e as Error).message}\n${USAGE}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    io.out(USAGE);
+  const [command, ...rest] = args;
+  if (command === undefined || command === "--help" || command === "-h") {
+    io.out(seriesUsage());
     return 0;
   }
-  const [command, ...names] = positionals;
-  if (command !== "pipeline" && command !== "notebooks") {
-    io.err(`Unknown command ${JSON.stringify(command ?? "")}\n${USAGE}`);
-    return 2;
-  }
-  if (command === "pipeline" && names.length > 0) {
+  const spec: CliSpec | undefined = command === "pipeline"
+    ? PIPELINE_CLI
+    : command === "notebooks"
+    ? NOTEBOOKS_CLI
+    : undefined;
+  if (spec === undefined) {
+    const guess = closestName(command, Object.keys(SERIES_COMMANDS));
     io.err(
-      `pipeline runs the whole series; use \`deno task notebooks ${names.join(" ")}\` for a part\n${USAGE}`,
+      `Unknown command ${JSON.stringify(command)} (pipeline or notebooks)` +
+        (guess ? `; did you mean ${guess}?` : "") + "\n" + seriesUsage(),
     );
     return 2;
   }
+  let parsed;
+  try {
+    parsed = parseOrHelp(spec, rest, io);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    io.err(`${command}: ${e.message}`);
+    return 2;
+  }
+  if (parsed.help) return 0;
+  const values = parsed.values as {
+    readonly [K in keyof typeof SERIES_OPTIONS]?: (typeof SERIES_OPTIONS)[K]["type"] extends "boolean"
+      ? boolean
+      : string;
+  };
+  const names = parsed.positionals;
   const env = Deno.env.toObject();
   const cellTimeoutS = Number(values["cell-timeout"] ?? 600);
   if (!(cellTimeoutS > 0)) {
-    io.err(`--cell-timeout must be a positive number of seconds, got "${values["cell-timeout"]}"`);
+    io.err(
+      `${command}: --cell-timeout must be a positive number of seconds, got "${values["cell-timeout"]}"\n` +
+        `Run \`deno task ${command} --help\` for usage.`,
+    );
     return 2;
   }
   const fromRoot = (p: string) => resolve(PROJECT_ROOT, p);

@@ -16,13 +16,13 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { writeRandomCheckpoint } from "../engine/random_checkpoint.ts";
 import { HookedModel } from "../engine/hooked_model.ts";
 import { KVCache } from "../engine/kv_cache.ts";
 import type { AnyKVCache } from "../engine/ort/native_cache.ts";
 import { transfers } from "../engine/ort/capi.ts";
 import { generate } from "../generate/generate.ts";
+import { type CliIO, consoleIO, defineCli, parseOrHelp, UsageError, usageError } from "../util/cli.ts";
 
 /** The shape of Qwen2.5-0.5B (random weights, fp32): 0.494 B parameters, 1.98 GB. */
 export const QWEN_05B_SHAPE = {
@@ -363,27 +363,108 @@ export function parseCells(spec: string): { context: number; batch: number }[] {
   });
 }
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      layers: { type: "string", default: "24" },
-      cells: { type: "string", default: "128x8,2048x8" },
-      steps: { type: "string", default: "6" },
-      rounds: { type: "string", default: "2" },
-      probe: { type: "string" },
-      dir: { type: "string" },
-      runtime: { type: "string", default: "capi" },
-      prepack: { type: "string", default: "on" },
-      "leak-steps": { type: "string", default: "5000" },
-      "in-place": { type: "string", default: "on" },
+/** The command line of this module: the option table its parser uses and its `--help`. */
+export const CAPI_DECODE_CLI = defineCli({
+  command: "deno run -A lib/bench/capi_decode.ts",
+  summary: "Decode speed of the two runtimes side by side (onnxruntime-node and the C API), interleaved " +
+    "in one process, on a random Qwen2.5-0.5B-shaped checkpoint; one JSON line per cell. Also the memory " +
+    "and leak probes that `deno task bench` runs in their own processes.",
+  options: {
+    layers: { type: "string", arg: "N", help: "Decoder layers of the model.", default: "24" },
+    cells: {
+      type: "string",
+      arg: "CxB,...",
+      help: "Decode cells as CONTEXTxBATCH, comma-separated.",
+      default: "128x8,2048x8",
     },
-  });
+    steps: { type: "string", arg: "N", help: "Timed decode steps per runtime and round.", default: "6" },
+    rounds: { type: "string", arg: "N", help: "Interleaved rounds per cell.", default: "2" },
+    "in-place": {
+      type: "string",
+      arg: "on|off",
+      help:
+        "off: the capi runtime with the concatenating graphs (KV cache not updated in place), for comparison.",
+      default: "on",
+    },
+    probe: {
+      type: "string",
+      arg: "memory|leak",
+      help: "Run one probe instead and print its JSON (used by deno task bench).",
+    },
+    dir: {
+      type: "string",
+      arg: "DIR",
+      help: "The checkpoint of the memory probe (required with --probe memory).",
+    },
+    runtime: { type: "string", arg: "node|capi", help: "The runtime of a probe.", default: "capi" },
+    prepack: { type: "string", arg: "on|off", help: "Weight prepacking in the memory probe.", default: "on" },
+    "leak-steps": { type: "string", arg: "N", help: "Decode steps of the leak probe.", default: "5000" },
+  },
+  details: ["Exit status: 0 done, 1 failed, 2 bad usage."],
+  examples: ["deno run -A lib/bench/capi_decode.ts --layers 4 --cells 128x1,2048x8 --in-place off"],
+});
+
+/**
+ * Run from a command line (see {@linkcode CAPI_DECODE_CLI}).
+ *
+ * @returns The exit status: 0 done or help printed, 2 bad usage; a failing measurement throws.
+ */
+export async function main(args: readonly string[], io: CliIO = consoleIO): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseOrHelp(CAPI_DECODE_CLI, args, io);
+    if (parsed.help) return 0;
+    const v = parsed.values;
+    for (const name of ["layers", "steps", "rounds", "leak-steps"] as const) {
+      if (v[name] !== undefined && !/^[1-9]\d*$/.test(v[name])) {
+        throw usageError(CAPI_DECODE_CLI, `--${name} must be a positive integer, got "${v[name]}"`);
+      }
+    }
+    const choices = {
+      probe: ["memory", "leak"],
+      runtime: ["node", "capi"],
+      prepack: ["on", "off"],
+      "in-place": ["on", "off"],
+    };
+    for (const [name, allowed] of Object.entries(choices)) {
+      const given = v[name as keyof typeof choices];
+      if (given !== undefined && !allowed.includes(given)) {
+        throw usageError(CAPI_DECODE_CLI, `--${name} must be ${allowed.join(" or ")}, got "${given}"`);
+      }
+    }
+    if (v.probe === "memory" && v.dir === undefined) {
+      throw usageError(CAPI_DECODE_CLI, "--probe memory needs --dir");
+    }
+    if (v.cells !== undefined) {
+      try {
+        parseCells(v.cells);
+      } catch (e) {
+        throw usageError(CAPI_DECODE_CLI, `--cells: ${(e as Error).message}`);
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    io.err(`capi_decode: ${e.message}`);
+    return 2;
+  }
+  const given = parsed.values;
+  const values = {
+    layers: given.layers ?? "24",
+    cells: given.cells ?? "128x8,2048x8",
+    steps: given.steps ?? "6",
+    rounds: given.rounds ?? "2",
+    probe: given.probe,
+    dir: given.dir,
+    runtime: given.runtime ?? "capi",
+    prepack: given.prepack ?? "on",
+    "leak-steps": given["leak-steps"] ?? "5000",
+    "in-place": given["in-place"] ?? "on",
+  };
   const runtime = values.runtime === "node" ? "node" : "capi";
   if (values.probe === "memory") {
-    console.log(JSON.stringify(await probeMemory(values.dir!, runtime, values.prepack !== "off")));
+    io.out(JSON.stringify(await probeMemory(values.dir!, runtime, values.prepack !== "off")));
   } else if (values.probe === "leak") {
-    console.log(JSON.stringify(await probeLeak(Number(values["leak-steps"]), runtime)));
+    io.out(JSON.stringify(await probeLeak(Number(values["leak-steps"]), runtime)));
   } else {
     const dir = await Deno.makeTempDir({ prefix: "bt-capi-bench-" });
     try {
@@ -398,7 +479,7 @@ if (import.meta.main) {
       const models = { node: await load("node"), capi: await load("capi") };
       for (const c of parseCells(values.cells)) {
         const r = await decodeCell(models, c.context, c.batch, Number(values.steps), Number(values.rounds));
-        console.log(JSON.stringify(r));
+        io.out(JSON.stringify(r));
       }
       await models.node.dispose();
       await models.capi.dispose();
@@ -406,4 +487,7 @@ if (import.meta.main) {
       await Deno.remove(dir, { recursive: true });
     }
   }
+  return 0;
 }
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

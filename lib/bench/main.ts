@@ -15,12 +15,12 @@
  * `--layers N` (default 24) to shrink the model, `--leak-steps N` (default 5000), `--quick` (cells
  * 128x8,2048x8, 3 steps, 1 round, 1,000 leak steps: a few minutes on 2 cores), `--keep DIR` to build
  * the checkpoint in DIR and keep it; `--only patterns` (with `--reps N`) runs only the pattern-capture
- * measurement. The full run takes about 10 minutes on 2 cores.
+ * measurement. The full run takes about 10 minutes on 2 cores. `--help` lists the options (from the table
+ * {@linkcode BENCH_CLI} the parser uses).
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { HookedModel } from "../engine/hooked_model.ts";
 import type { KVCache } from "../engine/kv_cache.ts";
 import { generate } from "../generate/generate.ts";
@@ -34,6 +34,7 @@ import {
   weightBytes,
   writeBenchCheckpoint,
 } from "./capi_decode.ts";
+import { type CliIO, consoleIO, defineCli, parseOrHelp, UsageError, usageError } from "../util/cli.ts";
 
 /** Peak resident set size of this process in MiB (Linux VmHWM). */
 export function peakRssMiB(): number {
@@ -371,51 +372,120 @@ export async function runEngineBench(
   }
 }
 
-function parseOnly(value: string): "patterns" {
-  if (value !== "patterns") {
-    throw new RangeError(`--only ${value}: the only part that runs alone is "patterns"`);
-  }
-  return value;
-}
-
 function round(x: number, digits = 2): number {
   const f = 10 ** digits;
   return Math.round(x * f) / f;
 }
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      parts: { type: "string" },
-      cells: { type: "string" },
-      steps: { type: "string" },
-      rounds: { type: "string" },
-      layers: { type: "string" },
-      "leak-steps": { type: "string" },
-      quick: { type: "boolean", default: false },
-      keep: { type: "string" },
-      only: { type: "string" },
-      reps: { type: "string" },
+/** `deno task bench`: the option table its parser uses and its `--help`. */
+export const BENCH_CLI = defineCli({
+  command: "deno task bench",
+  summary: "Benchmark the engine's two ONNX Runtime bindings (onnxruntime-node and the C API) on a random " +
+    "checkpoint shaped like Qwen2.5-0.5B (fp32). Prints a table and one JSON object: decode tokens/s per " +
+    "context and batch, prefill, host bytes copied per step, peak RSS, RSS growth over long generation.",
+  options: {
+    parts: {
+      type: "string",
+      arg: "LIST",
+      help: "Comma-separated parts: runtimes (decode/prefill speed), memory (peak RSS, own process), leak " +
+        "(RSS over long generation, own process), engine (hook overhead, generation, pattern capture).",
+      default: "runtimes,memory,leak",
     },
-  });
+    cells: {
+      type: "string",
+      arg: "CxB,...",
+      help: "Decode cells as CONTEXTxBATCH, comma-separated.",
+      default: `${DEFAULT_CELLS} (--quick: 128x8,2048x8)`,
+    },
+    steps: {
+      type: "string",
+      arg: "N",
+      help: "Timed decode steps per runtime and round.",
+      default: "6 (--quick: 3)",
+    },
+    rounds: { type: "string", arg: "N", help: "Interleaved rounds per cell.", default: "2 (--quick: 1)" },
+    layers: {
+      type: "string",
+      arg: "N",
+      help: "Decoder layers of the model (fewer = faster).",
+      default: "24",
+    },
+    "leak-steps": {
+      type: "string",
+      arg: "N",
+      help: "Decode steps of the leak check.",
+      default: "5000 (--quick: 1000)",
+    },
+    quick: { type: "boolean", help: "The short run: the --quick defaults above (a few minutes on 2 cores)." },
+    keep: {
+      type: "string",
+      arg: "DIR",
+      help: "Build the checkpoint in DIR and keep it (reused by the next run).",
+      default: "a temporary folder, removed",
+    },
+    only: {
+      type: "string",
+      arg: "patterns",
+      help: "Run one measurement alone; the only one is patterns (the pattern-capture cost).",
+    },
+    reps: { type: "string", arg: "N", help: "Rounds of the pattern-capture measurement.", default: "3" },
+  },
+  details: ["The full run takes about 10 minutes on 2 cores. Exit status: 0 done, 1 failed, 2 bad usage."],
+  examples: ["deno task bench --quick", "deno task bench --parts runtimes --cells 2048x8 --layers 4"],
+});
+
+/**
+ * Run the benchmark from a command line.
+ *
+ * @param args The options (see {@linkcode BENCH_CLI}).
+ * @param io Where the table, the JSON and usage errors go.
+ * @returns The exit status: 0 done or help printed, 2 bad usage; a failing benchmark throws.
+ */
+export async function main(args: readonly string[], io: CliIO = consoleIO): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseOrHelp(BENCH_CLI, args, io);
+    if (parsed.help) return 0;
+    for (const name of ["steps", "rounds", "layers", "leak-steps", "reps"] as const) {
+      const v = parsed.values[name];
+      if (v !== undefined && !/^[1-9]\d*$/.test(v)) {
+        throw usageError(BENCH_CLI, `--${name} must be a positive integer, got "${v}"`);
+      }
+    }
+    const only = parsed.values.only;
+    if (only !== undefined && only !== "patterns") {
+      throw usageError(BENCH_CLI, `--only ${only}: the only part that runs alone is "patterns"`);
+    }
+    for (const p of parsed.values.parts?.split(",") ?? []) {
+      if (!["runtimes", "memory", "leak", "engine"].includes(p)) {
+        throw usageError(BENCH_CLI, `--parts: unknown part "${p}" (runtimes, memory, leak, engine)`);
+      }
+    }
+    if (parsed.values.cells !== undefined) {
+      try {
+        parseCells(parsed.values.cells);
+      } catch (e) {
+        throw usageError(BENCH_CLI, `--cells: ${(e as Error).message}`);
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    io.err(`bench: ${e.message}`);
+    return 2;
+  }
+  const values = parsed.values;
   const num = (v: string | undefined, fallback: number) => (v === undefined ? fallback : Number(v));
   if (values.only) {
     const result = await runEngineBench({
       ...(values.layers ? { layers: Number(values.layers) } : {}),
       ...(values.keep ? { keep: values.keep } : {}),
-      only: parseOnly(values.only),
+      only: "patterns",
       ...(values.reps ? { patternReps: Number(values.reps) } : {}),
     });
-    console.log(JSON.stringify(result, null, 2));
+    io.out(JSON.stringify(result, null, 2));
   } else {
-    const quick = values.quick;
-    const parts = values.parts?.split(",").map((p) => {
-      if (!["runtimes", "memory", "leak", "engine"].includes(p)) {
-        throw new RangeError(`--parts: unknown part "${p}" (runtimes, memory, leak, engine)`);
-      }
-      return p as "runtimes" | "memory" | "leak" | "engine";
-    });
+    const quick = values.quick ?? false;
+    const parts = values.parts?.split(",") as ("runtimes" | "memory" | "leak" | "engine")[] | undefined;
     const result = await runBench({
       ...(parts ? { parts } : {}),
       cells: values.cells ?? (quick ? "128x8,2048x8" : DEFAULT_CELLS),
@@ -425,7 +495,10 @@ if (import.meta.main) {
       leakSteps: num(values["leak-steps"], quick ? 1000 : 5000),
       ...(values.keep ? { keep: values.keep } : {}),
     });
-    console.log(result.table.join("\n"));
-    console.log(JSON.stringify(result, null, 2));
+    io.out(result.table.join("\n"));
+    io.out(JSON.stringify(result, null, 2));
   }
+  return 0;
 }
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,5 +1,6 @@
 /**
- * CLI: execute notebooks headlessly on the Deno kernel, in order, stopping at the first failure.
+ * CLI: execute notebooks headlessly on the Deno kernel, in order, stopping at the first failure
+ * (`--help`: the usage text, from the option table {@linkcode NOTEBOOK_CLI} the parser uses).
  *
  * ```sh
  * deno run -A lib/notebook/main.ts notebooks/01.ipynb notebooks/02.ipynb --out-dir runs/notebooks \
@@ -12,12 +13,46 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { basename, join } from "node:path";
 import { describeFailure, executeNotebook } from "./runner.ts";
+import { defineCli, parseOrHelp, UsageError, usageError } from "../util/cli.ts";
 
-const USAGE = "Usage: deno run -A lib/notebook/main.ts <notebook.ipynb>... --out-dir <dir> " +
-  "[--timeout <seconds per cell, default 600>] [--quiet-ms <ms, default 250>] [--env K=V]...";
+/** The command line: the option table its parser uses and its `--help`. */
+export const NOTEBOOK_CLI = defineCli({
+  command: "deno run -A lib/notebook/main.ts",
+  summary: "Execute notebooks headlessly on the Deno Jupyter kernel, in order, stopping at the first " +
+    "failing cell. Waits for every output of a cell (stock `jupyter nbconvert --execute` can drop a " +
+    "cell's last outputs with this kernel).",
+  options: {
+    "out-dir": {
+      type: "string",
+      arg: "DIR",
+      required: true,
+      help: "Where the executed notebooks are written (same file names; partially on failure).",
+    },
+    timeout: { type: "string", arg: "SECONDS", help: "Time limit of one cell.", default: "600" },
+    "quiet-ms": {
+      type: "string",
+      arg: "MS",
+      help: "How long the kernel must stay quiet after a cell's reply before its outputs count as complete.",
+      default: "250",
+    },
+    env: {
+      type: "string",
+      arg: "K=V",
+      multiple: true,
+      help: "An environment variable for the kernels (on top of this process's environment).",
+    },
+  },
+  positionals: { synopsis: "NOTEBOOK.ipynb...", help: "The notebooks to execute, in order.", min: 1 },
+  details: [
+    "Exit status: 0 when every notebook ran, 1 when a cell failed (or a kernel/notebook error), 2 bad " +
+    "usage. The project's series is run by `deno task notebooks`, which also sets up the run.",
+  ],
+  examples: [
+    "deno run -A lib/notebook/main.ts notebooks/01.ipynb notebooks/02.ipynb --out-dir out --env MODEL=tiny",
+  ],
+});
 
 /** Where {@linkcode main} writes; defaults to the console. */
 export interface MainIO {
@@ -39,56 +74,54 @@ function fmtSeconds(ms: number): string {
  * @returns The exit status: 0 success, 1 failure, 2 usage error.
  */
 export async function main(args: readonly string[], io: MainIO = consoleIO): Promise<number> {
-  let parsed;
+  let options;
   try {
-    parsed = parseArgs({
-      args: [...args],
-      allowPositionals: true,
-      options: {
-        "out-dir": { type: "string" },
-        timeout: { type: "string" },
-        "quiet-ms": { type: "string" },
-        env: { type: "string", multiple: true },
-        help: { type: "boolean", short: "h" },
-      },
-    });
+    options = parseOptions(args, io);
   } catch (err) {
-    io.err(`${(err as Error).message}\n${USAGE}`);
+    if (!(err instanceof UsageError)) throw err;
+    io.err(err.message);
     return 2;
   }
+  if (options === undefined) return 0;
+  return await runNotebooks(options, io);
+}
+
+/** The parsed command line. */
+interface RunnerOptions {
+  readonly inputs: readonly string[];
+  readonly outDir: string;
+  readonly timeoutS: number;
+  readonly quietMs: number;
+  readonly env: Record<string, string>;
+}
+
+/** Parse the command line; undefined after printing the help. @throws {UsageError} on bad usage. */
+function parseOptions(args: readonly string[], io: MainIO): RunnerOptions | undefined {
+  const parsed = parseOrHelp(NOTEBOOK_CLI, args, io);
+  if (parsed.help) return undefined;
   const { values, positionals } = parsed;
-  if (values.help) {
-    io.out(USAGE);
-    return 0;
-  }
-  const outDir = values["out-dir"];
-  if (!outDir) {
-    io.err(`Missing --out-dir\n${USAGE}`);
-    return 2;
-  }
-  if (positionals.length === 0) {
-    io.err(`No notebooks given\n${USAGE}`);
-    return 2;
-  }
   const timeoutS = values.timeout === undefined ? 600 : Number(values.timeout);
   if (!(timeoutS > 0)) {
-    io.err(`--timeout must be a positive number of seconds, got "${values.timeout}"`);
-    return 2;
+    throw usageError(NOTEBOOK_CLI, `--timeout must be a positive number of seconds, got "${values.timeout}"`);
   }
   const quietMs = values["quiet-ms"] === undefined ? 250 : Number(values["quiet-ms"]);
   if (!(quietMs >= 0)) {
-    io.err(`--quiet-ms must be a non-negative number, got "${values["quiet-ms"]}"`);
-    return 2;
+    throw usageError(NOTEBOOK_CLI, `--quiet-ms must be a non-negative number, got "${values["quiet-ms"]}"`);
   }
   const env: Record<string, string> = {};
   for (const kv of values.env ?? []) {
     const eq = kv.indexOf("=");
-    if (eq <= 0) {
-      io.err(`--env expects K=V, got "${kv}"`);
-      return 2;
-    }
+    if (eq <= 0) throw usageError(NOTEBOOK_CLI, `--env expects K=V, got "${kv}"`);
     env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
+  return { inputs: positionals, outDir: values["out-dir"]!, timeoutS, quietMs, env };
+}
+
+/** Execute the notebooks (the CLI after parsing); returns the exit status. */
+async function runNotebooks(
+  { inputs: positionals, outDir, timeoutS, quietMs, env }: RunnerOptions,
+  io: MainIO,
+): Promise<number> {
   const outputs = positionals.map((p) => join(outDir, basename(p)));
   const seen = new Map<string, string>();
   for (const [i, out] of outputs.entries()) {

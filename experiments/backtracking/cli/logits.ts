@@ -13,14 +13,64 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { HookedModel } from "../../../lib/engine/hooked_model.ts";
 import { type Intervention, parseHookName } from "../../../lib/engine/hooks.ts";
 import { writeFileAtomic } from "../../../lib/util/fs.ts";
-import { UsageError } from "./util.ts";
+import {
+  type CliIO,
+  consoleIO,
+  defineCli,
+  parseOrHelp,
+  UsageError,
+  usageError,
+} from "../../../lib/util/cli.ts";
 
-const USAGE = "usage: bt logits --model <dir> --tokens 1,2,3 [--tokens 4,5] [--hook NAME=scale:X]... " +
-  "[--device cpu|cuda|auto] [--allow-non-finite] --out <file.json>";
+/** The command line of `bt logits`: the option table of its parser and its `--help`. */
+export const LOGITS_CLI = defineCli({
+  command: "deno task bt logits",
+  summary: "Last-position logits of token rows, as JSON. Optionally with interventions; for debugging and " +
+    "black-box checks against another implementation.",
+  options: {
+    model: { type: "string", arg: "DIR", required: true, help: "A Hugging Face model folder (safetensors)." },
+    tokens: {
+      type: "string",
+      arg: "IDS",
+      multiple: true,
+      required: true,
+      help: "One row of comma-separated token ids, e.g. 1,2,3; repeat for a batch.",
+    },
+    hook: {
+      type: "string",
+      arg: "NAME=scale:X",
+      multiple: true,
+      help: "Scale a hook point's output, e.g. blocks.3.hook_mlp_out=scale:0 (zero-ablate layer 3's MLP).",
+    },
+    device: {
+      type: "string",
+      arg: "cpu|cuda|auto",
+      help: "Where to run; auto uses CUDA when its preflight passes (deno task doctor), else the CPU.",
+      default: "cpu",
+    },
+    out: {
+      type: "string",
+      arg: "FILE",
+      required: true,
+      help: "Output JSON: {logits: [row][vocab]}, the last position of each row.",
+    },
+    "allow-non-finite": {
+      type: "boolean",
+      help: 'Write NaN/Infinity logits as the strings "NaN", "Infinity", "-Infinity" instead of failing.',
+    },
+  },
+  details: ["Exit status: 0 written, 1 the model failed or produced non-finite logits, 2 bad usage."],
+  environment: {
+    BT_CACHE_DIR: "Cache of exported ONNX graphs (default ~/.cache/backtracking-interp).",
+    BT_DEBUG: "1 = print the stack trace of an error.",
+  },
+  examples: [
+    "deno task bt logits --model ./model --tokens 151646,9707 --hook blocks.0.hook_mlp_out=scale:0 --out l.json",
+  ],
+});
 
 /** Parse `--tokens 1,2,3` into ids. */
 export function parseTokenRow(text: string, index: number): number[] {
@@ -40,27 +90,28 @@ export function parseHookFlag(text: string): Intervention {
   return { hook: m[1]! as Intervention["hook"], op: "scale", value: Number(m[2]) };
 }
 
-/** Run the subcommand; returns the process exit code. */
-export async function logitsCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      model: { type: "string" },
-      tokens: { type: "string", multiple: true },
-      hook: { type: "string", multiple: true },
-      device: { type: "string", default: "cpu" },
-      out: { type: "string" },
-      "allow-non-finite": { type: "boolean", default: false },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (!values.model) throw new UsageError(`--model is required\n${USAGE}`);
-  if (!values.out) throw new UsageError(`--out is required\n${USAGE}`);
-  if (!values.tokens?.length) throw new UsageError(`at least one --tokens row is required\n${USAGE}`);
-  const device = values.device;
+/**
+ * Run the subcommand.
+ *
+ * @param args The arguments after `logits`.
+ * @param io Where the help goes.
+ * @returns The exit status (0).
+ * @throws {UsageError} on bad usage; {Error} when the model fails or its logits are not finite.
+ */
+export async function logitsCommand(args: string[], io: CliIO = consoleIO): Promise<number> {
+  const parsed = parseOrHelp(LOGITS_CLI, args, io);
+  if (parsed.help) return 0;
+  const values = parsed.values as {
+    model: string;
+    tokens: string[];
+    hook?: string[];
+    device?: string;
+    out: string;
+    "allow-non-finite"?: boolean;
+  };
+  const device = values.device ?? "cpu";
   if (device !== "cpu" && device !== "cuda" && device !== "auto") {
-    throw new UsageError(`--device must be cpu, cuda or auto, got "${device}"`);
+    throw usageError(LOGITS_CLI, `--device must be cpu, cuda or auto, got "${device}"`);
   }
   const rows = values.tokens.map(parseTokenRow);
   const hooks = (values.hook ?? []).map(parseHookFlag);

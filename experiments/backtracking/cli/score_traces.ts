@@ -41,7 +41,6 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import {
   type AnswerStatus,
   extractAnswerReference,
@@ -64,10 +63,62 @@ import {
   type TrajectoryObservation,
   type TrajectorySummary,
 } from "../trajectory.ts";
-import { UsageError } from "./util.ts";
+import { type CliIO, consoleIO, defineCli, parseOrHelp } from "../../../lib/util/cli.ts";
 
-const USAGE = "usage: bt score-traces --in traces.jsonl --out scored.jsonl [--config cfg.yaml] " +
-  "[--tokenizer <dir|hub id>] [--summary file.json]";
+/** The command line of `bt score-traces`: the option table of its parser and its `--help`. */
+export const SCORE_TRACES_CLI = defineCli({
+  command: "deno task bt score-traces",
+  summary: "Score reasoning traces generated elsewhere (vLLM, transformers, ...). Per line: the answer and " +
+    "its status, both detection rules, the onset, its type and the answer trajectory; then a summary " +
+    "with confidence intervals.",
+  options: {
+    in: {
+      type: "string",
+      arg: "FILE",
+      required: true,
+      help:
+        "Input JSON Lines, one completion a line: completion, gold_answer (number, numeric string, or a " +
+        "GSM8K answer ending in '#### N'; null = no gold), optional id, question, condition, example_id, " +
+        "token_ids.",
+    },
+    out: { type: "string", arg: "FILE", required: true, help: "Output JSON Lines, one scored trace a line." },
+    config: {
+      type: "string",
+      short: "c",
+      arg: "FILE",
+      help: "Experiment config whose protocol (corrected or reference), detection and statistics settings " +
+        "are used.",
+      default: "the built-in defaults (corrected protocol)",
+    },
+    tokenizer: {
+      type: "string",
+      arg: "DIR|HUB_ID",
+      help:
+        "Tokenizer folder or Hugging Face hub id: decodes token_ids (the reasoning ends at the </think> " +
+        "token) or re-tokenises the completion, for token positions.",
+      default: "none (positions in characters only)",
+    },
+    summary: {
+      type: "string",
+      arg: "FILE",
+      help: "Also write the summary (printed on stderr) as JSON to FILE.",
+    },
+  },
+  details: [
+    "Lines that cannot be read are reported by number on stderr and in the summary, and skipped. Exit " +
+    "status: 0 done, 1 no line could be read (or a file error), 2 bad usage.",
+  ],
+  environment: {
+    HF_HUB_OFFLINE: "1 = load a hub tokenizer from the local cache only.",
+    "HF_HUB_CACHE / HF_HOME": "Where hub downloads are cached (default ~/.cache/huggingface/hub).",
+    BT_DEBUG: "1 = print the stack trace of an error.",
+  },
+  examples: [
+    "deno task bt score-traces --in traces.jsonl --out scored.jsonl",
+    "deno task bt score-traces --in traces.jsonl --out scored.jsonl --tokenizer " +
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B --summary summary.json",
+  ],
+});
 
 /** One input line, validated. */
 export interface TraceInput {
@@ -501,22 +552,24 @@ function keepKeys(_key: string, value: unknown): unknown {
   return value === undefined ? null : value;
 }
 
-/** Run the subcommand; returns the process exit code. */
-export async function scoreTracesCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      in: { type: "string" },
-      out: { type: "string" },
-      config: { type: "string", short: "c" },
-      tokenizer: { type: "string" },
-      summary: { type: "string" },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (!values.in) throw new UsageError(`--in is required\n${USAGE}`);
-  if (!values.out) throw new UsageError(`--out is required\n${USAGE}`);
+/**
+ * Run the subcommand.
+ *
+ * @param args The arguments after `score-traces`.
+ * @param io Where the help goes (the summary and notes go to stderr).
+ * @returns The exit status: 0 done, 1 no line could be read.
+ * @throws {UsageError} on bad usage; {Error} when `--in` cannot be read.
+ */
+export async function scoreTracesCommand(args: string[], io: CliIO = consoleIO): Promise<number> {
+  const parsed = parseOrHelp(SCORE_TRACES_CLI, args, io);
+  if (parsed.help) return 0;
+  const values = parsed.values as {
+    in: string;
+    out: string;
+    config?: string;
+    tokenizer?: string;
+    summary?: string;
+  };
   const config = values.config
     ? await loadConfig(values.config)
     : parseConfig(undefined, "built-in defaults");

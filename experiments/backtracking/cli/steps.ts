@@ -27,13 +27,13 @@
  * store of the run and names each shard that is missing, unfinished or still running (exit status 1); the
  * steps that read the stores merge them by themselves.
  *
+ * Every step takes `--help` (its usage text, generated with the parser's option table by {@linkcode stepCli}).
  * The config defaults to `configs/organism.yaml` (the embedded default). The run id resolves as in the
  * reference: `--run-id`, then `run.run_id` in the config, then `runs/.current_run_id`.
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { loadConfig } from "../config.ts";
 import {
   ablationScan,
@@ -57,7 +57,15 @@ import {
   runPipeline,
   type StepContext,
 } from "../steps/mod.ts";
-import { UsageError } from "./util.ts";
+import {
+  type CliIO,
+  type CliOption,
+  type CliSpec,
+  consoleIO,
+  defineCli,
+  parseOrHelp,
+  UsageError,
+} from "../../../lib/util/cli.ts";
 import { resolveShard, shardLabel, type ShardSpec } from "../../../lib/generate/shards.ts";
 import { mergeAllGenerationShards } from "../artifacts/generations.ts";
 import { ablationScanShard, phase2SteeringShard, phase2SweepsShard } from "../steps/mod.ts";
@@ -76,9 +84,21 @@ interface Flags {
 }
 
 type Spec = {
-  readonly flags: readonly ("variant" | "condition" | "shard")[];
+  /** What the step does: one or two sentences, the first is its line in `bt --help`. */
+  readonly summary: string;
+  /** The options beyond `--config` and `--run-id` it accepts. */
+  readonly flags: readonly ExtraFlag[];
+  /** What `--run-id` defaults to, when not the existing run. */
+  readonly runIdDefault?: string;
+  /** What `--variant` defaults to. */
+  readonly variantDefault?: string;
+  readonly example: string;
   readonly run: (f: Flags) => Promise<unknown>;
 };
+
+type ExtraFlag = "force" | "variant" | "condition" | "shard";
+
+const ANALYSIS_VARIANT = "the analysis variant (`baseline_think_newline` when configured, else the first)";
 
 async function withContext<T>(f: Flags, body: (ctx: StepContext) => Promise<T>): Promise<T> {
   const ctx = await openContext(f.config, { runId: f.runId ?? null });
@@ -107,16 +127,29 @@ function announce(step: string, shard: ShardSpec | undefined): void {
 /** Step name → allowed extra flags and the action. */
 export const STEP_COMMANDS: Readonly<Record<string, Spec>> = {
   "init-run": {
-    flags: [],
+    summary:
+      "Create a new run folder and make it the current run. Writes config_resolved.yaml and meta.json (docs/protocol.md §2).",
+    flags: ["force"],
+    example: "deno task bt init-run --run-id demo",
+    runIdDefault: "a new id from the local time (YYYYMMDD_HHMMSS) unless the config sets run.run_id",
     run: async (f) =>
       await initRun({ config: await loadConfig(f.config), configPath: f.config }, {
         ...(f.runId ? { runId: f.runId } : {}),
         force: f.force,
       }),
   },
-  "prepare-data": { flags: [], run: (f) => withContext(f, (ctx) => prepareData(ctx, { force: f.force })) },
+  "prepare-data": {
+    summary:
+      "Choose the run's problems. GSM8K, a local JSONL file, or synthetic problems for the organism, into data/problems.jsonl.",
+    flags: ["force"],
+    example: "deno task bt prepare-data",
+    run: (f) => withContext(f, (ctx) => prepareData(ctx, { force: f.force })),
+  },
   generate: {
-    flags: ["variant", "condition", "shard"],
+    summary:
+      "Sample completions under one condition. Into generations/<variant>/<condition>.jsonl; resumable (stored samples are skipped).",
+    flags: ["force", "variant", "condition", "shard"],
+    example: "deno task bt generate --condition targeted_ablation --shard 0/4",
     run: (f) => {
       const shard = shardOf(f);
       announce("generate", shard);
@@ -126,13 +159,25 @@ export const STEP_COMMANDS: Readonly<Record<string, Spec>> = {
       );
     },
   },
-  "detect-events": { flags: [], run: (f) => withContext(f, (ctx) => detectEvents(ctx, { force: f.force })) },
+  "detect-events": {
+    summary:
+      "Find backtracking events in every generation store. Writes the events table and the summary metrics to analysis/.",
+    flags: ["force"],
+    example: "deno task bt detect-events",
+    run: (f) => withContext(f, (ctx) => detectEvents(ctx, { force: f.force })),
+  },
   "logit-lens": {
-    flags: ["variant"],
+    summary:
+      "Logit lens at backtracking onsets vs matched controls. Per layer, with problem-clustered CIs (docs/protocol.md §11–12).",
+    flags: ["force", "variant"],
+    example: "deno task bt logit-lens --variant baseline_think_newline",
     run: (f) => withContext(f, (ctx) => logitLens(ctx, { ...v(f), force: f.force })),
   },
   "ablation-scan": {
-    flags: ["variant", "shard"],
+    summary:
+      "Ablate each layer's attention and MLP at the pre-onset position. Events vs matched controls; selects the layers ablated during generation (docs/protocol.md §13).",
+    flags: ["force", "variant", "shard"],
+    example: "deno task bt ablation-scan --shard 1/2",
     run: (f) => {
       const shard = shardOf(f);
       announce("ablation-scan", shard);
@@ -144,24 +189,45 @@ export const STEP_COMMANDS: Readonly<Record<string, Spec>> = {
     },
   },
   "head-scan": {
-    flags: ["variant"],
+    summary:
+      "Find the attention heads that write the trigger. Direct logit attribution of every head, single-head ablation of the top heads, and what they attend to.",
+    flags: ["force", "variant"],
+    example: "deno task bt head-scan",
     run: (f) => withContext(f, (ctx) => headScan(ctx, { ...v(f), force: f.force })),
   },
   "compare-conditions": {
-    flags: ["variant"],
+    summary:
+      "Compare the baseline with the ablation conditions. For one variant: rates, paired differences with CIs, McNemar p-values.",
+    flags: ["force", "variant"],
+    example: "deno task bt compare-conditions",
     run: (f) => withContext(f, (ctx) => compareConditions(ctx, { ...v(f), force: f.force })),
   },
   "protocol-validation": {
-    flags: [],
+    summary:
+      "Score both layer selections against the planted circuit. The reference's and this project's selection (model organism only).",
+    flags: ["force"],
+    example: "deno task bt protocol-validation",
     run: (f) => withContext(f, (ctx) => protocolValidation(ctx, { force: f.force })),
   },
   "formatting-sweep": {
-    flags: [],
+    summary:
+      "Compare the prompt variants on their baseline samples. Paired with the first variant (samples share random streams).",
+    flags: ["force"],
+    example: "deno task bt formatting-sweep",
     run: (f) => withContext(f, (ctx) => formattingSweep(ctx, { force: f.force })),
   },
-  "make-report": { flags: [], run: (f) => withContext(f, (ctx) => makeReport(ctx, { force: f.force })) },
+  "make-report": {
+    summary:
+      "Draw the figures and write report.md. SVG + PNG in the run's figures/ (copied to the project's figures/), from its analysis files.",
+    flags: ["force"],
+    example: "deno task bt make-report --run-id 20261130_021500",
+    run: (f) => withContext(f, (ctx) => makeReport(ctx, { force: f.force })),
+  },
   "phase2-sweeps": {
-    flags: ["shard"],
+    summary:
+      "Phase-2 subset and scale sweeps of ablations. Each setting is generated into its own store (docs/protocol.md §19).",
+    flags: ["force", "shard"],
+    example: "deno task bt phase2-sweeps --shard 0/2",
     run: (f) => {
       const shard = shardOf(f);
       announce("phase2-sweeps", shard);
@@ -173,11 +239,17 @@ export const STEP_COMMANDS: Readonly<Record<string, Spec>> = {
     },
   },
   "phase2-continuation": {
-    flags: [],
+    summary:
+      "Phase-2 continuation ablation. The onset token's probability with component subsets scaled at the pre-onset position (docs/protocol.md §20).",
+    flags: ["force"],
+    example: "deno task bt phase2-continuation",
     run: (f) => withContext(f, (ctx) => phase2Continuation(ctx, { force: f.force })),
   },
   "phase2-steering": {
-    flags: ["shard"],
+    summary:
+      "Phase-2 steering along the backtracking direction. Dose-response over coefficients, compared with ablation.",
+    flags: ["force", "shard"],
+    example: "deno task bt phase2-steering",
     run: (f) => {
       const shard = shardOf(f);
       announce("phase2-steering", shard);
@@ -191,12 +263,24 @@ export const STEP_COMMANDS: Readonly<Record<string, Spec>> = {
     },
   },
   "phase2-patching": {
-    flags: [],
+    summary:
+      "Phase-2 activation patching. Every attention and MLP output at the pre-onset position, in both directions.",
+    flags: ["force"],
+    example: "deno task bt phase2-patching",
     run: (f) => withContext(f, (ctx) => phase2Patching(ctx, { force: f.force })),
   },
-  phase2: { flags: [], run: (f) => withContext(f, (ctx) => runPhase2(ctx, { force: f.force })) },
+  phase2: {
+    summary:
+      "All of Phase 2 that the config enables. Sweeps, steering, continuation, patching, in that order, each reusing finished outputs.",
+    flags: ["force"],
+    example: "deno task bt phase2",
+    run: (f) => withContext(f, (ctx) => runPhase2(ctx, { force: f.force })),
+  },
   merge: {
+    summary:
+      "Merge the finished shards of the run's generation stores. Names each shard that is missing, unfinished or still running (exit status 1).",
     flags: [],
+    example: "deno task bt merge --run-id 20261130_021500",
     run: (f) =>
       withContext(f, async (ctx) => {
         const res = await mergeAllGenerationShards(ctx);
@@ -215,7 +299,11 @@ export const STEP_COMMANDS: Readonly<Record<string, Spec>> = {
       }),
   },
   pipeline: {
-    flags: [],
+    summary:
+      "The whole Phase-1 experiment, init-run to make-report. Resumes an existing run, reusing its finished steps.",
+    flags: ["force"],
+    example: "deno task bt pipeline -c configs/organism.yaml",
+    runIdDefault: "run.run_id in the config, else a new id (YYYYMMDD_HHMMSS); an existing run is resumed",
     run: async (f) => {
       const r = await runPipeline(f.config, { ...(f.runId ? { runId: f.runId } : {}), force: f.force });
       for (const t of r.timings) console.error(`  ${t.step.padEnd(32)} ${t.seconds.toFixed(1)} s`);
@@ -229,55 +317,133 @@ class MergeFailed extends Error {
   override name = "MergeFailed";
 }
 
-function usage(step: string, spec: Spec): string {
-  const extra = spec.flags.map((x) =>
-    x === "variant" ? " [--variant V]" : x === "condition" ? " [--condition C]" : " [--shard K/N|none]"
-  ).join("");
-  return `usage: bt ${step} [--config/-c CONFIG] [--run-id ID]${extra} [--force]`;
+/** The options every step shares, and those some take (`Spec.flags`). */
+const STEP_OPTIONS = {
+  config: {
+    type: "string",
+    short: "c",
+    arg: "FILE",
+    help: "The experiment config (YAML).",
+    default: `${DEFAULT_CONFIG} (the model organism, embedded)`,
+  },
+  "run-id": {
+    type: "string",
+    arg: "ID",
+    help: "The run to work on (a folder under the config's run.output_dir, default runs/).",
+    default: "run.run_id in the config, else the current run (<runs root>/.current_run_id)",
+  },
+  force: { type: "boolean", help: "Recompute outputs that are already finished instead of reusing them." },
+  variant: {
+    type: "string",
+    arg: "NAME",
+    help: "The prompt variant (a name in prompting.formatting_variants).",
+  },
+  condition: {
+    type: "string",
+    arg: "COND",
+    help:
+      "What to generate: baseline, targeted_ablation, random_ablation (every draw), random_ablation_<k> " +
+      "(one draw) or reference_selection_ablation (organism).",
+    default: "baseline",
+  },
+  shard: {
+    type: "string",
+    arg: "K/N|none",
+    help: "Do shard K (0-based) of N of the step's work; `none` forces an unsharded run. Shards of a " +
+      "run can run at once on several machines; `bt merge` (or the next step) merges them.",
+    default: "from the environment, else unsharded",
+    env: "BT_SHARD, else a SLURM job array (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of " +
+      "SLURM_ARRAY_TASK_COUNT), else a Kubernetes Indexed Job (JOB_COMPLETION_INDEX of BT_SHARD_COUNT)",
+  },
+} as const satisfies Record<string, CliOption>;
+
+/** Environment variables every step may read (model loading, caches, figures). */
+export const STEP_ENVIRONMENT: Readonly<Record<string, string>> = {
+  BT_CACHE_DIR:
+    "Cache of built model organisms and exported ONNX graphs (default ~/.cache/backtracking-interp).",
+  HF_HUB_OFFLINE: "1 = never contact the Hugging Face Hub; use the local cache only.",
+  "HF_HUB_CACHE / HF_HOME": "Where hub downloads are cached (default ~/.cache/huggingface/hub).",
+  BT_FONT_FILES: "':'-separated font files for the PNG figures (default DejaVu Sans from npm).",
+  BT_DEBUG: "1 = print the stack trace of an error.",
+};
+
+/** The options of one step: the shared ones and its extra flags, in table order. */
+function stepOptions(step: string, spec: Spec): Record<string, CliOption> {
+  const options: Record<string, CliOption> = {};
+  for (const [name, o] of Object.entries(STEP_OPTIONS)) {
+    if (name === "config" || name === "run-id" || spec.flags.includes(name as ExtraFlag)) {
+      options[name] = name === "run-id" && spec.runIdDefault
+        ? { ...o, default: spec.runIdDefault }
+        : name === "variant"
+        ? {
+          ...o,
+          default: step === "generate"
+            ? `every configured variant for baseline, ${ANALYSIS_VARIANT} for the ablations`
+            : ANALYSIS_VARIANT,
+        }
+        : o;
+    }
+  }
+  return options;
+}
+
+/**
+ * The command-line description of a step: its option table (which the parser uses) and usage text.
+ *
+ * @param step A key of {@linkcode STEP_COMMANDS}.
+ * @throws {RangeError} for an unknown step.
+ */
+export function stepCli(step: string): CliSpec {
+  const spec = STEP_COMMANDS[step];
+  if (!spec) throw new RangeError(`Unknown step "${step}"; steps: ${Object.keys(STEP_COMMANDS).join(", ")}`);
+  const sharded = spec.flags.includes("shard");
+  return defineCli({
+    command: `deno task bt ${step}`,
+    summary: spec.summary,
+    options: stepOptions(step, spec),
+    details: [
+      "The run folder is <runs root>/<run id>/ (runs root: run.output_dir of the config, default runs/ " +
+      "relative to the working directory). Exit status: 0 done, 1 the step failed, 2 bad usage.",
+      ...(sharded
+        ? [
+          "Sharded: each shard writes its own part of every store; the steps that read the stores merge " +
+          "finished shards by themselves.",
+        ]
+        : []),
+    ],
+    environment: STEP_ENVIRONMENT,
+    examples: [spec.example],
+    unknownHint: (name) => {
+      if (!(name in STEP_OPTIONS)) return undefined;
+      const takers = Object.entries(STEP_COMMANDS).filter(([, s]) => s.flags.includes(name as ExtraFlag))
+        .map(([n]) => n);
+      return `${step} takes no --${name}; it applies to ${takers.join(", ")}`;
+    },
+  });
 }
 
 /**
  * A subcommand function for one step, for the CLI's COMMANDS table.
  *
  * @param step A key of {@linkcode STEP_COMMANDS}.
+ * @returns `(args, io) → exit status`; throws {@linkcode UsageError} on bad usage.
+ * @throws {RangeError} for an unknown step.
  */
-export function stepCommand(step: string): (args: string[]) => Promise<number> {
-  const spec = STEP_COMMANDS[step];
-  if (!spec) throw new RangeError(`Unknown step "${step}"; steps: ${Object.keys(STEP_COMMANDS).join(", ")}`);
-  return async (args: string[]) => {
-    const { values, positionals } = parseArgs({
-      args,
-      options: {
-        config: { type: "string", short: "c" },
-        "run-id": { type: "string" },
-        variant: { type: "string" },
-        condition: { type: "string" },
-        shard: { type: "string" },
-        force: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-      strict: true,
-      allowPositionals: true,
-    });
-    if (values.help) {
-      console.log(usage(step, spec));
-      return 0;
-    }
-    if (positionals.length > 0) {
-      throw new UsageError(`unexpected argument "${positionals[0]}"\n${usage(step, spec)}`);
-    }
-    for (const flag of ["variant", "condition", "shard"] as const) {
-      if (values[flag] !== undefined && !spec.flags.includes(flag)) {
-        throw new UsageError(`--${flag} does not apply to ${step}\n${usage(step, spec)}`);
-      }
-    }
+export function stepCommand(step: string): (args: string[], io?: CliIO) => Promise<number> {
+  const cli = stepCli(step);
+  const spec = STEP_COMMANDS[step]!;
+  return async (args: string[], io: CliIO = consoleIO) => {
+    const parsed = parseOrHelp(cli, args, io);
+    if (parsed.help) return 0;
+    const values = parsed.values as Record<string, string | boolean | undefined>;
+    const str = (name: string) => values[name] as string | undefined;
     await spec.run({
-      config: values.config ?? DEFAULT_CONFIG,
-      runId: values["run-id"],
-      variant: values.variant,
-      condition: values.condition,
-      force: values.force ?? false,
-      shard: values.shard,
+      config: str("config") ?? DEFAULT_CONFIG,
+      runId: str("run-id"),
+      variant: str("variant"),
+      condition: str("condition"),
+      force: values.force === true,
+      shard: str("shard"),
     });
     return 0;
   };

@@ -3,7 +3,5 @@
  * @module
  */
 
-/** A command-line mistake: printed without a stack trace, exit code 2. */
-export class UsageError extends Error {
-  override name = "UsageError";
-}
+/** A command-line mistake: printed without a stack trace, exit code 2 (the toolkit's, `lib/util/cli.ts`). */
+export { UsageError } from "../../../lib/util/cli.ts";

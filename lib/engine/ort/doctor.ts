@@ -10,12 +10,13 @@
  * 3. cuDNN 9 `libcudnn.so.9`;
  * 4. the NVIDIA driver: `libcuda.so.1` (and `nvidia-smi`, for the driver version).
  * Libraries are found the way the dynamic loader finds them (`LD_LIBRARY_PATH`, the ldconfig cache):
- * each is opened with `dlopen` and closed again.
+ * each is opened with `dlopen` and closed again. `deno task doctor --help` prints the usage.
  *
  * @module
  */
 
 import { findOrtLibrary } from "./capi.ts";
+import { type CliIO, consoleIO, defineCli, parseOrHelp, UsageError } from "../../util/cli.ts";
 
 /** One preflight check. */
 export interface PreflightCheck {
@@ -178,8 +179,38 @@ export function formatPreflight(p: Preflight): string {
   return lines.join("\n");
 }
 
-if (import.meta.main) {
+/** `deno task doctor`: its (empty) option table, which the parser uses, and its `--help`. */
+export const DOCTOR_CLI = defineCli({
+  command: "deno task doctor",
+  summary: "Check that the CUDA execution provider can run on this machine. Names each missing piece " +
+    "(provider libraries, CUDA 13 runtime and cuBLAS, cuDNN 9, the NVIDIA driver) and how to get it.",
+  options: {},
+  details: [
+    "Libraries are found the way the dynamic loader finds them (LD_LIBRARY_PATH, the ldconfig cache). " +
+    "Exit status: 0 CUDA is usable, 1 a piece is missing (device auto then uses the CPU), 2 bad usage.",
+  ],
+  environment: { LD_LIBRARY_PATH: "Extra folders searched for the CUDA, cuBLAS and cuDNN libraries." },
+  examples: ["deno task doctor", "LD_LIBRARY_PATH=/opt/cuda/lib64 deno task doctor"],
+});
+
+/**
+ * Run the preflight from a command line and print its report.
+ *
+ * @param args The options (only `--help`).
+ * @param io Where the report and usage errors go.
+ * @returns The exit status: 0 CUDA usable (or help printed), 1 not usable, 2 bad usage.
+ */
+export function main(args: readonly string[], io: CliIO = consoleIO): number {
+  try {
+    if (parseOrHelp(DOCTOR_CLI, args, io).help) return 0;
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    io.err(`doctor: ${e.message}`);
+    return 2;
+  }
   const p = cudaPreflight();
-  console.log(formatPreflight(p));
-  Deno.exit(p.ok ? 0 : 1);
+  io.out(formatPreflight(p));
+  return p.ok ? 0 : 1;
 }
+
+if (import.meta.main) Deno.exit(main(Deno.args));
