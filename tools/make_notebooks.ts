@@ -753,7 +753,10 @@ per event (docs/protocol.md §13).`,
     { code: `const headFiles = await readHeadScan(ctx.run);` },
     {
       code: `
-const dla = toDataFrame(headFiles.dla).filter(pl.col("group").eq(pl.lit("all")).and(pl.col("kind").isIn(["head", "mlp"])));
+// Columns picked first: nodejs-polars exposes columns as properties, so a "head" column hides DataFrame.head.
+const dla = toDataFrame(headFiles.dla)
+  .filter(pl.col("group").eq(pl.lit("all")).and(pl.col("kind").isIn(["head", "mlp"])))
+  .select("rank", "name", "event_mean", "control_mean", "specificity_mean", "specificity_lower", "specificity_upper");
 const dlaTable = await showTable(
   dla.head(8).select(
     "rank",

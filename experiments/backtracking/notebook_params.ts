@@ -612,6 +612,8 @@ export async function readArtifactJson<T = unknown>(ctx: Pick<RunContext, "run">
 /**
  * A run's CSV artifact as a polars DataFrame (column types inferred from every row; empty cells null), the
  * notebooks' table type: filter, sort, group-by and join it, and show the result with `showTable`.
+ * nodejs-polars also exposes every column as a property of the DataFrame, hiding a method of the same name
+ * (a `head` column hides `DataFrame.head`): `select` the columns needed before calling such a method.
  *
  * @param ctx The run.
  * @param rel Path relative to the run folder, e.g. `analysis/backtracking_events.csv`.
