@@ -402,3 +402,49 @@ Deno.test("report: markdownTable", () => {
     "| a | b |\n|---|---|\n| 1 | x\\|y |\n|  | l1 l2 |",
   );
 });
+
+Deno.test("report: corrected vs reference rows are the per-condition shares, counted naively", () => {
+  const prompting = {
+    formatting_variants: [{ name: "chat", think_open: "<think>\n", think_close: "\n</think>\n" }],
+  };
+  const cfg = parseConfig({ prompting }, "test");
+  // Three conditions interleaved, the other rule and the reference extractor disagreeing on some rows, and
+  // rows of another variant that must not count.
+  const all = [
+    ...rows("baseline", 0.6, 0.5, 3),
+    ...rows("targeted_ablation", 0.1, 0.4, 4),
+    ...rows("random_ablation_0", 0.5, 0.5, 5),
+  ].map((r, i) => ({
+    ...r,
+    bt_other_rule: i % 7 === 0 ? !r.has_backtracking_strict : r.has_backtracking_strict,
+    correct_reference: i % 5 === 0 ? undefined : r.is_correct,
+  }));
+  const mixed = [...all.filter((_, i) => i % 2 === 0), ...all.filter((_, i) => i % 2 === 1)];
+  const other = rows("baseline", 0.9, 0.9, 6).map((r) => ({ ...r, variant: "plain" }));
+  const parts = reportParts({ config: cfg, run: { id: "r", dir: "/tmp/r" } as never }, [...mixed, ...other], {
+    figures: [],
+  });
+  const share = (c: string, f: (r: EventRow) => boolean) => {
+    const g = all.filter((r) => r.condition === c);
+    return Number((g.filter(f).length / g.length).toFixed(4));
+  };
+  const byMetric = new Map(parts.referenceComparison!.map((r) => [r.metric, r]));
+  for (const c of ["baseline", "targeted_ablation", "random_ablation_0"]) {
+    const r = byMetric.get(`BT rate, ${c}`);
+    assert.ok(r, `no row for ${c}`);
+    assert.equal(r.corrected, share(c, (x) => x.has_backtracking_strict));
+    assert.equal(r.reference_mode, share(c, (x) => x.bt_other_rule));
+  }
+  const acc = byMetric.get("accuracy, baseline (correct / n)")!;
+  assert.equal(acc.corrected, share("baseline", (x) => x.is_correct === true));
+  assert.equal(acc.reference_mode, share("baseline", (x) => x.correct_reference === true));
+  assert.deepEqual(
+    parts.referenceComparison!.map((r) => r.metric),
+    [
+      "BT rate, baseline",
+      "BT rate, targeted_ablation",
+      "BT rate, random_ablation_0",
+      "accuracy, baseline (correct / n)",
+    ],
+  );
+});

@@ -71,6 +71,20 @@ function setup(...imports: string[]): CellSpec {
 const IMPORT_SHOW =
   `import { pct, pctCI, pValue, showFigure, showMarkdown, showTable } from "../lib/notebook/show.ts";`;
 
+/** polars (the notebooks' table type) and rows → DataFrame, for artifacts read with a typed reader. */
+const IMPORT_TABLES = [
+  `import pl from "nodejs-polars";`,
+  `import { toDataFrame } from "../lib/tables/table.ts";`,
+].join("\n");
+
+/**
+ * A cell line defining \`clip(c, n)\`: a polars expression cutting string column \`c\` to \`n\` characters, with
+ * " …" appended when longer (so long completions fit a table cell).
+ */
+const CLIP = `
+const clip = (c: string, n: number) =>
+  pl.when(pl.col(c).str.lengths().gt(n)).then(pl.format("{} …", pl.col(c).str.slice(0, n))).otherwise(pl.col(c)).alias(c);`;
+
 // ---------------------------------------------------------------------------------------------------
 // 00 init-run
 
@@ -207,18 +221,17 @@ dataset is downloaded. Gold answers are parsed once here (\`#### <gold>\`).`,
       `import { earlierSteps, notebookParams, notebookSetup, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { readProblems } from "../experiments/backtracking/artifacts/mod.ts";`,
       `import { readMeta } from "../experiments/backtracking/run.ts";`,
+      IMPORT_TABLES,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
     { code: context("01") },
     { md: `## Run the step (reused when \`data/problems.jsonl\` exists)` },
     { code: `const step = await runOrReuse(ctx, "prepare-data");\nstep;` },
-    { code: `const problems = await readProblems(ctx.run);` },
+    { code: `const problems = toDataFrame(await readProblems(ctx.run), ["id", "question", "gold"]);` },
     {
       code: `
-const problemsTable = await showTable(problems.slice(0, 6).map((p) => ({ id: p.id, question: p.question, gold: p.gold })), {
-  title: \`First problems of \${problems.length}\`,
-});`,
+const problemsTable = await showTable(problems.head(6), { title: \`First problems of \${problems.height}\` });`,
     },
     {
       md: `
@@ -228,23 +241,23 @@ Every problem has a numeric gold answer and a unique id, and there are at most \
     },
     {
       code: `
-const badGold = problems.filter((p) => !Number.isFinite(p.gold)).map((p) => p.id);
-const uniqueIds = new Set(problems.map((p) => p.id)).size;
-if (problems.length === 0 || problems.length > ctx.config.dataset.max_examples || badGold.length > 0 || uniqueIds !== problems.length) {
-  throw new Error(\`prepare-data: \${problems.length} problems (max \${ctx.config.dataset.max_examples}), \${uniqueIds} unique ids, non-numeric gold for [\${badGold}]\`);
+const badGold = problems.filter(pl.col("gold").cast(pl.Float64).isFinite().fillNull(false).not()).getColumn("id").toArray();
+const uniqueIds = problems.getColumn("id").nUnique();
+if (problems.height === 0 || problems.height > ctx.config.dataset.max_examples || badGold.length > 0 || uniqueIds !== problems.height) {
+  throw new Error(\`prepare-data: \${problems.height} problems (max \${ctx.config.dataset.max_examples}), \${uniqueIds} unique ids, non-numeric gold for [\${badGold}]\`);
 }
-\`ok: \${problems.length} problems, all with numeric gold answers\`;`,
+\`ok: \${problems.height} problems, all with numeric gold answers\`;`,
     },
     { code: `const meta = await readMeta(ctx.run);` },
     { md: `## Reading` },
     {
       code: `
 const data = (meta.data ?? {}) as Record<string, unknown>;
-const golds = problems.map((p) => p.gold ?? 0);
+const gold = problems.getColumn("gold");
 await showMarkdown(
-  \`The run has **\${problems.length} problems** from \\\`\${String(data.source ?? "?")}\\\`\` +
+  \`The run has **\${problems.height} problems** from \\\`\${String(data.source ?? "?")}\\\`\` +
     (data.source_sha256 ? \` (sha256 \${String(data.source_sha256).slice(0, 12)}…)\` : "") +
-    \`; gold answers range from \${Math.min(...golds)} to \${Math.max(...golds)}. \` +
+    \`; gold answers range from \${gold.min()} to \${gold.max()}. \` +
     \`Each will be sampled \${ctx.config.generation.num_samples_per_prompt} times per prompt variant.\`,
 );`,
     },
@@ -281,6 +294,7 @@ generates what is missing.`,
       `import { defaultAnalysisVariant, ensureTokenizer, generate } from "../experiments/backtracking/steps/mod.ts";`,
       `import { readGenerations, readProblems } from "../experiments/backtracking/artifacts/mod.ts";`,
       `import { buildPrompt } from "../experiments/backtracking/prompts.ts";`,
+      IMPORT_TABLES,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
@@ -308,16 +322,24 @@ const storesTable = await showTable(stores.map((s) => ({
   file: relative(ctx.run.dir, s.path),
 })), { title: "Baseline stores" });`,
     },
-    { code: `const records = await readGenerations(ctx.run, variant, "baseline");` },
     {
       code: `
-const samplesTable = await showTable(records.slice(0, 6).map((r) => ({
-  example: r.example_id,
-  sample: r.sample_id,
-  tokens: r.completion_tokens,
-  finish: r.finish_reason,
-  completion: r.completion.length > 240 ? r.completion.slice(0, 240) + " …" : r.completion,
-})), { title: \`First samples of \${variant}\` });`,
+const records = toDataFrame(await readGenerations(ctx.run, variant, "baseline"), [
+  "example_id", "sample_id", "completion_tokens", "finish_reason", "completion",
+]);`,
+    },
+    {
+      code: CLIP + `
+const samplesTable = await showTable(
+  records.head(6).select(
+    pl.col("example_id").alias("example"),
+    pl.col("sample_id").alias("sample"),
+    pl.col("completion_tokens").alias("tokens"),
+    pl.col("finish_reason").alias("finish"),
+    clip("completion", 240),
+  ),
+  { title: \`First samples of \${variant}\` },
+);`,
     },
     {
       md: `
@@ -337,8 +359,8 @@ if (wrong.length > 0) {
     { md: `## Reading` },
     {
       code: `
-const truncated = records.filter((r) => r.finish_reason === "length").length / records.length;
-const meanTokens = records.reduce((a, r) => a + r.completion_tokens, 0) / records.length;
+const truncated = records.filter(pl.col("finish_reason").eq(pl.lit("length"))).height / records.height;
+const meanTokens = records.getColumn("completion_tokens").mean();
 const generatedNow = stores.reduce((a, s) => a + s.generated, 0);
 await showMarkdown(
   \`\${stores.length} variant(s) × \${expected} samples are stored (\${generatedNow} generated in this session). \` +
@@ -386,35 +408,37 @@ problems, so a 0 % rate is not reported as [0, 0] (docs/protocol.md §16).`,
       `import pl from "nodejs-polars";`,
       `import { earlierSteps, notebookParams, notebookSetup, readArtifactFrame, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { defaultAnalysisVariant } from "../experiments/backtracking/steps/mod.ts";`,
-      `import { DETECT_OUTPUTS, readCorrectedSummary, readEvents } from "../experiments/backtracking/artifacts/mod.ts";`,
+      `import { DETECT_OUTPUTS, readCorrectedSummary } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
     { code: context("03") },
     { md: `## Run the step (reused when its outputs are newer than every generation store)` },
     { code: `const step = await runOrReuse(ctx, "detect-events");\nstep;` },
-    { code: `const rows = await readEvents(ctx.run);` },
+    { code: `const events = await readArtifactFrame(ctx, DETECT_OUTPUTS[0]);` },
     {
       code: `
-const onsetsTable = await showTable(rows.filter((r) => r.has_backtracking_strict).slice(0, 8).map((r) => ({
-  variant: r.variant,
-  example: r.example_id,
-  sample: r.sample_id,
-  onset: r.onset_phrase,
-  onset_token: JSON.stringify(r.onset_token_text),
-  pred_pos: r.pred_pos_in_full,
-  answer: r.predicted_answer,
-  gold: r.gold,
-  status: r.answer_status,
-  onset_type: r.onset_type,
-  evidence: r.onset_evidence,
-  candidate: r.candidate_answer,
-  trajectory: r.trajectory,
-})), { title: "Backtracking samples (first 8)" });`,
+const onsetsTable = await showTable(
+  events.filter(pl.col("has_backtracking_strict")).head(8).select(
+    "variant",
+    pl.col("example_id").alias("example"),
+    pl.col("sample_id").alias("sample"),
+    pl.col("onset_phrase").alias("onset"),
+    pl.format('"{}"', pl.col("onset_token_text")).alias("onset_token"), // quoted: a leading space shows
+    pl.col("pred_pos_in_full").alias("pred_pos"),
+    pl.col("predicted_answer").alias("answer"),
+    "gold",
+    pl.col("answer_status").alias("status"),
+    "onset_type",
+    pl.col("onset_evidence").alias("evidence"),
+    pl.col("candidate_answer").alias("candidate"),
+    "trajectory",
+  ),
+  { title: "Backtracking samples (first 8)" },
+);`,
     },
     {
       code: `
-const events = await readArtifactFrame(ctx, DETECT_OUTPUTS[0]);
 const byTrigger = await showTable(
   events.filter(pl.col("has_backtracking_strict"))
     .groupBy(["variant", "condition", "onset_phrase"])
@@ -473,8 +497,8 @@ const trajectoryTable = await showTable(corrected.groups.map(({ variant, conditi
   unfinished: s.trajectory.undetermined.unfinished,
 })), { digits: 3, title: "Answer trajectory across the onset (fix = wrong → right, break = right → wrong; shares of the changed answers)" });`,
     },
-    { code: `await showFigure(await reportFigure(ctx, "bt_rate_by_variant", rows));` },
-    { code: `await showFigure(await reportFigure(ctx, "accuracy_by_backtracking", rows));` },
+    { code: `await showFigure(await reportFigure(ctx, "bt_rate_by_variant"));` },
+    { code: `await showFigure(await reportFigure(ctx, "accuracy_by_backtracking"));` },
     {
       md: `
 ## Sanity check
@@ -484,14 +508,16 @@ completion); every stored sample has a row.`,
     },
     {
       code: `
-const badOnset = rows.filter((r) =>
-  r.has_backtracking_strict &&
-  (r.onset_token_id < 0 || r.pred_pos_in_full < r.prompt_tokens - 1 || r.pred_pos_in_full >= r.prompt_tokens + r.completion_tokens)
+const bt = events.filter(pl.col("has_backtracking_strict"));
+const badOnset = bt.filter(
+  pl.col("onset_token_id").lt(0)
+    .or(pl.col("pred_pos_in_full").lt(pl.col("prompt_tokens").minus(1)))
+    .or(pl.col("pred_pos_in_full").gtEq(pl.col("prompt_tokens").plus(pl.col("completion_tokens")))),
 );
-if (badOnset.length > 0) throw new Error(\`\${badOnset.length} BT rows with an onset outside their sequence\`);
+if (badOnset.height > 0) throw new Error(\`\${badOnset.height} BT rows with an onset outside their sequence\`);
 const nSamples = corrected.groups.reduce((a, g) => a + g.summary.n, 0);
-if (nSamples !== rows.length) throw new Error(\`summary counts \${nSamples} samples, events CSV has \${rows.length}\`);
-\`ok: \${rows.length} rows, \${rows.filter((r) => r.has_backtracking_strict).length} with a backtracking onset\`;`,
+if (nSamples !== events.height) throw new Error(\`summary counts \${nSamples} samples, events CSV has \${events.height}\`);
+\`ok: \${events.height} rows, \${bt.height} with a backtracking onset\`;`,
     },
     { md: `## Reading` },
     {
@@ -543,7 +569,8 @@ final logits; problem-clustered bootstrap CIs; unmatched events reported, not dr
 reference's layout is kept in \`logit_lens_reference.csv\`.`,
     },
     setup(
-      `import { earlierSteps, notebookParams, notebookSetup, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import pl from "nodejs-polars";`,
+      `import { earlierSteps, notebookParams, notebookSetup, readArtifactFrame, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { LENS_FILES } from "../experiments/backtracking/artifacts/mod.ts";`,
       `import { readMeta } from "../experiments/backtracking/run.ts";`,
       IMPORT_SHOW,
@@ -554,7 +581,7 @@ reference's layout is kept in \`logit_lens_reference.csv\`.`,
     { code: `const step = await runOrReuse(ctx, "logit-lens");\nstep;` },
     {
       code: `
-const lens = await readArtifactTable(ctx, LENS_FILES.summary, {
+const lens = await readArtifactFrame(ctx, LENS_FILES.summary, {
   columns: [
     "layer", "n_bt", "n_control", "bt_logprob_mean", "control_logprob_mean", "diff_logprob_estimate",
     "diff_logprob_lower", "diff_logprob_upper", "bt_rank_median", "control_rank_median",
@@ -576,18 +603,18 @@ One row per layer (embedding output, every block, final logits) and some events 
     {
       code: `
 const numLayers = Number((meta.model as Record<string, unknown> | undefined)?.num_layers);
-const nBt = Number(lens[0]?.n_bt ?? 0), nControl = Number(lens[0]?.n_control ?? 0);
-if (lens.length !== numLayers + 1) throw new Error(\`logit_lens.csv has \${lens.length} rows, expected \${numLayers + 1}\`);
+const nBt = Number(lens.getColumn("n_bt").get(0) ?? 0), nControl = Number(lens.getColumn("n_control").get(0) ?? 0);
+if (lens.height !== numLayers + 1) throw new Error(\`logit_lens.csv has \${lens.height} rows, expected \${numLayers + 1}\`);
 if (nBt === 0 || nControl === 0 || nBt > ctx.config.analysis.max_events) {
   throw new Error(\`logit lens over \${nBt} events and \${nControl} controls (max_events \${ctx.config.analysis.max_events})\`);
 }
-\`ok: \${lens.length} layers, \${nBt} events, \${nControl} controls\`;`,
+\`ok: \${lens.height} layers, \${nBt} events, \${nControl} controls\`;`,
     },
     { md: `## Reading` },
     {
       code: `
-const last = lens.at(-1)!;
-const firstSeparated = lens.find((r) => Number(r.diff_logprob_lower) > 0);
+const last = lens.tail(1).toRecords()[0]!;
+const [firstSeparated] = lens.filter(pl.col("diff_logprob_lower").gt(0)).head(1).toRecords();
 await showMarkdown(
   \`Over \${nBt} backtracking events and \${nControl} matched controls, the trigger's log-prob at the final \` +
     \`logits is \${Number(last.bt_logprob_mean).toFixed(2)} at onsets vs \${Number(last.control_logprob_mean).toFixed(2)} \` +
@@ -628,8 +655,9 @@ component type and disjoint from the selection. The reference's five columns sta
 \`ablation_importance.csv\`.`,
     },
     setup(
-      `import { earlierSteps, notebookParams, notebookSetup, plantedCircuit, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, plantedCircuit, readArtifactFrame, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { readHeadScan, readRandomAblationSpecs, readSelectedLayers, SCAN_FILES } from "../experiments/backtracking/artifacts/mod.ts";`,
+      IMPORT_TABLES,
       `import { classifyKeys, dominantClass } from "../experiments/backtracking/head_scan.ts";`,
       `import { ensureTokenizer } from "../experiments/backtracking/context.ts";`,
       IMPORT_SHOW,
@@ -640,7 +668,7 @@ component type and disjoint from the selection. The reference's five columns sta
     { code: `const step = await runOrReuse(ctx, "ablation-scan");\nstep;` },
     {
       code: `
-const importance = await readArtifactTable(ctx, SCAN_FILES.importance, {
+const importance = await readArtifactFrame(ctx, SCAN_FILES.importance, {
   columns: [
     "layer", "component", "n_events", "delta_logprob_mean", "delta_logprob_lower", "delta_logprob_upper",
     "control_delta_logprob_mean", "specificity_mean", "specificity_lower", "specificity_upper",
@@ -649,10 +677,11 @@ const importance = await readArtifactTable(ctx, SCAN_FILES.importance, {
     },
     {
       code: `
-const specificTable = await showTable(
-  [...importance].sort((a, b) => Number(a.specificity_mean) - Number(b.specificity_mean)).slice(0, 8),
-  { digits: 3, title: "Most specific components (most negative specificity first)" },
-);`,
+const mostSpecific = importance.sort({ by: "specificity_mean", maintainOrder: true });
+const specificTable = await showTable(mostSpecific.head(8), {
+  digits: 3,
+  title: "Most specific components (most negative specificity first)",
+});`,
     },
     { code: `await showFigure(await reportFigure(ctx, "ablation_importance_by_layer"));` },
     { code: `const selected = await readSelectedLayers(ctx.run);` },
@@ -692,7 +721,7 @@ const recoveredTable = await showTable([
     { md: `## Reading` },
     {
       code: `
-const top = [...importance].sort((a, b) => Number(a.specificity_mean) - Number(b.specificity_mean))[0]!;
+const top = mostSpecific.head(1).toRecords()[0]!;
 await showMarkdown(
   \`The most specific component is **\${top.component} \${top.layer}**: ablating it changes the trigger's log-prob \` +
     \`by \${Number(top.delta_logprob_mean).toFixed(2)} at onsets (95% CI [\${Number(top.delta_logprob_lower).toFixed(2)}, \` +
@@ -724,10 +753,20 @@ per event (docs/protocol.md §13).`,
     { code: `const headFiles = await readHeadScan(ctx.run);` },
     {
       code: `
+// Columns picked first: nodejs-polars exposes columns as properties, so a "head" column hides DataFrame.head.
+const dla = toDataFrame(headFiles.dla)
+  .filter(pl.col("group").eq(pl.lit("all")).and(pl.col("kind").isIn(["head", "mlp"])))
+  .select("rank", "name", "event_mean", "control_mean", "specificity_mean", "specificity_lower", "specificity_upper");
 const dlaTable = await showTable(
-  headFiles.dla.filter((r) => r.group === "all" && (r.kind === "head" || r.kind === "mlp")).slice(0, 8)
-    .map((r) => ({ rank: r.rank, component: r.name, at_events: r.event_mean, at_controls: r.control_mean,
-      specificity: r.specificity_mean, lower: r.specificity_lower, upper: r.specificity_upper })),
+  dla.head(8).select(
+    "rank",
+    pl.col("name").alias("component"),
+    pl.col("event_mean").alias("at_events"),
+    pl.col("control_mean").alias("at_controls"),
+    pl.col("specificity_mean").alias("specificity"),
+    pl.col("specificity_lower").alias("lower"),
+    pl.col("specificity_upper").alias("upper"),
+  ),
   { digits: 3, title: "DLA ranking, all events (logits; 95% CI)" },
 );`,
     },
@@ -735,9 +774,15 @@ const dlaTable = await showTable(
     {
       code: `
 const ablationTable = await showTable(
-  headFiles.ablation.map((r) => ({ group: r.group, head: \`L\${r.layer}H\${r.head}\`, n_events: r.n_events,
-    delta_logprob: r.delta_logprob_mean, specificity: r.specificity_mean, lower: r.specificity_lower,
-    upper: r.specificity_upper })),
+  toDataFrame(headFiles.ablation).select(
+    "group",
+    pl.format("L{}H{}", pl.col("layer"), pl.col("head")).alias("head"),
+    "n_events",
+    pl.col("delta_logprob_mean").alias("delta_logprob"),
+    pl.col("specificity_mean").alias("specificity"),
+    pl.col("specificity_lower").alias("lower"),
+    pl.col("specificity_upper").alias("upper"),
+  ),
   { digits: 3, title: "Single-head zero-ablation of the top heads (negative specificity = drives the trigger)" },
 );`,
     },
@@ -781,13 +826,13 @@ const headCheckTable = await showTable(headChecks, {
     {
       code: `
 const cost = headFiles.summary.cost;
-const layerRows = (headFiles.summary.n_events + headFiles.summary.n_controls) * (importance.length + 2);
-const topDla = headFiles.dla.filter((r) => r.group === "all" && (r.kind === "head" || r.kind === "mlp")).slice(0, 3);
+const layerRows = (headFiles.summary.n_events + headFiles.summary.n_controls) * (importance.height + 2);
+const topDla = dla.head(3).toRecords();
 await showMarkdown(
-  \`DLA ranks **\${topDla.map((r) => \`\${r.name} (\${r.specificity_mean.toFixed(2)} [\${r.specificity_lower.toFixed(2)}, \` +
-    \`\${r.specificity_upper.toFixed(2)}])\`).join(", ")}** first, in \${cost.dla.forward_calls} forward passes \` +
+  \`DLA ranks **\${topDla.map((r) => \`\${r.name} (\${Number(r.specificity_mean).toFixed(2)} [\${Number(r.specificity_lower).toFixed(2)}, \` +
+    \`\${Number(r.specificity_upper).toFixed(2)}])\`).join(", ")}** first, in \${cost.dla.forward_calls} forward passes \` +
     \`(\${cost.dla.forward_rows} rows) for every head and MLP at once; the layer scan \` +
-    \`evaluated \${layerRows} rows for \${importance.length} components. Ablating the top heads one at a time took \` +
+    \`evaluated \${layerRows} rows for \${importance.height} components. Ablating the top heads one at a time took \` +
     \`\${cost.ablation.forward_calls} passes (\${cost.ablation.forward_rows} rows).\`,
 );`,
     },
@@ -823,6 +868,7 @@ distinct-2, digit-free outputs) are measured in notebook 08.`,
       `import { earlierSteps, notebookParams, notebookSetup } from "../experiments/backtracking/notebook_params.ts";`,
       `import { defaultAnalysisVariant, generate, specInterventions } from "../experiments/backtracking/steps/mod.ts";`,
       `import { readGenerations, readSelectedLayers } from "../experiments/backtracking/artifacts/mod.ts";`,
+      IMPORT_TABLES,
       IMPORT_SHOW,
     ),
     { md: PARAMS_MD },
@@ -853,11 +899,22 @@ const storesTable = await showTable(stores.map((s) => ({
     { code: `const targeted = await readGenerations(ctx.run, variant, "targeted_ablation");` },
     {
       code: `
-const clip = (s: string) => (s.length > 160 ? s.slice(0, 160) + " …" : s);
-const pairsTable = await showTable(targeted.slice(0, 4).map((t) => {
-  const b = baseline.find((r) => r.example_id === t.example_id && r.sample_id === t.sample_id);
-  return { example: t.example_id, sample: t.sample_id, baseline: clip(b?.completion ?? ""), targeted: clip(t.completion) };
-}), { title: "Same sample, same random stream: baseline vs ablated" });`,
+const COLUMNS = ["example_id", "sample_id", "finish_reason", "completion_tokens", "completion"];
+const baselineFrame = toDataFrame(baseline, COLUMNS), targetedFrame = toDataFrame(targeted, COLUMNS);`,
+    },
+    {
+      code: CLIP + `
+const pairsTable = await showTable(
+  targetedFrame.head(4)
+    .join(baselineFrame, { on: ["example_id", "sample_id"], how: "left", suffix: "_baseline" })
+    .select(
+      pl.col("example_id").alias("example"),
+      pl.col("sample_id").alias("sample"),
+      clip("completion_baseline", 160).fillNull("").alias("baseline"),
+      clip("completion", 160).alias("targeted"),
+    ),
+  { title: "Same sample, same random stream: baseline vs ablated" },
+);`,
     },
     {
       md: `
@@ -877,12 +934,12 @@ if (targeted.length !== baseline.length) throw new Error(\`\${targeted.length} t
     { md: `## Reading` },
     {
       code: `
-const eos = (rs: typeof targeted) => rs.filter((r) => r.finish_reason === "eos").length / rs.length;
-const meanLen = (rs: typeof targeted) => rs.reduce((a, r) => a + r.completion_tokens, 0) / rs.length;
+const eos = (df: pl.DataFrame) => df.filter(pl.col("finish_reason").eq(pl.lit("eos"))).height / df.height;
+const meanLen = (df: pl.DataFrame) => df.getColumn("completion_tokens").mean();
 await showMarkdown(
-  \`\${targeted.length} samples were generated with \${interventions.map((i) => "\`" + i.hook + "\`").join(", ")} ablated. \` +
-    \`They end with EOS \${pct(eos(targeted))} of the time (baseline \${pct(eos(baseline))}) and average \` +
-    \`\${meanLen(targeted).toFixed(1)} tokens (baseline \${meanLen(baseline).toFixed(1)}). Backtracking rates and paired \` +
+  \`\${targetedFrame.height} samples were generated with \${interventions.map((i) => "\`" + i.hook + "\`").join(", ")} ablated. \` +
+    \`They end with EOS \${pct(eos(targetedFrame))} of the time (baseline \${pct(eos(baselineFrame))}) and average \` +
+    \`\${meanLen(targetedFrame).toFixed(1)} tokens (baseline \${meanLen(baselineFrame).toFixed(1)}). Backtracking rates and paired \` +
     \`comparisons follow in notebook 08, after detection over every condition.\`,
 );`,
     },
@@ -1024,7 +1081,7 @@ to ~1 % under both ablations (docs/protocol.md §14–15, §18).
 so both readings stand side by side.`,
     },
     setup(
-      `import { earlierSteps, notebookParams, notebookSetup, plantedCircuit, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, plantedCircuit, readArtifactFrame, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { COMPARISON_FILES, protocolValidationRows, readConditionComparison, readProtocolValidation } from "../experiments/backtracking/artifacts/mod.ts";`,
       `import { degenerationFlags, figuresOf, flagText } from "../experiments/backtracking/degeneration.ts";`,
       IMPORT_SHOW,
@@ -1038,41 +1095,36 @@ so both readings stand side by side.`,
       code: `
 const comparison = await readConditionComparison(ctx.run);`,
     },
+    { code: `const conditions = await readArtifactFrame(ctx, COMPARISON_FILES.correctedCsv);` },
     {
       code: `
-const conditionsTable = await showTable(await readArtifactTable(ctx, COMPARISON_FILES.correctedCsv, {
-  columns: [
+const conditionsTable = await showTable(conditions.select(
     "condition", "n", "bt_rate", "bt_rate_lower", "bt_rate_upper", "delta_bt_rate", "delta_bt_rate_lower",
     "delta_bt_rate_upper", "mcnemar_bt_p", "accuracy", "accuracy_lower", "accuracy_upper", "accuracy_finished",
     "unfinished_rate", "delta_accuracy", "eos_rate", "mean_length", "repetition_4gram", "distinct_2",
     "digit_free_rate",
-  ],
-}), { digits: 3, title: \`Conditions of \${comparison.variant} (paired with the baseline; rate CIs: clustered Wilson)\` });`,
+), { digits: 3, title: \`Conditions of \${comparison.variant} (paired with the baseline; rate CIs: clustered Wilson)\` });`,
     },
     {
       code: `
-const onsetTable = await showTable(await readArtifactTable(ctx, COMPARISON_FILES.correctedCsv, {
-  columns: [
+const onsetTable = await showTable(conditions.select(
     "condition", "bt_rate", "bt_revision_rate", "bt_revision_rate_lower", "bt_revision_rate_upper",
     "bt_verification_rate", "bt_verification_rate_lower", "bt_verification_rate_upper", "bt_other_rate",
     "bt_other_rate_lower", "bt_other_rate_upper", "accuracy_bt_revision", "accuracy_bt_verification",
     "accuracy_bt_other",
-  ],
-}), { digits: 3, title: "Backtracking rate by onset type (docs/protocol.md §23)" });`,
+), { digits: 3, title: "Backtracking rate by onset type (docs/protocol.md §23)" });`,
     },
     {
       code: `
-const trajectoryTable = await showTable(await readArtifactTable(ctx, COMPARISON_FILES.correctedCsv, {
-  columns: [
+const trajectoryTable = await showTable(conditions.select(
     "condition", "onsets_determined", "answer_changed", "answer_changed_lower", "answer_changed_upper", "fixes",
     "fix_share", "fix_share_lower", "fix_share_upper", "breaks", "break_share", "break_share_lower",
     "break_share_upper",
-  ],
-}), { digits: 3, title: "Answer trajectory across the onset (fix / break shares of the changed answers)" });`,
+), { digits: 3, title: "Answer trajectory across the onset (fix / break shares of the changed answers)" });`,
     },
     {
       code: `
-const referenceTable = await showTable(await readArtifactTable(ctx, COMPARISON_FILES.reference), {
+const referenceTable = await showTable(await readArtifactFrame(ctx, COMPARISON_FILES.reference), {
   digits: 4,
   title: "Reference layout (condition_comparison.csv: accuracy = correct / total)",
 });`,
@@ -1231,7 +1283,7 @@ compared (paired: same problems, same random streams) with the first variant.
 paired differences with CIs rather than two rates side by side. The reference's table is kept.`,
     },
     setup(
-      `import { earlierSteps, notebookParams, notebookSetup, readArtifactTable, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
+      `import { earlierSteps, notebookParams, notebookSetup, readArtifactFrame, reportFigure, runOrReuse } from "../experiments/backtracking/notebook_params.ts";`,
       `import { ensureTokenizer } from "../experiments/backtracking/steps/mod.ts";`,
       `import { FORMATTING_FILES, readProblems } from "../experiments/backtracking/artifacts/mod.ts";`,
       `import { buildPrompt } from "../experiments/backtracking/prompts.ts";`,
@@ -1243,7 +1295,7 @@ paired differences with CIs rather than two rates side by side. The reference's 
     { code: `const step = await runOrReuse(ctx, "formatting-sweep");\nstep;` },
     {
       code: `
-const sweep = await readArtifactTable(ctx, FORMATTING_FILES.correctedCsv, {
+const sweep = await readArtifactFrame(ctx, FORMATTING_FILES.correctedCsv, {
   columns: [
     "variant", "n", "bt_rate", "bt_rate_lower", "bt_rate_upper", "delta_bt_rate", "delta_bt_rate_lower",
     "delta_bt_rate_upper", "mcnemar_bt_p", "accuracy", "accuracy_lower", "accuracy_upper", "accuracy_finished",
@@ -1258,7 +1310,7 @@ const sweep = await readArtifactTable(ctx, FORMATTING_FILES.correctedCsv, {
     },
     {
       code: `
-const referenceTable = await showTable(await readArtifactTable(ctx, FORMATTING_FILES.reference), {
+const referenceTable = await showTable(await readArtifactFrame(ctx, FORMATTING_FILES.reference), {
   digits: 4,
   title: "Reference layout (formatting_summary.csv: accuracy = correct / (correct + incorrect))",
 });`,
@@ -1285,8 +1337,8 @@ const promptsTable = await showTable(prompts.map((p) => ({ variant: p.variant, t
     { md: `## Reading` },
     {
       code: `
-const first = sweep[0]!;
-const others = sweep.slice(1);
+const [first, ...others] = sweep.toRecords();
+if (!first) throw new Error(\`\${FORMATTING_FILES.correctedCsv} has no rows\`);
 await showMarkdown(
   \`\\\`\${first.variant}\\\` backtracks in \${pct(Number(first.bt_rate))} of samples \` +
     \`(revision \${pct(Number(first.bt_revision_rate))}, verification \${pct(Number(first.bt_verification_rate))}, \` +

@@ -22,6 +22,7 @@
  * @module
  */
 
+import pl from "nodejs-polars";
 import { pyFloatRepr } from "./answers.ts";
 import type { EventRow } from "./event_row.ts";
 import type { OnsetType } from "./onset_type.ts";
@@ -684,22 +685,48 @@ function correctness(options: ReferenceSummaryOptions): (r: EventRow) => boolean
   throw new RangeError(`option "correctness" must be "is_correct" or "correct_reference", got ${String(c)}`);
 }
 
-function groupStats(
-  rows: readonly EventRow[],
-  key: (r: EventRow) => string,
-  ok: (r: EventRow) => boolean | undefined,
-): Record<string, ReferenceGroupStats> {
+/** One row per event with what the reference-compatible summaries count (`correct`: null when unknown). */
+function referenceFrame(rows: readonly EventRow[], ok: (r: EventRow) => boolean | undefined): pl.DataFrame {
+  return pl.DataFrame([
+    pl.Series("variant", rows.map((r) => r.variant), pl.Utf8),
+    pl.Series("condition", rows.map((r) => r.condition), pl.Utf8),
+    pl.Series("strict", rows.map((r) => r.has_backtracking_strict), pl.Bool),
+    pl.Series("relaxed", rows.map((r) => r.has_backtracking_relaxed), pl.Bool),
+    pl.Series("correct", rows.map((r) => ok(r) ?? null), pl.Bool),
+  ]);
+}
+
+/**
+ * The reference's counts as polars aggregations (a `select` over all rows, or `agg` per group): boolean
+ * sums skip nulls, so an unknown answer is neither correct nor incorrect, and `true AND null` is not counted.
+ */
+function referenceCounts(): pl.Expr[] {
+  const strict = pl.col("strict"), correct = pl.col("correct");
+  return [
+    pl.len().alias("total"),
+    strict.sum().alias("strict"),
+    pl.col("relaxed").sum().alias("relaxed"),
+    correct.sum().alias("correct"),
+    correct.not().sum().alias("incorrect"),
+    correct.isNull().sum().alias("unknown"),
+    strict.and(correct).sum().alias("bt_correct"),
+    strict.not().and(correct).sum().alias("non_bt_correct"),
+  ];
+}
+
+/** The counts of {@linkcode referenceCounts} per value of `key`, in first-appearance order. */
+function groupStats(frame: pl.DataFrame, key: "variant" | "condition"): Record<string, ReferenceGroupStats> {
+  const groups = frame.lazy().groupBy(key, { maintainOrder: true }).agg(...referenceCounts()).collectSync();
   const out: Record<string, ReferenceGroupStats> = {};
-  for (const r of rows) {
-    const k = key(r);
-    const g = out[k] ??= { total: 0, backtracking_strict: 0, backtracking_rate: 0, correct: 0, accuracy: 0 };
-    g.total++;
-    if (r.has_backtracking_strict) g.backtracking_strict++;
-    if (ok(r) === true) g.correct++;
-  }
-  for (const g of Object.values(out)) {
-    g.backtracking_rate = g.backtracking_strict / g.total;
-    g.accuracy = g.correct / g.total;
+  for (const g of groups.toRecords()) {
+    const total = Number(g.total), strict = Number(g.strict), correct = Number(g.correct);
+    out[String(g[key])] = {
+      total,
+      backtracking_strict: strict,
+      backtracking_rate: strict / total,
+      correct,
+      accuracy: correct / total,
+    };
   }
   return out;
 }
@@ -719,28 +746,11 @@ export function summaryMetricsReference(
   options: ReferenceSummaryOptions = {},
 ): ReferenceSummaryMetrics {
   if (rows.length === 0) throw new RangeError("summaryMetricsReference: no events");
-  const ok = correctness(options);
-  const total = rows.length;
-  let strict = 0;
-  let relaxed = 0;
-  let correct = 0;
-  let incorrect = 0;
-  let unknown = 0;
-  let bt = 0;
-  let btCorrect = 0;
-  let nonBtCorrect = 0;
-  for (const r of rows) {
-    const c = ok(r);
-    if (r.has_backtracking_strict) strict++;
-    if (r.has_backtracking_relaxed) relaxed++;
-    if (c === true) correct++;
-    else if (c === false) incorrect++;
-    else unknown++;
-    if (r.has_backtracking_strict) {
-      bt++;
-      if (c === true) btCorrect++;
-    } else if (c === true) nonBtCorrect++;
-  }
+  const frame = referenceFrame(rows, correctness(options));
+  const c = frame.select(...referenceCounts()).toRecords()[0]!;
+  const [total, strict, relaxed] = [Number(c.total), Number(c.strict), Number(c.relaxed)];
+  const [correct, incorrect, unknown] = [Number(c.correct), Number(c.incorrect), Number(c.unknown)];
+  const [bt, btCorrect, nonBtCorrect] = [strict, Number(c.bt_correct), Number(c.non_bt_correct)];
   const nonBt = total - bt;
   return {
     total_samples: total,
@@ -754,8 +764,8 @@ export function summaryMetricsReference(
     accuracy: correct + incorrect > 0 ? correct / (correct + incorrect) : null,
     accuracy_with_backtracking: bt > 0 ? btCorrect / bt : null,
     accuracy_without_backtracking: nonBt > 0 ? nonBtCorrect / nonBt : null,
-    by_variant: groupStats(rows, (r) => r.variant, ok),
-    by_condition: groupStats(rows, (r) => r.condition, ok),
+    by_variant: groupStats(frame, "variant"),
+    by_condition: groupStats(frame, "condition"),
   };
 }
 

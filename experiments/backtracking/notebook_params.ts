@@ -53,7 +53,6 @@ import { initRun } from "./steps/init_run.ts";
 import { logitLens } from "./steps/logit_lens.ts";
 import { buildFigures, makeReport } from "./steps/make_report.ts";
 import { prepareData } from "./steps/prepare_data.ts";
-import { readCsv } from "../../lib/tables/table.ts";
 import pl from "nodejs-polars";
 import { generate } from "./steps/generate.ts";
 import { phase2Plan, runPhase2 } from "./steps/phase2_run.ts";
@@ -611,45 +610,40 @@ export async function readArtifactJson<T = unknown>(ctx: Pick<RunContext, "run">
 }
 
 /**
- * A run's CSV artifact as rows for display: numeric cells become numbers, empty cells undefined.
- *
- * @param ctx The run.
- * @param rel Path relative to the run folder.
- * @param options `columns`: keep only these, in this order; `limit`: first rows only.
- */
-export async function readArtifactTable(
-  ctx: Pick<RunContext, "run">,
-  rel: string,
-  options: { readonly columns?: readonly string[]; readonly limit?: number } = {},
-): Promise<Record<string, string | number | undefined>[]> {
-  const { columns, records } = await readCsv(artifactPath(ctx.run, rel));
-  const keep = options.columns ?? columns;
-  const unknown = keep.filter((c) => !columns.includes(c));
-  if (unknown.length > 0) {
-    throw new RangeError(`${rel} has no column(s) ${unknown.join(", ")}; it has ${columns.join(", ")}`);
-  }
-  const cell = (s: string | undefined) =>
-    s === undefined || s === "" ? undefined : /^-?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i.test(s) ? Number(s) : s;
-  return records.slice(0, options.limit ?? records.length).map((r) =>
-    Object.fromEntries(keep.map((c) => [c, cell(r[c])]))
-  );
-}
-
-/**
- * A run's CSV artifact as a polars DataFrame (column types inferred from every row), for group-bys, joins
- * and filters in a notebook; show the result with `showTable`.
+ * A run's CSV artifact as a polars DataFrame (column types inferred from every row; empty cells null), the
+ * notebooks' table type: filter, sort, group-by and join it, and show the result with `showTable`.
+ * nodejs-polars also exposes every column as a property of the DataFrame, hiding a method of the same name
+ * (a `head` column hides `DataFrame.head`): `select` the columns needed before calling such a method.
  *
  * @param ctx The run.
  * @param rel Path relative to the run folder, e.g. `analysis/backtracking_events.csv`.
+ * @param options `columns`: keep only these, in this order.
  * @throws {Error} naming the file when it is missing or not CSV.
+ * @throws {RangeError} naming the file and its columns when one of `columns` is not among them.
+ * @example
+ * ```ts
+ * const lens = await readArtifactFrame(ctx, "analysis/logit_lens.csv", { columns: ["layer", "n_bt"] });
+ * await showTable(lens.sort("layer").head(5));
+ * ```
  */
-export async function readArtifactFrame(ctx: Pick<RunContext, "run">, rel: string): Promise<pl.DataFrame> {
+export async function readArtifactFrame(
+  ctx: Pick<RunContext, "run">,
+  rel: string,
+  options: { readonly columns?: readonly string[] } = {},
+): Promise<pl.DataFrame> {
   const path = artifactPath(ctx.run, rel);
+  let df: pl.DataFrame;
   try {
-    return pl.readCSV(await Deno.readTextFile(path), { inferSchemaLength: 1_000_000 });
+    df = pl.readCSV(await Deno.readTextFile(path), { inferSchemaLength: 1_000_000 });
   } catch (e) {
     throw new Error(`Cannot read ${path} as a table: ${(e as Error).message}`, { cause: e });
   }
+  if (!options.columns) return df;
+  const unknown = options.columns.filter((c) => !df.columns.includes(c));
+  if (unknown.length > 0) {
+    throw new RangeError(`${rel} has no column(s) ${unknown.join(", ")}; it has ${df.columns.join(", ")}`);
+  }
+  return df.select(...options.columns);
 }
 
 /**

@@ -8,6 +8,7 @@
  * @module
  */
 
+import pl from "nodejs-polars";
 import type { EventRow } from "./event_row.ts";
 import { compareToBaseline, summarizeCondition } from "./metrics.ts";
 import type { ProtocolValidationArtifact } from "./artifacts/protocol_validation.ts";
@@ -34,8 +35,42 @@ const COMMITTED: Readonly<Record<string, number>> = {
   "BT rate, random_ablation": 0.5491666666666667,
 };
 
-const rate = (rows: readonly EventRow[], f: (r: EventRow) => boolean) =>
-  rows.length ? rows.filter(f).length / rows.length : NaN;
+/** Shares of one condition's samples (k / n): strict BT, BT by the other rule, correct by either extractor. */
+interface ConditionShares {
+  readonly strict: number;
+  readonly other: number;
+  readonly correct: number;
+  readonly correctReference: number;
+}
+
+/** {@linkcode ConditionShares} per condition of `rows` (a polars group-by over the flags). */
+function conditionShares(rows: readonly EventRow[]): Map<string, ConditionShares> {
+  const flags = pl.DataFrame([
+    pl.Series("condition", rows.map((r) => r.condition), pl.Utf8),
+    pl.Series("strict", rows.map((r) => r.has_backtracking_strict), pl.Bool),
+    pl.Series("other", rows.map((r) => r.bt_other_rule), pl.Bool),
+    pl.Series("correct", rows.map((r) => r.is_correct === true), pl.Bool),
+    pl.Series("correct_reference", rows.map((r) => r.correct_reference === true), pl.Bool),
+  ]);
+  const counts = flags.groupBy("condition").agg(
+    pl.len().alias("n"),
+    pl.col("strict").sum(),
+    pl.col("other").sum(),
+    pl.col("correct").sum(),
+    pl.col("correct_reference").sum(),
+  );
+  return new Map(
+    counts.toRecords().map((g) => {
+      const n = Number(g.n);
+      return [String(g.condition), {
+        strict: Number(g.strict) / n,
+        other: Number(g.other) / n,
+        correct: Number(g.correct) / n,
+        correctReference: Number(g.correct_reference) / n,
+      }];
+    }),
+  );
+}
 
 /** Inputs read from the run's files by `make-report`. */
 export interface ReportInputs {
@@ -101,13 +136,12 @@ export function reportParts(
   // The reference's committed numbers are another model's (R1-Distill-Qwen-1.5B): never beside an organism's.
   const committedOf = (key: string) => (organism ? undefined : COMMITTED[key]);
   const refRows: ReferenceComparisonRow[] = [];
-  const byCond = (c: string) => rows.filter((r) => r.variant === av && r.condition === c);
+  const shares = conditionShares(rows.filter((r) => r.variant === av));
   const fmt = (x: number) => (Number.isFinite(x) ? Number(x.toFixed(4)) : "–");
   for (const c of ["baseline", ...conds]) {
-    const g = byCond(c);
-    if (g.length === 0) continue;
-    const primary = rate(g, (r) => r.has_backtracking_strict);
-    const other = rate(g, (r) => r.bt_other_rule);
+    const g = shares.get(c);
+    if (!g) continue;
+    const [primary, other] = [g.strict, g.other];
     const committed = committedOf(`BT rate, ${c}`);
     refRows.push({
       metric: `BT rate, ${c}`,
@@ -117,9 +151,9 @@ export function reportParts(
       note: "detection rule only (same samples)",
     });
   }
-  if (avBase.length > 0) {
-    const ours = rate(avBase, (r) => r.is_correct === true);
-    const theirs = rate(avBase, (r) => r.correct_reference === true);
+  const baseShares = shares.get("baseline"); // present exactly when avBase is not empty
+  if (baseShares) {
+    const [ours, theirs] = [baseShares.correct, baseShares.correctReference];
     const robust = cfg.detection.answer_extractor === "robust";
     refRows.push({
       metric: "accuracy, baseline (correct / n)",

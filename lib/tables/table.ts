@@ -167,7 +167,9 @@ export async function readCsv(
 /**
  * Rows → nodejs-polars DataFrame with one typed column per key (column order as in
  * {@linkcode columnsOf} or `columns`): all-integer columns → Int64, other numbers → Float64, booleans
- * → Bool, strings → Utf8; objects/arrays become JSON text; `undefined` → null.
+ * → Bool, strings → Utf8; objects/arrays become JSON text; `undefined` → null. The DataFrame also has each
+ * column as a property, which hides a method of the same name (a `head` column hides `DataFrame.head`):
+ * pass `columns`, or `select`, before calling it.
  *
  * @throws {TypeError} if a column mixes kinds (e.g. numbers and strings).
  */

@@ -12,6 +12,7 @@ import {
   subsetInterventions,
 } from "../../experiments/backtracking/phase2/subsets.ts";
 import { triggerColumn } from "../../experiments/backtracking/phase2/summaries.ts";
+import { pick } from "../../experiments/backtracking/phase2/notebook.ts";
 import { patchingSettings } from "../../experiments/backtracking/steps/phase2_patching.ts";
 import { phase2Plan } from "../../experiments/backtracking/steps/phase2_run.ts";
 import { steeringSettings } from "../../experiments/backtracking/steps/phase2_steering.ts";
@@ -226,4 +227,17 @@ Deno.test("phase-2 figures (figure review): planted-direction axis, identical cu
   );
   assert.match(fig.svg, />selected_attn = selected_all</);
   assert.match(fig.svg, />mlp</);
+});
+
+Deno.test("notebook pick: the named columns as a DataFrame, in the order given, absent ones left out", () => {
+  const rows = [
+    { setting: "baseline", total: 8, backtracking_rate: 0.5, rate_wait: 0.25 },
+    { setting: "s=0", total: 8, backtracking_rate: 0.125, rate_wait: 0 },
+  ];
+  const df = pick(rows, ["backtracking_rate", "setting", "rate_hold_on", "total"]);
+  assert.deepEqual(df.columns, ["backtracking_rate", "setting", "total"]);
+  assert.deepEqual(df.toRecords(), [
+    { backtracking_rate: 0.5, setting: "baseline", total: 8 },
+    { backtracking_rate: 0.125, setting: "s=0", total: 8 },
+  ]);
 });

@@ -4,7 +4,9 @@
  * @module
  */
 
+import type pl from "nodejs-polars";
 import type { Figure } from "../figures.ts";
+import { toDataFrame } from "../../../lib/tables/table.ts";
 import { artifactPath, type Run } from "../run.ts";
 
 /**
@@ -26,9 +28,16 @@ export async function runFigure(ctx: { readonly run: Run }, name: string): Promi
   return { name, svg, width: size("width"), height: size("height") };
 }
 
-/** Keep only some columns of table rows (in this order), for display. */
-export function pick(rows: readonly object[], columns: readonly string[]): Record<string, unknown>[] {
-  return (rows as readonly Record<string, unknown>[]).map((r) =>
-    Object.fromEntries(columns.filter((c) => c in r).map((c) => [c, r[c]]))
-  );
+/**
+ * Some columns of table rows as a polars DataFrame for `showTable`, in the order given; a column that no
+ * row has (e.g. the rate of a trigger this run does not use) is left out.
+ *
+ * @throws {TypeError} when a column mixes kinds of values (see `toDataFrame`).
+ * @example
+ * ```ts
+ * await showTable(pick(sweeps.subset_sweep, ["setting", "backtracking_rate"]));
+ * ```
+ */
+export function pick(rows: readonly object[], columns: readonly string[]): pl.DataFrame {
+  return toDataFrame(rows, columns.filter((c) => rows.some((r) => c in r)));
 }

@@ -9,6 +9,7 @@
  */
 
 import { join } from "node:path";
+import pl from "nodejs-polars";
 import type { EventRow } from "../event_row.ts";
 import { summarizeCondition } from "../metrics.ts";
 import { degenerationFlags, figuresOf } from "../degeneration.ts";
@@ -29,6 +30,7 @@ import {
 import { artifactPath, copyFiguresToProject, readMeta, writeArtifact } from "../run.ts";
 import { type LensReportRow, renderReport, type ScanReportRow } from "../report.ts";
 import { clusteredMeanCI } from "../../../lib/stats/stats.ts";
+import { toDataFrame } from "../../../lib/tables/table.ts";
 import { defaultAnalysisVariant, statsOptions } from "../settings.ts";
 import { readEvents } from "../artifacts/events.ts";
 import { ifPresent } from "../artifacts/files.ts";
@@ -123,19 +125,18 @@ export async function buildFiguresAndTables(
   }
   const items = await ifPresent(() => readLensItems(ctx.run));
   if (items && items.length > 0) {
-    const groups = new Map<string, { cluster: number; value: number }[]>();
-    for (const r of items) {
-      const key = `${r.group}|${r.layer}`;
-      const list = groups.get(key) ?? [];
-      list.push({ cluster: r.example_id, value: r.logprob });
-      groups.set(key, list);
-    }
-    const points: LensPoint[] = [...groups.entries()].map(([k, obs]) => {
-      const [group, layer] = k.split("|");
+    // One mean with a problem-clustered CI per (group, layer), groups in first-appearance order.
+    const groups = toDataFrame(items, ["group", "layer", "example_id", "logprob"]).lazy()
+      .groupBy(["group", "layer"], { maintainOrder: true })
+      .agg(pl.col("example_id"), pl.col("logprob"))
+      .collectSync();
+    const points: LensPoint[] = groups.toRecords().map((g) => {
+      const clusters = g.example_id as unknown as number[];
+      const obs = (g.logprob as unknown as number[]).map((value, i) => ({ cluster: clusters[i]!, value }));
       const ci = clusteredMeanCI(obs, { samples: opts.bootstrap, seed: opts.seed, level: opts.level });
       return {
-        layer: Number(layer),
-        series: group === "bt" ? "backtracking" as const : "control" as const,
+        layer: Number(g.layer),
+        series: g.group === "bt" ? "backtracking" as const : "control" as const,
         value: ci.estimate,
         lower: Math.min(ci.lower, ci.estimate),
         upper: Math.max(ci.upper, ci.estimate),
@@ -143,24 +144,37 @@ export async function buildFiguresAndTables(
     });
     figs.push(logitLensByLayer(points, { metric: "logprob" }));
     const summary = await ifPresent(() => readLensSummary(ctx.run)) ?? [];
-    for (const s of summary) {
-      const layer = s.layer;
-      const b = points.find((p) => p.layer === layer && p.series === "backtracking");
-      const c = points.find((p) => p.layer === layer && p.series === "control");
-      lens.push({
-        layer,
-        bt_mean: b?.value ?? NaN,
-        bt_lower: b?.lower ?? NaN,
-        bt_upper: b?.upper ?? NaN,
-        control_mean: c?.value ?? NaN,
-        control_lower: c?.lower ?? NaN,
-        control_upper: c?.upper ?? NaN,
-        diff: s.diff_logprob_estimate,
-        diff_lower: s.diff_logprob_lower,
-        diff_upper: s.diff_logprob_upper,
-        n_bt: s.n_bt,
-        n_control: s.n_control,
-      });
+    if (summary.length > 0) {
+      // The per-layer summary (file order) joined with the two series' means and CIs by layer.
+      const series = (name: LensPoint["series"], prefix: string) =>
+        toDataFrame(points, ["layer", "series", "value", "lower", "upper"])
+          .filter(pl.col("series").eq(pl.lit(name)))
+          .select(
+            "layer",
+            pl.col("value").alias(`${prefix}_mean`),
+            pl.col("lower").alias(`${prefix}_lower`),
+            pl.col("upper").alias(`${prefix}_upper`),
+          );
+      const joined = toDataFrame(summary)
+        .join(series("backtracking", "bt"), { on: "layer", how: "left" })
+        .join(series("control", "control"), { on: "layer", how: "left" });
+      const num = (v: unknown) => (v === null || v === undefined ? NaN : Number(v));
+      for (const r of joined.toRecords()) {
+        lens.push({
+          layer: num(r.layer),
+          bt_mean: num(r.bt_mean),
+          bt_lower: num(r.bt_lower),
+          bt_upper: num(r.bt_upper),
+          control_mean: num(r.control_mean),
+          control_lower: num(r.control_lower),
+          control_upper: num(r.control_upper),
+          diff: num(r.diff_logprob_estimate),
+          diff_lower: num(r.diff_logprob_lower),
+          diff_upper: num(r.diff_logprob_upper),
+          n_bt: num(r.n_bt),
+          n_control: num(r.n_control),
+        });
+      }
     }
   }
   const imp = await ifPresent(() => readImportanceTable(ctx.run));
