@@ -163,6 +163,10 @@ Deno.test("head figures: DLA heat map (heads + MLP column, outlines) and attenti
   assert.ok(!heat.svg.includes("Head →"), "no axis title colliding with the column labels");
   assert.ok(!/>-0\.00</.test(headDlaHeatmap([{ layer: 0, head: 0, value: -0.001 }]).svg), "-0.00 printed");
   assert.match(heat.svg, /stroke="black" stroke-width="2"\/><text[^>]*>top head: ablated one at a time/);
+  // the subtitle is two lines, each short enough for the figure (~6.6 px a character at 12 px)
+  const sub = [...heat.svg.matchAll(/<text x="12" y="\d+" font-size="12" fill="#555"[^>]*>([^<]+)</g)];
+  assert.equal(sub.length, 2, "two subtitle lines");
+  for (const [, line] of sub) assert.ok(12 + 6.6 * line!.length <= heat.width, `subtitle runs off: ${line}`);
   const bars = ["L2H0", "L6H0"].flatMap((head) =>
     TOKEN_CLASSES.flatMap((token_class, i) =>
       (["event", "control"] as const).map((series) => ({

@@ -117,6 +117,13 @@ Deno.test("plots: every figure is a standalone SVG with labelled axes, matching 
       (f.svg.match(/aria-label="[xy]-axis label"|aria-label="f[xy]-axis/g) ?? []).length >= 1,
       f.name,
     );
+    // every title and subtitle line fits the width (~10 px a character of the 16 px bold title, ~6.6 px at 12 px)
+    const title = /<text x="12" y="22" font-size="16" font-weight="bold"[^>]*>([^<]+)</.exec(f.svg)?.[1] ??
+      "";
+    assert.ok(12 + 10 * title.length <= f.width, `${f.name}: title runs off: ${title}`);
+    for (const [, line] of f.svg.matchAll(/<text x="12" y="\d+" font-size="12" fill="#555"[^>]*>([^<]+)</g)) {
+      assert.ok(12 + 6.6 * line!.length <= f.width, `${f.name}: subtitle line runs off: ${line}`);
+    }
     const snap = roundedSvg(f.svg);
     const path = `${SNAP_DIR}${f.name}.svg`;
     if (UPDATE) await Deno.writeTextFile(path, snap);

@@ -65,8 +65,8 @@ export function headDlaHeatmap(data: readonly DlaCell[], options: DlaHeatmapOpti
     "head_dla_heatmap",
     {
       title: "Direct logit attribution to the trigger by head and layer",
-      subtitle:
-        `${label}: attribution at onsets − at matched controls; columns: attention heads, then the MLP`,
+      subtitle: `${label}: attribution at onsets − at matched controls\n` +
+        "columns: attention heads, then the layer's MLP",
       height,
     },
     { width: Math.max(640, Math.min(1400, 140 + 46 * columns.length)), ...options },
