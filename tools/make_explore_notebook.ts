@@ -212,9 +212,10 @@ await showFigure(tokenBars(top.map((position) => ({
   value: weights[position]!,
   highlight: position === top[0],
 })), {
-  title: \`Attention of head \${hl}.\${hh} from position \${onset.pred_pos} (\${JSON.stringify(texts[onset.pred_pos])}): largest keys\`,
+  title: \`Attention of L\${hl}H\${hh} from position \${onset.pred_pos} (\${JSON.stringify(texts[onset.pred_pos])}): its largest keys\`,
   valueLabel: "attention weight",
-  highlightLabel: "largest",
+  highlightLabel: "largest key",
+  domain: [0, 1],
 }));`,
   },
   {

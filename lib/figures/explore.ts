@@ -105,7 +105,12 @@ export interface TokenBar {
  */
 export function tokenBars(
   data: readonly TokenBar[],
-  options: FigureOptions & { readonly valueLabel?: string; readonly highlightLabel?: string } = {},
+  options: FigureOptions & {
+    readonly valueLabel?: string;
+    readonly highlightLabel?: string;
+    /** y domain (default: 0 to the largest value), e.g. `[0, 1]` for attention weights. */
+    readonly domain?: readonly [number, number];
+  } = {},
 ): Figure {
   nonEmpty(data, "tokenBars");
   const rows = [...data].sort((a, b) => a.position - b.position).map((d) => ({
@@ -121,7 +126,11 @@ export function tokenBars(
       marginLeft: 60,
       marginBottom: 110,
       x: { label: null, domain: rows.map((r) => r.label), tickRotate: -50 },
-      y: { label: `↑ ${options.valueLabel ?? "value"}`, grid: true },
+      y: {
+        label: `↑ ${options.valueLabel ?? "value"}`,
+        grid: true,
+        ...(options.domain ? { domain: [...options.domain] } : {}),
+      },
       color: {
         domain: [options.highlightLabel ?? "highlighted", "other"],
         range: [COLORS.highlight, COLORS.muted],
@@ -129,7 +138,13 @@ export function tokenBars(
       marks: [Plot.barY(rows, { x: "label", y: "value", fill: "kind" }), Plot.ruleY([0])],
     },
     rows.some((r) => r.highlight)
-      ? { legend: [{ label: options.highlightLabel ?? "highlighted", color: COLORS.highlight }] }
+      ? {
+        legend: [{
+          label: options.highlightLabel ?? "highlighted",
+          color: COLORS.highlight,
+          swatch: "square",
+        }],
+      }
       : {},
   );
 }
