@@ -25,6 +25,7 @@ import {
 } from "../experiments/backtracking/pipeline_main.ts";
 import { runPipeline } from "../experiments/backtracking/steps/mod.ts";
 import { NOTEBOOK_SPECS } from "../tools/make_notebooks.ts";
+import { assertHtmlExportKeepsFigures, findNbconvert } from "./notebook/_helpers.ts";
 
 const CONFIG = Deno.env.get("BT_E2E_CONFIG") ??
   fileURLToPath(new URL("../configs/organism.yaml", import.meta.url));
@@ -191,6 +192,24 @@ Deno.test({
         const report = await Deno.readTextFile(join(dir, "report.md"));
         assert.match(report, /^# Backtracking as a state transition/);
         for (const n of series.notebooks) assert.ok(n.output.startsWith(join(dir, "notebooks")), n.output);
+      });
+
+      // The executed notebooks themselves (not a fixture) keep every figure in nbconvert's HTML export.
+      const nbconvert = findNbconvert();
+      await t.step({
+        name: nbconvert
+          ? "jupyter nbconvert --to html of every executed notebook keeps every figure"
+          : "html export of the executed notebooks (nbconvert missing: apt-get install python3-nbconvert)",
+        ignore: nbconvert === undefined,
+        fn: async () => {
+          const counts = await assertHtmlExportKeepsFigures(
+            nbconvert!,
+            series.notebooks.map((n) => n.output),
+            join(root, "html"),
+          );
+          const total = Object.values(counts).reduce((a, b) => a + b, 0);
+          assert.ok(total >= FIGURES.length, `only ${total} figures exported: ${JSON.stringify(counts)}`);
+        },
       });
 
       await t.step("the planted circuit was recovered and its ablation cuts backtracking ≥ 80%", async () => {

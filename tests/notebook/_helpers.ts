@@ -83,3 +83,70 @@ export async function writeFixture(
   await writeNotebook(path, newNotebook(built));
   return path;
 }
+
+/** A command that runs `jupyter nbconvert`, or undefined when none is installed. */
+export function findNbconvert(): string[] | undefined {
+  const candidates = [
+    ["jupyter-nbconvert"],
+    ["jupyter", "nbconvert"],
+    ["/usr/bin/python3", "-m", "nbconvert"],
+    ["python3", "-m", "nbconvert"],
+  ];
+  for (const c of candidates) {
+    try {
+      const r = new Deno.Command(c[0]!, {
+        args: [...c.slice(1), "--version"],
+        stdout: "null",
+        stderr: "null",
+      })
+        .outputSync();
+      if (r.success) return c;
+    } catch { /* not installed */ }
+  }
+  return undefined;
+}
+
+/**
+ * Exports executed notebooks with `jupyter nbconvert --to html` (one call) and asserts that each HTML file
+ * holds one non-empty `<img src="data:image/png;base64,…">` per PNG output of its notebook and no `<svg>`
+ * whose drawing was stripped (issue 16: figures vanished from nbconvert's HTML when shown as SVG).
+ *
+ * @returns The number of figures checked per notebook file name.
+ */
+export async function assertHtmlExportKeepsFigures(
+  nbconvert: readonly string[],
+  notebooks: readonly string[],
+  outDir: string,
+): Promise<Record<string, number>> {
+  const r = await new Deno.Command(nbconvert[0]!, {
+    args: [...nbconvert.slice(1), "--to", "html", "--output-dir", outDir, ...notebooks],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(r.success, `nbconvert failed: ${new TextDecoder().decode(r.stderr)}`);
+  const counts: Record<string, number> = {};
+  for (const path of notebooks) {
+    const name = path.split("/").pop()!;
+    const nb = JSON.parse(await Deno.readTextFile(path)) as {
+      cells: { outputs?: { data?: Record<string, unknown> }[] }[];
+    };
+    const pngs = nb.cells.flatMap((c) => c.outputs ?? []).filter((o) => o.data?.["image/png"] !== undefined);
+    const html = await Deno.readTextFile(`${outDir}/${name.replace(/\.ipynb$/, ".html")}`);
+    const imgs = [...html.matchAll(/<img\s+src="data:image\/png;base64,([A-Za-z0-9+/=]+)"/g)];
+    assert.equal(
+      imgs.length,
+      pngs.length,
+      `${name}: ${pngs.length} figure outputs, ${imgs.length} <img> in HTML`,
+    );
+    for (const [i, m] of imgs.entries()) assert.ok(m[1]!.length > 1000, `${name}: figure ${i} is empty`);
+    for (const m of html.matchAll(/<svg\b[^>]*>([\s\S]*?)<\/svg>/g)) {
+      assert.match(
+        m[1]!,
+        /<(path|rect|g|line|circle|use|polygon|polyline)\b/,
+        `${name}: an <svg> lost its drawing`,
+      );
+    }
+    counts[name] = pngs.length;
+  }
+  return counts;
+}

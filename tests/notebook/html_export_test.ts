@@ -16,7 +16,7 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { executeNotebook } from "../../lib/notebook/runner.ts";
-import { writeFixture } from "./_helpers.ts";
+import { findNbconvert, writeFixture } from "./_helpers.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const lib = (p: string) => new URL(`../../lib/${p}`, import.meta.url).href;
@@ -37,31 +37,6 @@ const NBCONVERT_HTML_PRIORITY = [
 /** The MIME type nbconvert's HTML exporter renders for an output bundle. */
 function nbconvertChoice(mimeTypes: readonly string[]): string | undefined {
   return NBCONVERT_HTML_PRIORITY.find((m) => mimeTypes.includes(m));
-}
-
-/** A command that runs nbconvert, or undefined when none is installed. */
-function findNbconvert(): string[] | undefined {
-  const candidates = [["jupyter-nbconvert"], ["jupyter", "nbconvert"], [
-    "/usr/bin/python3",
-    "-m",
-    "nbconvert",
-  ], [
-    "python3",
-    "-m",
-    "nbconvert",
-  ]];
-  for (const c of candidates) {
-    try {
-      const r = new Deno.Command(c[0]!, {
-        args: [...c.slice(1), "--version"],
-        stdout: "null",
-        stderr: "null",
-      })
-        .outputSync();
-      if (r.success) return c;
-    } catch { /* not installed */ }
-  }
-  return undefined;
 }
 
 const FIGURES = [
