@@ -254,4 +254,9 @@ Deno.test("earlierSteps: what ran, what was reused, or none needed", () => {
     ]),
     "ran now: generate baseline (02), detect-events (03); reused: prepare-data (01)",
   );
+  // Phase 2 is run by notebooks 11–14 (it read "phase2 (11)")
+  assert.equal(
+    earlierSteps([{ stage: "phase2", notebook: SERIES_STAGES.phase2.notebook, status: "ran", seconds: 9 }]),
+    "ran now: phase2 (11–14)",
+  );
 });
