@@ -388,12 +388,17 @@ export async function notebookSetup(
 
 /**
  * One line on what {@linkcode notebookSetup} did, for a notebook's run table: e.g.
- * `ran now: generate baseline (02), detect-events (03); reused: prepare-data (01)`, or `none needed`.
+ * `ran now: generate baseline (02), detect-events (03); reused: prepare-data (01)`, or `none needed`. A stage
+ * run by several notebooks names the range, e.g. `phase2 (11–14)`.
  */
 export function earlierSteps(runs: readonly PrerequisiteRun[]): string {
   if (runs.length === 0) return "none needed";
+  const numbers = (notebook: string) => {
+    const nn = notebook.match(/\b\d\d(?=_)/g) ?? [notebook.slice(0, 2)];
+    return nn.length > 1 ? `${nn[0]}–${nn.at(-1)}` : nn[0];
+  };
   const list = (status: "ran" | "reused") =>
-    runs.filter((r) => r.status === status).map((r) => `${r.stage} (${r.notebook.slice(0, 2)})`).join(", ");
+    runs.filter((r) => r.status === status).map((r) => `${r.stage} (${numbers(r.notebook)})`).join(", ");
   return [["ran now", list("ran")], ["reused", list("reused")]].filter(([, l]) => l).map(([k, l]) =>
     `${k}: ${l}`
   )

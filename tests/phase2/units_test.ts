@@ -241,3 +241,32 @@ Deno.test("notebook pick: the named columns as a DataFrame, in the order given, 
     { backtracking_rate: 0.125, setting: "s=0", total: 8 },
   ]);
 });
+
+Deno.test("phase-2 figures: one point per line (one scale, coefficient or layer) draws without a Plot warning", async () => {
+  const { continuationOnsetProb, patchingByLayer, steeringDoseResponse } = await import(
+    "../../experiments/backtracking/phase2/figures.ts"
+  );
+  const v = (x: number) => ({ value: x, lower: x - 0.05, upper: x + 0.05 });
+  const warnings: string[] = [];
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => warnings.push(args.join(" "));
+  try {
+    // `phase2.continuation_ablation.scales: [0]` gave "the implicit z channel has high cardinality" on
+    // stderr (red in the notebook) and a ⚠ in the figure; likewise one patched layer or one coefficient.
+    const figures = [
+      continuationOnsetProb(
+        ["selected_all", "selected_mlp", "selected_attn"].map((subset) => ({ subset, scale: 0, ...v(0.3) })),
+        0.6,
+      ),
+      patchingByLayer(
+        (["attn", "mlp"] as const).map((component) => ({ layer: 3, component, ...v(-1) })),
+        "bt_from_control",
+      ),
+      steeringDoseResponse([{ coef: 1, bt_rate: v(0.5), accuracy: v(0.1) }], 3),
+    ];
+    assert.deepEqual(warnings, []);
+    for (const fig of figures) assert.ok(!fig.svg.includes("⚠"), `${fig.name} carries Plot's warning sign`);
+  } finally {
+    console.warn = warn;
+  }
+});

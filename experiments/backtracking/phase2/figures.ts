@@ -62,7 +62,7 @@ export function steeringDoseResponse(
       color: { domain: ["BT rate", "accuracy"], range: [COLORS.bt, COLORS.without], legend: false },
       marks: [
         Plot.ruleX([0], { stroke: "#999", strokeDasharray: "4,3" }),
-        Plot.line(rows, { x: "coef", y: "value", stroke: "metric", strokeWidth: 2 }),
+        Plot.line(rows, { x: "coef", y: "value", z: "metric", stroke: "metric", strokeWidth: 2 }),
         Plot.ruleX(rows, { x: "coef", y1: "lower", y2: "upper", stroke: "metric", strokeOpacity: 0.7 }),
         Plot.dot(rows, { x: "coef", y: "value", fill: "metric", r: 4, stroke: "white" }),
         ...endLabelMarks(ends, { domain: [0, 1], height, marginTop, marginBottom }),
@@ -113,7 +113,7 @@ export function patchingByLayer(points: readonly PatchPoint[], direction: string
       color: { domain: ["attn", "mlp"], range: [COLORS.control, COLORS.bt], legend: false },
       marks: [
         Plot.ruleY([0]),
-        Plot.line(points, { x: "layer", y: "value", stroke: "component", strokeWidth: 2 }),
+        Plot.line(points, { x: "layer", y: "value", z: "component", stroke: "component", strokeWidth: 2 }),
         Plot.ruleX(points, { x: "layer", y1: "lower", y2: "upper", stroke: "component", strokeOpacity: 0.7 }),
         Plot.dot(points, { x: "layer", y: "value", fill: "component", r: 4, stroke: "white" }),
         ...endLabelMarks(ends, { domain, height, marginTop, marginBottom }),
@@ -165,7 +165,7 @@ export function continuationOnsetProb(points: readonly ContinuationPoint[], clea
       color: { domain: subsets, range: subsets.map(colorOf), legend: false },
       marks: [
         Plot.ruleY([clean], { stroke: COLORS.baseline, strokeDasharray: "5,4" }),
-        Plot.line(points, { x: "scale", y: "value", stroke: "subset", strokeWidth: 2 }),
+        Plot.line(points, { x: "scale", y: "value", z: "subset", stroke: "subset", strokeWidth: 2 }),
         Plot.ruleX(points, { x: "scale", y1: "lower", y2: "upper", stroke: "subset", strokeOpacity: 0.7 }),
         Plot.dot(points, { x: "scale", y: "value", fill: "subset", r: 3.5 }),
         ...endLabelMarks(ends, { domain, height, marginTop, marginBottom }),
