@@ -25,6 +25,7 @@ import {
 import { type Config, parseConfig, resolvedConfigYaml } from "../../experiments/backtracking/config.ts";
 import { readNotebook, sourceText } from "../../lib/notebook/nbformat.ts";
 import { smallShardConfig } from "../steps/_shard_config.ts";
+import { assertHtmlExportKeepsFigures, findNbconvert } from "./_helpers.ts";
 
 const CONFIG = fileURLToPath(new URL("../../configs/organism.yaml", import.meta.url));
 const notebook = (nn: string) => seriesNotebooks().find((p) => basename(p).startsWith(`${nn}_`))!;
@@ -115,6 +116,7 @@ Deno.test({
       const configPath = join(root, "config.yaml");
       await Deno.writeTextFile(configPath, resolvedConfigYaml(await standaloneConfig(root)));
       const times: string[] = [];
+      const executed: string[] = [];
       for (const nn of SERIES) {
         await t.step(nn, async () => {
           const runsRoot = join(root, `runs_${nn}`);
@@ -127,6 +129,7 @@ Deno.test({
           });
           times.push(`${nn} ${series.seconds.toFixed(1)} s`);
           assert.equal(series.failed, undefined, `${nn} alone failed: ${JSON.stringify(series.failed)}`);
+          executed.push(series.notebooks[0]!.output);
           assert.equal(
             (await Deno.readTextFile(join(runsRoot, ".current_run_id"))).trim(),
             series.runId,
@@ -150,6 +153,24 @@ Deno.test({
         });
       }
       console.log(`standalone notebooks (small organism): ${times.join(", ")}`);
+      // Every executed series notebook (Phase 2 included) keeps its figures in nbconvert's HTML export.
+      const nbconvert = findNbconvert();
+      await t.step({
+        name: nbconvert
+          ? "jupyter nbconvert --to html of the 16 executed notebooks keeps every figure"
+          : "html export (nbconvert missing: apt-get install python3-nbconvert)",
+        ignore: nbconvert === undefined,
+        fn: async () => {
+          assert.equal(executed.length, SERIES.length, "a notebook failed above");
+          const counts = await assertHtmlExportKeepsFigures(nbconvert!, executed, join(root, "html"));
+          const total = Object.values(counts).reduce((a, b) => a + b, 0);
+          assert.ok(
+            total >= 10,
+            `only ${total} figures in the executed notebooks: ${JSON.stringify(counts)}`,
+          );
+          console.log(`html export: ${total} figures kept across ${executed.length} notebooks`);
+        },
+      });
     } finally {
       await Deno.remove(root, { recursive: true });
     }
