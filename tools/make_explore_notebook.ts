@@ -169,7 +169,8 @@ const clean = await model.forward([prefix], { capture: { positions: [[onset.pred
 // the ablated component whose zeroing lowers the onset token most is the one to patch
 const zeroedBy = [];
 for (const { hook } of ablate) {
-  zeroedBy.push({ hook, result: await model.forward([prefix], { interventions: [{ hook, op: "scale", value: 0 }] }) });
+  // (void: a cell whose last statement is a declaration would display push's return value)
+  void zeroedBy.push({ hook, result: await model.forward([prefix], { interventions: [{ hook, op: "scale", value: 0 }] }) });
 }
 const { hook: site, result: zeroed } = zeroedBy.reduce((a, b) => (logP(b.result) < logP(a.result) ? b : a));
 const parsed = parseHookName(site, cfg.numLayers) as { layer: number; kind: string };
@@ -197,14 +198,17 @@ head's output before \`o_proj\`.`,
   },
   {
     code: `
-const plantedHead = manifest?.planted.find((c) => c.component === "attn" && c.head !== undefined);
+// the planted head that writes this onset's trigger (e.g. " Actually"), else the first planted head
+const isHead = (c: { component: string; head?: number }) => c.component === "attn" && c.head !== undefined;
+const plantedHead = manifest?.planted.find((c) => isHead(c) && c.promotes.includes(texts[onset.token_index_in_full]!)) ??
+  manifest?.planted.find(isHead);
 const [hl, hh] = env.BT_HEAD ? env.BT_HEAD.split(".").map(Number) as [number, number] : plantedHead ? [plantedHead.layer, plantedHead.head!] : [0, 0];
 const withHeads = await model.forward([prefix], { logits: "none", capture: { positions: [[onset.pred_pos]], heads: true } });
 const n = prefix.length;
 const weights = withHeads.captures!.heads!.pattern[hl]![0]!.subarray(hh * n, (hh + 1) * n);
-// the 8 largest keys, and up to 16 when more hold at least 1% of the attention
+// the keys holding at least 1% of the attention (at most 16; at least the largest)
 const ranked = [...weights.keys()].sort((a, b) => weights[b]! - weights[a]!);
-const top = ranked.filter((k, i) => i < 8 || (i < 16 && weights[k]! >= 0.01));
+const top = ranked.filter((k, i) => i === 0 || (i < 16 && weights[k]! >= 0.01));
 const short = (t: string) => (t.length > 14 ? t.slice(0, 13) + "…" : t);
 await showFigure(tokenBars(top.map((position) => ({
   position,
@@ -224,10 +228,10 @@ const base = logP(clean);
 const headRows = [];
 for (let h = 0; h < cfg.numHeads; h++) {
   const r = await model.forward([prefix], { interventions: [{ hook: \`blocks.\${hl}.attn.hook_z\`, op: "scale", value: 0, head: h }] });
-  headRows.push({ head: \`\${hl}.\${h}\`, delta_log_p_onset: logP(r) - base });
+  void headRows.push({ head: \`L\${hl}H\${h}\`, delta_log_p_onset: logP(r) - base });
 }
 const layerOff = await model.forward([prefix], { interventions: [{ hook: \`blocks.\${hl}.hook_attn_out\`, op: "scale", value: 0 }] });
-headRows.push({ head: \`\${hl}.* (whole layer)\`, delta_log_p_onset: logP(layerOff) - base });
+void headRows.push({ head: \`L\${hl} (whole layer)\`, delta_log_p_onset: logP(layerOff) - base });
 const headTable = await showTable(headRows, { title: \`Δ log P(onset token) when one head of layer \${hl} is zeroed\` });`,
   },
   { md: `## Reading` },
@@ -238,10 +242,12 @@ await showMarkdown(
   \`The onset token "\${onset.trigger}" has log-probability \${base.toFixed(2)} at the pre-onset position. Zeroing \` +
     \`\\\`\${site}\\\` everywhere moves it to \${logP(zeroed).toFixed(2)}; restoring its clean output at that position \` +
     \`alone gives \${logP(patched).toFixed(2)}. With \${ablate.length} component(s) ablated the same sample has \` +
-    \`\${ablated.matches.length} trigger(s) instead of \${trace.matches.length}. Head \${hl}.\${hh} puts \` +
+    \`\${ablated.matches.length} trigger(s) instead of \${trace.matches.length}. Head L\${hl}H\${hh} puts \` +
     \`\${(100 * weights[top[0]!]!).toFixed(0)}% of its attention on position \${top[0]} (\${JSON.stringify(texts[top[0]!])}); \` +
-    \`of layer \${hl}'s heads, zeroing \${strongest.head} changes the onset log-probability most \` +
-    \`(\${strongest.delta_log_p_onset.toFixed(2)}).\`,
+    (Math.abs(strongest.delta_log_p_onset) < 0.005
+      ? \`zeroing any single head of layer \${hl} leaves the onset log-probability unchanged (|Δ| < 0.005).\`
+      : \`of layer \${hl}'s heads, zeroing \${strongest.head} changes the onset log-probability most \` +
+        \`(\${strongest.delta_log_p_onset.toFixed(2)}).\`),
 );`,
   },
 ];

@@ -1388,7 +1388,8 @@ gives the answer trajectory (fixes and breaks with CIs; docs/protocol.md §23).`
     { md: `## Make the report (reused when newer than every analysis file)` },
     { code: `const step = await runOrReuse(ctx, "make-report");\nstep;` },
     { code: `const report = await Deno.readTextFile(artifactPath(ctx.run, "report.md"));` },
-    { code: `await showMarkdown(report);` },
+    // the report's figure links are relative to the run folder, not to the notebook: shown as PNG outputs
+    { code: `await showMarkdown(report, { imagesFrom: ctx.run.dir });` },
     {
       md: `
 ## Sanity check

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { Buffer } from "node:buffer";
 import type pl from "nodejs-polars";
 import { type Figure, figureBundle } from "../figures/plot.ts";
 import { toDataFrame } from "../tables/table.ts";
@@ -19,17 +20,45 @@ function escapeHtml(text: string): string {
 }
 
 /**
- * A cell's text: integers as is; other numbers with `digits` decimals, except those that would print as
- * zero (|v| < 0.5·10^-digits, e.g. a p-value of 9.1e-13) or are huge, which print in scientific notation
- * with 2 significant decimals (`9.1e-13`), so no small p-value reads `0.000`.
+ * How a table column's numbers print: `"int"` as they are (counts, ids), `"float"` all with the same
+ * `digits` decimals (integral values too, so `0` reads `0.000` beside `0.475`; a value that rounds to zero
+ * prints without a sign), `"p"` (p-values) like floats except that one that would print as zero prints in
+ * scientific notation (`9.1e-13`, not `0.000`).
  */
-export function cellText(v: unknown, digits: number): string {
+export type ColumnKind = "int" | "float" | "p";
+
+/** A column holds p-values when its name says so: `p`, `p_value`, `pvalue`, `…_p`, `p_…`. */
+export function isPValueColumn(name: string): boolean {
+  return /^(p|p_?value|.*_p|p_.*|.*_p_?value)$/i.test(name);
+}
+
+/**
+ * The kind of a table column (see {@linkcode ColumnKind}): `"p"` by name, else `"float"` when any of its
+ * finite numbers is not an integer, else `"int"`.
+ */
+export function columnKind(name: string, values: readonly unknown[]): ColumnKind {
+  if (isPValueColumn(name)) return "p";
+  return values.some((v) => typeof v === "number" && Number.isFinite(v) && !Number.isInteger(v))
+    ? "float"
+    : "int";
+}
+
+/**
+ * A cell's text. Numbers by their column's kind ({@linkcode ColumnKind}; default `"float"`); NaN as
+ * `n/a`; huge magnitudes (≥ 1e9, not integers) in scientific notation; `null`/`undefined` empty; objects as
+ * JSON.
+ */
+export function cellText(v: unknown, digits: number, kind: ColumnKind = "float"): string {
   if (typeof v === "number") {
-    if (Number.isInteger(v) || !Number.isFinite(v)) return String(v);
+    if (Number.isNaN(v)) return "n/a";
+    if (!Number.isFinite(v) || (kind === "int" && Number.isInteger(v))) return String(v);
+    if (Number.isInteger(v) && Math.abs(v) >= 1e9) return String(v);
     const a = Math.abs(v);
-    return a < 0.5 * 10 ** -digits || a >= 1e9
-      ? v.toExponential(2).replace(/\.?0+e/, "e")
-      : v.toFixed(digits);
+    if (a >= 1e9 || (kind === "p" && a > 0 && a < 0.5 * 10 ** -digits)) {
+      return v.toExponential(2).replace(/\.?0+e/, "e");
+    }
+    const fixed = v.toFixed(digits);
+    return /^-0\.?0*$/.test(fixed) ? fixed.slice(1) : fixed;
   }
   if (v === undefined || v === null) return "";
   if (typeof v === "object") return JSON.stringify(v);
@@ -44,25 +73,25 @@ export function tableBundle(
   const digits = options.digits ?? 3;
   const recs = rows as readonly Record<string, unknown>[];
   const cols = [...new Set(recs.flatMap((r) => Object.keys(r)))];
+  const kinds = new Map(cols.map((c) => [c, columnKind(c, recs.map((r) => r[c]))]));
+  const text = (r: Record<string, unknown>, c: string) => cellText(r[c], digits, kinds.get(c));
   // snake_case headers may break after "_" (<wbr>), so wide tables wrap their headers instead of running
   // off the notebook's right edge; anything still too wide scrolls inside its own box.
   const head = cols.map((c) => `<th>${escapeHtml(c).replace(/_/g, "_<wbr>")}</th>`).join("");
-  const body = recs.map((r) =>
-    `<tr>${cols.map((c) => `<td>${escapeHtml(cellText(r[c], digits))}</td>`).join("")}</tr>`
-  )
+  const body = recs.map((r) => `<tr>${cols.map((c) => `<td>${escapeHtml(text(r, c))}</td>`).join("")}</tr>`)
     .join("");
   const caption = options.title ? `<caption>${escapeHtml(options.title)}</caption>` : "";
-  const widths = cols.map((c) => Math.max(c.length, ...recs.map((r) => cellText(r[c], digits).length)));
+  const widths = cols.map((c) => Math.max(c.length, ...recs.map((r) => text(r, c).length)));
   const line = (cells: string[]) => cells.map((s, i) => s.padEnd(widths[i]!)).join("  ");
-  const text = [
+  const plain = [
     ...(options.title ? [options.title] : []),
     line(cols),
-    ...recs.map((r) => line(cols.map((c) => cellText(r[c], digits)))),
+    ...recs.map((r) => line(cols.map((c) => text(r, c)))),
   ].join("\n");
   return {
     "text/html": `<div style="overflow-x:auto;max-width:100%"><table>${caption}<thead><tr>${head}</tr>` +
       `</thead><tbody>${body}</tbody></table></div>`,
-    "text/plain": text,
+    "text/plain": plain,
   };
 }
 
@@ -89,22 +118,83 @@ export async function showTable(
  * notebooks), VS Code and GitHub; see {@linkcode figureBundle}. Outside a kernel it prints a text line.
  */
 export async function showFigure(fig: Figure): Promise<void> {
+  if (!kernel()) {
+    console.log(`[figure ${fig.name}: ${fig.width}x${fig.height}]`);
+    return;
+  }
+  const bundle = figureBundle(fig);
+  await displayRaw(bundle.data, bundle.metadata);
+}
+
+/** Options of {@linkcode showMarkdown}. */
+export interface MarkdownOptions {
+  /**
+   * Folder that relative image links (`![alt](figures/x.png)`) are read from. The images are then shown as
+   * PNG outputs between the markdown parts, so they render wherever the notebook is opened or exported: a
+   * relative link in a markdown output resolves against the notebook's own folder, which is not the folder
+   * of the document that holds the links (e.g. a run's `report.md` shown from `runs/<id>/notebooks/`).
+   */
+  readonly imagesFrom?: string;
+}
+
+/** Width and height of a PNG from its IHDR chunk. */
+function pngSize(png: Uint8Array): { width: number; height: number } | undefined {
+  if (png.length < 24 || png[1] !== 0x50 || png[2] !== 0x4e || png[3] !== 0x47) return undefined;
+  const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
+  return { width: view.getUint32(16), height: view.getUint32(20) };
+}
+
+async function displayRaw(
+  data: Readonly<Record<string, string>>,
+  metadata: Record<string, unknown> = {},
+): Promise<void> {
   const api = kernel();
   const broadcast = (api as { broadcast?: unknown } | undefined)?.broadcast;
   if (api && typeof broadcast === "function") {
     await (broadcast as (t: string, c: Record<string, unknown>) => Promise<void>).call(api, "display_data", {
-      ...figureBundle(fig),
+      data,
+      metadata,
       transient: {},
     });
-  } else if (api) await api.display(figureBundle(fig).data, { raw: true });
-  else console.log(`[figure ${fig.name}: ${fig.width}x${fig.height}]`);
+  } else if (api) await api.display({ ...data }, { raw: true });
+  else console.log(data["text/plain"] ?? "");
 }
 
-/** Show markdown built from variables (a reading of the result whose numbers are not typed by hand). */
-export async function showMarkdown(text: string): Promise<void> {
-  const api = kernel();
-  if (api) await api.display({ "text/markdown": text, "text/plain": text }, { raw: true });
-  else console.log(text);
+/**
+ * Show markdown built from variables (a reading of the result whose numbers are not typed by hand).
+ *
+ * With `imagesFrom`, local `.png` image links are shown as PNG outputs (at half their pixel size: the
+ * project's figures are rendered at 2×), each where its link was.
+ *
+ * @throws {Error} naming the image file when `imagesFrom` is given and a linked PNG cannot be read.
+ */
+export async function showMarkdown(text: string, options: MarkdownOptions = {}): Promise<void> {
+  if (options.imagesFrom === undefined) {
+    await displayRaw({ "text/markdown": text, "text/plain": text });
+    return;
+  }
+  const link = /!\[([^\]]*)\]\(((?![a-z]+:)[^)\s]+\.png)\)/gi;
+  let at = 0;
+  const flush = async (part: string) => {
+    if (part.trim() !== "") await displayRaw({ "text/markdown": part, "text/plain": part });
+  };
+  for (const m of text.matchAll(link)) {
+    await flush(text.slice(at, m.index));
+    at = m.index! + m[0].length;
+    const path = `${options.imagesFrom}/${m[2]}`;
+    let png: Uint8Array;
+    try {
+      png = await Deno.readFile(path);
+    } catch (e) {
+      throw new Error(`showMarkdown: cannot read image ${path} (linked as ${m[2]}): ${(e as Error).message}`);
+    }
+    const size = pngSize(png);
+    await displayRaw(
+      { "image/png": Buffer.from(png).toString("base64"), "text/plain": `[figure ${m[1] || m[2]}]` },
+      size ? { "image/png": { width: Math.round(size.width / 2), height: Math.round(size.height / 2) } } : {},
+    );
+  }
+  await flush(text.slice(at));
 }
 
 /** Format a proportion as a percentage with one decimal. */

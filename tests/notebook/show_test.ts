@@ -6,19 +6,36 @@
  */
 
 import assert from "node:assert/strict";
-import { cellText, pValue, tableBundle, tokensBundle } from "../../lib/notebook/show.ts";
+import { cellText, columnKind, pValue, tableBundle, tokensBundle } from "../../lib/notebook/show.ts";
 
-Deno.test("cellText: fixed decimals, scientific where fixed would print zero or is huge", () => {
-  assert.equal(cellText(9.1e-13, 3), "9.1e-13"); // printed "0.000" before
-  assert.equal(cellText(-2.5e-5, 3), "-2.5e-5");
-  assert.equal(cellText(0.0004, 3), "4e-4");
-  assert.equal(cellText(0.0005, 3), "0.001"); // rounds to a non-zero fixed value: kept fixed
+Deno.test("cellText: p-values in scientific notation where fixed would print zero; other floats fixed", () => {
+  assert.equal(cellText(9.1e-13, 3, "p"), "9.1e-13"); // printed "0.000" before
+  assert.equal(cellText(0.0004, 3, "p"), "4e-4");
+  assert.equal(cellText(0.0005, 3, "p"), "0.001"); // rounds to a non-zero fixed value: kept fixed
+  assert.equal(cellText(0, 3, "p"), "0.000");
+  // the new-user trial: tiny non-p values switched to scientific inside 3-decimal columns (04 diff_logprob
+  // "-8.83e-6" beside "0.49"), integral floats dropped their decimals ("0" beside "0.475"), NaN printed raw
+  assert.equal(cellText(-8.83e-6, 3), "0.000");
+  assert.equal(cellText(6.26e-4, 3), "0.001");
+  assert.equal(cellText(-0.0004, 2), "0.00", "no -0.00");
+  assert.equal(cellText(0, 3), "0.000");
+  assert.equal(cellText(60, 3, "float"), "60.000");
   assert.equal(cellText(0.1234, 3), "0.123");
-  assert.equal(cellText(0, 3), "0");
-  assert.equal(cellText(12, 3), "12");
+  assert.equal(cellText(12, 3, "int"), "12");
   assert.equal(cellText(1.5e12, 3), "1500000000000"); // integers as is
   assert.equal(cellText(1234567890.5, 3), "1.23e+9");
-  assert.equal(cellText(Number.NaN, 3), "NaN");
+  assert.equal(cellText(Number.NaN, 3), "n/a");
+});
+
+Deno.test("columnKind: p-value columns by name, floats when any value is fractional, else integers", () => {
+  assert.equal(columnKind("mcnemar_bt_p", [0.5]), "p");
+  assert.equal(columnKind("p_value", [1]), "p");
+  assert.equal(columnKind("bt_rate", [0, 0.475]), "float");
+  assert.equal(columnKind("n", [80, 40]), "int");
+  assert.equal(columnKind("component", ["attn"]), "int");
+  const b = tableBundle([{ n: 80, bt_rate: 0.475, d: -8.83e-6 }, { n: 40, bt_rate: 0, d: 0.49 }]);
+  assert.match(b["text/html"], /<td>80<\/td><td>0\.475<\/td><td>0\.000<\/td>/);
+  assert.match(b["text/html"], /<td>40<\/td><td>0\.000<\/td><td>0\.490<\/td>/);
 });
 
 Deno.test("tableBundle: headers break after underscores, the table scrolls in its own box", () => {
