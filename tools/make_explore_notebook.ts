@@ -216,7 +216,7 @@ await showFigure(tokenBars(top.map((position) => ({
   value: weights[position]!,
   highlight: position === top[0],
 })), {
-  title: \`Attention of L\${hl}H\${hh} from position \${onset.pred_pos} (\${JSON.stringify(texts[onset.pred_pos])}): its largest keys\`,
+  title: \`Attention of L\${hl}H\${hh} from position \${onset.pred_pos} (\${JSON.stringify(texts[onset.pred_pos])}): the keys holding ≥ 1% of it\`,
   valueLabel: "attention weight",
   highlightLabel: "largest key",
   domain: [0, 1],
