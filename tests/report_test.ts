@@ -574,9 +574,9 @@ Deno.test("report: corrected vs reference-compatible prints shares as percentage
     ],
   });
   // It printed 0.475, 0.9125 and 0.
-  assert.match(md, /\| BT rate, baseline \| 47\.5% \| 47\.5% \|  \|  \|/);
-  assert.match(md, /\| BT rate, random_ablation_0 \| 42\.5% \| 91\.3% \|  \|  \|/);
-  assert.match(md, /\| BT rate, targeted_ablation \| 0\.0% \| 0\.0% \| 2\.8% \|  \|/);
+  assert.ok(md.includes("| BT rate, baseline | 47.5% | 47.5% |  |  |"), md);
+  assert.ok(md.includes("| BT rate, random_ablation_0 | 42.5% | 91.3% |  |  |"), md);
+  assert.ok(md.includes("| BT rate, targeted_ablation | 0.0% | 0.0% | 2.8% |  |"), md);
   assert.match(md, /\| given as text \| – \| n\/a \|/);
 });
 
