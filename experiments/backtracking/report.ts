@@ -206,7 +206,8 @@ export const DEFAULT_CAVEATS: readonly string[] = [
  *   log-prob by -0.0004);
  * - a value and its negation print alike: 1/80 = 0.0125 prints `1.3` whether floating point made it
  *   0.012499999999999997 (0.025 − 0.0375) or 0.012500000000000004 (0.05 − 0.0375); `toFixed` gave `1.2`
- *   and `1.3` (the value is first rounded to 12 significant digits, which removes such noise).
+ *   and `1.3` (the value is first rounded to 12 significant digits, which removes such noise; the report's
+ *   numbers have far fewer).
  *
  * @returns The text, or `n/a` for NaN and ±Infinity.
  */
