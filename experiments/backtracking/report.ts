@@ -277,6 +277,15 @@ export function pValue(p: number): string {
   return p >= 0.1 ? fixed(p, 2) : p.toPrecision(2);
 }
 
+/**
+ * Selected layers named as the report names components everywhere (`attn 2, attn 6, mlp 4`; `none`),
+ * not as `attention [2, 6], MLP [4]`.
+ */
+function selectionText(sel: { readonly attn: readonly number[]; readonly mlp: readonly number[] }): string {
+  const names = [...sel.attn.map((l) => `attn ${l}`), ...sel.mlp.map((l) => `mlp ${l}`)];
+  return names.length > 0 ? names.join(", ") : "none";
+}
+
 /** The degeneration verdict of a condition against the baseline. */
 function flagsOf(s: ConditionSummary, base?: ConditionSummary): DegenerationVerdict {
   return degenerationFlags(figuresOf(s), base && base !== s ? figuresOf(base) : undefined);
@@ -411,7 +420,7 @@ function executiveSummary(parts: ReportParts): string | undefined {
   }
   if (parts.scan?.selected) {
     const sel = parts.scan.selected;
-    out.push(`- Selected components: attention [${sel.attn.join(", ")}], MLP [${sel.mlp.join(", ")}].`);
+    out.push(`- Selected components: ${selectionText(sel)}.`);
   }
   const pv = parts.protocolValidation;
   if (pv) {
@@ -778,10 +787,7 @@ function scanSection(scan: NonNullable<ReportParts["scan"]>): string {
     return row;
   });
   const sel = scan.selected
-    ? `\n\nSelected${scan.criterion ? ` (${scan.criterion})` : ""}: attention [${
-      scan.selected.attn.join(", ")
-    }], ` +
-      `MLP [${scan.selected.mlp.join(", ")}].`
+    ? `\n\nSelected${scan.criterion ? ` (${scan.criterion})` : ""}: ${selectionText(scan.selected)}.`
     : "";
   return `## Ablation scan: top ${Math.min(top, sorted.length)} components (most negative mean Δ)\n\n` +
     `${markdownTable(headers, rows)}${sel}`;
