@@ -534,7 +534,7 @@ Deno.test("report: Phase-1 tables print rates in %, differences in pp, and no -0
   assert.match(md, /\| baseline \| baseline \| 80 \| \d+\.\d% \[\d+\.\d%, \d+\.\d%\] \|/);
   assert.match(md, /\| targeted \| targeted \| 80 \| [^|]+ \| -\d+\.\d pp \[-?\d+\.\d, -?\d+\.\d\] \|/);
   assert.doesNotMatch(md, /\d pts|Δ [-+]?\d+\.\d%/, "no pts, no difference of rates in %");
-  // Components named one way throughout (verdict and scan tables: "attn 2", "mlp 4"); it said "attention [1], MLP [2]".
+  // Components named one way throughout ("attn 2", "mlp 4"); it said "attention [1], MLP [2]".
   assert.match(md, /- Selected components: attn 1, mlp 2\.\n/);
   assert.match(md, /\nSelected \(specificity\): attn 1, mlp 2\.\n/);
   assert.doesNotMatch(md, /attention \[|MLP \[|_mlp_out/);
