@@ -566,7 +566,7 @@ Deno.test("report: the scan header says Δ once (it printed 'mean Δ Δ log-prob
   assert.doesNotMatch(md, /Δ Δ/);
 });
 
-Deno.test("report: corrected vs reference-compatible prints shares as percentages like every other table", () => {
+Deno.test("report: corrected vs reference-compatible prints shares in percent like every other table", () => {
   const md = renderReport("runs/x", {
     writtenAt: "t",
     caveats: [],
@@ -584,7 +584,7 @@ Deno.test("report: corrected vs reference-compatible prints shares as percentage
   assert.match(md, /\| given as text \| – \| n\/a \|/);
 });
 
-Deno.test("report: a figure a section embeds is not embedded again in Figures; embeddedFigures counts each once", () => {
+Deno.test("report: a figure a section embeds is not repeated in Figures; embeddedFigures counts it once", () => {
   const head = "![DLA by head and layer](figures/head_dla_heatmap.png)\n\n" +
     "![Attention by token class](figures/head_attention_by_class.png)";
   const md = renderReport("/tmp/runs/x", {

@@ -202,7 +202,7 @@ Deno.test("subprocesses: bt score-traces --help (the reported case), a typo, bar
   assert.match(doctor.stderr, /doctor: unknown option --run_id\n/);
 });
 
-Deno.test("bt pipeline --help says Phase 2 runs too when the config enables it (it said 'whole Phase-1')", async () => {
+Deno.test("bt pipeline --help: Phase 2 runs too when the config enables it (it said 'whole Phase-1')", async () => {
   const c = collector();
   assert.equal(await btMain(["pipeline", "--help"], c.io), 0);
   const text = c.out().replaceAll(/\s+/g, " ");
