@@ -17,7 +17,8 @@ import { loadConfig } from "../experiments/backtracking/config.ts";
 import { buildPrompt } from "../experiments/backtracking/prompts.ts";
 import type { BacktrackEvent, ControlPosition } from "../experiments/backtracking/event_selection.ts";
 import { readHeadScan, writeHeadTables } from "../experiments/backtracking/artifacts/heads.ts";
-import { headFigures, headReportSection } from "../experiments/backtracking/head_report.ts";
+import { dlaComponentName, headFigures, headReportSection } from "../experiments/backtracking/head_report.ts";
+import type { HeadScanFiles } from "../experiments/backtracking/artifacts/heads.ts";
 import { headAttentionByClass, headDlaHeatmap } from "../experiments/backtracking/head_figures.ts";
 import { directLogitAttribution } from "../lib/interp/direct_logit_attribution.ts";
 import {
@@ -30,6 +31,70 @@ import {
 } from "../experiments/backtracking/head_scan.ts";
 
 const REPO = join(import.meta.dirname!, "..");
+
+Deno.test("headReportSection: MLPs named as in the rest of the report (mlp 4), no -0.00", () => {
+  const dla = (name: string, kind: "head" | "mlp", layer: number, head: number, spec: number) => ({
+    group: "all",
+    name,
+    kind,
+    layer,
+    head,
+    rank: 0,
+    n_events: 38,
+    event_mean: spec - 0.0001,
+    event_lower: spec - 0.0003,
+    event_upper: spec,
+    n_controls: 38,
+    control_mean: -0.0002,
+    control_lower: -0.0004,
+    control_upper: -0.0001,
+    control_trigger_mean: 0,
+    n_pairs: 38,
+    specificity_mean: spec,
+    specificity_lower: spec - 0.0004,
+    specificity_upper: spec + 0.0001,
+    level: 0.95,
+  });
+  const files = {
+    summary: {
+      variant: "v",
+      n_events: 38,
+      n_controls: 38,
+      groups: ["all"],
+      onset_types: false,
+      top_heads: [{ layer: 0, head: 0 }],
+      cost: {
+        dla: { forward_calls: 1, forward_rows: 2 },
+        ablation: { forward_calls: 1, forward_rows: 2 },
+        patterns: { forward_calls: 0, forward_rows: 0 },
+      },
+      settings: { top_heads: 1, scale: 0, bootstrap: 10 },
+    },
+    dla: [dla("4_mlp_out", "mlp", 4, -1, 1.07), dla("L0H0", "head", 0, 0, -0.0004)],
+    ablation: [{
+      group: "all",
+      layer: 0,
+      head: 0,
+      n_events: 38,
+      delta_logprob_mean: -0.0004,
+      delta_logprob_lower: -0.0009,
+      delta_logprob_upper: -0.0001,
+      specificity_mean: -0.0002,
+      specificity_lower: -0.0006,
+      specificity_upper: -0.0001,
+    }],
+    attention: [],
+  } as unknown as HeadScanFiles;
+  const md = headReportSection(files).markdown;
+  // It printed "| 3 | 4_mlp_out |" and "-0.00 [-0.00, -0.00]".
+  assert.match(md, /\| 1 \| mlp 4 \| 1\.07 \| 0\.00 \| 1\.07 \[1\.07, 1\.07\] \|/);
+  assert.match(md, /\| 2 \| L0H0 \| 0\.00 \| 0\.00 \| 0\.00 \[0\.00, 0\.00\] \|/);
+  assert.match(md, /\| all \| L0H0 \| 38 \| 0\.00 \[0\.00, 0\.00\] \| 0\.00 \[0\.00, 0\.00\] \|/);
+  assert.doesNotMatch(md, /_mlp_out|-0\.00/);
+  assert.equal(dlaComponentName({ kind: "mlp", layer: 4, head: -1, name: "4_mlp_out" }), "mlp 4");
+  assert.equal(dlaComponentName({ kind: "head", layer: 6, head: 0, name: "L6H0" }), "L6H0");
+  assert.equal(dlaComponentName({ kind: "embed", layer: -1, head: -1, name: "embed" }), "embed");
+});
 
 Deno.test("classifyKeys: = / numbers / operators first, then question, previous sentence, other", () => {
   // prompt: [Q, " 12", " +", " 3", "?"] then completion: ["A", " =", " 5", ".", "B", " 7", "."]
@@ -368,6 +433,8 @@ Deno.test("organism: DLA ranks the planted components first in far fewer passes 
     for (const f of figs) assert.ok(f.svg.startsWith("<svg") && f.svg.includes("</svg>"), f.name);
     const section = headReportSection(files);
     for (const p of [prevHead!, eqHead!]) assert.ok(section.markdown.includes(label(p)), label(p));
+    assert.ok(section.markdown.includes(`| mlp ${mlp!.layer} |`), "the planted MLP as the report names it");
+    assert.doesNotMatch(section.markdown, /_mlp_out/);
     assert.ok(
       section.markdown.includes(`DLA ${res.cost.dla.forward_calls} forward pass(es)`),
       section.markdown,

@@ -2,7 +2,12 @@ import assert from "node:assert/strict";
 import type { EventRow } from "../experiments/backtracking/event_row.ts";
 import { compareToBaseline, summarizeCondition } from "../experiments/backtracking/metrics.ts";
 import {
+  embeddedFigures,
+  fixed,
   markdownTable,
+  pct,
+  pp,
+  pValue,
   renderReport,
   type ReportParts,
   writeReport,
@@ -197,7 +202,7 @@ Deno.test("report: full synthetic report matches its snapshot", async () => {
     md.includes(`| baseline | ${tr.onsets} | ${tr.determined} | ${tr.changed.k}/${tr.changed.n} = `),
     "the trajectory row comes from the data",
   );
-  assert.ok(!/\[0\.0, 0\.0\]/.test(md), "no zero-width interval anywhere");
+  assert.ok(!/\[0\.0%?, 0\.0%?\]/.test(md), "no zero-width interval anywhere");
   // numbers in the summary come from the data
   const s = parts().conditions!.baseline.summary;
   assert.ok(md.includes(`backtracking rate ${(s.bt_rate.value * 100).toFixed(1)}%`));
@@ -216,9 +221,11 @@ Deno.test("report: a deliberately destructive condition is flagged DEGENERATE, a
     /- targeted: .*\*\*DEGENERATE: EOS \d+% → 0%; at length cap 100%\*\*: the text broke down/,
   );
   assert.doesNotMatch(md.split("\n").find((l) => l.startsWith("- random #1:"))!, /DEGENERATE/);
-  // p-values in scientific notation only.
-  assert.match(md, /McNemar p = \d\.\de-?\d+/);
-  assert.doesNotMatch(md, /McNemar p = 0\.\d{4}/);
+  // p-values: decimals, scientific notation only below 0.001 (the report printed "7.4e-1" before).
+  assert.match(md, /- targeted: .*McNemar p = 3\.5e-13;/);
+  assert.match(md, /- random #1: .*McNemar p = 0\.74;/);
+  assert.match(line("random #1"), /\| 0\.74 \| none \|$/);
+  assert.doesNotMatch(md, /McNemar p = \d\.\de[+-][0-2];|\| \d\.\de[+-][0-2] \|/, "no 4.2e-1 or 1.0e+0");
 });
 
 Deno.test("report: random draws that degenerate are called out as a compromised control", () => {
@@ -447,4 +454,176 @@ Deno.test("report: corrected vs reference rows are the per-condition shares, cou
       "accuracy, baseline (correct / n)",
     ],
   );
+});
+
+Deno.test("fixed: no -0.00, and a value and its negation round alike (half away from zero)", () => {
+  // The head and patching tables printed "-0.00 [-0.00, -0.00]".
+  assert.equal(fixed(-0.0004, 2), "0.00");
+  assert.equal(fixed(-0, 2), "0.00");
+  assert.equal(fixed(-0.004999, 2), "0.00");
+  assert.equal(fixed(-0.005, 2), "-0.01");
+  assert.equal(fixed(0.0004, 3), "0.000");
+  // 1/80 as floating point makes it: 0.025 − 0.0375 and 0.05 − 0.0375 (toFixed gave 1.2 and 1.3).
+  assert.equal(Math.abs((0.025 - 0.0375) * 100).toFixed(1), "1.2"); // what the report printed
+  assert.equal(Math.abs((0.05 - 0.0375) * 100).toFixed(1), "1.3");
+  assert.equal(fixed((0.025 - 0.0375) * 100, 1), "-1.3");
+  assert.equal(fixed((0.05 - 0.0375) * 100, 1), "1.3");
+  assert.equal(fixed(1.45, 1), "1.5");
+  assert.equal(fixed(-10.4385, 3), "-10.439");
+  assert.equal(fixed(2, 0), "2");
+  assert.equal(fixed(Number.NaN, 2), "n/a");
+  assert.equal(fixed(Infinity, 2), "n/a");
+  // Against a naive implementation on exact decimals: k/1000 at one decimal of percent.
+  for (let k = -1000; k <= 1000; k++) {
+    const tenths = Math.abs(k); // k/1000 = k/10 percent; one decimal keeps it exactly
+    const want = `${k < 0 ? "-" : ""}${Math.floor(tenths / 10)}.${tenths % 10}`;
+    assert.equal(fixed((k / 1000) * 100, 1), want, `k = ${k}`);
+    // Half a tenth: (2j+1)/2000 rounds away from zero, the same for ±.
+    const half = (2 * k + 1) / 2000;
+    const up = Math.abs(2 * k + 1) / 2 + 0.5; // in tenths of a percent, half away from zero
+    const m = Math.floor(up);
+    assert.equal(
+      fixed(half * 100, 1),
+      `${half < 0 ? "-" : ""}${Math.floor(m / 10)}.${m % 10}`,
+      `half ${half}`,
+    );
+  }
+});
+
+Deno.test("pct and pp: percent for rates, signed percentage points for differences, both from fixed", () => {
+  assert.equal(pct(0.475), "47.5%");
+  assert.equal(pct(0.9125), "91.3%");
+  assert.equal(pct(-0.00001), "0.0%");
+  assert.equal(pct(Number.NaN), "n/a");
+  // The issue: the same 1/80 accuracy change printed "-1.2 pp" and "+1.3 pp".
+  assert.equal(pp(0.025 - 0.0375), "-1.3 pp");
+  assert.equal(pp(0.05 - 0.0375), "+1.3 pp");
+  assert.equal(pp(0), "0.0 pp");
+  assert.equal(pp(-0.00001), "0.0 pp");
+  assert.equal(pp(-0.475), "-47.5 pp");
+});
+
+Deno.test("pValue: decimals from 0.001 on, scientific notation only below", () => {
+  assert.equal(pValue(0.42), "0.42"); // printed "4.2e-1"
+  assert.equal(pValue(1), "1.00"); // printed "1.0e+0"
+  assert.equal(pValue(0.7413), "0.74");
+  assert.equal(pValue(0.1), "0.10");
+  assert.equal(pValue(0.0312), "0.031");
+  assert.equal(pValue(0.001), "0.0010");
+  assert.equal(pValue(0.000999), "1.0e-3");
+  assert.equal(pValue(7.3e-12), "7.3e-12");
+  assert.equal(pValue(0), "< 1e-300");
+  assert.equal(pValue(Number.NaN), "n/a");
+});
+
+Deno.test("report: Phase-1 tables print rates in %, differences in pp, and no -0.00", () => {
+  const p = parts();
+  const lens = p.lens!;
+  const md = renderReport("/tmp/runs/x", {
+    ...p,
+    meta: null,
+    lens: { ...lens, rows: [{ ...lens.rows[0]!, diff: -0.0004, diff_lower: -0.0049, diff_upper: -0.0001 }] },
+    scan: {
+      ...p.scan!,
+      rows: [{ layer: 0, component: "attn", mean: -0.0002, lower: -0.0004, upper: -0.0001, n_events: 5 }],
+    },
+  });
+  assert.doesNotMatch(md, /-0\.0+(?![0-9])/, "no number rounds to a signed zero");
+  assert.match(md, /\| 0 \(emb\) \| .* \| 0\.00 \[0\.00, 0\.00\] \| 50 \| 50 \|/);
+  // Rates with their interval in percent; differences of rates in pp with the interval in the same unit.
+  assert.match(md, /\| baseline \| baseline \| 80 \| \d+\.\d% \[\d+\.\d%, \d+\.\d%\] \|/);
+  assert.match(md, /\| targeted \| targeted \| 80 \| [^|]+ \| -\d+\.\d pp \[-?\d+\.\d, -?\d+\.\d\] \|/);
+  assert.doesNotMatch(md, /\d pts|Δ [-+]?\d+\.\d%/, "no pts, no difference of rates in %");
+  // Components named one way throughout ("attn 2", "mlp 4"); it said "attention [1], MLP [2]".
+  assert.match(md, /- Selected components: attn 1, mlp 2\.\n/);
+  assert.match(md, /\nSelected \(specificity\): attn 1, mlp 2\.\n/);
+  assert.doesNotMatch(md, /attention \[|MLP \[|_mlp_out/);
+});
+
+Deno.test("report: the scan header says Δ once (it printed 'mean Δ Δ log-prob')", () => {
+  const prompting = {
+    formatting_variants: [{ name: "chat", think_open: "<think>\n", think_close: "\n</think>\n" }],
+  };
+  const cfg = parseConfig({ prompting }, "test");
+  const parts = reportParts(
+    { config: cfg, run: { id: "r", dir: "/tmp/r" } as never },
+    rows("baseline", 0.5, 0.5, 1),
+    {
+      figures: [],
+      scan: [{
+        layer: 2,
+        component: "mlp",
+        mean: -1,
+        lower: -1.2,
+        upper: -0.8,
+        specificity: -0.9,
+        n_events: 9,
+      }],
+    },
+  );
+  const md = renderReport("/tmp/r", { ...parts, meta: null, writtenAt: "t" });
+  assert.match(md, /\| rank \| component \| layer \| mean Δ log-prob of the trigger \[95% CI\] \|/);
+  assert.doesNotMatch(md, /Δ Δ/);
+});
+
+Deno.test("report: corrected vs reference-compatible prints shares in percent like every other table", () => {
+  const md = renderReport("runs/x", {
+    writtenAt: "t",
+    caveats: [],
+    referenceComparison: [
+      { metric: "BT rate, baseline", corrected: 0.475, reference_mode: 0.475 },
+      { metric: "BT rate, random_ablation_0", corrected: 0.425, reference_mode: 0.9125 },
+      { metric: "BT rate, targeted_ablation", corrected: 0, reference_mode: 0, reference_committed: 0.0283 },
+      { metric: "given as text", corrected: "–", reference_mode: "n/a" },
+    ],
+  });
+  // It printed 0.475, 0.9125 and 0.
+  assert.ok(md.includes("| BT rate, baseline | 47.5% | 47.5% |  |  |"), md);
+  assert.ok(md.includes("| BT rate, random_ablation_0 | 42.5% | 91.3% |  |  |"), md);
+  assert.ok(md.includes("| BT rate, targeted_ablation | 0.0% | 0.0% | 2.8% |  |"), md);
+  assert.match(md, /\| given as text \| – \| n\/a \|/);
+});
+
+Deno.test("report: a figure a section embeds is not repeated in Figures; embeddedFigures counts it once", () => {
+  const head = "![DLA by head and layer](figures/head_dla_heatmap.png)\n\n" +
+    "![Attention by token class](figures/head_attention_by_class.png)";
+  const md = renderReport("/tmp/runs/x", {
+    writtenAt: "t",
+    caveats: [],
+    extraSections: [{ title: "Heads", markdown: head }, {
+      title: "Phase 2",
+      markdown: "![Phase-2 trade-off](figures/phase2_tradeoff.png)",
+    }],
+    figures: [
+      { title: "bt rate by variant", path: "figures/bt_rate_by_variant.png" },
+      { title: "head dla heatmap", path: "/tmp/runs/x/figures/head_dla_heatmap.png" },
+      { title: "head attention by class", path: "figures/head_attention_by_class.png" },
+    ],
+  });
+  // Both head figures were embedded twice (their section and Figures).
+  for (const f of ["head_dla_heatmap", "head_attention_by_class", "bt_rate_by_variant", "phase2_tradeoff"]) {
+    assert.equal(md.split(`(figures/${f}.png)`).length - 1, 1, f);
+  }
+  assert.match(
+    md,
+    /## Figures\n\n### bt rate by variant\n\n!\[bt rate by variant\]\(figures\/bt_rate_by_variant\.png\)\n/,
+  );
+  assert.deepEqual(embeddedFigures(md), [
+    "figures/head_dla_heatmap.png",
+    "figures/head_attention_by_class.png",
+    "figures/phase2_tradeoff.png",
+    "figures/bt_rate_by_variant.png",
+  ]);
+  assert.deepEqual(embeddedFigures("![a](x.png) ![b \\] c](y.png) ![a again](x.png) [not](z.png)"), [
+    "x.png",
+    "y.png",
+  ]);
+  // Every figure already shown above: no empty Figures section.
+  const none = renderReport("/tmp/runs/x", {
+    writtenAt: "t",
+    caveats: [],
+    extraSections: [{ title: "Heads", markdown: head }],
+    figures: [{ title: "h", path: "figures/head_dla_heatmap.png" }],
+  });
+  assert.doesNotMatch(none, /## Figures/);
 });

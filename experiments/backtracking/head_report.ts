@@ -9,11 +9,20 @@
 import type { HeadScanFiles } from "./artifacts/heads.ts";
 import { type ClassMassBar, type DlaCell, headAttentionByClass, headDlaHeatmap } from "./head_figures.ts";
 import type { Figure } from "../../lib/figures/plot.ts";
-import { markdownTable } from "./report.ts";
+import { fixed, markdownTable } from "./report.ts";
 
-const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "n/a");
+/** Two decimals through the report's one number formatter (`0.00`, never `-0.00`). */
+const f2 = (x: number) => fixed(x, 2);
 const ci = (m: number, lo: number, hi: number) => `${f2(m)} [${f2(lo)}, ${f2(hi)}]`;
 const headName = (h: { layer: number; head: number }) => `L${h.layer}H${h.head}`;
+
+/**
+ * A DLA component as the report names components: a head `L6H0` (head 0 of attn 6), an MLP `mlp 4` as in
+ * the scan and verdict tables (the artifact's TransformerLens label is `4_mlp_out`), else the label.
+ */
+export function dlaComponentName(r: { kind: string; layer: number; head: number; name: string }): string {
+  return r.kind === "head" ? headName(r) : r.kind === "mlp" ? `mlp ${r.layer}` : r.name;
+}
 
 /**
  * The layer × head heat map of DLA specificity (group `all`; MLPs as a column; the ablated heads
@@ -80,7 +89,8 @@ export function headReportSection(files: HeadScanFiles): { title: string; markdo
       "event's matched controls, so a component that writes every token alike cancels. The top heads are " +
       "then zero-ablated one at a time (`blocks.{l}.attn.hook_z`, that head only, at the pre-onset " +
       "position) and scored exactly as the layer scan; their attention at the pre-onset position is " +
-      "summarised by token class. CIs: 95% problem-clustered bootstrap.",
+      "summarised by token class. Heads are named L<layer>H<head> (L6H0 = head 0 of attn 6), MLPs as in " +
+      "the rest of the report (mlp 4). CIs: 95% problem-clustered bootstrap.",
   );
   out.push(
     `Cost: DLA ${c.dla.forward_calls} forward pass(es) (${c.dla.forward_rows} rows) for every component ` +
@@ -97,7 +107,7 @@ export function headReportSection(files: HeadScanFiles): { title: string; markdo
     ["rank", "component", "at events", "at controls (sampled token)", "specificity [95% CI]"],
     all.slice(0, 8).map((r, i) => [
       i + 1,
-      r.name,
+      dlaComponentName(r),
       f2(r.event_mean),
       f2(r.control_mean),
       ci(r.specificity_mean, r.specificity_lower, r.specificity_upper),
@@ -113,7 +123,9 @@ export function headReportSection(files: HeadScanFiles): { title: string; markdo
         return [
           g,
           rows[0]?.n_events ?? 0,
-          ...[0, 1, 2].map((k) => rows[k] ? `${rows[k]!.name} ${f2(rows[k]!.specificity_mean)}` : "–"),
+          ...[0, 1, 2].map((k) =>
+            rows[k] ? `${dlaComponentName(rows[k]!)} ${f2(rows[k]!.specificity_mean)}` : "–"
+          ),
         ];
       }),
     ));

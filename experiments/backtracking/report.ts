@@ -9,11 +9,13 @@
  * Δ and degeneration, degenerate conditions flagged), onset types and answer trajectory, logit lens, ablation scan top components, protocol
  * validation (organism), formatting sweep, corrected vs reference-compatible, figures, caveats.
  *
- * p-values are printed only for tested hypotheses (McNemar, paired conditions vs baseline), in scientific
- * notation.
+ * p-values are printed only for tested hypotheses (McNemar, paired conditions vs baseline): as decimals
+ * (`0.42`), in scientific notation only below 0.001 (`7.3e-12`); see {@linkcode pValue}.
  *
- * Every proportion is shown with its cluster-adjusted Wilson interval (docs/protocol.md §16); differences
- * and means with the percentile bootstrap over problems.
+ * Every proportion is shown in percent with its cluster-adjusted Wilson interval (docs/protocol.md §16),
+ * `47.5% [36.9%, 58.3%]`; differences of proportions in percentage points with the percentile bootstrap
+ * over problems, `-47.5 pp [-57.5, -36.3]`; means with the same bootstrap. Every number goes through
+ * {@linkcode fixed} (no `-0.00`; a value and its negation round alike).
  *
  * @module
  */
@@ -98,7 +100,10 @@ export interface ScanReportRow {
   readonly n_events?: number;
 }
 
-/** One line of the corrected vs reference-compatible table. */
+/**
+ * One line of the corrected vs reference-compatible table. A number is a share (0–1) and prints as a
+ * percentage like every other rate of the report (`0.9125` → `91.3%`); a string prints as given.
+ */
 export interface ReferenceComparisonRow {
   readonly metric: string;
   /** Corrected protocol (ours, default). */
@@ -153,6 +158,7 @@ export interface ReportParts {
     readonly top?: number;
     readonly selected?: { readonly attn: readonly number[]; readonly mlp: readonly number[] };
     readonly criterion?: string;
+    /** What is measured, without the Δ (the header adds it): e.g. `log-prob of the trigger`. */
     readonly metric?: string;
   };
   /** Formatting sweep (baseline condition per variant). */
@@ -164,7 +170,10 @@ export interface ReportParts {
    * the corrected-vs-reference table, each as `## title` then its markdown.
    */
   readonly extraSections?: readonly { readonly title: string; readonly markdown: string }[];
-  /** Figures to link; paths absolute or relative to the run folder (e.g. `figures/x.png`). */
+  /**
+   * Figures for the Figures section; paths absolute or relative to the run folder (e.g. `figures/x.png`).
+   * A figure a section above already embeds (e.g. the head scan's) is not repeated there.
+   */
   readonly figures?: readonly { readonly title: string; readonly path: string }[];
   /** Caveats; default: the standard list below when omitted, none when `[]`. */
   readonly caveats?: readonly string[];
@@ -189,17 +198,53 @@ export const DEFAULT_CAVEATS: readonly string[] = [
 // ---------------------------------------------------------------------------------------------------
 // Formatting helpers
 
-const pct = (v: number, digits = 1) => (Number.isFinite(v) ? `${(v * 100).toFixed(digits)}%` : "n/a");
-const pp = (
-  v: number,
-) => (Number.isFinite(v) ? `${v >= 0 ? "+" : "-"}${Math.abs(v * 100).toFixed(1)} pp` : "n/a");
-const num = (v: number, digits = 2) => (Number.isFinite(v) ? v.toFixed(digits) : "n/a");
-const ciPct = (lo: number, hi: number) =>
-  Number.isFinite(lo) && Number.isFinite(hi) ? `[${(lo * 100).toFixed(1)}, ${(hi * 100).toFixed(1)}]` : "";
-const ciNum = (lo: number, hi: number, digits = 2) =>
-  Number.isFinite(lo) && Number.isFinite(hi) ? `[${lo.toFixed(digits)}, ${hi.toFixed(digits)}]` : "";
+/**
+ * `x` with `digits` decimals, rounded half away from zero on its decimal value, and unsigned when it rounds
+ * to zero. Every number of the report goes through it, so that:
+ *
+ * - a value that rounds to zero prints `0.00`, never `-0.00` (e.g. a head whose ablation moves the
+ *   log-prob by -0.0004);
+ * - a value and its negation print alike: 1/80 = 0.0125 prints `1.3` whether floating point made it
+ *   0.012499999999999997 (0.025 − 0.0375) or 0.012500000000000004 (0.05 − 0.0375); `toFixed` gave `1.2`
+ *   and `1.3` (the value is first rounded to 12 significant digits, which removes such noise; the report's
+ *   numbers have far fewer).
+ *
+ * @returns The text, or `n/a` for NaN and ±Infinity.
+ */
+export function fixed(x: number, digits: number): string {
+  if (!Number.isFinite(x)) return "n/a";
+  const scale = 10 ** digits;
+  const units = Math.round(Number((Math.abs(x) * scale).toPrecision(12)));
+  if (units === 0) return (0).toFixed(digits);
+  return `${x < 0 ? "-" : ""}${(units / scale).toFixed(digits)}`;
+}
 
-/** A rate as "70.8% [67.0, 74.4]" (cluster-adjusted Wilson CI; "n/a" for a rate over nothing). */
+/** A share (0–1) as a percentage, `47.5%` ("n/a" when not finite). */
+export function pct(v: number, digits = 1): string {
+  return Number.isFinite(v) ? `${fixed(v * 100, digits)}%` : "n/a";
+}
+
+/**
+ * A difference of two shares in percentage points, signed (`-47.5 pp`, `+1.3 pp`; `0.0 pp` when it rounds to
+ * zero).
+ */
+export function pp(v: number): string {
+  if (!Number.isFinite(v)) return "n/a";
+  const t = fixed(v * 100, 1);
+  return `${t.startsWith("-") || Number(t) === 0 ? "" : "+"}${t} pp`;
+}
+
+const num = (v: number, digits = 2) => fixed(v, digits);
+/** The interval of a share, in percent: `[36.9%, 58.3%]` (empty when a bound is not finite). */
+const ciPct = (lo: number, hi: number) =>
+  Number.isFinite(lo) && Number.isFinite(hi) ? `[${pct(lo)}, ${pct(hi)}]` : "";
+/** The interval of a difference of shares, in percentage points (the unit follows the estimate: `pp`). */
+const ciPp = (lo: number, hi: number) =>
+  Number.isFinite(lo) && Number.isFinite(hi) ? `[${fixed(lo * 100, 1)}, ${fixed(hi * 100, 1)}]` : "";
+const ciNum = (lo: number, hi: number, digits = 2) =>
+  Number.isFinite(lo) && Number.isFinite(hi) ? `[${fixed(lo, digits)}, ${fixed(hi, digits)}]` : "";
+
+/** A rate as "70.8% [67.0%, 74.4%]" (cluster-adjusted Wilson CI; "n/a" for a rate over nothing). */
 function rate(e: RateEstimate | undefined): string {
   if (!e) return "n/a";
   const c = rateCI(e);
@@ -207,7 +252,7 @@ function rate(e: RateEstimate | undefined): string {
   return ci ? `${pct(e.value)} ${ci}` : pct(e.value);
 }
 
-/** A trajectory share as "3/12 = 25.0% [8.9, 53.2]" ("0/0" when there is nothing to share). */
+/** A trajectory share as "3/12 = 25.0% [8.9%, 53.2%]" ("0/0" when there is nothing to share). */
 function share(x: { k: number; n: number; estimate: number; lower?: number; upper?: number } | undefined) {
   if (!x) return "n/a";
   if (x.n === 0) return "0/0";
@@ -220,10 +265,25 @@ function mean(e: MeanEstimate, digits = 2): string {
   return ci ? `${num(e.value, digits)} ${ci}` : num(e.value, digits);
 }
 
-/** A p-value in scientific notation ("3.2e-5"); only for tested hypotheses. */
+/**
+ * A p-value (only for tested hypotheses): at or above 0.1 with two decimals (`0.42`, `1.00`), from 0.001 to
+ * 0.1 with two significant digits (`0.031`, `0.0012`), below 0.001 in scientific notation (`7.3e-12`);
+ * `< 1e-300` for an exact 0 (an underflow), `n/a` when not finite.
+ */
 export function pValue(p: number): string {
   if (!Number.isFinite(p)) return "n/a";
-  return p.toExponential(1);
+  if (p === 0) return "< 1e-300";
+  if (p < 0.001) return p.toExponential(1);
+  return p >= 0.1 ? fixed(p, 2) : p.toPrecision(2);
+}
+
+/**
+ * Selected layers named as the report names components everywhere (`attn 2, attn 6, mlp 4`; `none`),
+ * not as `attention [2, 6], MLP [4]`.
+ */
+function selectionText(sel: { readonly attn: readonly number[]; readonly mlp: readonly number[] }): string {
+  const names = [...sel.attn.map((l) => `attn ${l}`), ...sel.mlp.map((l) => `mlp ${l}`)];
+  return names.length > 0 ? names.join(", ") : "none";
 }
 
 /** The degeneration verdict of a condition against the baseline. */
@@ -338,9 +398,9 @@ function executiveSummary(parts: ReportParts): string | undefined {
       const d = cmp.delta_bt_rate;
       out.push(
         `- ${o.label}: backtracking ${pct(d.baseline)} → ${pct(d.other)} (Δ ${pp(d.difference)} ` +
-          `${ciPct(d.bootstrap.lower, d.bootstrap.upper)}, McNemar p = ${pValue(cmp.mcnemar_bt.p_value)}; ` +
+          `${ciPp(d.bootstrap.lower, d.bootstrap.upper)}, McNemar p = ${pValue(cmp.mcnemar_bt.p_value)}; ` +
           `relative ${pct(cmp.relative_bt_change.value)}); accuracy Δ ${pp(cmp.delta_accuracy.difference)} ` +
-          `${ciPct(cmp.delta_accuracy.bootstrap.lower, cmp.delta_accuracy.bootstrap.upper)}; ` +
+          `${ciPp(cmp.delta_accuracy.bootstrap.lower, cmp.delta_accuracy.bootstrap.upper)}; ` +
           `digit-free ${pct(s.digit_free_rate.value)}, 4-gram repetition ${num(s.repetition_4gram.value)}, ` +
           `EOS ${pct(s.eos_rate.value)}, at length cap ${pct(s.truncation_rate.value)}.${reading}`,
       );
@@ -360,7 +420,7 @@ function executiveSummary(parts: ReportParts): string | undefined {
   }
   if (parts.scan?.selected) {
     const sel = parts.scan.selected;
-    out.push(`- Selected components: attention [${sel.attn.join(", ")}], MLP [${sel.mlp.join(", ")}].`);
+    out.push(`- Selected components: ${selectionText(sel)}.`);
   }
   const pv = parts.protocolValidation;
   if (pv) {
@@ -538,7 +598,7 @@ function conditionsSection(c: NonNullable<ReportParts["conditions"]>): string {
       rate(x.summary.bt_rate),
       x.comparison
         ? `${pp(x.comparison.delta_bt_rate.difference)} ${
-          ciPct(x.comparison.delta_bt_rate.bootstrap.lower, x.comparison.delta_bt_rate.bootstrap.upper)
+          ciPp(x.comparison.delta_bt_rate.bootstrap.lower, x.comparison.delta_bt_rate.bootstrap.upper)
         }`
         : "",
       rate(x.summary.accuracy),
@@ -546,7 +606,7 @@ function conditionsSection(c: NonNullable<ReportParts["conditions"]>): string {
       rate(x.summary.unfinished_rate),
       x.comparison
         ? `${pp(x.comparison.delta_accuracy.difference)} ${
-          ciPct(x.comparison.delta_accuracy.bootstrap.lower, x.comparison.delta_accuracy.bootstrap.upper)
+          ciPp(x.comparison.delta_accuracy.bootstrap.lower, x.comparison.delta_accuracy.bootstrap.upper)
         }`
         : "",
       x.comparison ? pValue(x.comparison.mcnemar_bt.p_value) : "",
@@ -645,7 +705,7 @@ function figuresCell(g: ProtocolValidationArtifact["ours"]["ablation"]) {
   return g.condition === null ? ["not generated", "", "", "", "", "", "", ""] : [
     g.condition,
     pct(g.bt_rate),
-    `${pp(g.delta_bt_rate)} ${ciPct(g.delta_bt_rate_lower, g.delta_bt_rate_upper)}`,
+    `${pp(g.delta_bt_rate)} ${ciPp(g.delta_bt_rate_lower, g.delta_bt_rate_upper)}`,
     pct(g.eos_rate),
     pct(g.truncation_rate),
     pct(g.unknown_rate),
@@ -727,10 +787,7 @@ function scanSection(scan: NonNullable<ReportParts["scan"]>): string {
     return row;
   });
   const sel = scan.selected
-    ? `\n\nSelected${scan.criterion ? ` (${scan.criterion})` : ""}: attention [${
-      scan.selected.attn.join(", ")
-    }], ` +
-      `MLP [${scan.selected.mlp.join(", ")}].`
+    ? `\n\nSelected${scan.criterion ? ` (${scan.criterion})` : ""}: ${selectionText(scan.selected)}.`
     : "";
   return `## Ablation scan: top ${Math.min(top, sorted.length)} components (most negative mean Δ)\n\n` +
     `${markdownTable(headers, rows)}${sel}`;
@@ -778,8 +835,9 @@ function referenceSection(rows: readonly ReferenceComparisonRow[]): string {
     markdownTable(
       headers,
       rows.map((r) => {
-        const row: unknown[] = [r.metric, r.corrected, r.reference_mode];
-        if (hasCommitted) row.push(r.reference_committed ?? "");
+        const share = (v: string | number | undefined) => (typeof v === "number" ? pct(v) : v ?? "");
+        const row: unknown[] = [r.metric, share(r.corrected), share(r.reference_mode)];
+        if (hasCommitted) row.push(share(r.reference_committed));
         row.push(r.note ?? "");
         return row;
       }),
@@ -796,11 +854,25 @@ function relativePath(from: string, to: string): string {
   return [...Array(a.length - i).fill(".."), ...b.slice(i)].join("/");
 }
 
-function figuresSection(runDir: string, figs: NonNullable<ReportParts["figures"]>): string {
+/**
+ * The distinct image paths a markdown text embeds (`![alt](path)`), in order of first appearance: what
+ * `make-report` counts as the report's figures.
+ */
+export function embeddedFigures(markdown: string): string[] {
+  return [...new Set([...markdown.matchAll(/!\[(?:[^\]\\]|\\.)*\]\(([^)\s]+)\)/g)].map((m) => m[1]!))];
+}
+
+/** The Figures section: every figure not already embedded in `shown` (a section above embeds it). */
+function figuresSection(
+  runDir: string,
+  figs: NonNullable<ReportParts["figures"]>,
+  shown: ReadonlySet<string>,
+): string | undefined {
   const abs = runDir.startsWith("/") ? runDir : `${Deno.cwd()}/${runDir}`;
+  const rest = figs.map((f) => ({ ...f, rel: relativePath(abs, f.path) })).filter((f) => !shown.has(f.rel));
+  if (rest.length === 0) return undefined;
   return `## Figures\n\n${
-    figs.map((f) => `### ${f.title}\n\n![${f.title.replaceAll("]", "\\]")}](${relativePath(abs, f.path)})`)
-      .join("\n\n")
+    rest.map((f) => `### ${f.title}\n\n![${f.title.replaceAll("]", "\\]")}](${f.rel})`).join("\n\n")
   }`;
 }
 
@@ -833,7 +905,10 @@ export function renderReport(runDir: string, parts: ReportParts): string {
     out.push(referenceSection(parts.referenceComparison));
   }
   for (const sec of parts.extraSections ?? []) out.push(`## ${sec.title}\n\n${sec.markdown.trim()}`);
-  if (parts.figures && parts.figures.length > 0) out.push(figuresSection(runDir, parts.figures));
+  if (parts.figures && parts.figures.length > 0) {
+    const figs = figuresSection(runDir, parts.figures, new Set(embeddedFigures(out.join("\n\n"))));
+    if (figs) out.push(figs);
+  }
   const caveats = parts.caveats ?? DEFAULT_CAVEATS;
   if (caveats.length > 0) out.push(`## Caveats\n\n${caveats.map((c) => `- ${c}`).join("\n")}`);
   return out.join("\n\n") + "\n";

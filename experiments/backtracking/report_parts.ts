@@ -200,7 +200,7 @@ export function reportParts(
           ...(inputs.selected ? { selected: inputs.selected } : {}),
           criterion: cfg.analysis.selection_criterion +
             (cfg.analysis.onset_type !== "all" ? `, ${cfg.analysis.onset_type} onsets only` : ""),
-          metric: "Δ log-prob of the trigger",
+          metric: "log-prob of the trigger", // the header adds the Δ: "mean Δ log-prob of the trigger"
         },
       }
       : {}),

@@ -201,3 +201,11 @@ Deno.test("subprocesses: bt score-traces --help (the reported case), a typo, bar
   assert.equal(doctor.code, 2);
   assert.match(doctor.stderr, /doctor: unknown option --run_id\n/);
 });
+
+Deno.test("bt pipeline --help: Phase 2 runs too when the config enables it (it said 'whole Phase-1')", async () => {
+  const c = collector();
+  assert.equal(await btMain(["pipeline", "--help"], c.io), 0);
+  const text = c.out().replaceAll(/\s+/g, " ");
+  assert.doesNotMatch(text, /Phase-1 experiment/);
+  assert.match(text, /Phase 1, then Phase 2 when the config enables any of phase2\.subset_sweep/);
+});

@@ -300,7 +300,9 @@ export const STEP_COMMANDS: Readonly<Record<string, Spec>> = {
   },
   pipeline: {
     summary:
-      "The whole Phase-1 experiment, init-run to make-report. Resumes an existing run, reusing its finished steps.",
+      "The whole experiment, init-run to make-report: Phase 1, then Phase 2 when the config enables any of " +
+      "phase2.subset_sweep, scale_sweep, continuation_ablation, steering or patching. Resumes an existing " +
+      "run, reusing its finished steps.",
     flags: ["force"],
     example: "deno task bt pipeline -c configs/organism.yaml",
     runIdDefault: "run.run_id in the config, else a new id (YYYYMMDD_HHMMSS); an existing run is resumed",

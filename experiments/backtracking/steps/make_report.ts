@@ -28,7 +28,7 @@ import {
   valueCI,
 } from "../figures.ts";
 import { artifactPath, copyFiguresToProject, readMeta, writeArtifact } from "../run.ts";
-import { type LensReportRow, renderReport, type ScanReportRow } from "../report.ts";
+import { embeddedFigures, type LensReportRow, renderReport, type ScanReportRow } from "../report.ts";
 import { clusteredMeanCI } from "../../../lib/stats/stats.ts";
 import { toDataFrame } from "../../../lib/tables/table.ts";
 import { defaultAnalysisVariant, statsOptions } from "../settings.ts";
@@ -266,6 +266,11 @@ export async function makeReport(
   const text = renderReport(ctx.run.dir, { ...reportParts(ctx, rows, inputs), meta });
   const reportPath = await writeArtifact(ctx.run, rel, text, { overwrite });
   await recordStep(ctx.run, "make-report", { figures: figs.map((f) => f.name), copied: copied.length });
-  say(ctx, `make-report: ${figs.length} figure(s), report at ${join(ctx.run.dir, rel)}`);
+  // The report also embeds the figures of earlier steps (Phase 2's): say both counts.
+  say(
+    ctx,
+    `make-report: ${figs.length} figure(s) made, ${embeddedFigures(text).length} embedded in the report at ` +
+      join(ctx.run.dir, rel),
+  );
   return { reportPath, figures, copied };
 }

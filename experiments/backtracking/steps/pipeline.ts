@@ -1,9 +1,10 @@
 /**
- * Step `pipeline`: the whole Phase-1 experiment in the reference's order (docs/protocol.md §2): init-run →
+ * Step `pipeline`: the whole experiment. Phase 1 in the reference's order (docs/protocol.md §2): init-run →
  * prepare-data → generate baseline (every variant) → detect-events → logit-lens → ablation-scan → head-scan →
  * generate targeted_ablation → generate random_ablation (every draw) → [organism: generate
  * reference_selection_ablation] → detect-events again (now over every condition) → compare-conditions →
- * [organism: protocol-validation] → formatting-sweep → make-report.
+ * [organism: protocol-validation] → formatting-sweep; then Phase 2 (sweeps, steering, continuation ablation,
+ * patching: `steps/phase2_run.ts`) when the config enables any of its subsections; then make-report.
  *
  * On a model with a known circuit (`model.source: organism`) the pipeline also validates the selection
  * protocols: the reference's selection is ablated during generation (unless it equals ours) and the step
@@ -41,7 +42,7 @@ export interface PipelineOptions {
   readonly log?: (line: string) => void;
   /**
    * Run Phase 2 (sweeps, steering, continuation ablation, patching) before make-report. Default: when
-   * the config's `phase2` subsections are enabled (see `lib/steps/phase2_run.ts`).
+   * the config's `phase2` subsections are enabled (see `experiments/backtracking/steps/phase2_run.ts`).
    */
   readonly phase2?: boolean;
 }
