@@ -429,8 +429,9 @@ export async function main(args: readonly string[], io: PipelineIO = consoleIO):
     });
     const cells = series.notebooks.reduce((a, n) => a + n.codeCells, 0);
     const outputs = series.notebooks.reduce((a, n) => a + n.outputs, 0);
-    const summary = `${series.notebooks.length - (series.failed ? 1 : 0)} of ${notebooks.length} notebooks ` +
-      `passed, ${cells} code cells, ${outputs} outputs, ${((performance.now() - t0) / 1000).toFixed(1)} s`;
+    const summary = `${series.notebooks.length - (series.failed ? 1 : 0)} of ${notebooks.length} ` +
+      `notebook${notebooks.length === 1 ? "" : "s"} passed, ${cells} code cells, ${outputs} outputs, ` +
+      `${((performance.now() - t0) / 1000).toFixed(1)} s`;
     if (series.failed) {
       io.err(`FAILED: ${summary}; stopped at ${basename(series.failed.notebook)}: ${series.failed.message}`);
       return 1;
@@ -441,18 +442,7 @@ export async function main(args: readonly string[], io: PipelineIO = consoleIO):
         (await copyFiguresToProject({ id: series.runId, root: runsRoot, dir: series.runDir }, figuresDir))
           .length;
     }
-    const rel = (p: string) => relative(Deno.cwd(), p) || ".";
-    io.out(
-      [
-        `done: ${summary}`,
-        `  report:             ${rel(join(series.runDir, "report.md"))}`,
-        `  figures:            ${rel(join(series.runDir, "figures"))}` +
-        (figuresDir !== null
-          ? ` (latest copies: ${rel(figuresDir)}${copied ? `, ${copied} files` : ""})`
-          : ""),
-        `  executed notebooks: ${rel(series.notebooksDir)}`,
-      ].join("\n"),
-    );
+    io.out(await seriesSummary(series, summary, figuresDir, copied));
     return 0;
   } catch (e) {
     io.err(`${command}: ${(e as Error).message}`);
@@ -461,3 +451,46 @@ export async function main(args: readonly string[], io: PipelineIO = consoleIO):
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));
+
+/**
+ * The closing lines of `deno task pipeline` / `notebooks`: only what this run has (a series of one
+ * notebook may have no report or figures yet), and the project's figures folder only when it holds this
+ * run's copies.
+ */
+export async function seriesSummary(
+  series: Pick<SeriesResult, "runDir" | "runId" | "notebooksDir">,
+  summary: string,
+  figuresDir: string | null,
+  copied: number,
+): Promise<string> {
+  const rel = (p: string) => relative(Deno.cwd(), p) || ".";
+  const exists = async (p: string) => {
+    try {
+      await Deno.stat(p);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const report = join(series.runDir, "report.md");
+  const figures = join(series.runDir, "figures");
+  let copiesOfThisRun = false;
+  if (figuresDir !== null) {
+    try {
+      copiesOfThisRun = (await Deno.readTextFile(join(figuresDir, ".run_id"))).trim() === series.runId;
+    } catch { /* no copies */ }
+  }
+  return [
+    `done: ${summary}`,
+    ...(await exists(report) ? [`  report:             ${rel(report)}`] : []),
+    ...(await exists(figures)
+      ? [
+        `  figures:            ${rel(figures)}` +
+        (figuresDir !== null && copiesOfThisRun
+          ? ` (latest copies: ${rel(figuresDir)}${copied ? `, ${copied} files` : ""})`
+          : ""),
+      ]
+      : []),
+    `  executed notebooks: ${rel(series.notebooksDir)}`,
+  ].join("\n");
+}

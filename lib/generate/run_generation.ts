@@ -72,7 +72,9 @@ export async function generateToStore(
     }
   });
   let generated = 0;
-  const progress = createProgress({
+  // A store that is already complete shows no progress bar (a re-run or a notebook reusing a finished step
+  // would print "80/80 … 0 samples/s … done" for nothing); the caller's summary line says it was reused.
+  const progress = total === resumed ? undefined : createProgress({
     total,
     initial: resumed,
     label: `generate ${options.variant}/${options.condition}`,
@@ -114,13 +116,13 @@ export async function generateToStore(
         };
         await store.append(record);
         generated++;
-        progress.tick(1, { tokens: sample.tokenIds.length });
+        progress?.tick(1, { tokens: sample.tokenIds.length });
         options.onRecord?.(record);
       },
     });
     await store.finalize();
   } finally {
-    await progress.done();
+    await progress?.done();
     await store.close();
   }
   return { generated, resumed, path: options.path };

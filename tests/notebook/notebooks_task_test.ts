@@ -81,7 +81,10 @@ Deno.test({
       const out = JSON.parse(await Deno.readTextFile(executed));
       const [cwd, runId, root] = JSON.parse(out.cells[1].outputs[0].text);
       assert.deepEqual([cwd, runId, root], [`${dir}/work`, "20260101_000000", `${dir}/runs`]);
-      assert.match(c.out.join("\n"), /done: 1 of 1 notebooks passed/);
+      // a custom notebook's run has no report or figures: the summary does not point at them (new-user trial)
+      assert.match(c.out.join("\n"), /done: 1 of 1 notebook passed/);
+      assert.doesNotMatch(c.out.join("\n"), /report:|figures:/);
+      assert.match(c.out.join("\n"), /executed notebooks: /);
 
       // no run id and no current run: a new run id, not "No run id … run init-run first"
       const again = collector();

@@ -190,9 +190,11 @@ export async function generate(
       });
       say(
         ctx,
-        `generate ${variant}/${cond}${tag}: ${res.generated} new, ${res.resumed} already stored → ${
-          shard ? res.path.slice(ctx.run.dir.length + 1) : rel
-        }`,
+        `generate ${variant}/${cond}${tag}: ` +
+          (res.generated === 0
+            ? `all ${res.resumed} samples already stored (reused)`
+            : `${res.generated} new, ${res.resumed} already stored`) +
+          ` → ${shard ? res.path.slice(ctx.run.dir.length + 1) : rel}`,
       );
       out.push({
         variant,
