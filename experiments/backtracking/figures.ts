@@ -511,6 +511,11 @@ export interface TradeoffPoint {
   readonly accuracy: ValueCI;
   /** Optional colour group (e.g. "baseline"). */
   readonly group?: string;
+  /**
+   * Set when the setting's text degenerated (`experiments/backtracking/degeneration.ts`): the point and its
+   * bars are drawn faded and its label ends in " (degenerate)", since its rates do not measure backtracking.
+   */
+  readonly degenerate?: boolean;
 }
 
 /** A label of {@linkcode placeLabels}: the text, its anchor point and where it ended up (pixels). */
@@ -582,15 +587,17 @@ export function placeLabels(
 /**
  * (g) Trade-off: BT rate (x) against accuracy (y) per condition, both with CI bars, labelled points; a
  * colour legend of the groups; labels of coinciding points merged and moved apart so none overlap (a
- * moved label gets a thin leader line to its point).
+ * moved label gets a thin leader line to its point). Degenerate points (`degenerate: true`) are faded,
+ * labelled "<label> (degenerate)", and a subtitle line (added to `options.subtitle` too) says why.
  */
 export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureOptions = {}): Figure {
   nonEmpty(data, "tradeoffScatter");
   checkCI(data.map((d) => d.bt_rate), "tradeoffScatter (bt_rate)");
   checkCI(data.map((d) => d.accuracy), "tradeoffScatter (accuracy)");
   const rows = data.map((d) => ({
-    label: d.label,
+    label: d.degenerate ? `${d.label} (degenerate)` : d.label,
     group: d.group ?? "condition",
+    degenerate: Boolean(d.degenerate),
     x: d.bt_rate.value,
     x1: d.bt_rate.lower,
     x2: d.bt_rate.upper,
@@ -634,14 +641,18 @@ export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureO
     ...{ ax: fromPx(l.px, l.py) },
   }));
   const leaders = labelRows.filter((l) => l.moved).map((l) => ({ x1: l.ax.x, y1: l.ax.y, x2: l.x, y2: l.y }));
+  const subtitle = [
+    options.subtitle === undefined ? "points: conditions; bars: 95% CI on both axes" : options.subtitle,
+    rows.some((r) => r.degenerate)
+      ? 'faded, "(degenerate)": the text broke (EOS collapse, length cap or lost answers), so its\n' +
+        "rates do not measure backtracking (report: the degeneration column of its table)"
+      : null,
+  ].filter((x) => x).join("\n");
+  const faded = rows.filter((r) => r.degenerate), solid = rows.filter((r) => !r.degenerate);
   return render(
     "tradeoff_scatter",
-    {
-      title: "Trade-off: backtracking rate vs accuracy",
-      subtitle: "points: conditions; bars: 95% CI on both axes",
-      height: 440,
-    },
-    options,
+    { title: "Trade-off: backtracking rate vs accuracy", height: 440 },
+    { ...options, subtitle: subtitle || null },
     {
       marginLeft: ml,
       marginRight: mr,
@@ -651,10 +662,13 @@ export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureO
       y: { label: "↑ Accuracy (%)", percent: true, domain: [0, yMax * 100], grid: true },
       color: { domain: groups, range: colors },
       marks: [
-        Plot.ruleY(rows, { y: "y", x1: "x1", x2: "x2", stroke: "group", strokeOpacity: 0.7 }),
-        Plot.ruleX(rows, { x: "x", y1: "y1", y2: "y2", stroke: "group", strokeOpacity: 0.7 }),
+        ...([[solid, 0.7], [faded, 0.25]] as const).flatMap(([rs, opacity]) => [
+          Plot.ruleY(rs, { y: "y", x1: "x1", x2: "x2", stroke: "group", strokeOpacity: opacity }),
+          Plot.ruleX(rs, { x: "x", y1: "y1", y2: "y2", stroke: "group", strokeOpacity: opacity }),
+        ]),
         Plot.link(leaders, { x1: "x1", y1: "y1", x2: "x2", y2: "y2", stroke: "#999", strokeWidth: 0.75 }),
-        Plot.dot(rows, { x: "x", y: "y", fill: "group", r: 4.5, stroke: "white" }),
+        Plot.dot(solid, { x: "x", y: "y", fill: "group", r: 4.5, stroke: "white" }),
+        Plot.dot(faded, { x: "x", y: "y", fill: "group", fillOpacity: 0.3, r: 4.5, stroke: "white" }),
         // one mark per colour: a colour string in a channel would go through the colour scale
         ...[...new Set(labelRows.map((l) => l.color))].map((color) =>
           Plot.text(labelRows.filter((l) => l.color === color), {
