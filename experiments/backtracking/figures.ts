@@ -534,8 +534,9 @@ export interface PlacedLabel {
 /**
  * Place point labels without overlaps: points closer than `mergePx` share one label (texts joined with
  * ", "); each label starts right of its point and, if its box overlaps a label already placed (or leaves
- * `top`..`bottom`), moves up or down in steps of one line until it is free (at most 12 lines away). Boxes are estimated at `charPx`
- * per character and `linePx` high.
+ * `top`..`bottom`), moves up or down in steps of one line until it is free (at most 12 lines away); a label
+ * that would run past `right` starts left of its point. Boxes are estimated at `charPx` per character and
+ * `linePx` high.
  *
  * @param points Anchor points in pixels with their texts, in priority order (earlier ones stay closer).
  * @returns One label per group of merged points.
@@ -554,6 +555,8 @@ export function placeLabels(
     /** Pixel range a label's box must stay inside (its top ≥ `top`, its baseline ≤ `bottom`). */
     readonly top?: number;
     readonly bottom?: number;
+    /** Right edge (pixels): a label that would run past it starts left of its point instead (default: none). */
+    readonly right?: number;
   } = {},
 ): PlacedLabel[] {
   const merge = options.mergePx ?? 6, charPx = options.charPx ?? 6.6, line = options.linePx ?? 14;
@@ -571,7 +574,8 @@ export function placeLabels(
     });
   for (const g of groups) {
     const text = g.text.join(", ");
-    const x = g.px + 7, w = text.length * charPx;
+    const w = text.length * charPx;
+    const x = g.px + 7 + w > (options.right ?? Infinity) ? g.px - 7 - w : g.px + 7;
     const [top, bottom] = [options.top ?? -Infinity, options.bottom ?? Infinity];
     const free = (yy: number) => yy - line >= top && yy <= bottom && !overlaps(x, yy, w);
     let y = g.py - 6;
@@ -625,6 +629,7 @@ export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureO
   const labels = placeLabels(order.map(({ r }) => ({ text: r.label, group: r.group, ...toPx(r.x, r.y) })), {
     top: mt,
     bottom: height - mb - 2,
+    right: width - 4,
   });
   const fromPx = (lx: number, ly: number) => ({
     x: (lx - ml) / (width - ml - mr),

@@ -58,7 +58,7 @@ import {
   type Phase2StepOptions,
 } from "../phase2/setup.ts";
 import type { ShardSpec } from "../../../lib/generate/shards.ts";
-import { saveFigure, type TradeoffPoint, tradeoffScatter, valueCI } from "../figures.ts";
+import { type Figure, saveFigure, type TradeoffPoint, tradeoffScatter, valueCI } from "../figures.ts";
 import { artifactPath } from "../run.ts";
 import type { Config } from "../config.ts";
 import { statsOptions } from "../settings.ts";
@@ -249,6 +249,52 @@ export async function phase2SteeringShard(
 const round = (x: number) => Number(x.toPrecision(6));
 
 /**
+ * The ablation settings of the sweeps (`phase2_sweeps.json`) that the `intervention_tradeoff` figure and the
+ * "Ablation vs steering" table show: every subset-sweep row but the baseline, every scale-sweep row but the
+ * baseline and scale 0 (the subset sweep's own), and the sweeps' baseline row (their degeneration
+ * reference). No sweeps: no rows.
+ */
+export function sweepAblationRows(sweeps: SweepsResult | undefined): {
+  readonly rows: Record<string, unknown>[];
+  readonly baseline: Record<string, unknown> | undefined;
+} {
+  return {
+    rows: [
+      ...(sweeps?.subset_sweep ?? []).filter((r) => r.kind !== "baseline"),
+      ...(sweeps?.scale_sweep.rows ?? []).filter((r) => r.setting !== "baseline" && Number(r.scale) !== 0),
+    ],
+    baseline: sweeps?.subset_sweep.find((r) => r.kind === "baseline") ??
+      sweeps?.scale_sweep.rows.find((r) => r.setting === "baseline"),
+  };
+}
+
+/**
+ * The `intervention_tradeoff` figure: the steering points (from {@linkcode tradeoffPoints}) and the sweeps'
+ * ablation points ({@linkcode ablationPoints}), every bar the rates' cluster-adjusted Wilson CI, degenerate
+ * settings faded. Without the sweeps' results (notebook 12 run alone) the subtitle says that the ablation
+ * points are missing and how to get them.
+ *
+ * @param steering The steering points (the primary direction's c = 0 as the baseline).
+ * @param sweeps The sweeps' result, when `phase2-sweeps` has run.
+ */
+export function interventionTradeoff(
+  steering: readonly TradeoffPoint[],
+  sweeps: SweepsResult | undefined,
+): Figure {
+  const { rows, baseline } = sweepAblationRows(sweeps);
+  const fig = tradeoffScatter([...steering, ...ablationPoints(rows, baseline)], {
+    title: "Ablation vs steering: backtracking rate vs accuracy",
+    subtitle: "one point per setting; bars: 95% CI (Wilson, clustered by problem)" +
+      (sweeps === undefined
+        ? "\nno ablation points: run phase2-sweeps (notebook 11) first"
+        : rows.length === 0
+        ? "\nno ablation points: the sweeps made none (phase2.subset_sweep and scale_sweep disabled)"
+        : ""),
+  });
+  return { ...fig, name: "intervention_tradeoff" };
+}
+
+/**
  * The ablation points of the `intervention_tradeoff` figure from the sweeps' CSV rows
  * (`subset_sweep_results.csv` / `scale_sweep_results.csv` as stored in `phase2_sweeps.json`): BT rate and
  * accuracy with the rows' cluster-adjusted Wilson bounds (`bt_rate_lower` / `_upper`, the same interval
@@ -397,28 +443,8 @@ export async function phase2Steering(
     )
   );
   const sweeps: SweepsResult | undefined = await ifPresent(() => readSweepsResult(ctx.run));
-  const ablationRows = [
-    ...(sweeps?.subset_sweep ?? []).filter((r) => r.kind !== "baseline"),
-    ...(sweeps?.scale_sweep.rows ?? []).filter((r) => r.setting !== "baseline" && Number(r.scale) !== 0),
-  ];
-  const sweepsBaseline = sweeps?.subset_sweep.find((r) => r.kind === "baseline") ??
-    sweeps?.scale_sweep.rows.find((r) => r.setting === "baseline");
-  points.push(...ablationPoints(ablationRows, sweepsBaseline));
-  await saveFigure(
-    {
-      ...tradeoffScatter(points, {
-        title: "Ablation vs steering: backtracking rate vs accuracy",
-        subtitle: "one point per setting; bars: 95% CI (Wilson, clustered by problem)" +
-          (sweeps === undefined
-            ? "\nno ablation points: run phase2-sweeps (notebook 11) first"
-            : ablationRows.length === 0
-            ? "\nno ablation points: the sweeps made no setting (phase2.subset_sweep / scale_sweep disabled)"
-            : ""),
-      }),
-      name: "intervention_tradeoff",
-    },
-    figDir,
-  );
+  const { rows: ablationRows, baseline: sweepsBaseline } = sweepAblationRows(sweeps);
+  await saveFigure(interventionTradeoff(points, sweeps), figDir);
   const cmpHead = [
     "intervention",
     "setting",
@@ -495,6 +521,9 @@ export async function phase2Steering(
     "",
     "### Ablation vs steering",
     "",
+    ...(sweeps === undefined
+      ? ["No ablation rows: `phase2-sweeps` (notebook 11) had not run when this step ran.", ""]
+      : []),
     comparison,
     "",
     "![Ablation vs steering](figures/intervention_tradeoff.png)",
