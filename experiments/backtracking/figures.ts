@@ -505,7 +505,7 @@ export function formattingEffect(data: readonly FormattingPoint[], options: Figu
 
 /** One condition of the trade-off scatter (e.g. one scale or subset of a phase 2 sweep). */
 export interface TradeoffPoint {
-  /** Point label, e.g. "s=0.5" or "mlp_late_cluster". */
+  /** Point label, e.g. "baseline", "selected_all ×0.5", "c=-1" or "mlp_late_cluster". */
   readonly label: string;
   readonly bt_rate: ValueCI;
   readonly accuracy: ValueCI;
