@@ -72,12 +72,16 @@ function figures(): Figure[] {
       { variant: "chat_think", bt_rate: ci(0.7), accuracy: ci(0.6) },
       { variant: "legacy", bt_rate: ci(0.68), accuracy: ci(0.2) },
     ]),
-    tradeoffScatter([0, 0.5, 1].map((s, i) => ({
-      label: `s=${s}`,
-      group: s === 1 ? "baseline" : "scaled",
-      bt_rate: ci([0.1, 0.4, 0.7][i]!),
-      accuracy: ci([0.3, 0.5, 0.6][i]!),
-    }))),
+    tradeoffScatter([
+      ...[0, 0.5, 1].map((s, i) => ({
+        label: `s=${s}`,
+        group: s === 1 ? "baseline" : "scaled",
+        bt_rate: ci([0.1, 0.4, 0.7][i]!),
+        accuracy: ci([0.3, 0.5, 0.6][i]!),
+      })),
+      // a degenerate setting (e.g. random_matched at EOS collapse): faded, labelled, explained in the subtitle
+      { label: "random_matched", group: "scaled", bt_rate: ci(0.9), accuracy: ci(0.05), degenerate: true },
+    ]),
   ];
 }
 
@@ -321,6 +325,41 @@ Deno.test("tradeoffScatter: a colour legend names every group", () => {
   for (const g of ["baseline", "ablation", "steering (meandiff)"]) {
     assert.match(fig.svg, new RegExp(`<circle [^>]*/><text [^>]*>${g.replace(/[()]/g, "\\$&")}</text>`));
   }
+});
+
+Deno.test("tradeoffScatter: degenerate points are faded, labelled and explained; others are not", () => {
+  const v = (value: number) => ({ value, lower: Math.max(0, value - 0.1), upper: value + 0.1 });
+  const data = [
+    { label: "baseline", bt_rate: v(0.5), accuracy: v(0.4), group: "baseline" },
+    { label: "selected_attn", bt_rate: v(0.1), accuracy: v(0.4), group: "ablation" },
+    { label: "random_matched", bt_rate: v(0.3), accuracy: v(0.1), group: "ablation", degenerate: true },
+  ];
+  const fig = tradeoffScatter(data, {
+    subtitle: "Phase-2 sweeps; bars: 95% CI (Wilson, clustered by problem)",
+  });
+  assert.match(fig.svg, />random_matched \(degenerate\)</);
+  assert.match(fig.svg, />selected_attn</);
+  assert.doesNotMatch(fig.svg, /selected_attn \(degenerate\)|baseline \(degenerate\)/);
+  // the faded dot: one dot group with fill-opacity holding exactly the degenerate point
+  const faded = /<g [^>]*fill-opacity="0.3" aria-label="dot">(.*?)<\/g>/.exec(fig.svg);
+  assert.ok(faded, "no faded dot group");
+  assert.equal((faded[1]!.match(/<circle /g) ?? []).length, 1);
+  assert.match(fig.svg, /<g stroke-opacity="0.25" aria-label="rule">/, "its CI bars are faded too");
+  // the caller's subtitle is kept, and a second line says what faded means
+  const lines = [...fig.svg.matchAll(/<text x="12" y="\d+" font-size="12" fill="#555"[^>]*>([^<]+)</g)].map((
+    m,
+  ) => m[1]!);
+  assert.equal(lines[0], "Phase-2 sweeps; bars: 95% CI (Wilson, clustered by problem)");
+  assert.match(lines.slice(1).join(" "), /\(degenerate\).*the text broke.*do not measure backtracking/);
+  // a long label near the right edge starts left of its point instead of running off the figure
+  const right = tradeoffScatter([...data, { ...data[2]!, label: "steer c=8", bt_rate: v(0.95) }]);
+  const [, x, text] = /<text transform="translate\(([\d.]+),[^)]*\)">(steer c=8 \(degenerate\))</.exec(
+    right.svg,
+  )!;
+  assert.ok(Number(x) + 6.6 * text!.length <= right.width, `"${text}" runs off the right edge at x ${x}`);
+  // without a degenerate point: no faded marks, no extra line
+  const clean = tradeoffScatter(data.slice(0, 2), { subtitle: "x" });
+  assert.doesNotMatch(clean.svg, /fill-opacity="0.3"|degenerate/);
 });
 
 /**

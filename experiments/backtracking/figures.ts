@@ -505,12 +505,17 @@ export function formattingEffect(data: readonly FormattingPoint[], options: Figu
 
 /** One condition of the trade-off scatter (e.g. one scale or subset of a phase 2 sweep). */
 export interface TradeoffPoint {
-  /** Point label, e.g. "s=0.5" or "mlp_late_cluster". */
+  /** Point label, e.g. "baseline", "selected_all ×0.5", "c=-1" or "mlp_late_cluster". */
   readonly label: string;
   readonly bt_rate: ValueCI;
   readonly accuracy: ValueCI;
   /** Optional colour group (e.g. "baseline"). */
   readonly group?: string;
+  /**
+   * Set when the setting's text degenerated (`experiments/backtracking/degeneration.ts`): the point and its
+   * bars are drawn faded and its label ends in " (degenerate)", since its rates do not measure backtracking.
+   */
+  readonly degenerate?: boolean;
 }
 
 /** A label of {@linkcode placeLabels}: the text, its anchor point and where it ended up (pixels). */
@@ -529,8 +534,9 @@ export interface PlacedLabel {
 /**
  * Place point labels without overlaps: points closer than `mergePx` share one label (texts joined with
  * ", "); each label starts right of its point and, if its box overlaps a label already placed (or leaves
- * `top`..`bottom`), moves up or down in steps of one line until it is free (at most 12 lines away). Boxes are estimated at `charPx`
- * per character and `linePx` high.
+ * `top`..`bottom`), moves up or down in steps of one line until it is free (at most 12 lines away); a label
+ * that would run past `right` starts left of its point. Boxes are estimated at `charPx` per character and
+ * `linePx` high.
  *
  * @param points Anchor points in pixels with their texts, in priority order (earlier ones stay closer).
  * @returns One label per group of merged points.
@@ -549,6 +555,8 @@ export function placeLabels(
     /** Pixel range a label's box must stay inside (its top ≥ `top`, its baseline ≤ `bottom`). */
     readonly top?: number;
     readonly bottom?: number;
+    /** Right edge (pixels): a label that would run past it starts left of its point instead (default: none). */
+    readonly right?: number;
   } = {},
 ): PlacedLabel[] {
   const merge = options.mergePx ?? 6, charPx = options.charPx ?? 6.6, line = options.linePx ?? 14;
@@ -566,7 +574,8 @@ export function placeLabels(
     });
   for (const g of groups) {
     const text = g.text.join(", ");
-    const x = g.px + 7, w = text.length * charPx;
+    const w = text.length * charPx;
+    const x = g.px + 7 + w > (options.right ?? Infinity) ? g.px - 7 - w : g.px + 7;
     const [top, bottom] = [options.top ?? -Infinity, options.bottom ?? Infinity];
     const free = (yy: number) => yy - line >= top && yy <= bottom && !overlaps(x, yy, w);
     let y = g.py - 6;
@@ -582,15 +591,17 @@ export function placeLabels(
 /**
  * (g) Trade-off: BT rate (x) against accuracy (y) per condition, both with CI bars, labelled points; a
  * colour legend of the groups; labels of coinciding points merged and moved apart so none overlap (a
- * moved label gets a thin leader line to its point).
+ * moved label gets a thin leader line to its point). Degenerate points (`degenerate: true`) are faded,
+ * labelled "<label> (degenerate)", and a subtitle line (added to `options.subtitle` too) says why.
  */
 export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureOptions = {}): Figure {
   nonEmpty(data, "tradeoffScatter");
   checkCI(data.map((d) => d.bt_rate), "tradeoffScatter (bt_rate)");
   checkCI(data.map((d) => d.accuracy), "tradeoffScatter (accuracy)");
   const rows = data.map((d) => ({
-    label: d.label,
+    label: d.degenerate ? `${d.label} (degenerate)` : d.label,
     group: d.group ?? "condition",
+    degenerate: Boolean(d.degenerate),
     x: d.bt_rate.value,
     x1: d.bt_rate.lower,
     x2: d.bt_rate.upper,
@@ -618,6 +629,7 @@ export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureO
   const labels = placeLabels(order.map(({ r }) => ({ text: r.label, group: r.group, ...toPx(r.x, r.y) })), {
     top: mt,
     bottom: height - mb - 2,
+    right: width - 4,
   });
   const fromPx = (lx: number, ly: number) => ({
     x: (lx - ml) / (width - ml - mr),
@@ -634,14 +646,18 @@ export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureO
     ...{ ax: fromPx(l.px, l.py) },
   }));
   const leaders = labelRows.filter((l) => l.moved).map((l) => ({ x1: l.ax.x, y1: l.ax.y, x2: l.x, y2: l.y }));
+  const subtitle = [
+    options.subtitle === undefined ? "points: conditions; bars: 95% CI on both axes" : options.subtitle,
+    rows.some((r) => r.degenerate)
+      ? 'faded, "(degenerate)": the text broke (EOS collapse, length cap or lost answers), so its\n' +
+        "rates do not measure backtracking (report: the degeneration column of its table)"
+      : null,
+  ].filter((x) => x).join("\n");
+  const faded = rows.filter((r) => r.degenerate), solid = rows.filter((r) => !r.degenerate);
   return render(
     "tradeoff_scatter",
-    {
-      title: "Trade-off: backtracking rate vs accuracy",
-      subtitle: "points: conditions; bars: 95% CI on both axes",
-      height: 440,
-    },
-    options,
+    { title: "Trade-off: backtracking rate vs accuracy", height: 440 },
+    { ...options, subtitle: subtitle || null },
     {
       marginLeft: ml,
       marginRight: mr,
@@ -651,10 +667,13 @@ export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureO
       y: { label: "↑ Accuracy (%)", percent: true, domain: [0, yMax * 100], grid: true },
       color: { domain: groups, range: colors },
       marks: [
-        Plot.ruleY(rows, { y: "y", x1: "x1", x2: "x2", stroke: "group", strokeOpacity: 0.7 }),
-        Plot.ruleX(rows, { x: "x", y1: "y1", y2: "y2", stroke: "group", strokeOpacity: 0.7 }),
+        ...([[solid, 0.7], [faded, 0.25]] as const).flatMap(([rs, opacity]) => [
+          Plot.ruleY(rs, { y: "y", x1: "x1", x2: "x2", stroke: "group", strokeOpacity: opacity }),
+          Plot.ruleX(rs, { x: "x", y1: "y1", y2: "y2", stroke: "group", strokeOpacity: opacity }),
+        ]),
         Plot.link(leaders, { x1: "x1", y1: "y1", x2: "x2", y2: "y2", stroke: "#999", strokeWidth: 0.75 }),
-        Plot.dot(rows, { x: "x", y: "y", fill: "group", r: 4.5, stroke: "white" }),
+        Plot.dot(solid, { x: "x", y: "y", fill: "group", r: 4.5, stroke: "white" }),
+        Plot.dot(faded, { x: "x", y: "y", fill: "group", fillOpacity: 0.3, r: 4.5, stroke: "white" }),
         // one mark per colour: a colour string in a channel would go through the colour scale
         ...[...new Set(labelRows.map((l) => l.color))].map((color) =>
           Plot.text(labelRows.filter((l) => l.color === color), {

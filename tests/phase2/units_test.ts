@@ -11,11 +11,27 @@ import {
   steeringCondition,
   subsetInterventions,
 } from "../../experiments/backtracking/phase2/subsets.ts";
-import { triggerColumn } from "../../experiments/backtracking/phase2/summaries.ts";
+import {
+  pctCI,
+  ppCI,
+  settingResult,
+  settingRow,
+  settingsMarkdown,
+  triggerColumn,
+} from "../../experiments/backtracking/phase2/summaries.ts";
+import { tradeoffPoints } from "../../experiments/backtracking/phase2/figures.ts";
+import { COLORS } from "../../experiments/backtracking/figures.ts";
+import type { EventRow } from "../../experiments/backtracking/event_row.ts";
+import type { SweepsResult } from "../../experiments/backtracking/artifacts/phase2.ts";
+import { seededRng } from "../../lib/stats/stats.ts";
 import { pick } from "../../experiments/backtracking/phase2/notebook.ts";
 import { patchingSettings } from "../../experiments/backtracking/steps/phase2_patching.ts";
 import { phase2Plan } from "../../experiments/backtracking/steps/phase2_run.ts";
-import { steeringSettings } from "../../experiments/backtracking/steps/phase2_steering.ts";
+import {
+  ablationPoints,
+  interventionTradeoff,
+  steeringSettings,
+} from "../../experiments/backtracking/steps/phase2_steering.ts";
 
 Deno.test("subsets: derived from the scan selection and a matched random draw", () => {
   const s = deriveSubsets({ attn: [2], mlp: [3] }, [{ attn: [0], mlp: [1] }, { attn: [1], mlp: [0] }]);
@@ -269,4 +285,221 @@ Deno.test("phase-2 figures: one point per line (one scale, coefficient or layer)
   } finally {
     console.warn = warn;
   }
+});
+
+/** Event rows of one setting: 12 problems × 4 samples; `degenerate`: every sample cut at the length cap, no answer. */
+function settingRows(condition: string, pBt: number, seed: number, degenerate = false): EventRow[] {
+  const rng = seededRng(seed);
+  const out: EventRow[] = [];
+  for (let e = 0; e < 12; e++) {
+    for (let s = 0; s < 4; s++) {
+      // problem-level clustering: some problems backtrack in every sample, others in none
+      const bt = rng() < pBt * (e % 3 === 0 ? 1.8 : 0.6);
+      const ok = !degenerate && rng() < (e % 2 === 0 ? 0.7 : 0.3);
+      out.push({
+        example_id: e,
+        sample_id: s,
+        variant: "chat",
+        condition,
+        has_backtracking_strict: bt,
+        has_backtracking_relaxed: bt,
+        onset_phrase: bt ? "Wait" : "",
+        onset_char: bt ? 10 : -1,
+        onset_token_in_completion: bt ? 3 : -1,
+        onset_token_in_full: bt ? 20 : -1,
+        onset_token_id: bt ? 7 : -1,
+        onset_token_text: bt ? "Wait" : "",
+        pred_pos_in_full: bt ? 19 : -1,
+        predicted_answer: "",
+        is_correct: degenerate ? undefined : ok,
+        prompt_tokens: 17,
+        completion_tokens: degenerate ? 512 : 100 + Math.floor(rng() * 100),
+        rule: "corrected",
+        bt_other_rule: bt,
+        triggers_per_1k: bt ? 5 : 0,
+        trigger_counts: { Wait: bt ? 1 : 0 },
+        reasoning_closed: !degenerate,
+        finish_reason: degenerate ? "length" : "eos",
+        gold: 1,
+        answer_status: degenerate ? "unfinished" : ok ? "correct" : "incorrect",
+        answer_method: degenerate ? "none" : "final",
+        correct_reference: ok,
+        repetition_4gram: degenerate ? 0.6 : 0.05,
+        distinct_2: degenerate ? 0.3 : 0.9,
+        digit_free: false,
+        answer_region: degenerate ? "" : "answer",
+        final_answer: degenerate ? undefined : ok ? 1 : 2,
+        onset_type: bt ? "revision" : "",
+        onset_rule: bt ? "no_evidence" : "",
+        onset_evidence: "",
+        candidate_answer: undefined,
+        trajectory: bt ? (degenerate ? "unfinished" : "no_candidate") : "",
+      });
+    }
+  }
+  return out;
+}
+
+/** A sweep-like set of settings: the baseline, a subset that removes backtracking, a degenerate one, a scale. */
+function sweepFixture() {
+  const opts = { bootstrap: 200, seed: 3, level: 0.95 };
+  const base = settingRows("baseline", 0.45, 1);
+  const baseline = settingResult(
+    { setting: "baseline", kind: "baseline", num_components: 0 },
+    base,
+    base,
+    opts,
+  );
+  const sub = (name: string, rows: EventRow[], n = 1) =>
+    settingResult(
+      { setting: ablationCondition(name, 0), kind: "subset", subset_name: name, num_components: n },
+      rows,
+      base,
+      opts,
+    );
+  const subsets = [
+    baseline,
+    sub("selected_attn", settingRows("a", 0, 2)),
+    sub("random_matched", settingRows("r", 0.4, 4, true)),
+  ];
+  const scale = settingResult(
+    {
+      setting: ablationCondition("selected_all", 0.5),
+      kind: "scale",
+      subset_name: "selected_all",
+      scale: 0.5,
+      num_components: 2,
+    },
+    settingRows("s", 0.2, 5),
+    base,
+    opts,
+  );
+  return { opts, base, baseline, subsets, scale };
+}
+
+Deno.test("phase-2 interval: trade-off points, CSV rows and tables all show the rates' clustered Wilson ci", () => {
+  const { baseline, subsets, scale } = sweepFixture();
+  const all = [...subsets, scale];
+  const points = tradeoffPoints(all, () => "subset (scale 0)", baseline.summary);
+  for (const [i, r] of all.entries()) {
+    const p = points[i]!;
+    // the bar is the summary's `.ci` (cluster-adjusted Wilson), not the percentile bootstrap
+    const { bt_rate: b, accuracy: a } = r.summary;
+    assert.deepEqual(p.bt_rate, { value: b.value, lower: b.ci.lower, upper: b.ci.upper }, p.label);
+    assert.deepEqual(p.accuracy, { value: a.value, lower: a.ci.lower, upper: a.ci.upper }, p.label);
+    // ... which is what the sweep CSVs write
+    const row = settingRow(r, ["Wait"]);
+    assert.equal(row.bt_rate_lower, p.bt_rate.lower);
+    assert.equal(row.bt_rate_upper, p.bt_rate.upper);
+    assert.equal(row.accuracy_upper, p.accuracy.upper);
+  }
+  // the trial's selected_attn: 0% with a degenerate bootstrap [0, 0]; the Wilson bar is not empty
+  const attn = all[1]!.summary.bt_rate;
+  assert.equal(attn.value, 0);
+  assert.equal(attn.bootstrap.upper, 0);
+  assert.ok(points[1]!.bt_rate.upper > 0.05, `Wilson upper ${points[1]!.bt_rate.upper}`);
+
+  assert.deepEqual(points.map((p) => p.label), [
+    "baseline",
+    "selected_attn",
+    "random_matched",
+    "selected_all ×0.5",
+  ]);
+  assert.deepEqual(points.map((p) => p.degenerate ?? false), [false, false, true, false]);
+  assert.equal(points[0]!.group, "baseline");
+
+  // the ablation points of intervention_tradeoff, read back from the CSV rows, are the same points
+  const rows = all.map((r) => settingRow(r, ["Wait"]));
+  const fromRows = ablationPoints(rows.slice(1), rows[0]);
+  assert.deepEqual(
+    fromRows.map((p) => [p.label, p.bt_rate, p.accuracy, p.degenerate ?? false]),
+    points.slice(1).map((p) => [p.label, p.bt_rate, p.accuracy, p.degenerate ?? false]),
+  );
+
+  // the markdown table prints the same interval, in the Phase-1 report's style, and Δ in pp
+  const md = settingsMarkdown(all, ["Wait"]);
+  const s = all[1]!.summary;
+  assert.ok(md.includes(`| ${pctCI(s.bt_rate.value, s.bt_rate.ci.lower, s.bt_rate.ci.upper)} |`), md);
+  assert.match(md, /\| 0\.0% \[0\.0, \d+\.\d\] \|/);
+  assert.match(md, / pp \[-?\d+\.\d, -?\d+\.\d\] \|/);
+  assert.doesNotMatch(md, /pts|\d%\]/);
+  assert.match(
+    md.split("\n").find((l) => l.startsWith("| phase2_random_matched"))!,
+    /DEGENERATE: EOS 100% → 0%/,
+  );
+});
+
+Deno.test("phase-2 formats: pctCI and ppCI as the Phase-1 report, symmetric rounding, no -0.0", () => {
+  assert.equal(pctCI(0.45, 0.284, 0.626), "45.0% [28.4, 62.6]");
+  assert.equal(pctCI(0.5, NaN, NaN), "50.0%");
+  assert.equal(ppCI(0.04, 0.012, 0.069), "+4.0 pp [1.2, 6.9]");
+  // the same 1/80 change printed "-1.2 pp" one way and "+1.3 pp" the other
+  assert.equal(ppCI(0.45 - 0.4625, -0.0375, 0.0125), "-1.3 pp [-3.8, 1.3]");
+  assert.equal(ppCI(0.4625 - 0.45, -0.0125, 0.0375), "+1.3 pp [-1.3, 3.8]");
+  assert.equal(ppCI(-1e-9, -1e-9, 0), "+0.0 pp [0.0, 0.0]");
+  assert.equal(ppCI(NaN, 0, 0), "n/a");
+});
+
+Deno.test("intervention_tradeoff: baseline label, degenerate ablation faded, no-sweeps subtitle", () => {
+  const { opts, base, baseline, subsets, scale } = sweepFixture();
+  const steer = [
+    settingResult(
+      { setting: "baseline", kind: "steering", num_components: 0, layer: 2, coef: 0 },
+      base,
+      base,
+      opts,
+    ),
+    settingResult(
+      { setting: steeringCondition(2, 4), kind: "steering", num_components: 0, layer: 2, coef: 4 },
+      settingRows("c", 0.9, 7, true),
+      base,
+      opts,
+    ),
+  ];
+  const points = tradeoffPoints(steer, () => "steering (meandiff)");
+  assert.deepEqual(points.map((p) => [p.label, p.group, p.degenerate ?? false]), [
+    ["baseline", "baseline", false],
+    ["c=4", "steering (meandiff)", true],
+  ]);
+  const sweeps: SweepsResult = {
+    variant: "chat",
+    examples: 12,
+    samples: 4,
+    subsets: [],
+    subset_sweep: subsets.map((r) => settingRow(r, ["Wait"])),
+    scale_sweep: {
+      subset: "selected_all",
+      rows: [scale, { ...baseline, spec: { ...scale.spec, setting: "baseline", scale: 1 } }].map((r) =>
+        settingRow(r, ["Wait"])
+      ),
+    },
+    section: { title: "", markdown: "" },
+  };
+  const fig = interventionTradeoff(points, sweeps);
+  assert.equal(fig.name, "intervention_tradeoff");
+  assert.match(fig.svg, />baseline</);
+  assert.doesNotMatch(fig.svg, />c=0</);
+  assert.match(fig.svg, />random_matched \(degenerate\)</);
+  assert.match(fig.svg, />c=4 \(degenerate\)</);
+  assert.match(fig.svg, />selected_all ×0\.5</);
+  assert.match(fig.svg, /bars: 95% CI \(Wilson, clustered by problem\)/);
+  assert.match(fig.svg, /faded, &#34;\(degenerate\)&#34;: the text broke/);
+  assert.doesNotMatch(fig.svg, /no ablation points/);
+
+  const alone = interventionTradeoff(points, undefined);
+  assert.match(alone.svg, /no ablation points: run phase2-sweeps \(notebook 11\) first/);
+  assert.doesNotMatch(alone.svg, /random_matched/);
+});
+
+Deno.test("continuation_onset_prob: no subset takes the dashed clean line's colour", async () => {
+  const { continuationOnsetProb } = await import("../../experiments/backtracking/phase2/figures.ts");
+  const names = ["selected_mlp", "selected_attn", "selected_all", "random_matched", "a", "b", "c"];
+  const fig = continuationOnsetProb(
+    names.flatMap((subset, i) =>
+      [0, 0.5].map((scale) => ({ subset, scale, value: 0.1 * i, lower: 0, upper: 0.7 }))
+    ),
+    0.8,
+  );
+  // the clean line's blue appears once: on the dashed rule itself
+  assert.equal(fig.svg.split(COLORS.baseline).length - 1, 1, "a subset is drawn in the clean line's blue");
 });

@@ -8,11 +8,15 @@
  */
 
 import * as Plot from "@observablehq/plot";
-import { COLORS, type Figure, render, type TradeoffPoint, type ValueCI } from "../figures.ts";
+import { COLORS, type Figure, render, type TradeoffPoint, type ValueCI, valueCI } from "../figures.ts";
 import { endLabelMarks, niceDomain } from "../../../lib/figures/plot.ts";
-import type { SettingResult } from "./summaries.ts";
+import type { ConditionSummary } from "../metrics.ts";
+import { settingDegeneration, type SettingResult } from "./summaries.ts";
 
-/** One steering strength of {@linkcode steeringDoseResponse}. */
+/**
+ * One steering strength of {@linkcode steeringDoseResponse}: rates with their cluster-adjusted Wilson
+ * interval (`valueCI(summary.bt_rate)`, as `steering_results.csv`).
+ */
 export interface DosePoint {
   readonly coef: number;
   readonly bt_rate: ValueCI;
@@ -47,8 +51,8 @@ export function steeringDoseResponse(
     "steering_dose_response",
     {
       title: `Steering along ${direction?.title ?? "the backtracking direction"}: dose-response`,
-      subtitle:
-        `added at blocks.${layer}.hook_resid_pre on every generated position; bars: 95% CI (problem-clustered)`,
+      subtitle: `added at blocks.${layer}.hook_resid_pre on every generated position\n` +
+        "bars: 95% CI (Wilson, clustered by problem)",
       height: 400,
     },
     {},
@@ -98,8 +102,8 @@ export function patchingByLayer(points: readonly PatchPoint[], direction: string
     `patching_${direction}${trigger === "all" ? "" : `_${trigger.replace(/\W+/g, "_")}`}`,
     {
       title: `Activation patching at the pre-onset position (${recipient})`,
-      subtitle:
-        `Δ log-prob of the onset token (patched − clean), trigger: ${trigger}; bars: 95% CI (problem-clustered)`,
+      subtitle: `Δ log-prob of the onset token (patched − clean), trigger: ${trigger}\n` +
+        "bars: 95% CI (problem-clustered bootstrap)",
       height: 380,
     },
     {},
@@ -132,7 +136,8 @@ export interface ContinuationPoint extends ValueCI {
 export function continuationOnsetProb(points: readonly ContinuationPoint[], clean: number): Figure {
   if (points.length === 0) throw new RangeError("continuationOnsetProb: no data to plot");
   const subsets = [...new Set(points.map((p) => p.subset))];
-  const palette = [COLORS.bt, COLORS.control, COLORS.other, COLORS.random, COLORS.without, COLORS.highlight];
+  // never the clean line's blue (COLORS.baseline, = COLORS.control): a subset in it read as the clean line
+  const palette = [COLORS.bt, COLORS.other, COLORS.without, COLORS.random, COLORS.highlight];
   const colorOf = (s: string) => palette[subsets.indexOf(s) % palette.length]!;
   const height = 380, marginTop = 20, marginBottom = 44;
   const domain: [number, number] = [0, Math.max(clean, ...points.map((p) => p.upper)) * 1.1 || 1];
@@ -151,7 +156,7 @@ export function continuationOnsetProb(points: readonly ContinuationPoint[], clea
     {
       title: "Continuation ablation: P(onset token) at the pre-onset position",
       subtitle:
-        "subset scaled at the pre-onset position only; dashed: clean; bars: 95% CI (problem-clustered)",
+        "subset scaled at the pre-onset position only; dashed: clean; bars: 95% CI (problem-clustered bootstrap)",
       height: 380,
     },
     {},
@@ -174,29 +179,37 @@ export function continuationOnsetProb(points: readonly ContinuationPoint[], clea
   );
 }
 
-/** Trade-off points from settings (for the figure). */
+/**
+ * Trade-off points from settings (for `tradeoffScatter`): BT rate and accuracy with their cluster-adjusted
+ * Wilson interval (`valueCI`, the `bt_rate_lower` / `_upper` of the sweep and steering CSVs), labelled
+ * "baseline" (the baseline setting, a steering coefficient of 0 included: group "baseline" too),
+ * `<subset> ×<scale>` for a scale, `c=<coef>` for a steering strength, else the subset's name; `degenerate`
+ * set when the setting's text broke down against the baseline (`settingDegeneration`, the report's verdict).
+ *
+ * @param results The settings.
+ * @param group The colour group of a non-baseline setting.
+ * @param baseline The baseline's summary the degeneration verdict compares with (default: the summary of
+ *   the setting without a comparison in `results`; none: only the absolute length-cap rule applies).
+ */
 export function tradeoffPoints(
   results: readonly SettingResult[],
   group: (r: SettingResult) => string,
+  baseline: ConditionSummary | undefined = results.find((r) => r.comparison === undefined)?.summary,
 ): TradeoffPoint[] {
-  return results.map((r) => ({
-    label: r.spec.kind === "baseline"
-      ? "baseline"
-      : r.spec.kind === "scale"
-      ? `s=${r.spec.scale}`
-      : r.spec.kind === "steering"
-      ? `c=${r.spec.coef}`
-      : r.spec.subset_name ?? r.spec.setting,
-    group: r.spec.kind === "baseline" ? "baseline" : group(r),
-    bt_rate: {
-      value: r.summary.bt_rate.value,
-      lower: Math.min(r.summary.bt_rate.bootstrap.lower, r.summary.bt_rate.value),
-      upper: Math.max(r.summary.bt_rate.bootstrap.upper, r.summary.bt_rate.value),
-    },
-    accuracy: {
-      value: r.summary.accuracy.value,
-      lower: Math.min(r.summary.accuracy.bootstrap.lower, r.summary.accuracy.value),
-      upper: Math.max(r.summary.accuracy.bootstrap.upper, r.summary.accuracy.value),
-    },
-  }));
+  return results.map((r) => {
+    const isBaseline = r.spec.kind === "baseline" || r.spec.setting === "baseline";
+    return {
+      label: isBaseline
+        ? "baseline"
+        : r.spec.kind === "scale"
+        ? `${r.spec.subset_name ?? r.spec.setting} ×${r.spec.scale}`
+        : r.spec.kind === "steering"
+        ? `c=${r.spec.coef}`
+        : r.spec.subset_name ?? r.spec.setting,
+      group: isBaseline ? "baseline" : group(r),
+      bt_rate: valueCI(r.summary.bt_rate),
+      accuracy: valueCI(r.summary.accuracy),
+      ...(settingDegeneration(r, baseline).degenerate ? { degenerate: true } : {}),
+    };
+  });
 }

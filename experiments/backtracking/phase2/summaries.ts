@@ -2,9 +2,11 @@
  * One row per Phase-2 generation setting (an ablation subset, a scale, a steering strength): the
  * reference's sweep columns first (docs/protocol.md §19: `total, backtracking_count, backtracking_rate,
  * correct_count, accuracy, subset_name, [scale,] num_components`, accuracy = correct / total with the
- * gold aligned by example id), then ours: problem-clustered bootstrap CIs, the unknown-answer rate,
- * degeneration metrics, the per-trigger rates, and the paired comparison with the baseline (Δ with CI,
- * McNemar p).
+ * gold aligned by example id), then ours: each rate's cluster-adjusted Wilson CI (`RateEstimate.ci`, the
+ * one interval per rate of docs/protocol.md §16), the unknown-answer rate, degeneration metrics, the
+ * per-trigger rates, and the paired comparison with the baseline (Δ with its problem-clustered bootstrap
+ * CI, McNemar p). The markdown tables print the same intervals, in the Phase-1 report's style
+ * (`45.0% [28.4, 62.6]`, `-6.3 pp [-12.5, 0.0]`).
  *
  * @example
  * ```ts
@@ -15,7 +17,13 @@
  * @module
  */
 
-import { degenerationFlags, figuresOf, flagText } from "../degeneration.ts";
+import {
+  type DegenerationFigures,
+  degenerationFlags,
+  type DegenerationVerdict,
+  figuresOf,
+  flagText,
+} from "../degeneration.ts";
 import type { EventRow } from "../event_row.ts";
 import {
   compareToBaseline,
@@ -129,24 +137,91 @@ export function settingRow(r: SettingResult, triggers: readonly string[]): Recor
   };
 }
 
-/** Percent with one decimal. */
+/** Percent with one decimal: `12.5%` ("n/a" when not finite). */
 export function pct(x: number): string {
   return Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "n/a";
 }
 
-/** `12.5% [8.0%, 17.1%]`. */
-export function pctCI(value: number, lower: number, upper: number): string {
-  return `${pct(value)} [${pct(lower)}, ${pct(upper)}]`;
+/**
+ * `100 x` with one decimal, rounding halves away from zero alike for both signs (so +1/80 and −1/80 print
+ * as `1.3` and `-1.3`, never `1.3` and `-1.2`) and never printing `-0.0`.
+ */
+function points(x: number): string {
+  const a = (Math.round(Math.abs(x) * 1000 + 1e-6) / 10).toFixed(1);
+  return x < 0 && a !== "0.0" ? `-${a}` : a;
 }
 
-/** `+4.0 pts [1.2, 6.9]` (percentage points). */
-export function ptsCI(value: number, lower: number, upper: number): string {
-  const f = (x: number) => (Number.isFinite(x) ? (100 * x).toFixed(1) : "n/a");
-  return `${value >= 0 ? "+" : ""}${f(value)} pts [${f(lower)}, ${f(upper)}]`;
+/** An interval in percent as the Phase-1 report writes it: `[8.0, 17.1]` (`""` when not finite). */
+function ciText(lower: number, upper: number): string {
+  return Number.isFinite(lower) && Number.isFinite(upper) ? `[${points(lower)}, ${points(upper)}]` : "";
 }
 
 /**
- * A markdown table of settings (for reports and notebooks). The last column flags settings whose text
+ * A rate with its interval, in the Phase-1 report's style: `12.5% [8.0, 17.1]` (the interval in percent).
+ * Pass a rate's cluster-adjusted Wilson interval (`RateEstimate.ci`, docs/protocol.md §16).
+ */
+export function pctCI(value: number, lower: number, upper: number): string {
+  const ci = ciText(lower, upper);
+  return ci ? `${pct(value)} ${ci}` : pct(value);
+}
+
+/**
+ * A percentage-point difference with its interval, in the Phase-1 report's style: `+4.0 pp [1.2, 6.9]`
+ * (`-1.3 pp [-3.8, 1.3]`; "n/a" when the difference is not finite).
+ */
+export function ppCI(value: number, lower: number, upper: number): string {
+  if (!Number.isFinite(value)) return "n/a";
+  const v = points(value);
+  const ci = ciText(lower, upper);
+  return `${v.startsWith("-") ? v : `+${v}`} pp${ci ? ` ${ci}` : ""}`;
+}
+
+/**
+ * The degeneration verdict of a setting against the baseline summary (`../degeneration.ts`, the same
+ * verdict as the report's condition tables); the baseline itself (or no baseline) gets only the absolute
+ * length-cap rule.
+ */
+export function settingDegeneration(
+  r: SettingResult,
+  baseline: ConditionSummary | undefined,
+): DegenerationVerdict {
+  return degenerationFlags(
+    figuresOf(r.summary),
+    baseline && baseline !== r.summary ? figuresOf(baseline) : undefined,
+  );
+}
+
+/**
+ * The degeneration figures of a {@linkcode settingRow} (a row of `subset_sweep_results.csv`,
+ * `scale_sweep_results.csv` or `steering_results.csv`): its `eos_rate`, `truncation_rate`, and
+ * `unknown_rate` + `unfinished_rate`, as `figuresOf` reads a summary (a row without `unfinished_rate`, from
+ * before the corrected scoring, counts none, as `figuresOf` does).
+ *
+ * @throws {RangeError} naming the setting when `eos_rate`, `truncation_rate` or `unknown_rate` is missing or
+ *   not a number.
+ */
+export function rowFigures(row: Record<string, unknown>): DegenerationFigures {
+  const n = (k: string) => {
+    const v = row[k];
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      throw new RangeError(
+        `setting row "${String(row.setting)}": column ${k} is ${JSON.stringify(v)}, not a number ` +
+          "(rows written before the degeneration columns: rerun the step with --force)",
+      );
+    }
+    return v;
+  };
+  return {
+    eos_rate: n("eos_rate"),
+    truncation_rate: n("truncation_rate"),
+    unknown_rate: n("unknown_rate") + (row.unfinished_rate === undefined ? 0 : n("unfinished_rate")),
+  };
+}
+
+/**
+ * A markdown table of settings (for reports and notebooks): rates with their cluster-adjusted Wilson CI
+ * (as `settingRow`'s `_lower` / `_upper` columns), paired Δ in percentage points with their bootstrap CI,
+ * both in the Phase-1 report's style ({@linkcode pctCI}, {@linkcode ppCI}). The last column flags settings whose text
  * degenerated against the baseline setting (the one without a comparison): EOS collapse, length at the cap,
  * unknown/unfinished jump (`../degeneration.ts`), e.g. a steering strength that breaks the model.
  */
@@ -156,9 +231,9 @@ export function settingsMarkdown(results: readonly SettingResult[], triggers: re
     "setting",
     "n",
     "BT rate [95% CI]",
-    "Δ BT vs baseline [CI]",
+    "Δ BT vs baseline [95% CI]",
     "accuracy [95% CI]",
-    "Δ accuracy [CI]",
+    "Δ accuracy [95% CI]",
     ...triggers.map((t) => `${t} rate`),
     "unknown",
     "EOS",
@@ -174,13 +249,13 @@ export function settingsMarkdown(results: readonly SettingResult[], triggers: re
     return [
       r.spec.setting,
       s.n,
-      pctCI(s.bt_rate.value, s.bt_rate.bootstrap.lower, s.bt_rate.bootstrap.upper),
+      pctCI(s.bt_rate.value, rateCI(s.bt_rate).lower, rateCI(s.bt_rate).upper),
       c
-        ? ptsCI(c.delta_bt_rate.difference, c.delta_bt_rate.bootstrap.lower, c.delta_bt_rate.bootstrap.upper)
+        ? ppCI(c.delta_bt_rate.difference, c.delta_bt_rate.bootstrap.lower, c.delta_bt_rate.bootstrap.upper)
         : "–",
-      pctCI(s.accuracy.value, s.accuracy.bootstrap.lower, s.accuracy.bootstrap.upper),
+      pctCI(s.accuracy.value, rateCI(s.accuracy).lower, rateCI(s.accuracy).upper),
       c
-        ? ptsCI(
+        ? ppCI(
           c.delta_accuracy.difference,
           c.delta_accuracy.bootstrap.lower,
           c.delta_accuracy.bootstrap.upper,
@@ -192,7 +267,7 @@ export function settingsMarkdown(results: readonly SettingResult[], triggers: re
       s.repetition_4gram.value.toFixed(3),
       s.distinct_2.value.toFixed(3),
       s.mean_length.value.toFixed(1),
-      flagText(degenerationFlags(figuresOf(s), base && base !== s ? figuresOf(base) : undefined)) || "none",
+      flagText(settingDegeneration(r, base)) || "none",
     ];
   });
   return [

@@ -156,7 +156,7 @@ export async function phase2Patching(
       settings.layers === "all" ? "every layer" : `layers ${layers.join(", ")}`
     }) at the pre-onset position ` +
     `is replaced (scale 0 + add) by the donor's output at its matched position. Cells: mean Δ log-prob of ` +
-    `the event's onset token (patched − clean) [95% CI, problem-clustered].`,
+    `the event's onset token (patched − clean) [95% CI, problem-clustered bootstrap].`,
     "",
     "Largest effect in the expected direction:",
     "",

@@ -37,7 +37,16 @@ import {
   steeringInterventions,
   steeringSite,
 } from "../../../lib/interp/steering.ts";
-import { type SettingResult, settingResult, settingRow, settingsMarkdown } from "../phase2/summaries.ts";
+import {
+  pctCI,
+  ppCI,
+  rowFigures,
+  type SettingResult,
+  settingResult,
+  settingRow,
+  settingsMarkdown,
+} from "../phase2/summaries.ts";
+import { degenerationFlags, flagText } from "../degeneration.ts";
 import { steeringCondition } from "../phase2/subsets.ts";
 import {
   baselineRecords,
@@ -49,7 +58,7 @@ import {
   type Phase2StepOptions,
 } from "../phase2/setup.ts";
 import type { ShardSpec } from "../../../lib/generate/shards.ts";
-import { saveFigure, type TradeoffPoint, tradeoffScatter } from "../figures.ts";
+import { type Figure, saveFigure, type TradeoffPoint, tradeoffScatter, valueCI } from "../figures.ts";
 import { artifactPath } from "../run.ts";
 import type { Config } from "../config.ts";
 import { statsOptions } from "../settings.ts";
@@ -240,6 +249,80 @@ export async function phase2SteeringShard(
 const round = (x: number) => Number(x.toPrecision(6));
 
 /**
+ * The ablation settings of the sweeps (`phase2_sweeps.json`) that the `intervention_tradeoff` figure and the
+ * "Ablation vs steering" table show: every subset-sweep row but the baseline, every scale-sweep row but the
+ * baseline and scale 0 (the subset sweep's own), and the sweeps' baseline row (their degeneration
+ * reference). No sweeps: no rows.
+ */
+export function sweepAblationRows(sweeps: SweepsResult | undefined): {
+  readonly rows: Record<string, unknown>[];
+  readonly baseline: Record<string, unknown> | undefined;
+} {
+  return {
+    rows: [
+      ...(sweeps?.subset_sweep ?? []).filter((r) => r.kind !== "baseline"),
+      ...(sweeps?.scale_sweep.rows ?? []).filter((r) => r.setting !== "baseline" && Number(r.scale) !== 0),
+    ],
+    baseline: sweeps?.subset_sweep.find((r) => r.kind === "baseline") ??
+      sweeps?.scale_sweep.rows.find((r) => r.setting === "baseline"),
+  };
+}
+
+/**
+ * The `intervention_tradeoff` figure: the steering points (from {@linkcode tradeoffPoints}) and the sweeps'
+ * ablation points ({@linkcode ablationPoints}), every bar the rates' cluster-adjusted Wilson CI, degenerate
+ * settings faded. Without the sweeps' results (notebook 12 run alone) the subtitle says that the ablation
+ * points are missing and how to get them.
+ *
+ * @param steering The steering points (the primary direction's c = 0 as the baseline).
+ * @param sweeps The sweeps' result, when `phase2-sweeps` has run.
+ */
+export function interventionTradeoff(
+  steering: readonly TradeoffPoint[],
+  sweeps: SweepsResult | undefined,
+): Figure {
+  const { rows, baseline } = sweepAblationRows(sweeps);
+  const fig = tradeoffScatter([...steering, ...ablationPoints(rows, baseline)], {
+    title: "Ablation vs steering: backtracking rate vs accuracy",
+    subtitle: "one point per setting; bars: 95% CI (Wilson, clustered by problem)" +
+      (sweeps === undefined
+        ? "\nno ablation points: run phase2-sweeps (notebook 11) first"
+        : rows.length === 0
+        ? "\nno ablation points: the sweeps made none (phase2.subset_sweep and scale_sweep disabled)"
+        : ""),
+  });
+  return { ...fig, name: "intervention_tradeoff" };
+}
+
+/**
+ * The ablation points of the `intervention_tradeoff` figure from the sweeps' CSV rows
+ * (`subset_sweep_results.csv` / `scale_sweep_results.csv` as stored in `phase2_sweeps.json`): BT rate and
+ * accuracy with the rows' cluster-adjusted Wilson bounds (`bt_rate_lower` / `_upper`, the same interval
+ * `tradeoffPoints` takes from a summary), group "ablation", labelled by the subset (a scale point
+ * `<subset> ×<scale>`), `degenerate` when the row's text broke down against `baseline` (the sweeps' baseline
+ * row; `degenerationFlags`, the report's verdict).
+ *
+ * @throws {RangeError} naming the setting when a row lacks a degeneration column (`rowFigures`).
+ */
+export function ablationPoints(
+  rows: readonly Record<string, unknown>[],
+  baseline: Record<string, unknown> | undefined,
+): TradeoffPoint[] {
+  return rows.map((r) => {
+    const n = (k: string) => Number(r[k]);
+    const verdict = degenerationFlags(rowFigures(r), baseline ? rowFigures(baseline) : undefined);
+    return {
+      // a scale point names its subset: the legend's "ablation" group holds subsets and scales alike
+      label: r.kind === "scale" ? `${r.subset_name} ×${r.scale}` : String(r.subset_name),
+      group: "ablation",
+      bt_rate: { value: n("backtracking_rate"), lower: n("bt_rate_lower"), upper: n("bt_rate_upper") },
+      accuracy: { value: n("accuracy"), lower: n("accuracy_lower"), upper: n("accuracy_upper") },
+      ...(verdict.degenerate ? { degenerate: true } : {}),
+    };
+  });
+}
+
+/**
  * Compute the directions and run the dose-response (or reuse the finished outputs).
  *
  * @param ctx The config, the run, and the model slot (needs the scan and detect-events).
@@ -332,17 +415,12 @@ export async function phase2Steering(
   await writePhase2Output(ctx.run, STEERING_OUTPUTS[1], toCsv(rows));
   await writePhase2Output(ctx.run, STEERING_OUTPUTS[2], eventsToCsv(allRows));
   const figDir = artifactPath(ctx.run, "figures");
-  const ci = (e: { value: number; bootstrap: { lower: number; upper: number } }) => ({
-    value: e.value,
-    lower: Math.min(e.bootstrap.lower, e.value),
-    upper: Math.max(e.bootstrap.upper, e.value),
-  });
   for (const [label, list] of resultsBy) {
     const fig = steeringDoseResponse(
       list.map((r) => ({
         coef: r.spec.coef!,
-        bt_rate: ci(r.summary.bt_rate),
-        accuracy: ci(r.summary.accuracy),
+        bt_rate: valueCI(r.summary.bt_rate),
+        accuracy: valueCI(r.summary.accuracy),
       })),
       hookLayer,
       label === "planted_wait"
@@ -354,82 +432,58 @@ export async function phase2Steering(
     );
     await saveFigure(fig, figDir, label === primary ? fig.name : `${fig.name}_${label}`);
   }
-  // Ablation vs steering, one trade-off figure (the sweeps' rows when they exist).
+  // Ablation vs steering, one trade-off figure (the sweeps' rows when they exist). Every point shows the
+  // rates' cluster-adjusted Wilson CI (the CSVs' `_lower` / `_upper`) and is flagged degenerate against its
+  // own baseline (the steering baseline, or the sweeps' baseline row for an ablation point).
   const points: TradeoffPoint[] = [...resultsBy].flatMap(([label, list]) =>
     tradeoffPoints(
       label === primary ? list : list.filter((r) => r.spec.coef !== 0),
       () => `steering (${label})`,
+      list.find((r) => r.spec.coef === 0)?.summary,
     )
   );
   const sweeps: SweepsResult | undefined = await ifPresent(() => readSweepsResult(ctx.run));
-  const fromRow = (r: Record<string, unknown>, label: string, group: string): TradeoffPoint => {
-    const n = (k: string) => Number(r[k]);
-    return {
-      label,
-      group,
-      bt_rate: {
-        value: n("backtracking_rate"),
-        lower: Math.min(n("bt_rate_lower"), n("backtracking_rate")),
-        upper: Math.max(n("bt_rate_upper"), n("backtracking_rate")),
-      },
-      accuracy: {
-        value: n("accuracy"),
-        lower: Math.min(n("accuracy_lower"), n("accuracy")),
-        upper: Math.max(n("accuracy_upper"), n("accuracy")),
-      },
-    };
-  };
-  const ablationRows = [
-    ...(sweeps?.subset_sweep ?? []).filter((r) => r.kind !== "baseline"),
-    ...(sweeps?.scale_sweep.rows ?? []).filter((r) => r.setting !== "baseline" && Number(r.scale) !== 0),
-  ];
-  for (const r of ablationRows) {
-    // a scale point names its subset: the legend's "ablation" group holds subsets and scales alike
-    points.push(
-      fromRow(r, r.kind === "scale" ? `${r.subset_name} ×${r.scale}` : String(r.subset_name), "ablation"),
-    );
-  }
-  await saveFigure(
-    {
-      ...tradeoffScatter(points.filter((p) => p.group !== "baseline" || p.label === "baseline"), {
-        title: "Ablation vs steering: backtracking rate vs accuracy",
-        subtitle: "one point per setting; bars: 95% CI (problem-clustered bootstrap)",
-      }),
-      name: "intervention_tradeoff",
-    },
-    figDir,
-  );
+  const { rows: ablationRows, baseline: sweepsBaseline } = sweepAblationRows(sweeps);
+  await saveFigure(interventionTradeoff(points, sweeps), figDir);
   const cmpHead = [
     "intervention",
     "setting",
-    "BT rate",
-    "Δ BT [CI]",
-    "accuracy",
-    "Δ accuracy [CI]",
+    "BT rate [95% CI]",
+    "Δ BT [95% CI]",
+    "accuracy [95% CI]",
+    "Δ accuracy [95% CI]",
     "rep-4",
     "distinct-2",
+    "degeneration",
   ];
-  const f = (x: unknown) => (Number.isFinite(Number(x)) ? (100 * Number(x)).toFixed(1) : "n/a");
-  const cmpRow = (kind: string, r: Record<string, unknown>) =>
-    `| ${kind} | ${
+  const steerBase = rows.find((r) => r.setting === "baseline" && r.direction === primary);
+  const cmpRow = (kind: string, r: Record<string, unknown>, base: Record<string, unknown> | undefined) => {
+    const n = (k: string) => Number(r[k]);
+    const cells = [
+      kind,
       r.setting === "baseline"
         ? "baseline"
         : r.coef !== undefined
         ? `coef ${r.coef}`
         : r.kind === "scale"
-        ? `${r.subset_name} × ${r.scale}`
-        : r.subset_name
-    } | ${f(r.backtracking_rate)}% | ${f(r.delta_bt_rate)} [${f(r.delta_bt_rate_lower)}, ${
-      f(r.delta_bt_rate_upper)
-    }] | ${f(r.accuracy)}% | ${f(r.delta_accuracy)} [${f(r.delta_accuracy_lower)}, ${
-      f(r.delta_accuracy_upper)
-    }] | ${Number(r.repetition_4gram).toFixed(3)} | ${Number(r.distinct_2).toFixed(3)} |`;
+        ? `${r.subset_name} ×${r.scale}`
+        : String(r.subset_name),
+      pctCI(n("backtracking_rate"), n("bt_rate_lower"), n("bt_rate_upper")),
+      ppCI(n("delta_bt_rate"), n("delta_bt_rate_lower"), n("delta_bt_rate_upper")),
+      pctCI(n("accuracy"), n("accuracy_lower"), n("accuracy_upper")),
+      ppCI(n("delta_accuracy"), n("delta_accuracy_lower"), n("delta_accuracy_upper")),
+      n("repetition_4gram").toFixed(3),
+      n("distinct_2").toFixed(3),
+      flagText(degenerationFlags(rowFigures(r), base && base !== r ? rowFigures(base) : undefined)) || "none",
+    ];
+    return `| ${cells.join(" | ")} |`;
+  };
   const comparison = [
     `| ${cmpHead.join(" | ")} |`,
     `|${cmpHead.map(() => "---").join("|")}|`,
-    ...ablationRows.map((r) => cmpRow("ablation", r)),
+    ...ablationRows.map((r) => cmpRow("ablation", r, sweepsBaseline)),
     ...rows.filter((r) => r.setting !== "baseline" || r.direction === primary).map((r) =>
-      cmpRow(r.setting === "baseline" ? "none" : `steering (${r.direction})`, r)
+      cmpRow(r.setting === "baseline" ? "none" : `steering (${r.direction})`, r, steerBase)
     ),
   ].join("\n");
   const best = [...directions].sort((a, b) => (b.separation || 0) - (a.separation || 0))[0]!;
@@ -467,6 +521,9 @@ export async function phase2Steering(
     "",
     "### Ablation vs steering",
     "",
+    ...(sweeps === undefined
+      ? ["No ablation rows: `phase2-sweeps` (notebook 11) had not run when this step ran.", ""]
+      : []),
     comparison,
     "",
     "![Ablation vs steering](figures/intervention_tradeoff.png)",

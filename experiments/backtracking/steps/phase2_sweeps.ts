@@ -23,7 +23,15 @@
 
 import type { EventRow } from "../event_row.ts";
 import { eventsToCsv, toCsv } from "../events.ts";
-import { type SettingResult, settingResult, settingRow, settingsMarkdown } from "../phase2/summaries.ts";
+import {
+  pctCI,
+  settingDegeneration,
+  type SettingResult,
+  settingResult,
+  settingRow,
+  settingsMarkdown,
+} from "../phase2/summaries.ts";
+import { rateCI, type RateEstimate } from "../metrics.ts";
 import { ablationCondition, describeSubset, subsetInterventions } from "../phase2/subsets.ts";
 import { tradeoffPoints } from "../phase2/figures.ts";
 import { saveFigure, tradeoffScatter } from "../figures.ts";
@@ -49,6 +57,9 @@ import {
 } from "../phase2/setup.ts";
 import type { Config } from "../config.ts";
 import type { ShardSpec } from "../../../lib/generate/shards.ts";
+
+/** `45.0% [28.4, 62.6]`: a rate with its cluster-adjusted Wilson CI. */
+const rateText = (e: RateEstimate) => pctCI(e.value, rateCI(e).lower, rateCI(e).upper);
 
 /** The subset of the scale sweep: `phase2.scale_sweep.subset_name` when it names one, else `selected_all`. */
 function scaleSubsetName(setup: Phase2Setup, config: Config): string {
@@ -218,19 +229,23 @@ export async function phase2Sweeps(
   await writePhase2Output(ctx.run, SWEEP_OUTPUTS[2], eventsToCsv([...generated.values()].flat()));
   const fig = tradeoffScatter(
     [
-      ...tradeoffPoints(subsetResults, () => "subset (scale 0)"),
+      ...tradeoffPoints(subsetResults, () => "subset (scale 0)", baseline.summary),
       ...tradeoffPoints(
         scaleResults.filter((r) => r.spec.scale !== 1 && r.spec.scale !== setup.ablationScale),
         () => `${scaleSubset} × scale`,
+        baseline.summary,
       ),
     ],
-    { subtitle: "Phase-2 sweeps; bars: 95% CI (problem-clustered bootstrap)" },
+    { subtitle: "Phase-2 sweeps; bars: 95% CI (Wilson, clustered by problem)" },
   );
   await saveFigure({ ...fig, name: "phase2_tradeoff" }, artifactPath(ctx.run, "figures"));
 
+  // a degenerate setting is no trade-off: its BT rate fell because the text broke
   const best =
-    subsetResults.slice(1).filter((r) => r.summary.accuracy.value >= 0.5 * baseline.summary.accuracy.value)
-      .sort((a, b) => a.summary.bt_rate.value - b.summary.bt_rate.value)[0];
+    subsetResults.slice(1).filter((r) =>
+      r.summary.accuracy.value >= 0.5 * baseline.summary.accuracy.value &&
+      !settingDegeneration(r, baseline.summary).degenerate
+    ).sort((a, b) => a.summary.bt_rate.value - b.summary.bt_rate.value)[0];
   const md = [
     `Variant \`${setup.variant}\`, ${setup.problems.length} problems × ${setup.samples} samples per setting, the ` +
     `Phase-1 prompt builder and baseline (paired: same problems, sample ids and random streams), gold aligned ` +
@@ -244,13 +259,10 @@ export async function phase2Sweeps(
     ...(best
       ? [
         "",
-        `Best trade-off (accuracy ≥ half the baseline's, lowest BT rate): \`${best.spec.subset_name}\`, BT ` +
-        `${(100 * best.summary.bt_rate.value).toFixed(1)}% vs ${
-          (100 * baseline.summary.bt_rate.value).toFixed(1)
-        }%, ` +
-        `accuracy ${(100 * best.summary.accuracy.value).toFixed(1)}% vs ${
-          (100 * baseline.summary.accuracy.value).toFixed(1)
-        }%.`,
+        "Best trade-off (accuracy ≥ half the baseline's, lowest BT rate, text not degenerate): " +
+        `\`${best.spec.subset_name}\`, BT ${rateText(best.summary.bt_rate)} vs ` +
+        `${rateText(baseline.summary.bt_rate)}, accuracy ${rateText(best.summary.accuracy)} vs ` +
+        `${rateText(baseline.summary.accuracy)}.`,
       ]
       : []),
     ...(p2.scale_sweep.enabled
