@@ -69,7 +69,8 @@ function setup(...imports: string[]): CellSpec {
 }
 
 const IMPORT_SHOW =
-  `import { pct, pctCI, pValue, showFigure, showMarkdown, showTable } from "../lib/notebook/show.ts";`;
+  `import { pct, pctCI, pp, pValue, showFigure, showMarkdown, showTable } from "../lib/notebook/show.ts";\n` +
+  `import { ciPp } from "../lib/tables/format.ts";`;
 
 /** polars (the notebooks' table type) and rows → DataFrame, for artifacts read with a typed reader. */
 const IMPORT_TABLES = [
@@ -1186,8 +1187,8 @@ await showMarkdown(
     ? \`Ablating the selected components moves the backtracking rate from **\${pct(baseRate)}** to \` +
       \`**\${pct(rate("targeted_ablation"))}** (relative change \${pct(t.relative_bt_change.value)}, 95% CI \` +
       \`\${pctCI(t.relative_bt_change.bootstrap)}; paired Δ \` +
-      \`\${pct(t.delta_bt_rate.difference)}, 95% CI \${pctCI(t.delta_bt_rate.bootstrap)}, McNemar p = \` +
-      \`\${t.mcnemar_bt.p_value.toExponential(1)}). The random draws cut it by \${randoms.map((c) => pct(cut(c))).join(", ")}. \` +
+      \`\${pp(t.delta_bt_rate.difference)}, 95% CI \${ciPp(t.delta_bt_rate.bootstrap.lower, t.delta_bt_rate.bootstrap.upper)}, McNemar p = \` +
+      \`\${pValue(t.mcnemar_bt.p_value)}). The random draws cut it by \${randoms.map((c) => pct(cut(c))).join(", ")}. \` +
       \`Degeneration check: EOS rate \${pct(targeted.summary.eos_rate.value)} vs \${pct(base.eos_rate.value)} at baseline, \` +
       \`4-gram repetition \${targeted.summary.repetition_4gram.value.toFixed(3)} vs \${base.repetition_4gram.value.toFixed(3)}, \` +
       \`accuracy \${pct(targeted.summary.accuracy.value)} vs \${pct(base.accuracy.value)} on all rows \` +
@@ -1345,8 +1346,8 @@ await showMarkdown(
     \`other \${pct(Number(first.bt_other_rate))}); accuracy \${pct(Number(first.accuracy))} on all rows, \` +
     \`\${pct(Number(first.accuracy_finished))} on finished rows, \${pct(Number(first.unfinished_rate))} unfinished. \` +
     others.map((r) =>
-      \`\\\`\${r.variant}\\\`: \${pct(Number(r.bt_rate))} (paired Δ \${pct(Number(r.delta_bt_rate))}, 95% CI \` +
-      \`[\${pct(Number(r.delta_bt_rate_lower))}, \${pct(Number(r.delta_bt_rate_upper))}], McNemar p = \${pValue(Number(r.mcnemar_bt_p))})\`
+      \`\\\`\${r.variant}\\\`: \${pct(Number(r.bt_rate))} (paired Δ \${pp(Number(r.delta_bt_rate))}, 95% CI \` +
+      \`\${ciPp(Number(r.delta_bt_rate_lower), Number(r.delta_bt_rate_upper))}, McNemar p = \${pValue(Number(r.mcnemar_bt_p))})\`
     ).join("; ") +
     \`. A CI that contains 0 means this run cannot tell the format's effect from sampling noise.\`,
 );`,

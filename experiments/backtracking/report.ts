@@ -20,6 +20,7 @@
  * @module
  */
 
+import { ciPct, ciPp, fixed, pct, pp, pValue } from "../../lib/tables/format.ts";
 import {
   type ConditionSummary,
   type MeanEstimate,
@@ -198,49 +199,9 @@ export const DEFAULT_CAVEATS: readonly string[] = [
 // ---------------------------------------------------------------------------------------------------
 // Formatting helpers
 
-/**
- * `x` with `digits` decimals, rounded half away from zero on its decimal value, and unsigned when it rounds
- * to zero. Every number of the report goes through it, so that:
- *
- * - a value that rounds to zero prints `0.00`, never `-0.00` (e.g. a head whose ablation moves the
- *   log-prob by -0.0004);
- * - a value and its negation print alike: 1/80 = 0.0125 prints `1.3` whether floating point made it
- *   0.012499999999999997 (0.025 − 0.0375) or 0.012500000000000004 (0.05 − 0.0375); `toFixed` gave `1.2`
- *   and `1.3` (the value is first rounded to 12 significant digits, which removes such noise; the report's
- *   numbers have far fewer).
- *
- * @returns The text, or `n/a` for NaN and ±Infinity.
- */
-export function fixed(x: number, digits: number): string {
-  if (!Number.isFinite(x)) return "n/a";
-  const scale = 10 ** digits;
-  const units = Math.round(Number((Math.abs(x) * scale).toPrecision(12)));
-  if (units === 0) return (0).toFixed(digits);
-  return `${x < 0 ? "-" : ""}${(units / scale).toFixed(digits)}`;
-}
-
-/** A share (0–1) as a percentage, `47.5%` ("n/a" when not finite). */
-export function pct(v: number, digits = 1): string {
-  return Number.isFinite(v) ? `${fixed(v * 100, digits)}%` : "n/a";
-}
-
-/**
- * A difference of two shares in percentage points, signed (`-47.5 pp`, `+1.3 pp`; `0.0 pp` when it rounds to
- * zero).
- */
-export function pp(v: number): string {
-  if (!Number.isFinite(v)) return "n/a";
-  const t = fixed(v * 100, 1);
-  return `${t.startsWith("-") || Number(t) === 0 ? "" : "+"}${t} pp`;
-}
+export { fixed, pct, pp, pValue } from "../../lib/tables/format.ts";
 
 const num = (v: number, digits = 2) => fixed(v, digits);
-/** The interval of a share, in percent: `[36.9%, 58.3%]` (empty when a bound is not finite). */
-const ciPct = (lo: number, hi: number) =>
-  Number.isFinite(lo) && Number.isFinite(hi) ? `[${pct(lo)}, ${pct(hi)}]` : "";
-/** The interval of a difference of shares, in percentage points (the unit follows the estimate: `pp`). */
-const ciPp = (lo: number, hi: number) =>
-  Number.isFinite(lo) && Number.isFinite(hi) ? `[${fixed(lo * 100, 1)}, ${fixed(hi * 100, 1)}]` : "";
 const ciNum = (lo: number, hi: number, digits = 2) =>
   Number.isFinite(lo) && Number.isFinite(hi) ? `[${fixed(lo, digits)}, ${fixed(hi, digits)}]` : "";
 
@@ -263,18 +224,6 @@ function share(x: { k: number; n: number; estimate: number; lower?: number; uppe
 function mean(e: MeanEstimate, digits = 2): string {
   const ci = ciNum(e.bootstrap.lower, e.bootstrap.upper, digits);
   return ci ? `${num(e.value, digits)} ${ci}` : num(e.value, digits);
-}
-
-/**
- * A p-value (only for tested hypotheses): at or above 0.1 with two decimals (`0.42`, `1.00`), from 0.001 to
- * 0.1 with two significant digits (`0.031`, `0.0012`), below 0.001 in scientific notation (`7.3e-12`);
- * `< 1e-300` for an exact 0 (an underflow), `n/a` when not finite.
- */
-export function pValue(p: number): string {
-  if (!Number.isFinite(p)) return "n/a";
-  if (p === 0) return "< 1e-300";
-  if (p < 0.001) return p.toExponential(1);
-  return p >= 0.1 ? fixed(p, 2) : p.toPrecision(2);
 }
 
 /**

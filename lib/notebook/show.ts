@@ -7,10 +7,13 @@
  */
 
 import { Buffer } from "node:buffer";
+import { ciPct } from "../tables/format.ts";
 import type pl from "nodejs-polars";
 import { type Figure, figureBundle } from "../figures/plot.ts";
 import { toDataFrame } from "../tables/table.ts";
 import { kernelJupyter } from "../util/progress.ts";
+
+export { fixed, pct, pp, pValue } from "../tables/format.ts";
 
 /** The kernel's display API, or undefined outside `deno jupyter` (then text goes to stdout). */
 const kernel = kernelJupyter;
@@ -197,14 +200,9 @@ export async function showMarkdown(text: string, options: MarkdownOptions = {}):
   await flush(text.slice(at));
 }
 
-/** Format a proportion as a percentage with one decimal. */
-export function pct(x: number | undefined, digits = 1): string {
-  return x === undefined || Number.isNaN(x) ? "n/a" : `${(100 * x).toFixed(digits)}%`;
-}
-
-/** Format an interval `[lo, hi]` of proportions as percentages. */
+/** Format an interval `[lo, hi]` of proportions as percentages, `[36.9%, 58.3%]` ("" when absent). */
 export function pctCI(ci: { lower: number; upper: number } | undefined, digits = 1): string {
-  return ci ? `[${pct(ci.lower, digits)}, ${pct(ci.upper, digits)}]` : "";
+  return ci ? ciPct(ci.lower, ci.upper, digits) : "";
 }
 
 /** Show HTML (with a plain-text fallback for viewers without HTML and for runs outside a kernel). */
@@ -274,10 +272,4 @@ export async function showTokenDiff(
     `${ra["text/plain"]}\n--- ${labels[1]}:\n${rb["text/plain"]}`;
   await showHtml(head + cols, text);
   return common;
-}
-
-/** Format a p-value: 3 decimals, or scientific below 0.001 (`9.1e-13`, never `0.000`). */
-export function pValue(p: number | undefined): string {
-  if (p === undefined || Number.isNaN(p)) return "n/a";
-  return p !== 0 && p < 0.001 ? p.toExponential(1) : p.toFixed(3);
 }

@@ -142,7 +142,7 @@ Deno.test("usageText: synopsis, summary, every option with argument, default, en
       /-t, --tag T +A tag\. Repeatable\./,
       /--force +Redo\./,
       /-h, --help +Print this help and exit\./,
-      /Example:\n  demo --in x\.jsonl/,
+      /Example:\n {2}demo --in x\.jsonl/,
     ]
   ) {
     assert.match(text, line);

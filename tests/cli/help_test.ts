@@ -65,7 +65,7 @@ Deno.test("every entry point: --help and -h print usage naming every option of i
       assert.equal(c.err(), "", `${e.name} ${flag} writes nothing to stderr`);
       assert.ok(text.startsWith(`Usage: ${e.cli.command}`), `${e.name}: synopsis first:\n${text}`);
       assert.ok(text.includes(e.cli.summary.split(" ").slice(0, 4).join(" ")), `${e.name}: summary`);
-      assert.match(text, /\nExamples?:\n  \S/, `${e.name}: an example`);
+      assert.match(text, /\nExamples?:\n {2}\S/, `${e.name}: an example`);
       for (const [name, o] of Object.entries(e.cli.options)) {
         const head = (o.short ? `-${o.short}, ` : "") + `--${name}` +
           (o.type === "string" ? ` ${o.arg ?? ""}` : "");
@@ -190,7 +190,7 @@ Deno.test("subprocesses: bt score-traces --help (the reported case), a typo, bar
   assert.match(typo.stderr, /Run `deno task bt score-traces --help` for usage\./);
   const bare = await run(BT, []);
   assert.equal(bare.code, 0);
-  assert.match(bare.stdout, /\n  score-traces +Score reasoning traces/);
+  assert.match(bare.stdout, /\n {2}score-traces +Score reasoning traces/);
   const pipeline = await run("experiments/backtracking/pipeline_main.ts", ["pipeline", "--help"]);
   assert.equal(pipeline.code, 0, pipeline.stderr);
   assert.match(

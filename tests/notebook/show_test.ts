@@ -6,7 +6,16 @@
  */
 
 import assert from "node:assert/strict";
-import { cellText, columnKind, pValue, tableBundle, tokensBundle } from "../../lib/notebook/show.ts";
+import {
+  cellText,
+  columnKind,
+  pct,
+  pctCI,
+  pValue,
+  tableBundle,
+  tokensBundle,
+} from "../../lib/notebook/show.ts";
+import { ciPct, ciPp, fixed, pp } from "../../lib/tables/format.ts";
 
 Deno.test("cellText: p-values in scientific notation where fixed would print zero; other floats fixed", () => {
   assert.equal(cellText(9.1e-13, 3, "p"), "9.1e-13"); // printed "0.000" before
@@ -54,10 +63,26 @@ Deno.test("tokensBundle: marked tokens highlighted with their mark, visible whit
   assert.match(b["text/html"], /<b>marked:<\/b> 1: onset of &quot;Wait&quot;/);
 });
 
-Deno.test("pValue: scientific below 0.001, three decimals otherwise", () => {
+Deno.test("pValue: scientific below 0.001, two significant digits below 0.1, two decimals above", () => {
   assert.equal(pValue(9.1e-13), "9.1e-13"); // notebook 09's reading printed "0.00" before
   assert.equal(pValue(0.0312), "0.031");
-  assert.equal(pValue(1), "1.000");
-  assert.equal(pValue(0), "0.000");
+  assert.equal(pValue(0.4231), "0.42"); // the report printed "4.2e-1"
+  assert.equal(pValue(1), "1.00"); // the report printed "1.0e+0"
+  assert.equal(pValue(0), "< 1e-300");
   assert.equal(pValue(Number.NaN), "n/a");
+  assert.equal(pValue(undefined), "n/a");
+});
+
+Deno.test("pct, pp, ciPct, ciPp, fixed: one rule for report, Phase 2 and notebooks", () => {
+  assert.equal(pct(0.475), "47.5%");
+  assert.equal(pct(undefined), "n/a");
+  assert.equal(pp(-0.475), "-47.5 pp");
+  assert.equal(pp(1 / 80), "+1.3 pp");
+  assert.equal(pp(-1 / 80), "-1.3 pp"); // printed "-1.2 pp" beside "+1.3 pp" before
+  assert.equal(pp(-0.0001), "0.0 pp");
+  assert.equal(ciPct(0.369, 0.583), "[36.9%, 58.3%]");
+  assert.equal(ciPp(-0.575, -0.363), "[-57.5, -36.3]");
+  assert.equal(ciPp(Number.NaN, 0), "");
+  assert.equal(fixed(-0.0004, 2), "0.00");
+  assert.equal(pctCI({ lower: 0.369, upper: 0.583 }), "[36.9%, 58.3%]");
 });

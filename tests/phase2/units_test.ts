@@ -420,9 +420,9 @@ Deno.test("phase-2 interval: trade-off points, CSV rows and tables all show the 
   const md = settingsMarkdown(all, ["Wait"]);
   const s = all[1]!.summary;
   assert.ok(md.includes(`| ${pctCI(s.bt_rate.value, s.bt_rate.ci.lower, s.bt_rate.ci.upper)} |`), md);
-  assert.match(md, /\| 0\.0% \[0\.0, \d+\.\d\] \|/);
+  assert.match(md, /\| 0\.0% \[0\.0%, \d+\.\d%\] \|/);
   assert.match(md, / pp \[-?\d+\.\d, -?\d+\.\d\] \|/);
-  assert.doesNotMatch(md, /pts|\d%\]/);
+  assert.doesNotMatch(md, /pts/); // "pp" for differences, as Phase 1
   assert.match(
     md.split("\n").find((l) => l.startsWith("| phase2_random_matched"))!,
     /DEGENERATE: EOS 100% → 0%/,
@@ -430,13 +430,13 @@ Deno.test("phase-2 interval: trade-off points, CSV rows and tables all show the 
 });
 
 Deno.test("phase-2 formats: pctCI and ppCI as the Phase-1 report, symmetric rounding, no -0.0", () => {
-  assert.equal(pctCI(0.45, 0.284, 0.626), "45.0% [28.4, 62.6]");
+  assert.equal(pctCI(0.45, 0.284, 0.626), "45.0% [28.4%, 62.6%]"); // as Phase 1 prints a rate
   assert.equal(pctCI(0.5, NaN, NaN), "50.0%");
   assert.equal(ppCI(0.04, 0.012, 0.069), "+4.0 pp [1.2, 6.9]");
   // the same 1/80 change printed "-1.2 pp" one way and "+1.3 pp" the other
   assert.equal(ppCI(0.45 - 0.4625, -0.0375, 0.0125), "-1.3 pp [-3.8, 1.3]");
   assert.equal(ppCI(0.4625 - 0.45, -0.0125, 0.0375), "+1.3 pp [-1.3, 3.8]");
-  assert.equal(ppCI(-1e-9, -1e-9, 0), "+0.0 pp [0.0, 0.0]");
+  assert.equal(ppCI(-1e-9, -1e-9, 0), "0.0 pp [0.0, 0.0]"); // as Phase 1: no sign on a zero difference
   assert.equal(ppCI(NaN, 0, 0), "n/a");
 });
 

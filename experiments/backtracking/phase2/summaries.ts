@@ -17,6 +17,7 @@
  * @module
  */
 
+import { ciPct, ciPp, pct, pp } from "../../../lib/tables/format.ts";
 import {
   type DegenerationFigures,
   degenerationFlags,
@@ -137,43 +138,25 @@ export function settingRow(r: SettingResult, triggers: readonly string[]): Recor
   };
 }
 
-/** Percent with one decimal: `12.5%` ("n/a" when not finite). */
-export function pct(x: number): string {
-  return Number.isFinite(x) ? `${(100 * x).toFixed(1)}%` : "n/a";
-}
+export { pct } from "../../../lib/tables/format.ts";
 
 /**
- * `100 x` with one decimal, rounding halves away from zero alike for both signs (so +1/80 and −1/80 print
- * as `1.3` and `-1.3`, never `1.3` and `-1.2`) and never printing `-0.0`.
- */
-function points(x: number): string {
-  const a = (Math.round(Math.abs(x) * 1000 + 1e-6) / 10).toFixed(1);
-  return x < 0 && a !== "0.0" ? `-${a}` : a;
-}
-
-/** An interval in percent as the Phase-1 report writes it: `[8.0, 17.1]` (`""` when not finite). */
-function ciText(lower: number, upper: number): string {
-  return Number.isFinite(lower) && Number.isFinite(upper) ? `[${points(lower)}, ${points(upper)}]` : "";
-}
-
-/**
- * A rate with its interval, in the Phase-1 report's style: `12.5% [8.0, 17.1]` (the interval in percent).
- * Pass a rate's cluster-adjusted Wilson interval (`RateEstimate.ci`, docs/protocol.md §16).
+ * A rate with its interval, as the Phase-1 report writes it: `12.5% [8.0%, 17.1%]`. Pass a rate's
+ * cluster-adjusted Wilson interval (`RateEstimate.ci`, docs/protocol.md §16).
  */
 export function pctCI(value: number, lower: number, upper: number): string {
-  const ci = ciText(lower, upper);
+  const ci = ciPct(lower, upper);
   return ci ? `${pct(value)} ${ci}` : pct(value);
 }
 
 /**
- * A percentage-point difference with its interval, in the Phase-1 report's style: `+4.0 pp [1.2, 6.9]`
+ * A percentage-point difference with its interval, as the Phase-1 report writes it: `+4.0 pp [1.2, 6.9]`
  * (`-1.3 pp [-3.8, 1.3]`; "n/a" when the difference is not finite).
  */
 export function ppCI(value: number, lower: number, upper: number): string {
   if (!Number.isFinite(value)) return "n/a";
-  const v = points(value);
-  const ci = ciText(lower, upper);
-  return `${v.startsWith("-") ? v : `+${v}`} pp${ci ? ` ${ci}` : ""}`;
+  const ci = ciPp(lower, upper);
+  return `${pp(value)}${ci ? ` ${ci}` : ""}`;
 }
 
 /**
