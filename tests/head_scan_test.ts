@@ -226,7 +226,9 @@ Deno.test("head figures: DLA heat map (heads + MLP column, outlines) and attenti
   assert.ok(heat.svg.includes(">2.00<"), "cell values printed");
   // the figure review: no "Head →" axis title over the column labels, no "-0.00", an explained outline
   assert.ok(!heat.svg.includes("Head →"), "no axis title colliding with the column labels");
-  assert.ok(!/>-0\.00</.test(headDlaHeatmap([{ layer: 0, head: 0, value: -0.001 }]).svg), "-0.00 printed");
+  const tiny = headDlaHeatmap([{ layer: 0, head: 0, value: -0.001 }, { layer: 1, head: 0, value: -0.5 }]).svg;
+  assert.ok(!/>[-−]0\.00</.test(tiny), "-0.00 printed");
+  assert.ok(tiny.includes(">−0.50<"), "a negative cell uses the legend's minus sign");
   assert.match(heat.svg, /stroke="black" stroke-width="2"\/><text[^>]*>top head: ablated one at a time/);
   // the subtitle is two lines, each short enough for the figure (~6.6 px a character at 12 px)
   const sub = [...heat.svg.matchAll(/<text x="12" y="\d+" font-size="12" fill="#555"[^>]*>([^<]+)</g)];

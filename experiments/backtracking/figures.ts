@@ -328,7 +328,8 @@ export function ablationImportanceByLayer(
     "ablation_importance_by_layer",
     {
       title: "Ablation scan: effect on the trigger by layer",
-      subtitle: `bars: mean over events; error bars: 95% CI${hasHighlight ? `; orange: ${hl}` : ""}`,
+      subtitle: `bars: mean over events of the value on the axis; error bars: 95% CI` +
+        (hasHighlight ? `; orange: ${hl}` : ""),
       height: 460,
     },
     options,
@@ -487,6 +488,8 @@ export function formattingEffect(data: readonly FormattingPoint[], options: Figu
           stroke: "black",
           strokeWidth: 1.5,
         }),
+        Plot.tickX(rows, { y: "variant", x: "lower", fx: "metric", stroke: "black", inset: 9 }),
+        Plot.tickX(rows, { y: "variant", x: "upper", fx: "metric", stroke: "black", inset: 9 }),
         Plot.text(rows, {
           y: "variant",
           x: "upper",

@@ -20,6 +20,7 @@ import {
   render,
   type ValueCI,
 } from "../../lib/figures/plot.ts";
+import { fixed } from "../../lib/tables/format.ts";
 
 /** One cell of {@linkcode headDlaHeatmap}: a head (`head` ≥ 0) or the layer's MLP (`head` = -1). */
 export interface DlaCell {
@@ -58,8 +59,8 @@ export function headDlaHeatmap(data: readonly DlaCell[], options: DlaHeatmapOpti
   const color = (v: number) =>
     Plot.scale({ color: { type: "diverging", scheme: "RdBu", reverse: true, domain: [-maxAbs, maxAbs] } })
       .apply(v) as string;
-  // two decimals, and no "-0.00" for a value that rounds to zero
-  const cellText = (v: number) => (Number.isFinite(v) ? (Math.abs(v) < 0.005 ? "0.00" : v.toFixed(2)) : "");
+  // two decimals, no "-0.00", and the minus sign the legend uses (−, not the hyphen -)
+  const cellText = (v: number) => (Number.isFinite(v) ? fixed(v, 2).replace(/^-/, "−") : "");
   const height = Math.min(900, 50 + 26 * layers.length);
   return render(
     "head_dla_heatmap",

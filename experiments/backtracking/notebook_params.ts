@@ -557,7 +557,7 @@ export async function runOrReuse(
         status: "reused",
         reason: stamp ? "outputs up to date (same inputs)" : "outputs newer than their inputs",
         outputs,
-        seconds: (performance.now() - t0) / 1000,
+        seconds: Math.round(performance.now() - t0) / 1000, // ms precision: the record is shown in notebooks
       };
     }
   }
@@ -595,7 +595,7 @@ export async function runOrReuse(
   }
   await Deno.mkdir(artifactPath(ctx.run, STAMPS_DIR), { recursive: true });
   await writeFileAtomic(stampPath, JSON.stringify(signature, null, 1) + "\n");
-  return { step, status: "ran", reason, outputs, seconds: (performance.now() - t0) / 1000 };
+  return { step, status: "ran", reason, outputs, seconds: Math.round(performance.now() - t0) / 1000 };
 }
 
 /**

@@ -100,7 +100,12 @@ export function tableBundle(
 
 /**
  * Show a table — rows of plain objects, or a polars DataFrame (e.g. a `groupBy(...).agg(...)` result) — and
- * return it as a DataFrame for further work (the DataFrame itself when one was given).
+ * return it as a DataFrame for further work (the DataFrame itself when one was given). Numbers print by
+ * column (see {@linkcode columnKind}).
+ *
+ * Assign the result (`const t = await showTable(df)`) when the call ends a cell: a cell's last expression
+ * is displayed by the kernel as well, so a bare `await showTable(df)` shows the table twice (the second time
+ * as the kernel's own DataFrame rendering, unrounded).
  */
 export async function showTable(
   table: readonly object[] | pl.DataFrame,
