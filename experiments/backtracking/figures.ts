@@ -265,7 +265,8 @@ export function logitLensByLayer(data: readonly LensPoint[], options: LensFigure
         label: "Layer →",
         domain: [0, maxLayer],
         ticks,
-        tickFormat: (d: number) => (d === 0 ? "emb" : String(d)),
+        // layer 0 is the embedding output, the last the final residual stream (what the model outputs)
+        tickFormat: (d: number) => (d === 0 ? "emb" : d === maxLayer ? `${d} (final)` : String(d)),
       },
       y: { label: `↑ ${label}`, grid: true, reverse: metric === "rank", domain },
       color: { domain: ["backtracking", "control"], range: [COLORS.bt, COLORS.control] },
