@@ -620,11 +620,17 @@ export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureO
       : [COLORS.targeted, COLORS.other, COLORS.without, COLORS.random][i % 4]!
   );
   const yMax = Math.min(1, Math.max(0.05, ...rows.map((r) => r.y2).filter(Number.isFinite)) * 1.15);
+  // the x axis ends at the next 10% above the largest bound (not always at 100%), so settings that lie close
+  // together are drawn further apart
+  const xMax = Math.min(
+    1,
+    Math.ceil(Math.max(0.1, ...rows.map((r) => r.x2).filter(Number.isFinite)) * 10) / 10,
+  );
   // Label placement in pixels of the plot area (the margins below, Plot's default top margin of 20).
   const width = options.width ?? 720, height = options.height ?? 440;
   const [ml, mr, mt, mb] = [60, 90, 20, 44];
   const toPx = (x: number, y: number) => ({
-    px: ml + (x * 100 / 100) * (width - ml - mr),
+    px: ml + (x / xMax) * (width - ml - mr),
     py: mt + (1 - y / yMax) * (height - mt - mb),
   });
   const order = rows.map((r, i) => ({ r, i })).sort((a, b) =>
@@ -636,7 +642,7 @@ export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureO
     right: width - 4,
   });
   const fromPx = (lx: number, ly: number) => ({
-    x: (lx - ml) / (width - ml - mr),
+    x: ((lx - ml) / (width - ml - mr)) * xMax,
     y: (1 - (ly - mt) / (height - mt - mb)) * yMax,
   });
   // a label takes its points' colour (black when it merges points of different groups)
@@ -667,7 +673,7 @@ export function tradeoffScatter(data: readonly TradeoffPoint[], options: FigureO
       marginRight: mr,
       marginTop: mt,
       marginBottom: mb,
-      x: percentAxis("Backtracking rate (%) →"),
+      x: percentAxis("Backtracking rate (%) →", { domain: [0, xMax * 100] }),
       y: { label: "↑ Accuracy (%)", percent: true, domain: [0, yMax * 100], grid: true },
       color: { domain: groups, range: colors },
       marks: [
