@@ -503,3 +503,19 @@ Deno.test("continuation_onset_prob: no subset takes the dashed clean line's colo
   // the clean line's blue appears once: on the dashed rule itself
   assert.equal(fig.svg.split(COLORS.baseline).length - 1, 1, "a subset is drawn in the clean line's blue");
 });
+
+Deno.test("continuation_onset_prob: nearly coinciding curves (within 1% of the axis) share an '≈' label", async () => {
+  const { continuationOnsetProb } = await import("../../experiments/backtracking/phase2/figures.ts");
+  const v = (x: number) => ({ value: x, lower: x, upper: x });
+  // the organism run: selected_attn 0.0044/0.0201 and selected_all 0.0043/0.0200 (one line hid the other)
+  const fig = continuationOnsetProb([
+    { subset: "selected_attn", scale: 0, ...v(0.0044) },
+    { subset: "selected_attn", scale: 0.5, ...v(0.0201) },
+    { subset: "selected_all", scale: 0, ...v(0.0043) },
+    { subset: "selected_all", scale: 0.5, ...v(0.02) },
+    { subset: "selected_mlp", scale: 0, ...v(0.096) },
+    { subset: "selected_mlp", scale: 0.5, ...v(0.119) },
+  ], 0.168);
+  assert.match(fig.svg, />selected_attn ≈ selected_all</);
+  assert.match(fig.svg, />selected_mlp</);
+});

@@ -141,15 +141,34 @@ export function continuationOnsetProb(points: readonly ContinuationPoint[], clea
   const colorOf = (s: string) => palette[subsets.indexOf(s) % palette.length]!;
   const height = 380, marginTop = 20, marginBottom = 44;
   const domain: [number, number] = [0, Math.max(clean, ...points.map((p) => p.upper)) * 1.1 || 1];
-  // Subsets with identical curves (e.g. a selection whose MLP part is empty) share one label: their lines
-  // coincide, so two labels would point at one visible line.
-  const curve = (s: string) =>
-    JSON.stringify(points.filter((q) => q.subset === s).map((q) => [q.scale, q.value]).sort());
-  const sameAs = new Map<string, string[]>();
-  for (const s of subsets) sameAs.set(curve(s), [...(sameAs.get(curve(s)) ?? []), s]);
-  const ends = [...sameAs.values()].map((group) => {
-    const p = points.filter((q) => q.subset === group[0]).reduce((a, b) => (b.scale > a.scale ? b : a));
-    return { x: p.scale, y: p.value, text: group.join(" = "), color: colorOf(group[group.length - 1]!) };
+  // Subsets whose curves coincide (equal, or within 1% of the axis at every scale: e.g. a selection whose
+  // MLP part changes nothing) share one label, "a = b" or "a ≈ b": one line hides the other.
+  const curveOf = (s: string) => new Map(points.filter((q) => q.subset === s).map((q) => [q.scale, q.value]));
+  const tolerance = 0.01 * domain[1];
+  const groups: { members: string[]; exact: boolean }[] = [];
+  for (const s of subsets) {
+    const c = curveOf(s);
+    const close = (g: { members: string[] }) => {
+      const o = curveOf(g.members[0]!);
+      return o.size === c.size && [...c].every(([k, v]) => o.has(k) && Math.abs(o.get(k)! - v) <= tolerance);
+    };
+    const g = groups.find(close);
+    if (!g) groups.push({ members: [s], exact: true });
+    else {
+      const o = curveOf(g.members[0]!);
+      g.exact &&= [...c].every(([k, v]) => o.get(k) === v);
+      g.members.push(s);
+    }
+  }
+  const ends = groups.map(({ members, exact }) => {
+    const p = points.filter((q) => q.subset === members[0]).reduce((a, b) => (b.scale > a.scale ? b : a));
+    // the last member's line is drawn on top: its colour is the one seen
+    return {
+      x: p.scale,
+      y: p.value,
+      text: members.join(exact ? " = " : " ≈ "),
+      color: colorOf(members.at(-1)!),
+    };
   });
   return render(
     "continuation_onset_prob",
