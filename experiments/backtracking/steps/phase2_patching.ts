@@ -16,6 +16,7 @@
  * @module
  */
 
+import { fixed } from "../../../lib/tables/format.ts";
 import type { Config } from "../config.ts";
 import { toCsv } from "../events.ts";
 import { type BacktrackEvent, type ControlPosition, selectEvents } from "../event_selection.ts";
@@ -74,7 +75,8 @@ function capItems(
 }
 
 const DIRECTIONS: readonly PatchDirection[] = ["bt_from_control", "control_from_bt"];
-const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : "n/a");
+/** Two decimals, no "-0.00" (the report's rule, lib/tables/format.ts). */
+const f2 = (x: number) => fixed(x, 2);
 
 /**
  * Run the patching (or reuse its outputs).

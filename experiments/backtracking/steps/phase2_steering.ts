@@ -27,6 +27,7 @@
  * @module
  */
 
+import { fixed } from "../../../lib/tables/format.ts";
 import type { EventRow } from "../event_row.ts";
 import { eventsToCsv, toCsv } from "../events.ts";
 import { steeringDoseResponse, tradeoffPoints } from "../phase2/figures.ts";
@@ -489,7 +490,7 @@ export async function phase2Steering(
   const best = [...directions].sort((a, b) => (b.separation || 0) - (a.separation || 0))[0]!;
   const cosText = directions[directionLayer]?.cos_planted
     ? ` Cosine of the steering direction with the organism's planted feature directions: ${
-      Object.entries(directions[directionLayer]!.cos_planted!).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(
+      Object.entries(directions[directionLayer]!.cos_planted!).map(([k, v]) => `${k} ${fixed(v, 3)}`).join(
         ", ",
       )
     }.`
