@@ -14,7 +14,7 @@ import {
 } from "../experiments/backtracking/report.ts";
 import { seededRng } from "../lib/stats/stats.ts";
 import { validateProtocols, validationVerdict } from "../experiments/backtracking/protocol_validation.ts";
-import { degenerationFlags } from "../experiments/backtracking/degeneration.ts";
+import { degenerationFlags, figuresOf } from "../experiments/backtracking/degeneration.ts";
 import type { ProtocolValidationArtifact } from "../experiments/backtracking/artifacts/protocol_validation.ts";
 import { reportParts } from "../experiments/backtracking/report_parts.ts";
 import { parseConfig } from "../experiments/backtracking/config.ts";
@@ -626,4 +626,27 @@ Deno.test("report: a figure a section embeds is not repeated in Figures; embedde
     figures: [{ title: "h", path: "figures/head_dla_heatmap.png" }],
   });
   assert.doesNotMatch(none, /## Figures/);
+});
+
+Deno.test("report: the degeneration table's 'unknown / unfinished' is their sum, the share the flag reads", () => {
+  // the second new-user trial: reference_selection_ablation showed 0.0% there (unknown only) while the same
+  // row was flagged "no answer 11% → 100%"
+  const p = parts();
+  const md = renderReport("/tmp/runs/x", { ...p, meta: null });
+  const table = md.split("### Degeneration")[1]!.split("\n").filter((l) => l.startsWith("|"));
+  const header = table[0]!.split("|").map((c) => c.trim());
+  const col = header.indexOf("unknown / unfinished");
+  assert.ok(col > 0, table[0] ?? "no degeneration table");
+  const c = p.conditions!;
+  for (const x of [c.baseline, ...c.others]) {
+    const line = table.find((l) => l.startsWith(`| ${x.label} |`));
+    assert.ok(line, `no degeneration row for ${x.label}`);
+    const want = pct(figuresOf(x.summary).unknown_rate);
+    assert.equal(line.split("|").map((s) => s.trim())[col], want, `${x.label}: ${line}`);
+    assert.notEqual(
+      figuresOf(x.summary).unknown_rate,
+      x.summary.unknown_rate,
+      "the fixture has unfinished rows",
+    );
+  }
 });

@@ -660,6 +660,7 @@ component type and disjoint from the selection. The reference's five columns sta
       `import { readHeadScan, readRandomAblationSpecs, readSelectedLayers, SCAN_FILES } from "../experiments/backtracking/artifacts/mod.ts";`,
       IMPORT_TABLES,
       `import { classifyKeys, dominantClass } from "../experiments/backtracking/head_scan.ts";`,
+      `import { dlaComponentName } from "../experiments/backtracking/head_report.ts";`,
       `import { ensureTokenizer } from "../experiments/backtracking/context.ts";`,
       IMPORT_SHOW,
     ),
@@ -755,7 +756,8 @@ per event (docs/protocol.md §13).`,
     {
       code: `
 // Columns picked first: nodejs-polars exposes columns as properties, so a "head" column hides DataFrame.head.
-const dla = toDataFrame(headFiles.dla)
+// names as the report writes them: "L6H0", "mlp 4" (the artifact's own names are "4_mlp_out" for MLPs)
+const dla = toDataFrame(headFiles.dla.map((r) => ({ ...r, name: dlaComponentName(r) })))
   .filter(pl.col("group").eq(pl.lit("all")).and(pl.col("kind").isIn(["head", "mlp"])))
   .select("rank", "name", "event_mean", "control_mean", "specificity_mean", "specificity_lower", "specificity_upper");
 const dlaTable = await showTable(
@@ -1144,7 +1146,7 @@ the baseline (\`experiments/backtracking/degeneration.ts\`).`,
 const baseFigures = figuresOf(comparison.conditions.find((e) => e.condition === "baseline")!.summary);
 const flagged = comparison.conditions.map((e) => {
   const f = degenerationFlags(figuresOf(e.summary), e.condition === "baseline" ? undefined : baseFigures);
-  return { condition: e.condition, eos_rate: e.summary.eos_rate.value, at_length_cap: e.summary.truncation_rate.value, unknown_or_unfinished: e.summary.unknown_rate, flags: flagText(f) || "none", degenerate: f.degenerate };
+  return { condition: e.condition, eos_rate: e.summary.eos_rate.value, at_length_cap: e.summary.truncation_rate.value, unknown_or_unfinished: figuresOf(e.summary).unknown_rate, flags: flagText(f) || "none", degenerate: f.degenerate };
 });
 const flagsTable = await showTable(flagged.map(({ degenerate: _d, ...r }) => r), { digits: 3, title: "Degeneration per condition" });`,
     },
@@ -1174,7 +1176,9 @@ if (planted && flagged.find((f) => f.condition === "targeted_ablation")?.degener
 if (planted && randoms.some((c) => cut(c) >= cut("targeted_ablation"))) {
   throw new Error(\`a random draw cut the BT rate as much as the targeted ablation: \${randoms.map((c) => \`\${c} \${pct(cut(c))}\`).join(", ")}\`);
 }
-\`ok: targeted cut \${pct(cut("targeted_ablation"))}; random draws \${randoms.map((c) => pct(cut(c))).join(", ")}\`;`,
+// a degenerate random draw is no control: its text broke, so its cut says nothing (the report says so too)
+const drawText = (c: string) => \`\${pct(cut(c))}\${flagged.find((f) => f.condition === c)?.degenerate ? " (DEGENERATE)" : ""}\`;
+\`ok: targeted cut \${pct(cut("targeted_ablation"))}; random draws \${randoms.map(drawText).join(", ")}\`;`,
     },
     { md: `## Reading` },
     {
@@ -1188,7 +1192,10 @@ await showMarkdown(
       \`**\${pct(rate("targeted_ablation"))}** (relative change \${pct(t.relative_bt_change.value)}, 95% CI \` +
       \`\${pctCI(t.relative_bt_change.bootstrap)}; paired Δ \` +
       \`\${pp(t.delta_bt_rate.difference)}, 95% CI \${ciPp(t.delta_bt_rate.bootstrap.lower, t.delta_bt_rate.bootstrap.upper)}, McNemar p = \` +
-      \`\${pValue(t.mcnemar_bt.p_value)}). The random draws cut it by \${randoms.map((c) => pct(cut(c))).join(", ")}. \` +
+      \`\${pValue(t.mcnemar_bt.p_value)}). The random draws cut it by \${randoms.map(drawText).join(", ")}\` +
+      (randoms.some((c) => flagged.find((f) => f.condition === c)?.degenerate)
+        ? \` (a DEGENERATE draw broke the text, so it is no control: the random control is compromised). \`
+        : ". ") +
       \`Degeneration check: EOS rate \${pct(targeted.summary.eos_rate.value)} vs \${pct(base.eos_rate.value)} at baseline, \` +
       \`4-gram repetition \${targeted.summary.repetition_4gram.value.toFixed(3)} vs \${base.repetition_4gram.value.toFixed(3)}, \` +
       \`accuracy \${pct(targeted.summary.accuracy.value)} vs \${pct(base.accuracy.value)} on all rows \` +

@@ -48,7 +48,7 @@ const runTable = await showTable([{
 
 const IMPORTS = [
   `import { earlierSteps, notebookParams, notebookSetup, plantedCircuit } from "../experiments/backtracking/notebook_params.ts";`,
-  `import { pct, showFigure, showMarkdown, showTable } from "../lib/notebook/show.ts";`,
+  `import { pct, pp, showFigure, showMarkdown, showTable } from "../lib/notebook/show.ts";`,
   `import { pick, runFigure } from "../experiments/backtracking/phase2/notebook.ts";`,
 ];
 
@@ -102,12 +102,12 @@ const scaleTable = await showTable(pick(sweeps.scale_sweep.rows, ["scale", ...CO
     code: `
 const base = sweeps.subset_sweep[0]!;
 const zero = sweeps.scale_sweep.rows[0];
-const rows = sweeps.scale_sweep.rows.map((r) => \`\${r.scale}: \${pct(Number(r.backtracking_rate))}\`).join(", ");
+const rows = sweeps.scale_sweep.rows.map((r) => \`\${pct(Number(r.backtracking_rate))} at scale \${r.scale}\`).join(", ");
 await showMarkdown(
   \`Baseline BT rate \${pct(Number(base.backtracking_rate))}, accuracy \${pct(Number(base.accuracy))} (n = \${base.total}). \` +
     (zero
-      ? \`Scaling \\\`\${sweeps.scale_sweep.subset}\\\` gives BT rates \${rows} by scale; at scale 0 the accuracy is \` +
-        \`\${pct(Number(zero.accuracy))} (Δ \${pct(Number(zero.delta_accuracy))}), 4-gram repetition \` +
+      ? \`Scaling \\\`\${sweeps.scale_sweep.subset}\\\` gives BT rates of \${rows}; at scale 0 the accuracy is \` +
+        \`\${pct(Number(zero.accuracy))} (Δ \${pp(Number(zero.delta_accuracy))}), 4-gram repetition \` +
         \`\${Number(zero.repetition_4gram).toFixed(3)} vs \${Number(base.repetition_4gram).toFixed(3)}.\`
       : "The scale sweep is disabled."),
 );`,
@@ -320,6 +320,11 @@ report;`,
     code: `
 const sections = phase2ReportSections(ctx.run.dir);
 await showMarkdown(\`report.md has \${sections.length} Phase-2 section(s): \${sections.map((s) => s.title).join("; ")}.\`);`,
+  },
+  {
+    code: `
+// the Phase-2 sections as report.md has them, figures included (shown as PNG outputs)
+for (const s of sections) await showMarkdown(\`## \${s.title}\\n\\n\${s.markdown}\`, { imagesFrom: ctx.run.dir });`,
   },
 ];
 

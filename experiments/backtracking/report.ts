@@ -582,7 +582,8 @@ function conditionsSection(c: NonNullable<ReportParts["conditions"]>): string {
       rate(x.summary.eos_rate),
       pct(x.summary.truncation_rate.value),
       mean(x.summary.mean_length, 1),
-      pct(x.summary.unknown_rate),
+      // without an answer: unknown + unfinished, the share the "no answer" flag reads (figuresOf)
+      pct(figuresOf(x.summary).unknown_rate),
       flagsOf(x.summary, c.baseline.summary).flags.join(", ") || "–",
     ]),
   );

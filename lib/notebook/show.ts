@@ -35,12 +35,18 @@ export function isPValueColumn(name: string): boolean {
   return /^(p|p_?value|.*_p|p_.*|.*_p_?value)$/i.test(name);
 }
 
+/** Column names that hold a share, mean or bound (float even when every value happens to be integral). */
+const FLOAT_NAME = /(rate|accuracy|share|prob|frac|mean|lower|upper|delta|logprob|logit|specificity|mass|cos)/i;
+
 /**
- * The kind of a table column (see {@linkcode ColumnKind}): `"p"` by name, else `"float"` when any of its
- * finite numbers is not an integer, else `"int"`.
+ * The kind of a table column (see {@linkcode ColumnKind}): `"p"` by name; else `"float"` when any of its
+ * finite numbers is not an integer or its name says it holds a rate, share, mean, bound or difference (an
+ * `unknown_rate` of all zeros prints `0.000`, like its neighbours); else `"int"`.
  */
 export function columnKind(name: string, values: readonly unknown[]): ColumnKind {
   if (isPValueColumn(name)) return "p";
+  const numeric = values.some((v) => typeof v === "number");
+  if (numeric && FLOAT_NAME.test(name)) return "float";
   return values.some((v) => typeof v === "number" && Number.isFinite(v) && !Number.isInteger(v))
     ? "float"
     : "int";

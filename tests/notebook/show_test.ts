@@ -41,6 +41,7 @@ Deno.test("columnKind: p-value columns by name, floats when any value is fractio
   assert.equal(columnKind("p_value", [1]), "p");
   assert.equal(columnKind("bt_rate", [0, 0.475]), "float");
   assert.equal(columnKind("n", [80, 40]), "int");
+  assert.equal(columnKind("unknown_rate", [0, 0]), "float", "a rate column of zeros printed 0 beside 0.000");
   assert.equal(columnKind("component", ["attn"]), "int");
   const b = tableBundle([{ n: 80, bt_rate: 0.475, d: -8.83e-6 }, { n: 40, bt_rate: 0, d: 0.49 }]);
   assert.match(b["text/html"], /<td>80<\/td><td>0\.475<\/td><td>0\.000<\/td>/);

@@ -31,6 +31,7 @@ import {
   say,
 } from "../context.ts";
 import { headScan as runHeadScan, type HeadScanResult } from "../head_scan.ts";
+import { dlaComponentName } from "../head_report.ts";
 import { assertWritable, type Run } from "../run.ts";
 import { ablationScale, statsOptions } from "../settings.ts";
 
@@ -142,7 +143,7 @@ export async function headScan(
       patterns: result.cost.patterns.seconds,
     },
   });
-  const top = result.dla.filter((r) => r.group === "all").slice(0, 3).map((r) => r.name);
+  const top = result.dla.filter((r) => r.group === "all").slice(0, 3).map(dlaComponentName);
   say(
     ctx,
     `head-scan: DLA top [${top.join(", ")}] in ${result.cost.dla.forward_calls} forward pass(es); ` +
