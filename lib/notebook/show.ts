@@ -36,7 +36,8 @@ export function isPValueColumn(name: string): boolean {
 }
 
 /** Column names that hold a share, mean or bound (float even when every value happens to be integral). */
-const FLOAT_NAME = /(rate|accuracy|share|prob|frac|mean|lower|upper|delta|logprob|logit|specificity|mass|cos)/i;
+const FLOAT_NAME =
+  /(rate|accuracy|share|prob|frac|mean|lower|upper|delta|logprob|logit|specificity|mass|cos)/i;
 
 /**
  * The kind of a table column (see {@linkcode ColumnKind}): `"p"` by name; else `"float"` when any of its
