@@ -584,7 +584,7 @@ function conditionsSection(c: NonNullable<ReportParts["conditions"]>): string {
       mean(x.summary.mean_length, 1),
       // without an answer: unknown + unfinished, the share the "no answer" flag reads (figuresOf)
       pct(figuresOf(x.summary).unknown_rate),
-      flagsOf(x.summary, c.baseline.summary).flags.join(", ") || "–",
+      flagsOf(x.summary, c.baseline.summary).flags.join(", ") || "none",
     ]),
   );
   const title = c.variant ? `## Conditions (${c.variant})` : "## Conditions";

@@ -218,11 +218,11 @@ export function settingsMarkdown(results: readonly SettingResult[], triggers: re
     "accuracy [95% CI]",
     "Δ accuracy [95% CI]",
     ...triggers.map((t) => `${t} rate`),
-    "unknown",
+    "unknown / unfinished",
     "EOS",
-    "rep-4",
+    "4-gram repetition",
     "distinct-2",
-    "mean len",
+    "mean length",
     "degeneration",
   ];
   const rows = results.map((r) => {
@@ -245,7 +245,8 @@ export function settingsMarkdown(results: readonly SettingResult[], triggers: re
         )
         : "–",
       ...triggers.map((t) => pct(tr[t]!)),
-      pct(s.unknown_rate),
+      // without an answer (unknown + unfinished), as in the Phase-1 degeneration table
+      pct(figuresOf(s).unknown_rate),
       pct(s.eos_rate.value),
       s.repetition_4gram.value.toFixed(3),
       s.distinct_2.value.toFixed(3),

@@ -453,7 +453,7 @@ export async function phase2Steering(
     "Δ BT [95% CI]",
     "accuracy [95% CI]",
     "Δ accuracy [95% CI]",
-    "rep-4",
+    "4-gram repetition",
     "distinct-2",
     "degeneration",
   ];
