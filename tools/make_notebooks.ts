@@ -1210,7 +1210,8 @@ await showMarkdown(
       \` By onset type the baseline's revisions go \${pct(base.onset_types.revision.rate.value)} → \` +
       \`\${pct(targeted.summary.onset_types.revision.rate.value)} and its verifications \` +
       \`\${pct(base.onset_types.verification.rate.value)} → \${pct(targeted.summary.onset_types.verification.rate.value)}; \` +
-      \`at baseline \${base.trajectory.kinds.fix} onsets fixed the answer and \${base.trajectory.kinds.break} broke it \` +
+      \`at baseline \${base.trajectory.kinds.fix} onset\${base.trajectory.kinds.fix === 1 ? "" : "s"} fixed the answer and \` +
+      \`\${base.trajectory.kinds.break} broke it \` +
       \`(of \${base.trajectory.determined} determined).\`
     : "No targeted-ablation condition in this run (run notebooks 05 and 06).",
 );`,
