@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import type { EventRow } from "../experiments/backtracking/event_row.ts";
+import { eventRow } from "./_event_rows.ts";
 import { compareToBaseline, summarizeCondition } from "../experiments/backtracking/metrics.ts";
 import {
   embeddedFigures,
@@ -31,42 +32,21 @@ function rows(condition: string, pBt: number, pOk: number, seed: number, degener
       const bt = rng() < pBt;
       const u = rng();
       const status = u < 0.05 ? "unknown" : u < 0.1 ? "unfinished" : rng() < pOk ? "correct" : "incorrect";
-      out.push({
+      out.push(eventRow({
         example_id: e,
         sample_id: s,
-        variant: "chat",
         condition,
-        has_backtracking_strict: bt,
-        has_backtracking_relaxed: bt,
-        onset_phrase: bt ? "Wait" : "",
-        onset_char: bt ? 10 : -1,
-        onset_token_in_completion: bt ? 3 : -1,
-        onset_token_in_full: bt ? 20 : -1,
-        onset_token_id: bt ? 7 : -1,
-        onset_token_text: bt ? "Wait" : "",
-        pred_pos_in_full: bt ? 19 : -1,
-        predicted_answer: "",
+        bt,
         is_correct: status === "unknown" || status === "unfinished" ? undefined : status === "correct",
-        prompt_tokens: 17,
         completion_tokens: 100 + Math.floor(rng() * 100),
-        rule: "corrected",
-        bt_other_rule: bt,
-        triggers_per_1k: bt ? 5 : 0,
-        trigger_counts: { Wait: bt ? 1 : 0 },
-        reasoning_closed: true,
         finish_reason: degenerate ? "length" : rng() < 0.9 ? "eos" : "length",
-        gold: 1,
         answer_status: status,
-        answer_method: "final",
         correct_reference: status === "correct",
         repetition_4gram: degenerate ? 0.6 : 0.05,
         distinct_2: degenerate ? 0.3 : 0.9,
         digit_free: degenerate && rng() < 0.3,
-        answer_region: "answer",
         final_answer: status === "unfinished" ? undefined : status === "correct" ? 1 : 2,
         onset_type: bt ? (["revision", "verification", "other"] as const)[(e + s) % 3]! : "",
-        onset_rule: bt ? "no_evidence" : "",
-        onset_evidence: "",
         candidate_answer: bt ? 2 : undefined,
         trajectory: !bt
           ? ""
@@ -75,7 +55,7 @@ function rows(condition: string, pBt: number, pOk: number, seed: number, degener
           : (["fix", "break", "kept_right", "kept_wrong", "wrong_to_wrong", "no_candidate"] as const)[
             (e + s) % 6
           ]!,
-      });
+      }));
     }
   }
   return out;

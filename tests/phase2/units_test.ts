@@ -22,6 +22,7 @@ import {
 import { tradeoffPoints } from "../../experiments/backtracking/phase2/figures.ts";
 import { COLORS } from "../../experiments/backtracking/figures.ts";
 import type { EventRow } from "../../experiments/backtracking/event_row.ts";
+import { eventRow } from "../_event_rows.ts";
 import type { SweepsResult } from "../../experiments/backtracking/artifacts/phase2.ts";
 import { seededRng } from "../../lib/stats/stats.ts";
 import { pick } from "../../experiments/backtracking/phase2/notebook.ts";
@@ -296,45 +297,24 @@ function settingRows(condition: string, pBt: number, seed: number, degenerate = 
       // problem-level clustering: some problems backtrack in every sample, others in none
       const bt = rng() < pBt * (e % 3 === 0 ? 1.8 : 0.6);
       const ok = !degenerate && rng() < (e % 2 === 0 ? 0.7 : 0.3);
-      out.push({
+      out.push(eventRow({
         example_id: e,
         sample_id: s,
-        variant: "chat",
         condition,
-        has_backtracking_strict: bt,
-        has_backtracking_relaxed: bt,
-        onset_phrase: bt ? "Wait" : "",
-        onset_char: bt ? 10 : -1,
-        onset_token_in_completion: bt ? 3 : -1,
-        onset_token_in_full: bt ? 20 : -1,
-        onset_token_id: bt ? 7 : -1,
-        onset_token_text: bt ? "Wait" : "",
-        pred_pos_in_full: bt ? 19 : -1,
-        predicted_answer: "",
+        bt,
         is_correct: degenerate ? undefined : ok,
-        prompt_tokens: 17,
         completion_tokens: degenerate ? 512 : 100 + Math.floor(rng() * 100),
-        rule: "corrected",
-        bt_other_rule: bt,
-        triggers_per_1k: bt ? 5 : 0,
-        trigger_counts: { Wait: bt ? 1 : 0 },
         reasoning_closed: !degenerate,
         finish_reason: degenerate ? "length" : "eos",
-        gold: 1,
         answer_status: degenerate ? "unfinished" : ok ? "correct" : "incorrect",
         answer_method: degenerate ? "none" : "final",
         correct_reference: ok,
         repetition_4gram: degenerate ? 0.6 : 0.05,
         distinct_2: degenerate ? 0.3 : 0.9,
-        digit_free: false,
         answer_region: degenerate ? "" : "answer",
         final_answer: degenerate ? undefined : ok ? 1 : 2,
-        onset_type: bt ? "revision" : "",
-        onset_rule: bt ? "no_evidence" : "",
-        onset_evidence: "",
-        candidate_answer: undefined,
         trajectory: bt ? (degenerate ? "unfinished" : "no_candidate") : "",
-      });
+      }));
     }
   }
   return out;

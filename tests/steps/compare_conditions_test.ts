@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadConfig, parseConfig } from "../../experiments/backtracking/config.ts";
 import type { EventRow } from "../../experiments/backtracking/event_row.ts";
+import { eventRow } from "../_event_rows.ts";
 import { eventsToCsv } from "../../experiments/backtracking/events.ts";
 import { compareToBaseline } from "../../experiments/backtracking/metrics.ts";
 import { createRun } from "../../experiments/backtracking/run.ts";
@@ -18,45 +19,29 @@ import type { PairedComparison } from "../../experiments/backtracking/metrics.ts
 const ORGANISM = fileURLToPath(new URL("../../configs/organism.yaml", import.meta.url));
 
 function row(example: number, sample: number, condition: string, bt: boolean, correct: boolean): EventRow {
-  return {
+  return eventRow({
     example_id: example,
     sample_id: sample,
     variant: "baseline_think_newline",
     condition,
-    has_backtracking_strict: bt,
-    has_backtracking_relaxed: bt,
-    onset_phrase: bt ? "Wait" : "",
-    onset_char: bt ? 10 : -1,
-    onset_token_in_completion: bt ? 3 : -1,
-    onset_token_in_full: bt ? 20 : -1,
-    onset_token_id: bt ? 7 : -1,
+    bt,
     onset_token_text: bt ? " Wait" : "",
-    pred_pos_in_full: bt ? 19 : -1,
     predicted_answer: correct ? "5" : "4",
     is_correct: correct,
-    prompt_tokens: 17,
     completion_tokens: 40 + example + sample,
-    rule: "corrected",
-    bt_other_rule: bt,
     triggers_per_1k: bt ? 25 : 0,
     trigger_counts: bt ? { Wait: 1 } : {},
-    reasoning_closed: true,
-    finish_reason: "eos",
     gold: 5,
     answer_status: correct ? "correct" : "incorrect",
     answer_method: "final_line",
     correct_reference: correct,
     repetition_4gram: 0,
     distinct_2: 1,
-    digit_free: false,
     answer_region: "",
     final_answer: undefined,
     onset_type: "",
     onset_rule: "",
-    onset_evidence: "",
-    candidate_answer: undefined,
-    trajectory: "",
-  };
+  });
 }
 
 /** 16 problems × 3 samples: baseline backtracks in 25 of 48, the targeted ablation in none, two random draws. */

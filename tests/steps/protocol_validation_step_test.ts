@@ -9,6 +9,7 @@ import { join } from "node:path";
 import type { ScanRow } from "../../lib/interp/ablation_scan.ts";
 import { parseConfig } from "../../experiments/backtracking/config.ts";
 import type { EventRow } from "../../experiments/backtracking/event_row.ts";
+import { eventRow } from "../_event_rows.ts";
 import { compareToBaseline, summarizeCondition } from "../../experiments/backtracking/metrics.ts";
 import type { Run } from "../../experiments/backtracking/run.ts";
 import { writeConditionComparison, writeScanTables } from "../../experiments/backtracking/artifacts/mod.ts";
@@ -45,14 +46,12 @@ function rows(condition: string, bt: boolean, broken: boolean): EventRow[] {
   for (let e = 0; e < 10; e++) {
     for (let s = 0; s < 4; s++) {
       const b = bt && (e + s) % 2 === 0;
-      out.push({
+      out.push(eventRow({
         example_id: e,
         sample_id: s,
         variant: "v",
         condition,
-        has_backtracking_strict: b,
-        has_backtracking_relaxed: b,
-        onset_phrase: b ? "Wait" : "",
+        bt: b,
         onset_char: b ? 3 : -1,
         onset_token_in_completion: b ? 1 : -1,
         onset_token_in_full: b ? 9 : -1,
@@ -63,10 +62,7 @@ function rows(condition: string, bt: boolean, broken: boolean): EventRow[] {
         is_correct: broken ? undefined : false,
         prompt_tokens: 8,
         completion_tokens: broken ? 150 : 50,
-        rule: "corrected",
-        bt_other_rule: b,
         triggers_per_1k: b ? 20 : 0,
-        trigger_counts: { Wait: b ? 1 : 0 },
         reasoning_closed: !broken,
         finish_reason: broken ? "length" : "eos",
         gold: 5,
@@ -75,15 +71,11 @@ function rows(condition: string, bt: boolean, broken: boolean): EventRow[] {
         answer_region: broken ? "" : "answer",
         final_answer: broken ? undefined : 3,
         onset_type: b ? "other" : "",
-        onset_rule: b ? "no_evidence" : "",
-        onset_evidence: "",
-        candidate_answer: undefined,
         trajectory: b ? (broken ? "unfinished" : "no_candidate") : "",
         correct_reference: false,
         repetition_4gram: 0,
         distinct_2: 1,
-        digit_free: false,
-      });
+      }));
     }
   }
   return out;
