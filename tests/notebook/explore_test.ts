@@ -91,7 +91,18 @@ Deno.test({
       assert.equal(pngs.length, 2, "the heat map and the attention pattern");
       const md = shown("text/markdown").map((o) => sourceText(o.data["text/markdown"] as string));
       const reading = md.at(-1)!;
-      assert.match(reading, /Head 2\.0 puts \d+% of its attention/); // the organism's planted head
+      // the planted head of the sampled onset's trigger: the trace's onset is " Actually", written by L6H0 (the
+      // notebook used to inspect L2H0, the "Wait" head, whose single-head table was all ≈ 0)
+      assert.match(reading, /onset token "Actually"/);
+      assert.match(reading, /Head L6H0 puts \d+% of its attention/);
+      assert.match(reading, /zeroing L6H0 changes the onset log-probability most \(-\d\.\d\d\)/);
+      // no stray execute_result (a cell's last push() value, "3") among the outputs
+      const results = nb.cells.flatMap((c) => (c.cell_type === "code" ? c.outputs : []))
+        .filter((o) => o.output_type === "execute_result");
+      assert.deepEqual(
+        results.map((o) => sourceText((o as { data: Record<string, string> }).data["text/plain"]!)),
+        [],
+      );
       assert.doesNotMatch(reading, /undefined|NaN/);
     } finally {
       await Deno.remove(dir, { recursive: true });
