@@ -11,29 +11,22 @@ import { readEventsCsv } from "../../experiments/backtracking/events.ts";
 import { runOrReuse } from "../../experiments/backtracking/notebook_params.ts";
 import { openContext, runPipeline } from "../../experiments/backtracking/steps/mod.ts";
 import { main } from "../../experiments/backtracking/cli/main.ts";
+import { smallShardConfig } from "./_shard_config.ts";
 
 const ORGANISM = fileURLToPath(new URL("../../configs/organism.yaml", import.meta.url));
 
-/** The organism config, shrunk: 6 problems × 2 samples, a one-setting Phase 2 (sweeps + steering). */
+/**
+ * The sharding tests' small organism config (`_shard_config.ts`: a one-setting Phase 2, sweeps + steering),
+ * with 6 problems × 2 samples, 80 new tokens, the organism's own batch size, 12 events, 100 bootstrap samples.
+ */
 async function tinyConfig(root: string) {
-  const base = await loadConfig(ORGANISM);
+  const [base, organism] = [await smallShardConfig(root), await loadConfig(ORGANISM)];
   return parseConfig({
-    ...structuredClone(base),
-    run: { ...base.run, output_dir: root },
+    ...base,
     dataset: { ...base.dataset, max_examples: 6 },
-    generation: { ...base.generation, num_samples_per_prompt: 2, max_new_tokens: 80 },
-    analysis: { ...base.analysis, max_events: 12, random_ablation_draws: 1 },
+    generation: { ...base.generation, max_new_tokens: 80, batch_size: organism.generation.batch_size },
+    analysis: { ...base.analysis, max_events: 12 },
     stats: { ...base.stats, bootstrap_samples: 100 },
-    phase2: {
-      ...base.phase2,
-      max_examples: 3,
-      num_samples_per_prompt: 2,
-      subset_sweep: { ...base.phase2.subset_sweep, enabled: true },
-      scale_sweep: { ...base.phase2.scale_sweep, enabled: true, scales: [0] },
-      continuation_ablation: { ...base.phase2.continuation_ablation, enabled: false },
-      steering: { ...base.phase2.steering, enabled: true, coefficients: [1] },
-      patching: { ...base.phase2.patching, enabled: false },
-    },
   }, "organism (resume test)");
 }
 
